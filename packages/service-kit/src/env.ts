@@ -1,0 +1,136 @@
+import { readFileSync } from 'node:fs'
+
+/** Thrown for a missing or malformed variable; server.ts prints its message alone, without a stack. */
+export class ConfigError extends Error {
+  readonly code = 'invalid_config'
+  constructor (readonly variable: string, reason: string) {
+    super(`Invalid configuration: ${variable} ${reason}`)
+    this.name = 'ConfigError'
+  }
+}
+
+export type Env = Record<string, string | undefined>
+
+/**
+ * Reads typed values from an environment. Every accessor names the variable in its
+ * error, and never puts the value in a message (it may be a secret).
+ */
+export class EnvReader {
+  constructor (private readonly env: Env) {}
+
+  has (name: string): boolean {
+    return this.raw(name) !== undefined || (this.env[`${name}_FILE`] ?? '') !== ''
+  }
+
+  private raw (name: string): string | undefined {
+    const v = this.env[name]
+    return v === undefined || v.trim() === '' ? undefined : v.trim()
+  }
+
+  string (name: string, fallback?: string): string {
+    const v = this.raw(name) ?? fallback
+    if (v === undefined) throw new ConfigError(name, 'is required')
+    return v
+  }
+
+  optionalString (name: string): string | undefined {
+    return this.raw(name)
+  }
+
+  /** A secret, from NAME or from the file NAME_FILE names (Docker and Kubernetes secrets). */
+  secret (name: string, required: true): string
+  secret (name: string, required?: boolean): string | undefined
+  secret (name: string, required = false): string | undefined {
+    const direct = this.raw(name)
+    const file = this.raw(`${name}_FILE`)
+    if (direct !== undefined && file !== undefined) {
+      throw new ConfigError(name, `and ${name}_FILE are both set; set one`)
+    }
+    if (file !== undefined) {
+      let content: string
+      try {
+        content = readFileSync(file, 'utf8')
+      } catch (err) {
+        throw new ConfigError(`${name}_FILE`, `names a file that cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`)
+      }
+      const value = content.trim()
+      if (value === '') throw new ConfigError(`${name}_FILE`, 'names an empty file')
+      return value
+    }
+    if (direct === undefined && required) throw new ConfigError(name, `is required (or ${name}_FILE)`)
+    return direct
+  }
+
+  int (name: string, fallback: number, { min = 0, max = Number.MAX_SAFE_INTEGER } = {}): number {
+    const v = this.raw(name)
+    if (v === undefined) return fallback
+    if (!/^-?\d+$/.test(v)) throw new ConfigError(name, 'must be a whole number')
+    const n = Number(v)
+    if (n < min || n > max) throw new ConfigError(name, `must be between ${min} and ${max}`)
+    return n
+  }
+
+  port (name: string, fallback: number): number {
+    return this.int(name, fallback, { min: 0, max: 65535 })
+  }
+
+  bool (name: string, fallback: boolean): boolean {
+    const v = this.raw(name)
+    if (v === undefined) return fallback
+    if (/^(1|true|yes|on)$/i.test(v)) return true
+    if (/^(0|false|no|off)$/i.test(v)) return false
+    throw new ConfigError(name, 'must be true or false')
+  }
+
+  url (name: string, fallback?: string, protocols = ['http:', 'https:']): string {
+    const v = this.raw(name) ?? fallback
+    if (v === undefined) throw new ConfigError(name, 'is required')
+    return checkUrl(name, v, protocols)
+  }
+
+  optionalUrl (name: string, protocols: string[]): string | undefined {
+    const v = this.raw(name)
+    return v === undefined ? undefined : checkUrl(name, v, protocols)
+  }
+
+  /** JSON that may hold secrets: read through secret() so the _FILE form works too. */
+  json<T> (name: string, required: true): T
+  json<T> (name: string, required?: boolean): T | undefined
+  json<T> (name: string, required = false): T | undefined {
+    const v = this.secret(name, required)
+    if (v === undefined) return undefined
+    try {
+      return JSON.parse(v) as T
+    } catch {
+      throw new ConfigError(name, 'is not valid JSON')
+    }
+  }
+
+  level (name: string, fallback = 'info'): string {
+    const v = this.string(name, fallback)
+    const levels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
+    if (!levels.includes(v)) throw new ConfigError(name, `must be one of ${levels.join(', ')}`)
+    return v
+  }
+}
+
+function checkUrl (name: string, value: string, protocols: string[]): string {
+  let parsed: URL
+  try {
+    parsed = new URL(value)
+  } catch {
+    throw new ConfigError(name, 'is not a valid URL')
+  }
+  if (!protocols.includes(parsed.protocol)) {
+    throw new ConfigError(name, `must be a ${protocols.join(' or ')} URL`)
+  }
+  return value.replace(/\/+$/, '')
+}
+
+/** A comma-separated list of redis:// URLs. */
+export function redisUrlList (reader: EnvReader, name: string, fallback: string | undefined): string[] {
+  const raw = reader.optionalString(name) ?? fallback
+  if (raw === undefined) return []
+  const urls = raw.split(',').map(s => s.trim()).filter(Boolean)
+  return urls.map(u => checkUrl(name, u, ['redis:', 'rediss:']))
+}

@@ -1,0 +1,83 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+
+export interface ErrorBody {
+  error: string
+  message: string
+  wechat_errcode?: number
+}
+
+/**
+ * Every error a service answers with: a snake_case code, a message for a person, an
+ * HTTP status, and WeChat's errcode where WeChat answered. Messages never carry secrets:
+ * they are written here or by the callers, never copied from a library's error.
+ */
+export class ServiceError extends Error {
+  readonly code: string
+  readonly statusCode: number
+  readonly wechatErrcode: number | undefined
+  readonly headers: Record<string, string>
+
+  constructor (code: string, message: string, statusCode: number, opts: { wechatErrcode?: number, headers?: Record<string, string> } = {}) {
+    super(message)
+    this.name = 'ServiceError'
+    this.code = code
+    this.statusCode = statusCode
+    this.wechatErrcode = opts.wechatErrcode
+    this.headers = opts.headers ?? {}
+  }
+
+  toJSON (): ErrorBody {
+    const body: ErrorBody = { error: this.code, message: this.message }
+    if (this.wechatErrcode !== undefined) body.wechat_errcode = this.wechatErrcode
+    return body
+  }
+}
+
+/** Maps what fastify itself throws (validation, parsing, limits) onto the contract's error shape. */
+function fromFastifyError (err: FastifyError): ServiceError | undefined {
+  if (err.validation !== undefined) {
+    return new ServiceError('invalid_body', `Invalid request: ${err.validationContext ?? 'body'} ${err.validation[0]?.message ?? 'is not valid'}`.slice(0, 300), 400)
+  }
+  switch (err.code) {
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new ServiceError('unsupported_media_type', 'Send application/json or application/x-www-form-urlencoded.', 415)
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new ServiceError('payload_too_large', 'The request body is too large.', 413)
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return new ServiceError('invalid_body', 'The request body is empty or malformed.', 400)
+  }
+  if (err instanceof SyntaxError || err.code === 'FST_ERR_CTP_INVALID_JSON_BODY') {
+    return new ServiceError('invalid_body', 'The request body is not valid JSON.', 400)
+  }
+  const status = err.statusCode ?? 500
+  if (status >= 400 && status < 500) {
+    return new ServiceError(status === 429 ? 'rate_limited' : 'bad_request', status === 429 ? 'Too many requests.' : 'Bad request.', status)
+  }
+  return undefined
+}
+
+export function toServiceError (err: unknown): ServiceError {
+  if (err instanceof ServiceError) return err
+  return fromFastifyError(err as FastifyError) ?? new ServiceError('internal_error', 'Internal error.', 500)
+}
+
+export function sendError (reply: FastifyReply, err: ServiceError): FastifyReply {
+  for (const [k, v] of Object.entries(err.headers)) reply.header(k, v)
+  return reply.code(err.statusCode).type('application/json; charset=utf-8').send(err.toJSON())
+}
+
+/** Installs the JSON error shape for errors and for unknown routes. */
+export function installErrorHandling (app: FastifyInstance): void {
+  app.setErrorHandler((err: unknown, request: FastifyRequest, reply: FastifyReply) => {
+    const se = toServiceError(err)
+    if (se.statusCode >= 500 && !(err instanceof ServiceError)) {
+      // Only the error's name and code: a library error may carry a URL with a token in it.
+      request.log.error({ errName: (err as Error)?.name, errCode: (err as FastifyError)?.code }, 'unhandled error')
+    }
+    return sendError(reply, se)
+  })
+  app.setNotFoundHandler((request, reply) => {
+    return sendError(reply, new ServiceError('not_found', `No route ${request.method} ${request.url.split('?')[0]}.`, 404))
+  })
+}

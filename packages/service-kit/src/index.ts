@@ -1,0 +1,7 @@
+export * from './env.js'
+export * from './errors.js'
+export * from './logger.js'
+export * from './metrics.js'
+export * from './redis.js'
+export * from './health.js'
+export * from './timing-safe.js'

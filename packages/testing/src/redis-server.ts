@@ -1,0 +1,71 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { createConnection } from 'node:net'
+import { freePort } from './ports.js'
+
+export interface RedisServer {
+  readonly port: number
+  readonly url: string
+  /** Stops the server (SIGTERM, waits for exit). Safe to call twice. */
+  stop: () => Promise<void>
+  /** Starts it again on the same port, empty (nothing is persisted). */
+  start: () => Promise<void>
+}
+
+interface Teardownable { teardown: (fn: () => unknown) => void }
+
+/**
+ * Starts a private redis-server on a free port, persisting nothing. Never touches the
+ * machine's own Redis. With `t`, the server is stopped when the test ends.
+ */
+export async function startRedisServer (t?: Teardownable): Promise<RedisServer> {
+  const port = await freePort()
+  let child: ChildProcess | undefined
+
+  const start = async (): Promise<void> => {
+    if (child !== undefined) return
+    const proc = spawn('redis-server', [
+      '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+      '--protected-mode', 'yes', '--loglevel', 'warning'
+    ], { stdio: ['ignore', 'ignore', 'inherit'] })
+    child = proc
+    proc.once('exit', () => { if (child === proc) child = undefined })
+    await waitForPing(port, proc)
+  }
+
+  const stop = async (): Promise<void> => {
+    const proc = child
+    if (proc === undefined) return
+    child = undefined
+    if (proc.exitCode !== null || proc.signalCode !== null) return
+    await new Promise<void>(resolve => {
+      proc.once('exit', () => resolve())
+      proc.kill('SIGTERM')
+    })
+  }
+
+  await start()
+  t?.teardown(stop)
+  return { port, url: `redis://127.0.0.1:${port}`, stop, start }
+}
+
+async function waitForPing (port: number, proc: ChildProcess): Promise<void> {
+  const deadline = Date.now() + 10_000
+  while (Date.now() < deadline) {
+    if (proc.exitCode !== null) throw new Error(`redis-server on port ${port} exited with ${proc.exitCode}`)
+    if (await ping(port)) return
+    await new Promise(resolve => setTimeout(resolve, 20))
+  }
+  proc.kill('SIGKILL')
+  throw new Error(`redis-server on port ${port} did not answer PING`)
+}
+
+async function ping (port: number): Promise<boolean> {
+  return await new Promise(resolve => {
+    const sock = createConnection({ port, host: '127.0.0.1' })
+    sock.setTimeout(500)
+    sock.once('connect', () => sock.write('PING\r\n'))
+    sock.once('data', d => { sock.destroy(); resolve(d.toString().startsWith('+PONG')) })
+    sock.once('error', () => { sock.destroy(); resolve(false) })
+    sock.once('timeout', () => { sock.destroy(); resolve(false) })
+  })
+}

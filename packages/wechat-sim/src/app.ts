@@ -1,0 +1,166 @@
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
+import { FaultQueue, type Fault } from './faults.js'
+import { APIS, SimState, type Api, type Outcome, type SimOptions } from './state.js'
+import { wxError } from './errcodes.js'
+
+export { SimState, FaultQueue }
+export type { Api, SimOptions, Fault }
+
+export interface SimulatorOptions extends SimOptions {
+  /** Added to every WeChat API call, milliseconds: a stand-in for the Internet's round trip. */
+  latencyMs?: number
+  logger?: FastifyServerOptions['logger']
+}
+
+export interface Simulator {
+  app: FastifyInstance
+  state: SimState
+  faults: FaultQueue
+}
+
+/** The prefix of the control API: a path the real WeChat never serves. */
+export const CONTROL_PREFIX = '/__sim'
+
+const delay = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
+
+export function createSimulator (options: SimulatorOptions = {}): Simulator {
+  const state = new SimState(options)
+  const faults = new FaultQueue()
+  let latencyMs = options.latencyMs ?? 0
+  const app = Fastify({ logger: options.logger ?? false })
+
+  /** Counts the call, applies latency and any queued fault; true when the fault already answered. */
+  async function intercept (api: Api, request: FastifyRequest, reply: FastifyReply): Promise<boolean> {
+    state.calls[api] += 1
+    if (latencyMs > 0) await delay(latencyMs)
+    const fault = faults.take(api)
+    if (fault === undefined) return false
+    switch (fault.kind) {
+      case 'latency':
+        await delay(fault.latencyMs)
+        return false
+      case 'errcode':
+        await reply.send(wxError(fault.errcode))
+        return true
+      case 'status':
+        await reply.code(fault.status).type('text/html').send(`<html><body>${fault.status}</body></html>`)
+        return true
+      case 'drop':
+        reply.hijack()
+        request.raw.socket.destroy()
+        return true
+    }
+  }
+
+  function answer<T extends object> (outcome: Outcome<T>): object {
+    return outcome.ok ? outcome.value : wxError(outcome.errcode)
+  }
+
+  app.get<{ Querystring: Record<string, string | undefined> }>('/cgi-bin/token', async (request, reply) => {
+    if (await intercept('token', request, reply)) return reply
+    const q = request.query
+    return answer(state.classicToken(q.appid ?? '', q.secret ?? '', q.grant_type))
+  })
+
+  app.post<{ Body: Record<string, unknown> | undefined }>('/cgi-bin/stable_token', async (request, reply) => {
+    if (await intercept('stable_token', request, reply)) return reply
+    const b = request.body ?? {}
+    const str = (v: unknown): string => typeof v === 'string' ? v : ''
+    return answer(state.stableToken(str(b.appid), str(b.secret), typeof b.grant_type === 'string' ? b.grant_type : undefined, b.force_refresh === true))
+  })
+
+  app.get<{ Querystring: Record<string, string | undefined> }>('/sns/jscode2session', async (request, reply) => {
+    if (await intercept('jscode2session', request, reply)) return reply
+    const q = request.query
+    return answer(state.code2session(q.appid ?? '', q.secret ?? '', q.js_code, q.grant_type))
+  })
+
+  app.post<{ Querystring: Record<string, string | undefined>, Body: Record<string, unknown> | undefined }>('/wxa/business/getuserphonenumber', async (request, reply) => {
+    if (await intercept('getuserphonenumber', request, reply)) return reply
+    const b = request.body ?? {}
+    const outcome = state.phoneNumber(
+      request.query.access_token,
+      typeof b.code === 'string' ? b.code : undefined,
+      typeof b.openid === 'string' ? b.openid : undefined
+    )
+    return outcome.ok ? { errcode: 0, errmsg: 'ok', phone_info: outcome.value } : wxError(outcome.errcode)
+  })
+
+  app.register(async (control) => {
+    const firstApp = (): string => {
+      const first = state.apps.keys().next()
+      if (first.done === true) throw Object.assign(new Error('the simulator has no app'), { statusCode: 400 })
+      return first.value
+    }
+
+    control.post<{ Body: { appid: string, secret: string } }>('/apps', {
+      schema: { body: { type: 'object', required: ['appid', 'secret'], properties: { appid: { type: 'string', minLength: 1 }, secret: { type: 'string', minLength: 1 } } } }
+    }, async (request) => {
+      state.addApp(request.body.appid, request.body.secret)
+      return { appid: request.body.appid }
+    })
+
+    control.post<{ Body: { appid?: string, openid?: string, unionid?: string | null } | undefined }>('/login-codes', {
+      schema: { body: { type: ['object', 'null'], properties: { appid: { type: 'string' }, openid: { type: 'string', minLength: 1 }, unionid: { type: ['string', 'null'] } } } }
+    }, async (request) => {
+      const b = request.body ?? {}
+      return state.mintLoginCode(b.appid ?? firstApp(), b.openid, b.unionid)
+    })
+
+    control.post<{ Body: { appid?: string, phoneNumber: string, countryCode?: string, openid?: string } }>('/phone-codes', {
+      schema: { body: { type: 'object', required: ['phoneNumber'], properties: { appid: { type: 'string' }, phoneNumber: { type: 'string', pattern: '^[0-9]{4,20}$' }, countryCode: { type: 'string', pattern: '^[0-9]{1,4}$' }, openid: { type: 'string' } } } }
+    }, async (request) => {
+      const b = request.body
+      return state.mintPhoneCode(b.appid ?? firstApp(), b.phoneNumber, b.countryCode, b.openid)
+    })
+
+    control.get('/calls', async () => ({ ...state.calls }))
+
+    control.post<{ Body: { api: Api, kind: Fault['kind'], errcode?: number, status?: number, latency_ms?: number, count?: number } }>('/faults', {
+      schema: {
+        body: {
+          type: 'object',
+          required: ['api', 'kind'],
+          properties: {
+            api: { type: 'string', enum: [...APIS] },
+            kind: { type: 'string', enum: ['errcode', 'status', 'latency', 'drop'] },
+            errcode: { type: 'integer' },
+            status: { type: 'integer', minimum: 400, maximum: 599 },
+            latency_ms: { type: 'integer', minimum: 0, maximum: 600_000 },
+            count: { type: 'integer', minimum: 1, default: 1 }
+          }
+        }
+      }
+    }, async (request, reply) => {
+      const b = request.body
+      let fault: Fault
+      if (b.kind === 'errcode') fault = { kind: 'errcode', errcode: b.errcode ?? -1 }
+      else if (b.kind === 'status') fault = { kind: 'status', status: b.status ?? 500 }
+      else if (b.kind === 'latency') fault = { kind: 'latency', latencyMs: b.latency_ms ?? 1000 }
+      else fault = { kind: 'drop' }
+      faults.add(b.api, fault, b.count ?? 1)
+      return reply.code(201).send({ api: b.api, ...fault, count: b.count ?? 1 })
+    })
+
+    control.delete('/faults', async (_request, reply) => {
+      faults.clear()
+      return reply.code(204).send()
+    })
+
+    control.put<{ Body: { latency_ms: number } }>('/latency', {
+      schema: { body: { type: 'object', required: ['latency_ms'], properties: { latency_ms: { type: 'integer', minimum: 0, maximum: 60_000 } } } }
+    }, async (request) => {
+      latencyMs = request.body.latency_ms
+      return { latency_ms: latencyMs }
+    })
+
+    control.post('/reset', async (_request, reply) => {
+      state.reset()
+      faults.clear()
+      latencyMs = options.latencyMs ?? 0
+      return reply.code(204).send()
+    })
+  }, { prefix: CONTROL_PREFIX })
+
+  return { app, state, faults }
+}

@@ -1,0 +1,42 @@
+import closeWithGrace from 'close-with-grace'
+import { ConfigError, EnvReader, loggerOptions } from '@wxlogin/service-kit'
+import { createSimulator, type SimulatorOptions } from './app.js'
+
+function readConfig (env: NodeJS.ProcessEnv): { host: string, port: number, sim: SimulatorOptions } {
+  const r = new EnvReader(env)
+  const apps = r.json<Array<{ appid: string, secret: string }>>('SIM_APPS') ??
+    [{ appid: r.string('WECHAT_APPID', 'wxdevapp0000000001'), secret: r.secret('WECHAT_SECRET') ?? 'dev-secret-not-for-production' }]
+  if (!Array.isArray(apps) || apps.some(a => typeof a?.appid !== 'string' || typeof a?.secret !== 'string')) {
+    throw new ConfigError('SIM_APPS', 'must be a JSON array of {"appid", "secret"}')
+  }
+  return {
+    host: r.string('HOST', '127.0.0.1'),
+    port: r.port('PORT', 3999),
+    sim: {
+      apps,
+      tokenExpiresIn: r.int('SIM_TOKEN_EXPIRES_IN', 7200, { min: 1 }),
+      classicOverlapSeconds: r.int('SIM_CLASSIC_OVERLAP_SECONDS', 300),
+      stableRenewBeforeSeconds: r.int('SIM_STABLE_RENEW_BEFORE_SECONDS', 300),
+      codeTtlSeconds: r.int('SIM_CODE_TTL_SECONDS', 300, { min: 1 }),
+      phoneLimitPerMinute: r.int('SIM_PHONE_LIMIT_PER_MINUTE', 0),
+      latencyMs: r.int('SIM_LATENCY_MS', 0),
+      logger: loggerOptions(r.level('LOG_LEVEL'), 'wechat-sim')
+    }
+  }
+}
+
+let config: ReturnType<typeof readConfig>
+try {
+  config = readConfig(process.env)
+} catch (err) {
+  if (!(err instanceof ConfigError)) throw err
+  process.stderr.write(`wechat-sim: ${err.message}\n`)
+  process.exit(1)
+}
+
+const { app } = createSimulator(config.sim)
+closeWithGrace({ delay: 10_000 }, async ({ err }) => {
+  if (err !== undefined) app.log.error({ errName: err.name }, 'closing after error')
+  await app.close()
+})
+await app.listen({ host: config.host, port: config.port })

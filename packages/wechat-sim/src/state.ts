@@ -1,0 +1,208 @@
+import { randomBytes } from 'node:crypto'
+
+export type Api = 'token' | 'stable_token' | 'jscode2session' | 'getuserphonenumber'
+export const APIS: readonly Api[] = ['token', 'stable_token', 'jscode2session', 'getuserphonenumber']
+
+export interface SimApp { appid: string, secret: string }
+
+export interface SimOptions {
+  apps?: SimApp[]
+  /** Lifetime of a new access_token, seconds (WeChat: 7200). */
+  tokenExpiresIn?: number
+  /** How long a classic token stays valid after a newer one is issued, seconds (WeChat: ~300). */
+  classicOverlapSeconds?: number
+  /** A stable token is renewed when less than this remains, seconds (WeChat: ~300). */
+  stableRenewBeforeSeconds?: number
+  /** Life of login and phone codes, seconds (WeChat: 300). */
+  codeTtlSeconds?: number
+  /** getuserphonenumber calls per openid per minute before 45011; 0 = no limit. */
+  phoneLimitPerMinute?: number
+  /** Force-refreshes of a stable token per day, and the pause between two (WeChat: 20, 30 s). */
+  forceRefreshPerDay?: number
+  forceRefreshMinIntervalSeconds?: number
+  now?: () => number
+}
+
+export type Outcome<T> = { ok: true, value: T } | { ok: false, errcode: number }
+
+interface TokenInfo { appid: string, expiresAt: number }
+interface LoginCode { appid: string, openid: string, unionid: string | undefined, expiresAt: number, used: boolean }
+interface PhoneCode { appid: string, phoneNumber: string, purePhoneNumber: string, countryCode: string, openid: string | undefined, expiresAt: number, used: boolean }
+
+function rand (bytes: number): string {
+  return randomBytes(bytes).toString('base64url')
+}
+
+/** The simulator's whole state and rules, with no HTTP in it, so each rule is testable alone. */
+export class SimState {
+  readonly apps = new Map<string, string>()
+  private readonly tokens = new Map<string, TokenInfo>()
+  private readonly classicLatest = new Map<string, string>()
+  private readonly stableCurrent = new Map<string, string>()
+  private readonly forceLog = new Map<string, number[]>()
+  private readonly loginCodes = new Map<string, LoginCode>()
+  private readonly phoneCodes = new Map<string, PhoneCode>()
+  private readonly phoneCalls = new Map<string, number[]>()
+  readonly calls: Record<Api, number> = { token: 0, stable_token: 0, jscode2session: 0, getuserphonenumber: 0 }
+  readonly opts: Required<Omit<SimOptions, 'apps'>>
+
+  constructor (options: SimOptions = {}) {
+    this.opts = {
+      tokenExpiresIn: options.tokenExpiresIn ?? 7200,
+      classicOverlapSeconds: options.classicOverlapSeconds ?? 300,
+      stableRenewBeforeSeconds: options.stableRenewBeforeSeconds ?? 300,
+      codeTtlSeconds: options.codeTtlSeconds ?? 300,
+      phoneLimitPerMinute: options.phoneLimitPerMinute ?? 0,
+      forceRefreshPerDay: options.forceRefreshPerDay ?? 20,
+      forceRefreshMinIntervalSeconds: options.forceRefreshMinIntervalSeconds ?? 30,
+      now: options.now ?? Date.now
+    }
+    for (const app of options.apps ?? []) this.apps.set(app.appid, app.secret)
+  }
+
+  private now (): number { return this.opts.now() }
+
+  reset (): void {
+    this.tokens.clear()
+    this.classicLatest.clear()
+    this.stableCurrent.clear()
+    this.forceLog.clear()
+    this.loginCodes.clear()
+    this.phoneCodes.clear()
+    this.phoneCalls.clear()
+    for (const api of APIS) this.calls[api] = 0
+  }
+
+  addApp (appid: string, secret: string): void {
+    this.apps.set(appid, secret)
+  }
+
+  /** appid/secret checks shared by the three secret-bearing APIs. */
+  checkCredentials (appid: string | undefined, secret: string | undefined): number {
+    if (appid === undefined || appid === '') return 41002
+    if (secret === undefined || secret === '') return 41004
+    const known = this.apps.get(appid)
+    if (known === undefined) return 40013
+    if (known !== secret) return 40125
+    return 0
+  }
+
+  private issue (appid: string): { access_token: string, expires_in: number } {
+    const token = `${rand(96)}`
+    const expiresAt = this.now() + this.opts.tokenExpiresIn * 1000
+    this.tokens.set(token, { appid, expiresAt })
+    return { access_token: token, expires_in: this.opts.tokenExpiresIn }
+  }
+
+  /** GET /cgi-bin/token: every call a new token; the previous one lives on for the overlap only. */
+  classicToken (appid: string, secret: string, grantType: string | undefined): Outcome<{ access_token: string, expires_in: number }> {
+    if (grantType !== 'client_credential') return { ok: false, errcode: 40002 }
+    const cred = this.checkCredentials(appid, secret)
+    if (cred !== 0) return { ok: false, errcode: cred }
+    const previous = this.classicLatest.get(appid)
+    if (previous !== undefined) {
+      const info = this.tokens.get(previous)
+      if (info !== undefined) info.expiresAt = Math.min(info.expiresAt, this.now() + this.opts.classicOverlapSeconds * 1000)
+    }
+    const issued = this.issue(appid)
+    this.classicLatest.set(appid, issued.access_token)
+    return { ok: true, value: issued }
+  }
+
+  /** POST /cgi-bin/stable_token: the same token while valid; force mode replaces it, within limits. */
+  stableToken (appid: string, secret: string, grantType: string | undefined, force: boolean): Outcome<{ access_token: string, expires_in: number }> {
+    if (grantType !== 'client_credential') return { ok: false, errcode: 40002 }
+    const cred = this.checkCredentials(appid, secret)
+    if (cred !== 0) return { ok: false, errcode: cred }
+    const now = this.now()
+    const current = this.stableCurrent.get(appid)
+    const info = current !== undefined ? this.tokens.get(current) : undefined
+    if (force) {
+      const day = (this.forceLog.get(appid) ?? []).filter(t => t > now - 86_400_000)
+      const last = day[day.length - 1]
+      if (day.length >= this.opts.forceRefreshPerDay) return { ok: false, errcode: 45009 }
+      if (last !== undefined && now - last < this.opts.forceRefreshMinIntervalSeconds * 1000) return { ok: false, errcode: 45011 }
+      day.push(now)
+      this.forceLog.set(appid, day)
+      if (info !== undefined) info.expiresAt = now
+    } else if (current !== undefined && info !== undefined && info.expiresAt - now > this.opts.stableRenewBeforeSeconds * 1000) {
+      return { ok: true, value: { access_token: current, expires_in: Math.floor((info.expiresAt - now) / 1000) } }
+    }
+    const issued = this.issue(appid)
+    this.stableCurrent.set(appid, issued.access_token)
+    return { ok: true, value: issued }
+  }
+
+  /** 0 for a valid token of `appid` (or of any app when appid is omitted), else WeChat's errcode. */
+  checkAccessToken (token: string | undefined): Outcome<string> {
+    if (token === undefined || token === '') return { ok: false, errcode: 41001 }
+    const info = this.tokens.get(token)
+    if (info === undefined) return { ok: false, errcode: 40001 }
+    if (info.expiresAt <= this.now()) return { ok: false, errcode: 42001 }
+    return { ok: true, value: info.appid }
+  }
+
+  mintLoginCode (appid: string, openid?: string, unionid?: string | null): { code: string, openid: string, unionid: string | null } {
+    const code = rand(24)
+    const oid = openid ?? `o${rand(20)}`
+    const uid = unionid === null ? undefined : (unionid ?? undefined)
+    this.loginCodes.set(code, { appid, openid: oid, unionid: uid, expiresAt: this.now() + this.opts.codeTtlSeconds * 1000, used: false })
+    return { code, openid: oid, unionid: uid ?? null }
+  }
+
+  code2session (appid: string, secret: string, jsCode: string | undefined, grantType: string | undefined): Outcome<{ openid: string, session_key: string, unionid?: string }> {
+    if (grantType !== 'authorization_code') return { ok: false, errcode: 40002 }
+    const cred = this.checkCredentials(appid, secret)
+    if (cred !== 0) return { ok: false, errcode: cred }
+    if (jsCode === undefined || jsCode === '') return { ok: false, errcode: 41008 }
+    const entry = this.loginCodes.get(jsCode)
+    if (entry === undefined || entry.appid !== appid || entry.expiresAt <= this.now()) return { ok: false, errcode: 40029 }
+    if (entry.used) return { ok: false, errcode: 40163 }
+    entry.used = true
+    const value: { openid: string, session_key: string, unionid?: string } = { openid: entry.openid, session_key: rand(16) }
+    if (entry.unionid !== undefined) value.unionid = entry.unionid
+    return { ok: true, value }
+  }
+
+  mintPhoneCode (appid: string, purePhoneNumber: string, countryCode = '86', openid?: string): { code: string } {
+    const code = rand(32)
+    this.phoneCodes.set(code, {
+      appid,
+      purePhoneNumber,
+      countryCode,
+      phoneNumber: countryCode === '86' ? purePhoneNumber : `+${countryCode}${purePhoneNumber}`,
+      openid,
+      expiresAt: this.now() + this.opts.codeTtlSeconds * 1000,
+      used: false
+    })
+    return { code }
+  }
+
+  phoneNumber (accessToken: string | undefined, code: string | undefined, openid: string | undefined): Outcome<{ phoneNumber: string, purePhoneNumber: string, countryCode: string, watermark: { timestamp: number, appid: string } }> {
+    const tok = this.checkAccessToken(accessToken)
+    if (!tok.ok) return tok
+    if (code === undefined || code === '') return { ok: false, errcode: 47001 }
+    const limit = this.opts.phoneLimitPerMinute
+    const now = this.now()
+    if (limit > 0 && openid !== undefined) {
+      const recent = (this.phoneCalls.get(openid) ?? []).filter(t => t > now - 60_000)
+      if (recent.length >= limit) return { ok: false, errcode: 45011 }
+      recent.push(now)
+      this.phoneCalls.set(openid, recent)
+    }
+    const entry = this.phoneCodes.get(code)
+    if (entry === undefined || entry.used || entry.expiresAt <= now) return { ok: false, errcode: 40029 }
+    if (entry.appid !== tok.value) return { ok: false, errcode: 40013 }
+    if (openid !== undefined && entry.openid !== undefined && entry.openid !== openid) return { ok: false, errcode: 40029 }
+    entry.used = true
+    return {
+      ok: true,
+      value: {
+        phoneNumber: entry.phoneNumber,
+        purePhoneNumber: entry.purePhoneNumber,
+        countryCode: entry.countryCode,
+        watermark: { timestamp: Math.floor(now / 1000), appid: entry.appid }
+      }
+    }
+  }
+}
