@@ -1,0 +1,129 @@
+import gotDefault, { type Got } from 'got'
+import { BrokerError, BrokerUnavailableError } from './errors.js'
+
+export { BrokerError, BrokerUnavailableError }
+
+export interface BrokerClientOptions {
+  /** e.g. http://127.0.0.1:3001 */
+  baseUrl: string
+  /** This service's client token at the broker. */
+  token: string
+  /** A got instance; the default never retries (the broker retries WeChat itself). */
+  got?: Got
+  /** Per-request timeout. */
+  timeoutMs?: number
+  /** A cached token is used until this long before it expires. */
+  refreshMarginMs?: number
+}
+
+export interface AccessToken {
+  accessToken: string
+  /** Unix milliseconds. */
+  expiresAt: number
+}
+
+export interface Session { openid: string, unionid: string | null }
+
+export interface BrokerClient {
+  getAccessToken: (appid: string) => Promise<string>
+  /** Tells the broker WeChat rejected `staleToken`; resolves to a different, current token. */
+  invalidate: (appid: string, staleToken: string) => Promise<string>
+  code2session: (appid: string, jsCode: string) => Promise<Session>
+  /** Readiness probe: the broker answers /healthz. */
+  ping: () => Promise<boolean>
+}
+
+interface TokenBody { access_token: string, expires_in: number, expires_at: string }
+
+export function createBrokerClient (opts: BrokerClientOptions): BrokerClient {
+  const base = opts.baseUrl.replace(/\/+$/, '')
+  const timeoutMs = opts.timeoutMs ?? 5000
+  const margin = opts.refreshMarginMs ?? 60_000
+  const http = opts.got ?? gotDefault.extend({ retry: { limit: 0 } })
+  const cache = new Map<string, AccessToken>()
+  const inflight = new Map<string, Promise<string>>()
+
+  async function request<T> (method: 'GET' | 'POST', path: string, json?: object): Promise<T> {
+    let res
+    try {
+      res = await http(`${base}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${opts.token}` },
+        ...(json !== undefined ? { json } : {}),
+        timeout: { request: timeoutMs },
+        throwHttpErrors: false,
+        responseType: 'text'
+      })
+    } catch (err) {
+      // got's error would carry our bearer token in its options; keep only the code.
+      const e = err as { name?: string, code?: string }
+      throw new BrokerUnavailableError(e.name === 'TimeoutError' ? 'timed out' : (e.code ?? 'network error'))
+    }
+    let body: Record<string, unknown>
+    try {
+      body = JSON.parse(res.body) as Record<string, unknown>
+    } catch {
+      throw new BrokerUnavailableError(`HTTP ${res.statusCode} without JSON`)
+    }
+    if (res.statusCode >= 400) {
+      throw new BrokerError(
+        typeof body.error === 'string' ? body.error : 'broker_error',
+        typeof body.message === 'string' ? body.message : `HTTP ${res.statusCode}`,
+        res.statusCode,
+        typeof body.wechat_errcode === 'number' ? body.wechat_errcode : undefined
+      )
+    }
+    return body as T
+  }
+
+  function keep (appid: string, body: TokenBody): string {
+    const expiresAt = Date.parse(body.expires_at)
+    const cur = cache.get(appid)
+    if (cur === undefined || cur.expiresAt <= expiresAt || cur.accessToken === body.access_token) {
+      cache.set(appid, { accessToken: body.access_token, expiresAt })
+    }
+    return body.access_token
+  }
+
+  /** One request per app at a time, whatever the number of callers. */
+  function shared (appid: string, run: () => Promise<string>): Promise<string> {
+    const running = inflight.get(appid)
+    if (running !== undefined) return running
+    const p = run().finally(() => inflight.delete(appid))
+    inflight.set(appid, p)
+    return p
+  }
+
+  const path = (appid: string, rest: string): string => `/v1/apps/${encodeURIComponent(appid)}${rest}`
+
+  return {
+    async getAccessToken (appid) {
+      const cached = cache.get(appid)
+      if (cached !== undefined && cached.expiresAt - Date.now() > margin) return cached.accessToken
+      return await shared(appid, async () => keep(appid, await request<TokenBody>('GET', path(appid, '/access-token'))))
+    },
+
+    async invalidate (appid, staleToken) {
+      const cached = cache.get(appid)
+      if (cached?.accessToken === staleToken) cache.delete(appid)
+      // A caller holding a token other than the stale one, fresh from the broker, can use it.
+      const fresh = cache.get(appid)
+      if (fresh !== undefined && fresh.expiresAt - Date.now() > margin) return fresh.accessToken
+      const body = await request<TokenBody>('POST', path(appid, '/access-token/invalidate'), { access_token: staleToken })
+      return keep(appid, body)
+    },
+
+    async code2session (appid, jsCode) {
+      return await request<Session>('POST', path(appid, '/code2session'), { js_code: jsCode })
+    },
+
+    async ping () {
+      try {
+        const res = await http(`${base}/healthz`, { timeout: { request: Math.min(timeoutMs, 2000) }, throwHttpErrors: false })
+        return res.statusCode === 200
+      } catch {
+        return false
+      }
+    }
+  }
+}

@@ -1,0 +1,104 @@
+import { Counter, Histogram, type Registry } from 'prom-client'
+import type { Got } from 'got'
+import { LATENCY_BUCKETS } from './metrics.js'
+
+export type WechatApi = 'token' | 'stable_token' | 'jscode2session' | 'getuserphonenumber'
+
+export interface WechatApiMetrics {
+  requests: Counter<'api' | 'result'>
+  duration: Histogram<'api'>
+}
+
+export function createWechatApiMetrics (registry: Registry): WechatApiMetrics {
+  return {
+    requests: new Counter({
+      name: 'wechat_api_requests_total',
+      help: 'Calls to WeChat server APIs by api and result (ok, the errcode, timeout, network_error, http_<status>).',
+      labelNames: ['api', 'result'] as const,
+      registers: [registry]
+    }),
+    duration: new Histogram({
+      name: 'wechat_api_request_duration_seconds',
+      help: 'Duration of calls to WeChat server APIs.',
+      labelNames: ['api'] as const,
+      buckets: LATENCY_BUCKETS,
+      registers: [registry]
+    })
+  }
+}
+
+/** The outcome of one call. Never an exception: got's errors carry the URL, and with it secrets. */
+export type WechatOutcome =
+  | { kind: 'ok', body: Record<string, unknown> }
+  | { kind: 'errcode', errcode: number, errmsg: string }
+  | { kind: 'http', status: number }
+  | { kind: 'timeout' }
+  | { kind: 'network', code: string, sent: boolean }
+
+export interface WechatRequest {
+  api: WechatApi
+  method: 'GET' | 'POST'
+  /** Base URL plus path; secrets go in searchParams or json, never here, so nothing logs them by accident. */
+  url: string
+  searchParams?: Record<string, string>
+  json?: Record<string, unknown>
+  timeoutMs: number
+}
+
+/** Errors where the request cannot have reached WeChat: safe to retry even for single-use codes. */
+const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH'])
+
+export async function callWechat (got: Got, metrics: WechatApiMetrics, req: WechatRequest): Promise<WechatOutcome> {
+  const stop = metrics.duration.startTimer({ api: req.api })
+  const outcome = await attempt(got, req)
+  stop()
+  metrics.requests.inc({ api: req.api, result: resultLabel(outcome) })
+  return outcome
+}
+
+async function attempt (got: Got, req: WechatRequest): Promise<WechatOutcome> {
+  let status: number
+  let text: string
+  try {
+    const res = await got(req.url, {
+      method: req.method,
+      ...(req.searchParams !== undefined ? { searchParams: req.searchParams } : {}),
+      ...(req.json !== undefined ? { json: req.json } : {}),
+      timeout: { request: req.timeoutMs },
+      throwHttpErrors: false,
+      followRedirect: false,
+      responseType: 'text'
+    })
+    status = res.statusCode
+    text = res.body
+  } catch (err) {
+    const e = err as { name?: string, code?: string }
+    if (e.name === 'TimeoutError' || e.code === 'ETIMEDOUT') return { kind: 'timeout' }
+    const code = typeof e.code === 'string' ? e.code : 'ERR_NETWORK'
+    return { kind: 'network', code, sent: !NOT_SENT.has(code) }
+  }
+  if (status >= 300) return { kind: 'http', status }
+  let body: unknown
+  try {
+    body = JSON.parse(text)
+  } catch {
+    return { kind: 'http', status: 502 }
+  }
+  if (typeof body !== 'object' || body === null) return { kind: 'http', status: 502 }
+  const b = body as Record<string, unknown>
+  // A success may omit errcode or carry errcode 0.
+  if (typeof b.errcode === 'number' && b.errcode !== 0) {
+    return { kind: 'errcode', errcode: b.errcode, errmsg: typeof b.errmsg === 'string' ? b.errmsg.slice(0, 200) : '' }
+  }
+  return { kind: 'ok', body: b }
+}
+
+export function resultLabel (o: WechatOutcome): string {
+  switch (o.kind) {
+    case 'ok': return 'ok'
+    case 'errcode': return String(o.errcode)
+    case 'http': return `http_${o.status}`
+    case 'timeout': return 'timeout'
+    case 'network': return 'network_error'
+  }
+}

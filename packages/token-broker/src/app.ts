@@ -1,0 +1,52 @@
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import gotDefault, { type Got } from 'got'
+import type { Registry } from 'prom-client'
+import { createRegistry, httpMetrics, installErrorHandling, loggerOptions, registerHealthRoutes } from '@wxlogin/service-kit'
+import type { BrokerConfig } from './config.js'
+import { createBrokerMetrics } from './metrics.js'
+import tokenStore from './plugins/token-store.js'
+import tokens from './plugins/tokens.js'
+import clientAuth from './plugins/client-auth.js'
+import v1Routes from './routes/v1.js'
+
+export { loadConfig } from './config.js'
+export type { BrokerConfig, WechatAppConfig, BrokerClientConfig, TokenMode } from './config.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    registry: Registry
+  }
+}
+
+export interface BuildOptions {
+  /** Tests pass their own got (retries off, say); production gets one without got's retries (ours apply). */
+  got?: Got
+  logger?: FastifyServerOptions['logger']
+  /** First retry pause against WeChat; tests make it tiny. */
+  backoffBaseMs?: number
+}
+
+export async function buildApp (config: BrokerConfig, opts: BuildOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: opts.logger ?? loggerOptions(config.logLevel, 'token-broker'),
+    bodyLimit: 16 * 1024,
+    // A token request is internal and quick; nothing here should hold a socket for long.
+    requestTimeout: 30_000,
+    return503OnClosing: true
+  })
+  const registry = createRegistry()
+  const metrics = createBrokerMetrics(registry)
+  const got = opts.got ?? gotDefault.extend({ retry: { limit: 0 } })
+
+  app.decorate('registry', registry)
+  installErrorHandling(app)
+  await app.register(httpMetrics, { registry })
+  await app.register(tokenStore, { config })
+  await app.register(tokens, { config, got, metrics, ...(opts.backoffBaseMs !== undefined ? { backoffBaseMs: opts.backoffBaseMs } : {}) })
+  await app.register(clientAuth, { clients: config.clients })
+  await app.register(v1Routes, { prefix: '/v1' })
+  registerHealthRoutes(app, {
+    redis: async () => app.storeHealth()
+  })
+  return app
+}

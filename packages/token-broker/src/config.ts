@@ -1,0 +1,112 @@
+import { ConfigError, EnvReader, redisUrlList, type Env } from '@wxlogin/service-kit'
+
+export type TokenMode = 'stable' | 'classic'
+
+export interface WechatAppConfig {
+  appid: string
+  secret: string
+  tokenMode: TokenMode
+}
+
+export interface BrokerClientConfig {
+  name: string
+  token: string
+  /** appids this client may use; '*' allows all. */
+  apps: string[]
+}
+
+export interface BrokerConfig {
+  host: string
+  port: number
+  metricsPort: number
+  logLevel: string
+  /** Unset: tokens live in process memory only (one replica). */
+  redisUrl: string | undefined
+  /** The Redlock quorum; defaults to [redisUrl]. */
+  redlockUrls: string[]
+  redisKeyPrefix: string
+  apps: WechatAppConfig[]
+  clients: BrokerClientConfig[]
+  wechatBaseUrl: string
+  refreshAheadSeconds: number
+  /** How long a refresh lock lives if its holder dies. Longer than the worst upstream call. */
+  lockTtlMs: number
+  /** One upstream attempt's timeout, and the whole retry loop's budget. */
+  upstreamTimeoutMs: number
+  retryBudgetMs: number
+  /** A failed refresh is answered from memory for this long, so a wrong secret cannot hammer WeChat. */
+  failureMemoryMs: number
+}
+
+const APPID = /^[A-Za-z0-9_-]{1,64}$/
+
+function tokenMode (name: string, value: unknown): TokenMode {
+  if (value === 'stable' || value === 'classic') return value
+  throw new ConfigError(name, 'must be "stable" or "classic"')
+}
+
+function parseApps (r: EnvReader, defaultMode: TokenMode): WechatAppConfig[] {
+  const list = r.json<unknown>('WECHAT_APPS')
+  const single = r.optionalString('WECHAT_APPID')
+  if (list !== undefined && single !== undefined) throw new ConfigError('WECHAT_APPS', 'and WECHAT_APPID are both set; use one')
+  if (list === undefined) {
+    if (single === undefined) throw new ConfigError('WECHAT_APPID', 'is required (or WECHAT_APPS for several apps)')
+    if (!APPID.test(single)) throw new ConfigError('WECHAT_APPID', 'is not a valid appid')
+    return [{ appid: single, secret: r.secret('WECHAT_SECRET', true), tokenMode: defaultMode }]
+  }
+  if (!Array.isArray(list) || list.length === 0) throw new ConfigError('WECHAT_APPS', 'must be a non-empty JSON array')
+  const seen = new Set<string>()
+  return list.map((item: unknown, i) => {
+    const o = item as Record<string, unknown> | null
+    if (typeof o?.appid !== 'string' || !APPID.test(o.appid)) throw new ConfigError('WECHAT_APPS', `entry ${i} has no valid "appid"`)
+    if (typeof o.secret !== 'string' || o.secret === '') throw new ConfigError('WECHAT_APPS', `entry ${i} has no "secret"`)
+    if (seen.has(o.appid)) throw new ConfigError('WECHAT_APPS', `lists appid ${o.appid} twice`)
+    seen.add(o.appid)
+    return { appid: o.appid, secret: o.secret, tokenMode: o.token_mode === undefined ? defaultMode : tokenMode('WECHAT_APPS', o.token_mode) }
+  })
+}
+
+function parseClients (r: EnvReader): BrokerClientConfig[] {
+  const list = r.json<unknown>('BROKER_CLIENTS', true)
+  if (!Array.isArray(list) || list.length === 0) throw new ConfigError('BROKER_CLIENTS', 'must be a non-empty JSON array')
+  const names = new Set<string>()
+  return list.map((item: unknown, i) => {
+    const o = item as Record<string, unknown> | null
+    if (typeof o?.name !== 'string' || o.name === '') throw new ConfigError('BROKER_CLIENTS', `entry ${i} has no "name"`)
+    if (names.has(o.name)) throw new ConfigError('BROKER_CLIENTS', `lists client ${o.name} twice`)
+    names.add(o.name)
+    if (typeof o.token !== 'string' || o.token.length < 16) throw new ConfigError('BROKER_CLIENTS', `client ${o.name} needs a "token" of at least 16 characters`)
+    if (!Array.isArray(o.apps) || o.apps.length === 0 || o.apps.some(a => typeof a !== 'string')) {
+      throw new ConfigError('BROKER_CLIENTS', `client ${o.name} needs "apps": a list of appids, or ["*"]`)
+    }
+    return { name: o.name, token: o.token, apps: o.apps as string[] }
+  })
+}
+
+export function loadConfig (env: Env): BrokerConfig {
+  const r = new EnvReader(env)
+  const redisUrl = r.optionalUrl('REDIS_URL', ['redis:', 'rediss:'])
+  const defaultMode = tokenMode('WECHAT_TOKEN_MODE', r.string('WECHAT_TOKEN_MODE', 'stable'))
+  const apps = parseApps(r, defaultMode)
+  const clients = parseClients(r)
+  const redlockUrls = redisUrlList(r, 'REDLOCK_URLS', redisUrl)
+  if (redlockUrls.length > 0 && redisUrl === undefined) throw new ConfigError('REDLOCK_URLS', 'needs REDIS_URL as well: the lock guards a shared token store')
+  const upstreamTimeoutMs = r.int('WECHAT_TIMEOUT_MS', 5000, { min: 100, max: 60_000 })
+  return {
+    host: r.string('HOST', '0.0.0.0'),
+    port: r.port('PORT', 3001),
+    metricsPort: r.port('METRICS_PORT', 9465),
+    logLevel: r.level('LOG_LEVEL'),
+    redisUrl,
+    redlockUrls,
+    redisKeyPrefix: r.string('REDIS_KEY_PREFIX', 'wxbroker:'),
+    apps,
+    clients,
+    wechatBaseUrl: r.url('WECHAT_API_BASE_URL', 'https://api.weixin.qq.com'),
+    refreshAheadSeconds: r.int('TOKEN_REFRESH_AHEAD_SECONDS', 300, { min: 0, max: 3600 }),
+    lockTtlMs: r.int('TOKEN_LOCK_TTL_MS', 20_000, { min: 500, max: 300_000 }),
+    upstreamTimeoutMs,
+    retryBudgetMs: r.int('WECHAT_RETRY_BUDGET_MS', 8000, { min: 0, max: 120_000 }),
+    failureMemoryMs: r.int('TOKEN_FAILURE_MEMORY_SECONDS', 5, { min: 0, max: 3600 }) * 1000
+  }
+}

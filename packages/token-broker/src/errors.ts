@@ -1,0 +1,15 @@
+import { ServiceError } from '@wxlogin/service-kit'
+
+/** Every error the broker answers with: code, message, status (and WeChat's errcode where it answered). */
+export const errors = {
+  unauthorized: () => new ServiceError('unauthorized', 'A valid client token is required (Authorization: Bearer <token>).', 401),
+  forbidden: (appid: string) => new ServiceError('forbidden', `This client may not use app ${appid}.`, 403),
+  unknownApp: (appid: string) => new ServiceError('unknown_app', `The broker holds no app ${appid}.`, 404),
+  invalidCode: (errcode: number) => new ServiceError('invalid_code', errcode === 40163 ? 'The login code was already used.' : 'The login code is invalid or expired.', 400, { wechatErrcode: errcode }),
+  rateLimited: (errcode: number) => new ServiceError('rate_limited', 'WeChat says this is too frequent; retry later.', 429, { wechatErrcode: errcode, headers: { 'retry-after': '60' } }),
+  highRiskUser: (errcode: number) => new ServiceError('high_risk_user', 'WeChat blocked this user as high-risk.', 403, { wechatErrcode: errcode }),
+  upstreamUnavailable: (detail: string, errcode?: number) => new ServiceError('upstream_unavailable', `WeChat is unavailable: ${detail}.`, 503, errcode !== undefined ? { wechatErrcode: errcode } : {}),
+  wechatError: (errcode: number, what: string) => new ServiceError('wechat_error', `WeChat refused ${what} (errcode ${errcode}).`, 502, { wechatErrcode: errcode }),
+  tokenUnavailable: (appid: string) => new ServiceError('token_unavailable', `No access_token for ${appid} could be had in time; retry.`, 503),
+  sameTokenAgain: () => new ServiceError('wechat_error', 'WeChat issued the rejected token again.', 502)
+}

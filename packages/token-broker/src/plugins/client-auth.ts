@@ -1,0 +1,40 @@
+import fp from 'fastify-plugin'
+import { safeEqual } from '@wxlogin/service-kit'
+import type { BrokerClientConfig } from '../config.js'
+import { errors } from '../errors.js'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    brokerClient: BrokerClientConfig | null
+  }
+  interface FastifyInstance {
+    /** preHandler for /v1 routes with an :appid param: 401, then 403, then 404. */
+    authorizeApp: (request: import('fastify').FastifyRequest<{ Params: { appid: string } }>) => Promise<void>
+  }
+}
+
+export default fp<{ clients: BrokerClientConfig[] }>(async (app, { clients }) => {
+  app.decorateRequest('brokerClient', null)
+
+  function authenticate (header: string | undefined): BrokerClientConfig | null {
+    if (header === undefined) return null
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(header)
+    if (m === null) return null
+    const presented = m[1] as string
+    let found: BrokerClientConfig | null = null
+    // Compare against every client, so the time taken does not tell which one matched.
+    for (const c of clients) {
+      if (safeEqual(presented, c.token) && found === null) found = c
+    }
+    return found
+  }
+
+  app.decorate('authorizeApp', async (request: import('fastify').FastifyRequest<{ Params: { appid: string } }>) => {
+    const client = authenticate(request.headers.authorization)
+    if (client === null) throw errors.unauthorized()
+    request.brokerClient = client
+    const { appid } = request.params
+    if (!client.apps.includes('*') && !client.apps.includes(appid)) throw errors.forbidden(appid)
+    if (!app.tokens.hasApp(appid)) throw errors.unknownApp(appid)
+  })
+}, { name: 'client-auth', dependencies: ['tokens'] })

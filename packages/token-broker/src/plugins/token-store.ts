@@ -1,0 +1,47 @@
+import fp from 'fastify-plugin'
+import { closeRedis, connectInBackground, createRedis, type RedisClient } from '@wxlogin/service-kit'
+import type { BrokerConfig } from '../config.js'
+import { LocalLock, RedlockRefreshLock, type RefreshLock } from '../refresh-lock.js'
+import { MemoryTokenStore, RedisTokenStore, type TokenStore } from '../token-store.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    tokenStore: TokenStore
+    refreshLock: RefreshLock
+    /** Readiness: how the shared store and the lock servers are doing. */
+    storeHealth: () => { ok: true } | { ok: false, reason: string }
+  }
+}
+
+/** The shared token store and the Redlock quorum, or their single-replica stand-ins. */
+export default fp<{ config: BrokerConfig }>(async (app, { config }) => {
+  if (config.redisUrl === undefined) {
+    app.log.warn('REDIS_URL is unset: tokens live in this process only; run a single replica')
+    app.decorate('tokenStore', new MemoryTokenStore())
+    app.decorate('refreshLock', new LocalLock())
+    app.decorate('storeHealth', () => ({ ok: true as const }))
+    return
+  }
+  const client = createRedis(config.redisUrl, app.log, 'store')
+  const subscriber = client.duplicate()
+  subscriber.on('error', () => { /* the store client reports the outage */ })
+  // The first lock server is usually the store itself: reuse that connection.
+  const lockClients: RedisClient[] = config.redlockUrls.map((url, i) =>
+    url === config.redisUrl ? client : createRedis(url, app.log, `lock-${i}`))
+  const owned = [client, subscriber, ...lockClients.filter(c => c !== client)]
+  for (const c of owned) connectInBackground(c)
+
+  const store = new RedisTokenStore(client, subscriber, config.redisKeyPrefix)
+  await store.start()
+  app.decorate('tokenStore', store)
+  app.decorate('refreshLock', new RedlockRefreshLock(lockClients, config.redisKeyPrefix, config.lockTtlMs))
+  app.decorate('storeHealth', () => {
+    if (!client.isReady) return { ok: false as const, reason: 'redis unreachable; serving tokens from memory (degraded)' }
+    const up = lockClients.filter(c => c.isReady).length
+    if (up < Math.floor(lockClients.length / 2) + 1) return { ok: false as const, reason: `only ${up} of ${lockClients.length} lock servers reachable` }
+    return { ok: true as const }
+  })
+  app.addHook('onClose', async () => {
+    await Promise.all(owned.map(closeRedis))
+  })
+}, { name: 'token-store' })

@@ -1,0 +1,66 @@
+import Redlock, { ExecutionError, ResourceLockedError } from 'redlock'
+import type { RedisClient } from '@wxlogin/service-kit'
+
+export interface HeldLock { release: () => Promise<void> }
+
+/** 'busy': another replica holds it. 'unavailable': no quorum of lock servers answered. */
+export type AcquireResult = HeldLock | 'busy' | 'unavailable'
+
+export interface RefreshLock {
+  tryAcquire: (appid: string) => Promise<AcquireResult>
+}
+
+/** One process, no Redis: the in-process single flight is the whole lock. */
+export class LocalLock implements RefreshLock {
+  async tryAcquire (): Promise<AcquireResult> {
+    return { release: async () => {} }
+  }
+}
+
+type Args = Array<string | number>
+
+/**
+ * redlock 5 speaks ioredis' calling convention (`evalsha(hash, numkeys, [...keys, ...args])`);
+ * this maps it onto node-redis, which the project uses everywhere else.
+ */
+function redlockAdapter (client: RedisClient): object {
+  const split = (numKeys: number, args: Args): { keys: string[], arguments: string[] } => ({
+    keys: args.slice(0, numKeys).map(String),
+    arguments: args.slice(numKeys).map(String)
+  })
+  return {
+    evalsha: async (hash: string, numKeys: number, args: Args) => await client.evalSha(hash, split(numKeys, args)),
+    eval: async (script: string, numKeys: number, args: Args) => await client.eval(script, split(numKeys, args))
+  }
+}
+
+export class RedlockRefreshLock implements RefreshLock {
+  private readonly redlock: Redlock
+  private readonly quorum: number
+
+  constructor (private readonly clients: RedisClient[], private readonly prefix: string, private readonly ttlMs: number) {
+    // No retries inside redlock: a busy lock means "wait for the holder's token", which the caller does.
+    this.redlock = new Redlock(clients.map(redlockAdapter) as never[], { retryCount: 0, driftFactor: 0.01 })
+    // redlock reports every vote against as an 'error' event; without a listener that would throw.
+    this.redlock.on('error', () => {})
+    this.quorum = Math.floor(clients.length / 2) + 1
+  }
+
+  async tryAcquire (appid: string): Promise<AcquireResult> {
+    // Skip the round trip when a quorum is plainly unreachable.
+    if (this.clients.filter(c => c.isReady).length < this.quorum) return 'unavailable'
+    try {
+      const lock = await this.redlock.acquire([`${this.prefix}lock:${appid}`], this.ttlMs)
+      return {
+        release: async () => {
+          try { await lock.release() } catch { /* it expires by itself */ }
+        }
+      }
+    } catch (err) {
+      if (!(err instanceof ExecutionError)) return 'unavailable'
+      const stats = await Promise.all(err.attempts)
+      const against = stats.flatMap(s => [...s.votesAgainst.values()])
+      return against.some(e => e instanceof ResourceLockedError) ? 'busy' : 'unavailable'
+    }
+  }
+}

@@ -1,0 +1,84 @@
+import type { FastifyInstance, FastifyReply } from 'fastify'
+import type { WechatAppConfig } from '../config.js'
+import type { ServedToken } from '../token-manager.js'
+
+const appidParams = {
+  type: 'object',
+  required: ['appid'],
+  properties: { appid: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' } }
+} as const
+
+const errorBody = {
+  type: 'object',
+  properties: { error: { type: 'string' }, message: { type: 'string' }, wechat_errcode: { type: 'integer' } }
+} as const
+
+const tokenBody = {
+  type: 'object',
+  required: ['access_token', 'expires_in', 'expires_at'],
+  properties: {
+    access_token: { type: 'string' },
+    expires_in: { type: 'integer', description: 'whole seconds left' },
+    expires_at: { type: 'string', format: 'date-time' }
+  }
+} as const
+
+function sendToken (reply: FastifyReply, served: ServedToken): object {
+  const { record } = served
+  reply.header('cache-control', 'no-store')
+  return {
+    access_token: record.token,
+    expires_in: Math.max(0, Math.floor((record.expiresAt - Date.now()) / 1000)),
+    expires_at: new Date(record.expiresAt).toISOString()
+  }
+}
+
+interface AppParams { Params: { appid: string } }
+
+export default async function v1Routes (app: FastifyInstance): Promise<void> {
+  app.get<AppParams>('/apps/:appid/access-token', {
+    schema: { params: appidParams, response: { 200: tokenBody, '4xx': errorBody, '5xx': errorBody } },
+    preHandler: app.authorizeApp
+  }, async (request, reply) => sendToken(reply, await app.tokens.getToken(request.params.appid)))
+
+  app.post<AppParams & { Body: { access_token: string } }>('/apps/:appid/access-token/invalidate', {
+    schema: {
+      params: appidParams,
+      body: {
+        type: 'object',
+        required: ['access_token'],
+        properties: { access_token: { type: 'string', minLength: 1, maxLength: 2048 } }
+      },
+      response: { 200: tokenBody, '4xx': errorBody, '5xx': errorBody },
+
+    },
+    preHandler: app.authorizeApp
+  }, async (request, reply) => {
+    const served = await app.tokens.invalidate(request.params.appid, request.body.access_token)
+    request.log.info({ appid: request.params.appid, client: request.brokerClient?.name, source: served.source }, 'token invalidation')
+    return sendToken(reply, served)
+  })
+
+  app.post<AppParams & { Body: { js_code: string } }>('/apps/:appid/code2session', {
+    schema: {
+      params: appidParams,
+      body: {
+        type: 'object',
+        required: ['js_code'],
+        properties: { js_code: { type: 'string', minLength: 1, maxLength: 128, pattern: '^[\\x21-\\x7e]+$' } }
+      },
+      response: {
+        200: { type: 'object', required: ['openid', 'unionid'], properties: { openid: { type: 'string' }, unionid: { type: ['string', 'null'] } } },
+        '4xx': errorBody,
+        '5xx': errorBody
+      },
+
+    },
+    preHandler: app.authorizeApp
+  }, async (request, reply) => {
+    reply.header('cache-control', 'no-store')
+    // authorizeApp has established that the app exists.
+    const wxApp = app.tokens.getApp(request.params.appid) as WechatAppConfig
+    return await app.wechat.code2session(wxApp, request.body.js_code)
+  })
+}

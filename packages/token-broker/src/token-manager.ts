@@ -1,0 +1,266 @@
+import { EventEmitter } from 'node:events'
+import type { FastifyBaseLogger } from 'fastify'
+import { ServiceError } from '@wxlogin/service-kit'
+import type { WechatAppConfig } from './config.js'
+import { errors } from './errors.js'
+import type { BrokerMetrics, RefreshReason, TokenSource } from './metrics.js'
+import type { RefreshLock } from './refresh-lock.js'
+import type { TokenRecord, TokenStore } from './token-store.js'
+import type { WechatClient } from './wechat-client.js'
+
+export interface ServedToken { record: TokenRecord, source: TokenSource }
+
+export interface TokenManagerOptions {
+  apps: WechatAppConfig[]
+  store: TokenStore
+  lock: RefreshLock
+  wechat: WechatClient
+  metrics: BrokerMetrics
+  log: FastifyBaseLogger
+  refreshAheadMs: number
+  failureMemoryMs: number
+  /** How long a caller waits for another replica's refresh before giving up. */
+  waitTimeoutMs: number
+}
+
+/** A token is not handed out in its last seconds: the caller needs time to use it. */
+const MIN_REMAINING_MS = 5000
+const WAIT_MIN_MS = 10
+const WAIT_MAX_MS = 500
+
+/**
+ * The token path: process memory, then the shared store, then WeChat. A refresh is
+ * single-flight per app inside the process and lock-guarded across replicas; replicas that
+ * lose the lock wait for the winner's token (pub/sub, with polling as the fallback).
+ */
+export class TokenManager {
+  private readonly apps: Map<string, WechatAppConfig>
+  private readonly memory = new Map<string, TokenRecord>()
+  private readonly inflight = new Map<string, Promise<ServedToken>>()
+  private readonly failures = new Map<string, { error: ServiceError, until: number }>()
+  private readonly nextAheadAt = new Map<string, number>()
+  private readonly updates = new EventEmitter()
+  private readonly aheadCooldownMs: number
+  private readonly background = new Set<Promise<unknown>>()
+
+  constructor (private readonly o: TokenManagerOptions) {
+    this.apps = new Map(o.apps.map(a => [a.appid, a]))
+    this.updates.setMaxListeners(0)
+    // Stable tokens come back unchanged until WeChat renews them; don't ask again at once.
+    this.aheadCooldownMs = Math.max(1000, Math.min(30_000, o.refreshAheadMs / 10))
+    o.store.onUpdate(appid => { this.onRemoteUpdate(appid) })
+  }
+
+  hasApp (appid: string): boolean { return this.apps.has(appid) }
+  getApp (appid: string): WechatAppConfig | undefined { return this.apps.get(appid) }
+
+  private usable (rec: TokenRecord | null | undefined, now = Date.now()): rec is TokenRecord {
+    return rec != null && rec.expiresAt - now > MIN_REMAINING_MS
+  }
+
+  /** Adopts `rec` in memory unless memory already holds a newer one. */
+  private remember (appid: string, rec: TokenRecord): void {
+    const cur = this.memory.get(appid)
+    if (cur !== undefined && cur.seq > rec.seq) return
+    this.memory.set(appid, rec)
+    this.o.metrics.expiry.set({ appid }, Math.floor(rec.expiresAt / 1000))
+  }
+
+  private count (appid: string, source: TokenSource): void {
+    this.o.metrics.tokenRequests.inc({ appid, source })
+  }
+
+  private onRemoteUpdate (appid: string): void {
+    if (!this.apps.has(appid)) return
+    this.o.store.get(appid).then(rec => {
+      if (rec !== null) this.remember(appid, rec)
+    }, () => {}).finally(() => { this.updates.emit(appid) })
+  }
+
+  /** The fast path for GET access-token. */
+  async getToken (appid: string): Promise<ServedToken> {
+    const now = Date.now()
+    const mem = this.memory.get(appid)
+    if (this.usable(mem, now)) {
+      this.count(appid, 'memory')
+      this.maybeRefreshAhead(appid, mem, now)
+      return { record: mem, source: 'memory' }
+    }
+    const stored = await this.readStore(appid)
+    if (this.usable(stored)) {
+      this.remember(appid, stored)
+      this.count(appid, 'redis')
+      this.maybeRefreshAhead(appid, stored, Date.now())
+      return { record: stored, source: 'redis' }
+    }
+    const served = await this.refresh(appid, 'miss')
+    this.count(appid, served.source)
+    return served
+  }
+
+  /**
+   * Compare-and-refresh: only when `stale` is still the current token does anything go
+   * upstream; otherwise the current token is the answer.
+   */
+  async invalidate (appid: string, stale: string): Promise<ServedToken> {
+    const current = (await this.readStore(appid)) ?? this.memory.get(appid) ?? null
+    if (this.usable(current) && current.token !== stale) {
+      this.remember(appid, current)
+      this.count(appid, this.o.store.available() && this.o.store.shared ? 'redis' : 'memory')
+      return { record: current, source: this.o.store.shared ? 'redis' : 'memory' }
+    }
+    // A refresh already in flight (a miss, say) may hand back the stale token: then go again.
+    for (let i = 0; i < 2; i++) {
+      const served = await this.refresh(appid, 'invalidated', stale)
+      if (served.record.token !== stale) {
+        this.count(appid, served.source)
+        return served
+      }
+    }
+    throw errors.sameTokenAgain()
+  }
+
+  private async readStore (appid: string): Promise<TokenRecord | null> {
+    if (!this.o.store.available()) return null
+    try {
+      return await this.o.store.get(appid)
+    } catch {
+      return null
+    }
+  }
+
+  private maybeRefreshAhead (appid: string, rec: TokenRecord, now: number): void {
+    if (rec.expiresAt - now >= this.o.refreshAheadMs) return
+    if (this.inflight.has(appid) || now < (this.nextAheadAt.get(appid) ?? 0)) return
+    this.nextAheadAt.set(appid, now + this.aheadCooldownMs)
+    const p = this.refresh(appid, 'ahead').catch(() => { /* counted and logged in refresh */ })
+    this.background.add(p)
+    void p.finally(() => this.background.delete(p))
+  }
+
+  /** Single flight per app inside this process. */
+  private async refresh (appid: string, reason: RefreshReason, stale?: string): Promise<ServedToken> {
+    const running = this.inflight.get(appid)
+    if (running !== undefined) return await running
+    const p = this.refreshAcrossReplicas(appid, reason, stale)
+    this.inflight.set(appid, p)
+    try {
+      return await p
+    } finally {
+      this.inflight.delete(appid)
+    }
+  }
+
+  /** True when `rec` makes an upstream call for this reason unnecessary. */
+  private satisfies (rec: TokenRecord | null, reason: RefreshReason, stale: string | undefined): rec is TokenRecord {
+    if (!this.usable(rec)) return false
+    if (reason === 'invalidated') return rec.token !== stale
+    if (reason === 'ahead') return rec.expiresAt - Date.now() >= this.o.refreshAheadMs
+    return true
+  }
+
+  private async refreshAcrossReplicas (appid: string, reason: RefreshReason, stale: string | undefined): Promise<ServedToken> {
+    const { store, lock } = this.o
+    if (!store.shared || !store.available()) return await this.fetchUpstream(appid, reason, stale)
+
+    const started = Date.now()
+    const deadline = started + this.o.waitTimeoutMs
+    let pause = WAIT_MIN_MS
+    for (;;) {
+      const cur = await this.readStore(appid)
+      if (this.satisfies(cur, reason, stale)) {
+        this.o.metrics.lockWait.observe((Date.now() - started) / 1000)
+        this.remember(appid, cur)
+        return { record: cur, source: 'redis' }
+      }
+      if (!store.available()) return await this.fetchUpstream(appid, reason, stale)
+      const held = await lock.tryAcquire(appid)
+      if (held === 'unavailable') {
+        this.o.log.warn({ appid }, 'refresh lock quorum unavailable; refreshing from this replica alone')
+        return await this.fetchUpstream(appid, reason, stale)
+      }
+      if (held !== 'busy') {
+        this.o.metrics.lockWait.observe((Date.now() - started) / 1000)
+        try {
+          // The holder before us may have stored a token between our read and our lock.
+          const again = await this.readStore(appid)
+          if (this.satisfies(again, reason, stale)) {
+            this.remember(appid, again)
+            return { record: again, source: 'redis' }
+          }
+          return await this.fetchUpstream(appid, reason, stale)
+        } finally {
+          await held.release()
+        }
+      }
+      if (Date.now() >= deadline) throw errors.tokenUnavailable(appid)
+      await this.waitForUpdate(appid, Math.min(pause, deadline - Date.now()))
+      pause = Math.min(pause * 2, WAIT_MAX_MS)
+    }
+  }
+
+  private async waitForUpdate (appid: string, ms: number): Promise<void> {
+    await new Promise<void>(resolve => {
+      const done = (): void => {
+        clearTimeout(timer)
+        this.updates.off(appid, done)
+        resolve()
+      }
+      const timer = setTimeout(done, Math.max(1, ms))
+      this.updates.on(appid, done)
+    })
+  }
+
+  private async fetchUpstream (appid: string, reason: RefreshReason, stale: string | undefined): Promise<ServedToken> {
+    const app = this.apps.get(appid)
+    if (app === undefined) throw errors.unknownApp(appid)
+    const remembered = this.failures.get(appid)
+    if (remembered !== undefined && remembered.until > Date.now()) throw remembered.error
+
+    const { store, metrics, log } = this.o
+    let seq: number
+    try {
+      seq = store.available() ? await store.nextSeq(appid) : Date.now()
+    } catch {
+      seq = Date.now()
+    }
+    // A stable token survives a normal-mode call: a rejected one can only be replaced by force.
+    const force = reason === 'invalidated' && app.tokenMode === 'stable'
+    const requestedAt = Date.now()
+    let rec: TokenRecord
+    try {
+      const fetched = await this.o.wechat.fetchToken(app, force)
+      rec = { token: fetched.token, expiresAt: requestedAt + fetched.expiresInSeconds * 1000, seq }
+    } catch (err) {
+      const error = err instanceof ServiceError ? err : errors.upstreamUnavailable('unexpected error')
+      metrics.refreshes.inc({ appid, reason, result: 'error' })
+      if (this.o.failureMemoryMs > 0) this.failures.set(appid, { error, until: Date.now() + this.o.failureMemoryMs })
+      log.error({ appid, reason, error: error.code, wechat_errcode: error.wechatErrcode }, 'token refresh failed')
+      throw error
+    }
+    this.failures.delete(appid)
+    metrics.refreshes.inc({ appid, reason, result: 'ok' })
+    log.info({ appid, reason, expiresInSeconds: Math.round((rec.expiresAt - requestedAt) / 1000) }, 'token refreshed')
+
+    if (store.available()) {
+      try {
+        const stored = await store.setIfNewer(appid, rec)
+        if (!stored) {
+          // A newer refresh won while ours was in flight: serve its token, not ours.
+          const newer = await store.get(appid)
+          if (newer !== null) rec = newer
+        }
+        await store.publish(appid)
+      } catch {
+        log.warn({ appid }, 'could not store the token in Redis; serving it from memory')
+      }
+    }
+    this.remember(appid, rec)
+    return { record: rec, source: 'upstream' }
+  }
+
+  /** Lets in-flight background refreshes finish before the store closes. */
+  async drain (): Promise<void> {
+    await Promise.allSettled([...this.background])
+  }
+}
