@@ -41,14 +41,20 @@ export function connectInBackground (client: RedisClient): void {
   client.connect().catch(() => { /* reported through the 'error' listener */ })
 }
 
-export async function closeRedis (client: RedisClient): Promise<void> {
-  if (client.isOpen) {
-    try {
-      await client.quit()
-    } catch {
-      client.destroy()
-    }
-  } else {
-    try { client.destroy() } catch { /* already closed */ }
+/**
+ * Closes gracefully when connected (pending replies arrive), at once otherwise: QUIT on a
+ * client that is reconnecting would wait for a server that may never come back.
+ */
+export async function closeRedis (client: RedisClient, graceMs = 2000): Promise<void> {
+  if (!client.isOpen) return
+  if (!client.isReady) {
+    client.destroy()
+    return
   }
+  let timer: NodeJS.Timeout | undefined
+  const quit = client.quit().then(() => true, () => false)
+  const timeout = new Promise<boolean>(resolve => { timer = setTimeout(() => resolve(false), graceMs) })
+  const clean = await Promise.race([quit, timeout])
+  clearTimeout(timer)
+  if (!clean && client.isOpen) client.destroy()
 }

@@ -32,7 +32,9 @@ export async function buildApp (config: BrokerConfig, opts: BuildOptions = {}): 
     bodyLimit: 16 * 1024,
     // A token request is internal and quick; nothing here should hold a socket for long.
     requestTimeout: 30_000,
-    return503OnClosing: true
+    return503OnClosing: true,
+    // A number where a token belongs is a client bug to report, not to coerce.
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false } }
   })
   const registry = createRegistry()
   const metrics = createBrokerMetrics(registry)

@@ -21,13 +21,24 @@ export interface Simulator {
 /** The prefix of the control API: a path the real WeChat never serves. */
 export const CONTROL_PREFIX = '/__sim'
 
-const delay = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
-
 export function createSimulator (options: SimulatorOptions = {}): Simulator {
   const state = new SimState(options)
   const faults = new FaultQueue()
   let latencyMs = options.latencyMs ?? 0
   const app = Fastify({ logger: options.logger ?? false })
+
+  // Latency faults can be long; closing the simulator ends them, so a test process can exit.
+  const pauses = new Set<{ timer: NodeJS.Timeout, resolve: () => void }>()
+  const delay = async (ms: number): Promise<void> => {
+    await new Promise<void>(resolve => {
+      const p = { timer: setTimeout(() => { pauses.delete(p); resolve() }, ms), resolve }
+      pauses.add(p)
+    })
+  }
+  app.addHook('onClose', async () => {
+    for (const p of pauses) { clearTimeout(p.timer); p.resolve() }
+    pauses.clear()
+  })
 
   /** Counts the call, applies latency and any queued fault; true when the fault already answered. */
   async function intercept (api: Api, request: FastifyRequest, reply: FastifyReply): Promise<boolean> {

@@ -1,0 +1,82 @@
+import t from 'tap'
+import { spawnSync } from 'node:child_process'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { ConfigError } from '@wxlogin/service-kit'
+import { loadConfig } from '../src/config.js'
+
+const clients = JSON.stringify([{ name: 'login-api', token: 'a-client-token-of-length', apps: ['*'] }])
+const base = { WECHAT_APPID: 'wx1234567890', WECHAT_SECRET: 'sec', BROKER_CLIENTS: clients }
+
+t.test('defaults from the contract', async t => {
+  const c = loadConfig(base)
+  t.match(c, {
+    host: '0.0.0.0',
+    port: 3001,
+    metricsPort: 9465,
+    logLevel: 'info',
+    redisUrl: undefined,
+    redlockUrls: [],
+    wechatBaseUrl: 'https://api.weixin.qq.com',
+    refreshAheadSeconds: 300,
+    apps: [{ appid: 'wx1234567890', secret: 'sec', tokenMode: 'stable' }]
+  })
+})
+
+t.test('REDLOCK_URLS defaults to REDIS_URL; several apps; classic mode', async t => {
+  const c = loadConfig({
+    BROKER_CLIENTS: clients,
+    REDIS_URL: 'redis://127.0.0.1:7000',
+    WECHAT_TOKEN_MODE: 'classic',
+    WECHAT_APPS: JSON.stringify([{ appid: 'wxa', secret: 's1' }, { appid: 'wxb', secret: 's2', token_mode: 'stable' }])
+  })
+  t.same(c.redlockUrls, ['redis://127.0.0.1:7000'])
+  t.same(c.apps.map(a => a.tokenMode), ['classic', 'stable'])
+  const q = loadConfig({ ...base, REDIS_URL: 'redis://h1:1', REDLOCK_URLS: 'redis://h1:1, redis://h2:2,redis://h3:3' })
+  t.same(q.redlockUrls, ['redis://h1:1', 'redis://h2:2', 'redis://h3:3'])
+})
+
+t.test('_FILE forms read secrets from files', async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'broker-cfg-'))
+  writeFileSync(join(dir, 'secret'), 'from-file\n')
+  writeFileSync(join(dir, 'clients'), clients)
+  const c = loadConfig({ WECHAT_APPID: 'wx1', WECHAT_SECRET_FILE: join(dir, 'secret'), BROKER_CLIENTS_FILE: join(dir, 'clients') })
+  t.equal(c.apps[0]?.secret, 'from-file')
+  t.equal(c.clients[0]?.name, 'login-api')
+  t.throws(() => loadConfig({ ...base, WECHAT_SECRET: undefined, WECHAT_SECRET_FILE: join(dir, 'missing') }), /WECHAT_SECRET_FILE names a file that cannot be read/)
+})
+
+const bad: Array<[Record<string, string | undefined>, RegExp]> = [
+  [{ ...base, BROKER_CLIENTS: undefined }, /BROKER_CLIENTS is required/],
+  [{ ...base, BROKER_CLIENTS: '[' }, /BROKER_CLIENTS is not valid JSON/],
+  [{ ...base, BROKER_CLIENTS: '[{"name":"x","token":"short","apps":["*"]}]' }, /BROKER_CLIENTS client x needs a "token" of at least 16/],
+  [{ ...base, WECHAT_APPID: undefined }, /WECHAT_APPID is required/],
+  [{ ...base, WECHAT_SECRET: undefined }, /WECHAT_SECRET is required/],
+  [{ ...base, WECHAT_APPS: '[]' }, /WECHAT_APPS and WECHAT_APPID are both set/],
+  [{ BROKER_CLIENTS: clients, WECHAT_APPS: '[{"appid":"wx1"}]' }, /WECHAT_APPS entry 0 has no "secret"/],
+  [{ ...base, WECHAT_TOKEN_MODE: 'fast' }, /WECHAT_TOKEN_MODE must be "stable" or "classic"/],
+  [{ ...base, PORT: 'eighty' }, /PORT must be a whole number/],
+  [{ ...base, PORT: '70000' }, /PORT must be between/],
+  [{ ...base, REDIS_URL: 'http://x' }, /REDIS_URL must be a redis: or rediss: URL/],
+  [{ ...base, WECHAT_API_BASE_URL: 'not a url' }, /WECHAT_API_BASE_URL is not a valid URL/],
+  [{ ...base, LOG_LEVEL: 'loud' }, /LOG_LEVEL must be one of/],
+  [{ ...base, WECHAT_SECRET_FILE: '/x' }, /WECHAT_SECRET and WECHAT_SECRET_FILE are both set/]
+]
+for (const [env, message] of bad) {
+  t.test(`rejects: ${message.source}`, async t => {
+    t.throws(() => loadConfig(env), message)
+    try { loadConfig(env) } catch (err) {
+      t.ok(err instanceof ConfigError)
+      t.notMatch((err as Error).message, /sec\b|a-client-token/, 'no value in the message')
+    }
+  })
+}
+
+t.test('the server exits with one clear line on bad configuration', async t => {
+  const server = fileURLToPath(new URL('../dist/server.js', import.meta.url))
+  const r = spawnSync(process.execPath, [server], { env: { PATH: process.env.PATH, WECHAT_APPID: 'wx1', WECHAT_SECRET: 'topsecret' }, encoding: 'utf8', timeout: 20_000 })
+  t.equal(r.status, 1)
+  t.equal(r.stderr, 'token-broker: Invalid configuration: BROKER_CLIENTS is required (or BROKER_CLIENTS_FILE)\n')
+})

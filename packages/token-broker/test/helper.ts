@@ -1,0 +1,76 @@
+import type { Test } from 'tap'
+import nock from 'nock'
+import got from 'got'
+import type { FastifyInstance } from 'fastify'
+import { loggerOptions } from '@wxlogin/service-kit'
+import { LogCapture } from '@wxlogin/testing'
+import { buildApp, type BrokerConfig, type BuildOptions } from '../src/app.js'
+
+export const APPID = 'wxtest0000000001'
+export const SECRET = 'app-secret-9f8e7d6c5b4a'
+export const CLIENT_TOKEN = 'client-token-login-api-0123456789'
+export const OTHER_CLIENT_TOKEN = 'client-token-other-service-0123456789'
+export const WX = 'http://wechat.test'
+
+export function testConfig (overrides: Partial<BrokerConfig> = {}): BrokerConfig {
+  return {
+    host: '127.0.0.1',
+    port: 0,
+    metricsPort: 0,
+    logLevel: 'silent',
+    redisUrl: undefined,
+    redlockUrls: [],
+    redisKeyPrefix: 'wxbroker:',
+    apps: [{ appid: APPID, secret: SECRET, tokenMode: 'stable' }],
+    clients: [
+      { name: 'login-api', token: CLIENT_TOKEN, apps: ['*'] },
+      { name: 'other', token: OTHER_CLIENT_TOKEN, apps: ['wxsomeotherapp0001'] }
+    ],
+    wechatBaseUrl: WX,
+    refreshAheadSeconds: 300,
+    lockTtlMs: 5000,
+    upstreamTimeoutMs: 1000,
+    retryBudgetMs: 2000,
+    failureMemoryMs: 5000,
+    ...overrides
+  }
+}
+
+export interface Built { app: FastifyInstance, logs: LogCapture }
+
+/** Builds a broker whose logs go to a capture stream (at trace, so every line is searchable). */
+export async function build (t: Test, config: BrokerConfig = testConfig(), opts: BuildOptions = {}): Promise<Built> {
+  const logs = new LogCapture()
+  const app = await buildApp(config, {
+    got: got.extend({ retry: { limit: 0 } }),
+    logger: loggerOptions('trace', 'token-broker', logs),
+    backoffBaseMs: 5,
+    ...opts
+  })
+  t.teardown(() => app.close())
+  return { app, logs }
+}
+
+/** nock for one test: no real network, mocks cleaned after. */
+export function useNock (t: Test): typeof nock {
+  nock.disableNetConnect()
+  t.teardown(() => {
+    nock.cleanAll()
+    nock.enableNetConnect()
+  })
+  return nock
+}
+
+export const auth = (token = CLIENT_TOKEN): Record<string, string> => ({ authorization: `Bearer ${token}` })
+
+export const tokenReply = (token: string, expiresIn = 7200): { access_token: string, expires_in: number } => ({ access_token: token, expires_in: expiresIn })
+
+/** Sums a metric's samples matching `labels`; `name` may be a histogram's `_count` or `_sum`. */
+export async function metricValue (app: FastifyInstance, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const metric = await app.registry.getSingleMetric(name.replace(/_(count|sum)$/, ''))?.get()
+  if (metric === undefined) return 0
+  return metric.values
+    .filter(v => Object.entries(labels).every(([k, val]) => String((v.labels as Record<string, unknown>)[k]) === val))
+    .filter(v => v.metricName === undefined || v.metricName === name)
+    .reduce((sum, v) => sum + v.value, 0)
+}

@@ -1,0 +1,188 @@
+import t from 'tap'
+import { APPID, CLIENT_TOKEN, OTHER_CLIENT_TOKEN, SECRET, WX, auth, build, metricValue, testConfig, tokenReply, useNock } from './helper.js'
+
+const TOKEN_URL = `/v1/apps/${APPID}/access-token`
+
+t.test('auth: 401 without or with a wrong token, 403 for another app, 404 for an unknown app', async t => {
+  useNock(t)
+  const { app } = await build(t)
+  const cases: Array<[Record<string, string>, string, number, string]> = [
+    [{}, TOKEN_URL, 401, 'unauthorized'],
+    [{ authorization: 'Bearer wrong-token-0123456789' }, TOKEN_URL, 401, 'unauthorized'],
+    [{ authorization: `Basic ${CLIENT_TOKEN}` }, TOKEN_URL, 401, 'unauthorized'],
+    [{ authorization: 'Bearer' }, TOKEN_URL, 401, 'unauthorized'],
+    [auth(OTHER_CLIENT_TOKEN), TOKEN_URL, 403, 'forbidden'],
+    [auth(), '/v1/apps/wxnotheld000000001/access-token', 404, 'unknown_app'],
+    [{}, '/v1/apps/wxnotheld000000001/access-token', 401, 'unauthorized']
+  ]
+  for (const [headers, url, status, error] of cases) {
+    const res = await app.inject({ method: 'GET', url, headers })
+    t.equal(res.statusCode, status, `${JSON.stringify(headers)} ${url}`)
+    t.equal(res.json().error, error)
+    t.type(res.json().message, 'string')
+  }
+  const bad = await app.inject({ method: 'GET', url: '/v1/apps/not%20an%20appid/access-token', headers: auth() })
+  t.equal(bad.statusCode, 400)
+  t.equal(bad.json().error, 'invalid_body')
+})
+
+t.test('GET access-token: upstream once, then from memory; contract shape and no-store', async t => {
+  const nock = useNock(t)
+  const scope = nock(WX).post('/cgi-bin/stable_token').once().reply(200, tokenReply('tok-first'))
+  const { app } = await build(t)
+  const first = await app.inject({ method: 'GET', url: TOKEN_URL, headers: auth() })
+  t.equal(first.statusCode, 200)
+  t.equal(first.headers['cache-control'], 'no-store')
+  const body = first.json()
+  t.equal(body.access_token, 'tok-first')
+  t.ok(body.expires_in > 7190 && body.expires_in <= 7200)
+  t.ok(Math.abs(Date.parse(body.expires_at) - (Date.now() + body.expires_in * 1000)) < 2000)
+  t.match(body.expires_at, /Z$/)
+  const second = await app.inject({ method: 'GET', url: TOKEN_URL, headers: auth() })
+  t.equal(second.json().access_token, 'tok-first')
+  t.ok(scope.isDone())
+  t.equal(await metricValue(app, 'token_broker_token_requests_total', { source: 'upstream' }), 1)
+  t.equal(await metricValue(app, 'token_broker_token_requests_total', { source: 'memory' }), 1)
+  t.equal(await metricValue(app, 'token_broker_refreshes_total', { reason: 'miss', result: 'ok' }), 1)
+  t.ok(await metricValue(app, 'token_broker_token_expiry_timestamp_seconds', { appid: APPID }) > Date.now() / 1000)
+})
+
+t.test('concurrent cold requests in one process: one upstream call', async t => {
+  const nock = useNock(t)
+  const scope = nock(WX).post('/cgi-bin/stable_token').once().delay(30).reply(200, tokenReply('tok-shared'))
+  const { app } = await build(t)
+  const all = await Promise.all(Array.from({ length: 50 }, async () => await app.inject({ method: 'GET', url: TOKEN_URL, headers: auth() })))
+  t.ok(all.every(r => r.statusCode === 200 && r.json().access_token === 'tok-shared'))
+  t.ok(scope.isDone())
+})
+
+t.test('invalidate: compare-and-refresh (stable mode forces a new token)', async t => {
+  const nock = useNock(t)
+  nock(WX).post('/cgi-bin/stable_token', (b: Record<string, unknown>) => b.force_refresh === false).once().reply(200, tokenReply('tok-old'))
+  const forced = nock(WX).post('/cgi-bin/stable_token', (b: Record<string, unknown>) => b.force_refresh === true).once().reply(200, tokenReply('tok-new'))
+  const { app } = await build(t)
+  await app.inject({ method: 'GET', url: TOKEN_URL, headers: auth() })
+  const inv = await app.inject({ method: 'POST', url: `${TOKEN_URL}/invalidate`, headers: auth(), payload: { access_token: 'tok-old' } })
+  t.equal(inv.statusCode, 200)
+  t.equal(inv.json().access_token, 'tok-new')
+  t.equal(inv.headers['cache-control'], 'no-store')
+  t.ok(forced.isDone())
+  // The rejected token is no longer current: the current one, no upstream call (none is mocked).
+  const again = await app.inject({ method: 'POST', url: `${TOKEN_URL}/invalidate`, headers: auth(), payload: { access_token: 'tok-old' } })
+  t.equal(again.json().access_token, 'tok-new')
+  t.equal(await metricValue(app, 'token_broker_refreshes_total', { reason: 'invalidated' }), 1)
+})
+
+t.test('invalidate: classic mode refreshes with a plain token call', async t => {
+  const nock = useNock(t)
+  nock(WX).get('/cgi-bin/token').query(true).reply(200, tokenReply('c-1'))
+  nock(WX).get('/cgi-bin/token').query(true).reply(200, tokenReply('c-2'))
+  const { app } = await build(t, testConfig({ apps: [{ appid: APPID, secret: SECRET, tokenMode: 'classic' }] }))
+  t.equal((await app.inject({ method: 'GET', url: TOKEN_URL, headers: auth() })).json().access_token, 'c-1')
+  const inv = await app.inject({ method: 'POST', url: `${TOKEN_URL}/invalidate`, headers: auth(), payload: { access_token: 'c-1' } })
+  t.equal(inv.json().access_token, 'c-2')
+})
+
+t.test('invalidate: WeChat issuing the rejected token again is an error, not a loop', async t => {
+  const nock = useNock(t)
+  const scope = nock(WX).post('/cgi-bin/stable_token').times(3).reply(200, tokenReply('same'))
+  const { app } = await build(t)
+  await app.inject({ method: 'GET', url: TOKEN_URL, headers: auth() })
+  const inv = await app.inject({ method: 'POST', url: `${TOKEN_URL}/invalidate`, headers: auth(), payload: { access_token: 'same' } })
+  t.equal(inv.statusCode, 502)
+  t.equal(inv.json().error, 'wechat_error')
+  t.ok(scope.isDone(), 'bounded: the first fetch and two forced attempts')
+})
+
+t.test('invalidate: body validated', async t => {
+  useNock(t)
+  const { app } = await build(t)
+  for (const payload of [{}, { access_token: '' }, { access_token: 5 }, 'not json']) {
+    const res = await app.inject({ method: 'POST', url: `${TOKEN_URL}/invalidate`, headers: { ...auth(), 'content-type': 'application/json' }, payload: typeof payload === 'string' ? payload : JSON.stringify(payload) })
+    t.equal(res.statusCode, 400, JSON.stringify(payload))
+    t.equal(res.json().error, 'invalid_body')
+  }
+})
+
+t.test('refresh failures are remembered: a wrong secret reaches WeChat once', async t => {
+  const nock = useNock(t)
+  const scope = nock(WX).post('/cgi-bin/stable_token').once().reply(200, { errcode: 40125, errmsg: 'invalid appsecret' })
+  const { app } = await build(t)
+  const results = []
+  for (let i = 0; i < 5; i++) results.push(await app.inject({ method: 'GET', url: TOKEN_URL, headers: auth() }))
+  for (const r of results) {
+    t.equal(r.statusCode, 502)
+    t.same(r.json(), { error: 'wechat_error', message: 'WeChat refused the app credentials (errcode 40125).', wechat_errcode: 40125 })
+  }
+  t.ok(scope.isDone())
+})
+
+t.test('refresh-ahead: a token near expiry is served while one refresh runs in the background', async t => {
+  const nock = useNock(t)
+  nock(WX).get('/cgi-bin/token').query(true).once().reply(200, tokenReply('short-lived', 100))
+  const ahead = nock(WX).get('/cgi-bin/token').query(true).once().delay(20).reply(200, tokenReply('renewed', 7200))
+  const { app } = await build(t, testConfig({ refreshAheadSeconds: 300, apps: [{ appid: APPID, secret: SECRET, tokenMode: 'classic' }] }))
+  t.equal((await app.inject({ method: 'GET', url: TOKEN_URL, headers: auth() })).json().access_token, 'short-lived')
+  const during = await Promise.all(Array.from({ length: 10 }, async () => await app.inject({ method: 'GET', url: TOKEN_URL, headers: auth() })))
+  t.ok(during.every(r => r.json().access_token === 'short-lived'), 'callers keep getting the valid token')
+  await app.tokens.drain()
+  t.ok(ahead.isDone(), 'exactly one background refresh')
+  t.equal((await app.inject({ method: 'GET', url: TOKEN_URL, headers: auth() })).json().access_token, 'renewed')
+  t.equal(await metricValue(app, 'token_broker_refreshes_total', { reason: 'ahead', result: 'ok' }), 1)
+})
+
+t.test('code2session through HTTP: openid/unionid only; errcodes mapped', async t => {
+  const nock = useNock(t)
+  nock(WX).get('/sns/jscode2session').query({ appid: APPID, secret: SECRET, js_code: 'good', grant_type: 'authorization_code' })
+    .reply(200, { openid: 'o-1', session_key: 'SESSION-KEY-SECRET', unionid: 'u-1' })
+  nock(WX).get('/sns/jscode2session').query(true).reply(200, { errcode: 40163, errmsg: 'code been used' })
+  nock(WX).get('/sns/jscode2session').query(true).reply(200, { errcode: 45011, errmsg: 'too frequent' })
+  const { app } = await build(t)
+  const url = `/v1/apps/${APPID}/code2session`
+  const ok = await app.inject({ method: 'POST', url, headers: auth(), payload: { js_code: 'good' } })
+  t.equal(ok.statusCode, 200)
+  t.same(ok.json(), { openid: 'o-1', unionid: 'u-1' })
+  t.notMatch(ok.body, 'SESSION-KEY-SECRET')
+  const used = await app.inject({ method: 'POST', url, headers: auth(), payload: { js_code: 'used' } })
+  t.same([used.statusCode, used.json().error, used.json().wechat_errcode], [400, 'invalid_code', 40163])
+  const limited = await app.inject({ method: 'POST', url, headers: auth(), payload: { js_code: 'x' } })
+  t.same([limited.statusCode, limited.json().error, limited.headers['retry-after']], [429, 'rate_limited', '60'])
+  const bad = await app.inject({ method: 'POST', url, headers: auth(), payload: { js_code: 'has space' } })
+  t.equal(bad.statusCode, 400)
+  const unauth = await app.inject({ method: 'POST', url, payload: { js_code: 'x' } })
+  t.equal(unauth.statusCode, 401)
+})
+
+t.test('secrets never reach logs, error bodies or metrics', async t => {
+  const nock = useNock(t)
+  nock(WX).post('/cgi-bin/stable_token').reply(200, tokenReply('ACCESS-TOKEN-SHOULD-NOT-BE-LOGGED'))
+  nock(WX).post('/cgi-bin/stable_token').times(4).replyWithError(Object.assign(new Error('reset'), { code: 'ECONNRESET' }))
+  nock(WX).get('/sns/jscode2session').query(true).reply(200, { openid: 'o', session_key: 'SESSION-KEY-X' })
+  const { app, logs } = await build(t, testConfig({ failureMemoryMs: 0 }))
+  const bodies: string[] = []
+  bodies.push((await app.inject({ method: 'GET', url: TOKEN_URL, headers: auth() })).body)
+  bodies.push((await app.inject({ method: 'POST', url: `${TOKEN_URL}/invalidate`, headers: auth(), payload: { access_token: 'ACCESS-TOKEN-SHOULD-NOT-BE-LOGGED' } })).body)
+  bodies.push((await app.inject({ method: 'POST', url: `/v1/apps/${APPID}/code2session`, headers: auth(), payload: { js_code: 'abc' } })).body)
+  bodies.push((await app.inject({ method: 'GET', url: TOKEN_URL, headers: { authorization: 'Bearer guessed-token-000000' } })).body)
+  t.match(bodies[1], /upstream_unavailable/, 'the failed refresh answered')
+  const metrics = await app.registry.metrics()
+  const logText = logs.text()
+  t.ok(logText.length > 0, 'logs were captured')
+  for (const secret of [SECRET, CLIENT_TOKEN, 'SESSION-KEY-X', 'guessed-token-000000']) {
+    t.notOk(logText.includes(secret), `logs free of ${secret.slice(0, 8)}…`)
+    t.notOk(metrics.includes(secret), 'metrics free of it')
+    for (const b of bodies) t.notOk(b.includes(secret), 'bodies free of it')
+  }
+  t.notOk(logText.includes('ACCESS-TOKEN-SHOULD-NOT-BE-LOGGED'), 'logs free of the access_token')
+  t.notOk(bodies.slice(1).some(b => b.includes('ACCESS-TOKEN-SHOULD-NOT-BE-LOGGED')), 'error bodies free of it')
+})
+
+t.test('health, readiness, unknown routes', async t => {
+  useNock(t)
+  const { app } = await build(t)
+  t.equal((await app.inject('/healthz')).statusCode, 200)
+  t.equal((await app.inject('/readyz')).statusCode, 200)
+  const nf = await app.inject('/nope')
+  t.equal(nf.statusCode, 404)
+  t.equal(nf.json().error, 'not_found')
+})
