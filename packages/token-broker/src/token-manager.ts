@@ -133,9 +133,10 @@ export class TokenManager {
     if (rec.expiresAt - now >= this.o.refreshAheadMs) return
     if (this.inflight.has(appid) || now < (this.nextAheadAt.get(appid) ?? 0)) return
     this.nextAheadAt.set(appid, now + this.aheadCooldownMs)
-    const p = this.refresh(appid, 'ahead').catch(() => { /* counted and logged in refresh */ })
+    const p: Promise<unknown> = this.refresh(appid, 'ahead')
+      .catch(() => { /* counted and logged in fetchUpstream */ })
+      .finally(() => this.background.delete(p))
     this.background.add(p)
-    void p.finally(() => this.background.delete(p))
   }
 
   /** Single flight per app inside this process. */

@@ -1,0 +1,54 @@
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import formbody from '@fastify/formbody'
+import gotDefault, { type Got } from 'got'
+import type { Registry } from 'prom-client'
+import { createRegistry, httpMetrics, installErrorHandling, loggerOptions, registerHealthRoutes } from '@wxlogin/service-kit'
+import type { LoginConfig } from './config.js'
+import { createLoginMetrics } from './metrics.js'
+import stores from './plugins/stores.js'
+import upstreams from './plugins/upstreams.js'
+import apiRoutes from './routes/api.js'
+
+export { loadConfig } from './config.js'
+export type { LoginConfig } from './config.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    registry: Registry
+  }
+}
+
+export interface BuildOptions {
+  /** Used for the broker and WeChat; the default never retries (getuserphonenumber must not be). */
+  got?: Got
+  logger?: FastifyServerOptions['logger']
+}
+
+export async function buildApp (config: LoginConfig, opts: BuildOptions = {}): Promise<FastifyInstance> {
+  const options: FastifyServerOptions = {
+    logger: opts.logger ?? loggerOptions(config.logLevel, 'login-api'),
+    // fastify takes a hop count too, though its type does not say so.
+    trustProxy: config.trustProxy as boolean | string,
+    bodyLimit: 16 * 1024,
+    requestTimeout: 30_000,
+    return503OnClosing: true,
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false } }
+  }
+  const app = Fastify(options)
+  const registry = createRegistry()
+  const metrics = createLoginMetrics(registry)
+  const got = opts.got ?? gotDefault.extend({ retry: { limit: 0 } })
+
+  app.decorate('registry', registry)
+  installErrorHandling(app)
+  await app.register(httpMetrics, { registry })
+  await app.register(formbody, { bodyLimit: 16 * 1024 })
+  await app.register(stores, { config })
+  await app.register(upstreams, { config, got, metrics })
+  await app.register(apiRoutes, { prefix: '/api', config, metrics })
+  registerHealthRoutes(app, {
+    redis: async () => app.redis === null || app.redis.isReady ? { ok: true } : { ok: false, reason: 'redis unreachable' },
+    broker: async () => await app.broker.ping() ? { ok: true } : { ok: false, reason: 'token broker unreachable' }
+  })
+  return app
+}

@@ -1,0 +1,88 @@
+import type { Got } from 'got'
+import type { BrokerClient } from '@wxlogin/broker-client'
+import { BrokerError } from '@wxlogin/broker-client'
+import { callWechat, type ServiceError, type WechatApiMetrics } from '@wxlogin/service-kit'
+import { errors } from './errors.js'
+import type { PhoneInfo } from './user-store.js'
+
+/** The access_token was refused before the code was looked at: safe to retry once with a new one. */
+const TOKEN_ERRCODES = new Set([40001, 42001, 40014])
+/** The phone code itself is bad: the user has to tap the button again. */
+const CODE_ERRCODES = new Set([40029, 40163, 47001, 41008])
+
+export interface PhoneServiceOptions {
+  got: Got
+  broker: BrokerClient
+  appid: string
+  baseUrl: string
+  timeoutMs: number
+  metrics: WechatApiMetrics
+}
+
+export function brokerFailure (err: unknown): ServiceError {
+  if (err instanceof BrokerError && err.code !== 'upstream_unavailable') {
+    return errors.upstreamUnavailable(`the token broker answered ${err.code}`, err.wechatErrcode)
+  }
+  return errors.upstreamUnavailable('the token broker cannot be reached')
+}
+
+/**
+ * getuserphonenumber. Never retried on -1 or a timeout: the code may already be spent, and
+ * every success is billed. Retried exactly once after a token error, with the token the
+ * broker hands back for the rejected one.
+ */
+export class PhoneService {
+  constructor (private readonly o: PhoneServiceOptions) {}
+
+  async exchange (openid: string, phoneCode: string): Promise<PhoneInfo> {
+    const { broker, appid } = this.o
+    let token: string
+    try {
+      token = await broker.getAccessToken(appid)
+    } catch (err) {
+      throw brokerFailure(err)
+    }
+    for (let attempt = 0; ; attempt++) {
+      const outcome = await callWechat(this.o.got, this.o.metrics, {
+        api: 'getuserphonenumber',
+        method: 'POST',
+        url: `${this.o.baseUrl}/wxa/business/getuserphonenumber`,
+        searchParams: { access_token: token },
+        json: { code: phoneCode, openid },
+        timeoutMs: this.o.timeoutMs
+      })
+      switch (outcome.kind) {
+        case 'ok': return parsePhone(outcome.body)
+        case 'timeout': throw errors.upstreamUnavailable('WeChat timed out')
+        case 'network': throw errors.upstreamUnavailable(`WeChat network error ${outcome.code}`)
+        case 'http': throw errors.upstreamUnavailable(`WeChat answered HTTP ${outcome.status}`)
+      }
+      const { errcode } = outcome
+      if (TOKEN_ERRCODES.has(errcode)) {
+        if (attempt > 0) throw errors.upstreamUnavailable('WeChat rejected the access_token twice', errcode)
+        try {
+          token = await broker.invalidate(appid, token)
+        } catch (err) {
+          throw brokerFailure(err)
+        }
+        continue
+      }
+      if (CODE_ERRCODES.has(errcode)) throw errors.invalidPhoneCode(errcode)
+      if (errcode === 45011) throw errors.rateLimited(60, errcode)
+      if (errcode === -1) throw errors.upstreamUnavailable('WeChat is busy', -1)
+      throw errors.wechatError(errcode)
+    }
+  }
+}
+
+function parsePhone (body: Record<string, unknown>): PhoneInfo {
+  const info = body.phone_info as Record<string, unknown> | undefined
+  if (info === undefined || typeof info.purePhoneNumber !== 'string' || typeof info.countryCode !== 'string') {
+    throw errors.upstreamUnavailable('WeChat answered without phone_info')
+  }
+  return {
+    phoneNumber: typeof info.phoneNumber === 'string' ? info.phoneNumber : info.purePhoneNumber,
+    purePhoneNumber: info.purePhoneNumber,
+    countryCode: info.countryCode
+  }
+}

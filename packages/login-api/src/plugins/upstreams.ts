@@ -1,0 +1,26 @@
+import fp from 'fastify-plugin'
+import type { Got } from 'got'
+import { createBrokerClient, type BrokerClient } from '@wxlogin/broker-client'
+import type { LoginConfig } from '../config.js'
+import type { LoginMetrics } from '../metrics.js'
+import { PhoneService } from '../phone-service.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    broker: BrokerClient
+    phones: PhoneService
+  }
+}
+
+export default fp<{ config: LoginConfig, got: Got, metrics: LoginMetrics }>(async (app, { config, got, metrics }) => {
+  const broker = createBrokerClient({ baseUrl: config.brokerUrl, token: config.brokerToken, got, timeoutMs: config.brokerTimeoutMs })
+  app.decorate('broker', broker)
+  app.decorate('phones', new PhoneService({
+    got,
+    broker,
+    appid: config.appid,
+    baseUrl: config.wechatBaseUrl,
+    timeoutMs: config.wechatTimeoutMs,
+    metrics: metrics.wechat
+  }))
+}, { name: 'upstreams' })

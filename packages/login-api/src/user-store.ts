@@ -1,0 +1,157 @@
+import type { RedisClient } from '@wxlogin/service-kit'
+
+export interface PhoneInfo { phoneNumber: string, purePhoneNumber: string, countryCode: string }
+
+export interface UserRecord {
+  appid: string
+  openid: string
+  unionid: string | null
+  nickname: string | null
+  head_pic: string | null
+  phone: PhoneInfo | null
+  created_at: string
+  updated_at: string
+}
+
+/** Fields a login may change; an absent field keeps what is stored. */
+export interface UserPatch {
+  unionid?: string
+  nickname?: string
+  head_pic?: string
+  phone?: PhoneInfo
+}
+
+export interface SessionRecord { appid: string, openid: string }
+
+/** Users keyed by appid+openid, and sessions keyed by the SHA-256 of their token. */
+export interface UserStore {
+  upsertUser: (appid: string, openid: string, patch: UserPatch) => Promise<{ user: UserRecord, isNew: boolean }>
+  getUser: (appid: string, openid: string) => Promise<UserRecord | null>
+  createSession: (tokenHash: string, session: SessionRecord, ttlSeconds: number) => Promise<void>
+  getSession: (tokenHash: string) => Promise<SessionRecord | null>
+  deleteSession: (tokenHash: string) => Promise<boolean>
+}
+
+function merge (cur: UserRecord | null, appid: string, openid: string, patch: UserPatch, now: string): UserRecord {
+  const base: UserRecord = cur ?? { appid, openid, unionid: null, nickname: null, head_pic: null, phone: null, created_at: now, updated_at: now }
+  return {
+    ...base,
+    ...(patch.unionid !== undefined ? { unionid: patch.unionid } : {}),
+    ...(patch.nickname !== undefined ? { nickname: patch.nickname } : {}),
+    ...(patch.head_pic !== undefined ? { head_pic: patch.head_pic } : {}),
+    ...(patch.phone !== undefined ? { phone: patch.phone } : {}),
+    updated_at: now
+  }
+}
+
+/** For one replica without Redis. Sessions expire lazily and on a sweep. */
+export class MemoryUserStore implements UserStore {
+  private readonly users = new Map<string, UserRecord>()
+  private readonly sessions = new Map<string, { session: SessionRecord, expiresAt: number }>()
+
+  async upsertUser (appid: string, openid: string, patch: UserPatch): Promise<{ user: UserRecord, isNew: boolean }> {
+    const key = `${appid}:${openid}`
+    const cur = this.users.get(key) ?? null
+    const user = merge(cur, appid, openid, patch, new Date().toISOString())
+    this.users.set(key, user)
+    return { user, isNew: cur === null }
+  }
+
+  async getUser (appid: string, openid: string): Promise<UserRecord | null> {
+    return this.users.get(`${appid}:${openid}`) ?? null
+  }
+
+  async createSession (tokenHash: string, session: SessionRecord, ttlSeconds: number): Promise<void> {
+    this.sweep()
+    this.sessions.set(tokenHash, { session, expiresAt: Date.now() + ttlSeconds * 1000 })
+  }
+
+  async getSession (tokenHash: string): Promise<SessionRecord | null> {
+    const s = this.sessions.get(tokenHash)
+    if (s === undefined) return null
+    if (s.expiresAt <= Date.now()) {
+      this.sessions.delete(tokenHash)
+      return null
+    }
+    return s.session
+  }
+
+  async deleteSession (tokenHash: string): Promise<boolean> {
+    return this.sessions.delete(tokenHash)
+  }
+
+  private sweep (): void {
+    if (this.sessions.size < 10_000) return
+    const now = Date.now()
+    for (const [k, v] of this.sessions) if (v.expiresAt <= now) this.sessions.delete(k)
+  }
+}
+
+// Read-merge-write in one step, so two logins of one openid on two replicas never lose a field
+// and exactly one of them sees is_new_user.
+const UPSERT = `
+local cur = redis.call('GET', KEYS[1])
+local patch = cjson.decode(ARGV[1])
+local now = ARGV[2]
+local user
+local isNew = 0
+if cur then
+  user = cjson.decode(cur)
+else
+  isNew = 1
+  user = { appid = ARGV[3], openid = ARGV[4], unionid = cjson.null, nickname = cjson.null, head_pic = cjson.null, phone = cjson.null, created_at = now }
+end
+for k, v in pairs(patch) do user[k] = v end
+user.updated_at = now
+local out = cjson.encode(user)
+redis.call('SET', KEYS[1], out)
+return { isNew, out }
+`
+
+export class RedisUserStore implements UserStore {
+  constructor (private readonly client: RedisClient, private readonly prefix: string) {}
+
+  private userKey (appid: string, openid: string): string { return `${this.prefix}user:${appid}:${openid}` }
+  private sessionKey (hash: string): string { return `${this.prefix}session:${hash}` }
+
+  async upsertUser (appid: string, openid: string, patch: UserPatch): Promise<{ user: UserRecord, isNew: boolean }> {
+    const r = await this.client.eval(UPSERT, {
+      keys: [this.userKey(appid, openid)],
+      arguments: [JSON.stringify(patch), new Date().toISOString(), appid, openid]
+    }) as [number, string]
+    return { isNew: Number(r[0]) === 1, user: normalise(JSON.parse(r[1]) as UserRecord) }
+  }
+
+  async getUser (appid: string, openid: string): Promise<UserRecord | null> {
+    const raw = await this.client.get(this.userKey(appid, openid))
+    return raw === null ? null : normalise(JSON.parse(raw) as UserRecord)
+  }
+
+  async createSession (tokenHash: string, session: SessionRecord, ttlSeconds: number): Promise<void> {
+    await this.client.set(this.sessionKey(tokenHash), JSON.stringify(session), { EX: ttlSeconds })
+  }
+
+  async getSession (tokenHash: string): Promise<SessionRecord | null> {
+    const raw = await this.client.get(this.sessionKey(tokenHash))
+    return raw === null ? null : JSON.parse(raw) as SessionRecord
+  }
+
+  async deleteSession (tokenHash: string): Promise<boolean> {
+    return (await this.client.del(this.sessionKey(tokenHash))) > 0
+  }
+}
+
+/** cjson encodes an empty Lua table as {} and drops nulls set in Lua; give the record its shape back. */
+function normalise (u: UserRecord): UserRecord {
+  const phone = u.phone as unknown
+  return {
+    appid: u.appid,
+    openid: u.openid,
+    unionid: u.unionid ?? null,
+    nickname: u.nickname ?? null,
+    head_pic: u.head_pic ?? null,
+    phone: phone !== null && typeof phone === 'object' && typeof (phone as PhoneInfo).purePhoneNumber === 'string' ? phone as PhoneInfo : null,
+    created_at: u.created_at,
+    updated_at: u.updated_at
+  }
+}
