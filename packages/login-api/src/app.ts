@@ -43,6 +43,8 @@ export async function buildApp (config: LoginConfig, opts: BuildOptions = {}): P
   installErrorHandling(app)
   await app.register(httpMetrics, { registry })
   await app.register(formbody, { bodyLimit: 16 * 1024 })
+  // JSON (and forms) only: a text/plain body is a client mistake, answered 415.
+  app.removeContentTypeParser('text/plain')
   await app.register(stores, { config })
   await app.register(upstreams, { config, got, metrics })
   await app.register(apiRoutes, { prefix: '/api', config, metrics })

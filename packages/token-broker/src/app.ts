@@ -42,6 +42,8 @@ export async function buildApp (config: BrokerConfig, opts: BuildOptions = {}): 
 
   app.decorate('registry', registry)
   installErrorHandling(app)
+  // JSON (and forms) only: a text/plain body is a client mistake, answered 415.
+  app.removeContentTypeParser('text/plain')
   await app.register(httpMetrics, { registry })
   await app.register(tokenStore, { config })
   await app.register(tokens, { config, got, metrics, ...(opts.backoffBaseMs !== undefined ? { backoffBaseMs: opts.backoffBaseMs } : {}) })

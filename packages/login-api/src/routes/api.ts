@@ -209,7 +209,7 @@ export default async function apiRoutes (app: FastifyInstance, { config, metrics
 
   app.get('/user/me', {
     schema: { response: { 200: userSchema, ...errorResponses } },
-    preHandler: requireSession
+    preValidation: requireSession
   }, async (request) => {
     const s = request.session as SessionRecord
     const user = await stored(app.users.getUser(s.appid, s.openid))
@@ -222,7 +222,7 @@ export default async function apiRoutes (app: FastifyInstance, { config, metrics
       body: { type: 'object', required: ['phoneCode'], properties: { phoneCode: { ...codeString, minLength: 1 } } },
       response: { 200: userSchema, ...errorResponses }
     },
-    preHandler: requireSession
+    preValidation: requireSession
   }, async (request, reply) => {
     const s = request.session as SessionRecord
     const phone = await exchangePhone(request, reply, s.openid, request.body.phoneCode)
@@ -230,7 +230,7 @@ export default async function apiRoutes (app: FastifyInstance, { config, metrics
     return publicUser(user)
   })
 
-  app.post('/user/logout', { preHandler: requireSession }, async (request, reply) => {
+  app.post('/user/logout', { preValidation: requireSession }, async (request, reply) => {
     await stored(app.users.deleteSession((request.session as { hash: string }).hash))
     return reply.code(204).send()
   })

@@ -1,0 +1,81 @@
+import type { Test } from 'tap'
+import nock from 'nock'
+import got from 'got'
+import type { FastifyInstance } from 'fastify'
+import { loggerOptions } from '@wxlogin/service-kit'
+import { LogCapture } from '@wxlogin/testing'
+import { buildApp, type LoginConfig } from '../src/app.js'
+
+export const APPID = 'wxlogintest000001'
+export const BROKER = 'http://broker.test'
+export const BROKER_TOKEN = 'broker-client-token-for-login-api'
+export const WX = 'http://wechat.test'
+
+export function testConfig (overrides: Partial<LoginConfig> = {}): LoginConfig {
+  return {
+    host: '127.0.0.1',
+    port: 0,
+    metricsPort: 0,
+    logLevel: 'silent',
+    redisUrl: undefined,
+    redisKeyPrefix: 'wxlogin:',
+    brokerUrl: BROKER,
+    brokerToken: BROKER_TOKEN,
+    brokerTimeoutMs: 1000,
+    appid: APPID,
+    wechatBaseUrl: WX,
+    wechatTimeoutMs: 1000,
+    phoneRateLimitMax: 5,
+    phoneRateLimitWindowSeconds: 60,
+    ipRateLimitMax: 1000,
+    ipRateLimitWindowSeconds: 60,
+    sessionTtlSeconds: 604800,
+    trustProxy: false,
+    ...overrides
+  }
+}
+
+export async function build (t: Test, config: LoginConfig = testConfig()): Promise<{ app: FastifyInstance, logs: LogCapture }> {
+  const logs = new LogCapture()
+  const app = await buildApp(config, { got: got.extend({ retry: { limit: 0 } }), logger: loggerOptions('trace', 'login-api', logs) })
+  t.teardown(() => app.close())
+  return { app, logs }
+}
+
+export function useNock (t: Test): typeof nock {
+  nock.disableNetConnect()
+  t.teardown(() => { nock.cleanAll(); nock.enableNetConnect() })
+  return nock
+}
+
+/** The broker, as nock: code2session for one login code, and access tokens. */
+export const broker = {
+  session: (n: typeof nock, code: string, openid: string, unionid: string | null = null) =>
+    n(BROKER, { reqheaders: { authorization: `Bearer ${BROKER_TOKEN}` } })
+      .post(`/v1/apps/${APPID}/code2session`, { js_code: code }).reply(200, { openid, unionid }),
+  token: (n: typeof nock, token: string) =>
+    n(BROKER).get(`/v1/apps/${APPID}/access-token`).reply(200, { access_token: token, expires_in: 7000, expires_at: new Date(Date.now() + 7_000_000).toISOString() }),
+  invalidate: (n: typeof nock, stale: string, fresh: string) =>
+    n(BROKER).post(`/v1/apps/${APPID}/access-token/invalidate`, { access_token: stale }).reply(200, { access_token: fresh, expires_in: 7000, expires_at: new Date(Date.now() + 7_000_000).toISOString() })
+}
+
+export const wechat = {
+  phone: (n: typeof nock, token: string, code: string, openid: string) =>
+    n(WX).post('/wxa/business/getuserphonenumber', { code, openid }).query({ access_token: token }),
+  phoneInfo: (pure = '13800138000') => ({
+    errcode: 0,
+    errmsg: 'ok',
+    phone_info: { phoneNumber: pure, purePhoneNumber: pure, countryCode: '86', watermark: { timestamp: 1, appid: APPID } }
+  })
+}
+
+export async function metricValue (app: FastifyInstance, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const metric = await app.registry.getSingleMetric(name)?.get()
+  if (metric === undefined) return 0
+  return metric.values
+    .filter(v => Object.entries(labels).every(([k, val]) => String((v.labels as Record<string, unknown>)[k]) === val))
+    .reduce((sum, v) => sum + v.value, 0)
+}
+
+export const login = async (app: FastifyInstance, payload: object | string, headers: Record<string, string> = {}): Promise<ReturnType<FastifyInstance['inject']> extends Promise<infer R> ? R : never> =>
+  await app.inject({ method: 'POST', url: '/api/user/thirdLogin', payload, headers })

@@ -1,0 +1,119 @@
+import t, { type Test } from 'tap'
+import got from 'got'
+import type { FastifyInstance } from 'fastify'
+import { createSimulator, CONTROL_PREFIX } from '@wxlogin/wechat-sim'
+import { buildApp as buildBroker } from '@wxlogin/token-broker'
+import { startRedisServer, waitFor } from '@wxlogin/testing'
+import { APPID, BROKER_TOKEN, build, login, testConfig } from './helper.js'
+
+const SECRET = 'replica-test-secret'
+
+/** Simulator and token-broker on real ports, sharing one real Redis with the login-apis. */
+async function stack (t: Test, instances: number): Promise<{ apps: FastifyInstance[], sim: ReturnType<typeof createSimulator>, mint: (openid: string) => Promise<{ code: string, phoneCode: string }> }> {
+  const redis = await startRedisServer(t)
+  const sim = createSimulator({ apps: [{ appid: APPID, secret: SECRET }] })
+  await sim.app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => sim.app.close())
+  const simUrl = `http://127.0.0.1:${(sim.app.server.address() as { port: number }).port}`
+  const broker = await buildBroker({
+    host: '127.0.0.1',
+    port: 0,
+    metricsPort: 0,
+    logLevel: 'silent',
+    redisUrl: redis.url,
+    redlockUrls: [redis.url],
+    redisKeyPrefix: 'wxbroker:',
+    apps: [{ appid: APPID, secret: SECRET, tokenMode: 'stable' }],
+    clients: [{ name: 'login-api', token: BROKER_TOKEN, apps: [APPID] }],
+    wechatBaseUrl: simUrl,
+    refreshAheadSeconds: 300,
+    lockTtlMs: 5000,
+    upstreamTimeoutMs: 2000,
+    retryBudgetMs: 2000,
+    failureMemoryMs: 1000
+  }, { logger: false, got: got.extend({ retry: { limit: 0 } }) })
+  await broker.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => broker.close())
+  const brokerUrl = `http://127.0.0.1:${(broker.server.address() as { port: number }).port}`
+  const apps: FastifyInstance[] = []
+  for (let i = 0; i < instances; i++) {
+    apps.push((await build(t, testConfig({ redisUrl: redis.url, brokerUrl, wechatBaseUrl: simUrl }))).app)
+  }
+  for (const app of apps) await waitFor(async () => (await app.inject('/readyz')).statusCode === 200, { what: 'login-api ready' })
+  const mint = async (openid: string): Promise<{ code: string, phoneCode: string }> => {
+    const code = (await sim.app.inject({ method: 'POST', url: `${CONTROL_PREFIX}/login-codes`, payload: { openid } })).json().code
+    const phoneCode = (await sim.app.inject({ method: 'POST', url: `${CONTROL_PREFIX}/phone-codes`, payload: { phoneNumber: '13800138000', openid } })).json().code
+    return { code, phoneCode }
+  }
+  return { apps, sim, mint }
+}
+
+t.test('the whole thirdLogin end to end: simulator, broker, login-api, Redis', async t => {
+  const { apps: [app], mint } = await stack(t, 1) as { apps: [FastifyInstance], mint: (o: string) => Promise<{ code: string, phoneCode: string }> }
+  const { code, phoneCode } = await mint('e2e-user')
+  const res = await login(app, { code, phoneCode, nickname: 'E2E' })
+  t.equal(res.statusCode, 200)
+  t.match(res.json(), { is_new_user: true, user: { openid: 'e2e-user', nickname: 'E2E', phone: { purePhoneNumber: '13800138000', countryCode: '86' } }, phone_error: null })
+  const again = await login(app, { code, phoneCode })
+  t.equal(again.statusCode, 400, 'a login code is single use')
+  t.equal(again.json().error, 'invalid_code')
+})
+
+t.test('the 6th phone exchange of one openid over 2 instances is 429; another openid passes', async t => {
+  const { apps, sim, mint } = await stack(t, 2)
+  for (let i = 0; i < 5; i++) {
+    const { code, phoneCode } = await mint('limited-user')
+    const res = await login(apps[i % 2] as FastifyInstance, { code, phoneCode })
+    t.equal(res.statusCode, 200, `exchange ${i + 1}`)
+    t.equal(res.json().phone_error, null)
+  }
+  const callsBefore = sim.state.calls.getuserphonenumber
+  const { code, phoneCode } = await mint('limited-user')
+  const sixth = await login(apps[1] as FastifyInstance, { code, phoneCode })
+  t.equal(sixth.statusCode, 429)
+  t.equal(sixth.json().error, 'rate_limited')
+  t.ok(Number(sixth.headers['retry-after']) >= 1, 'Retry-After')
+  t.equal(sixth.headers['x-ratelimit-remaining'], '0')
+  t.equal(sim.state.calls.getuserphonenumber, callsBefore, 'WeChat not called')
+  const other = await mint('other-user')
+  t.equal((await login(apps[0] as FastifyInstance, other)).statusCode, 200)
+})
+
+t.test('users are not duplicated, sessions work across instances, logout revokes everywhere', async t => {
+  const { apps: [a, b], mint } = await stack(t, 2) as { apps: [FastifyInstance, FastifyInstance], mint: (o: string) => Promise<{ code: string, phoneCode: string }> }
+  const first = await login(a, { code: (await mint('shared-user')).code, nickname: 'One' })
+  const second = await login(b, { code: (await mint('shared-user')).code, head_pic: 'https://img.example/p.png' })
+  t.equal(first.json().is_new_user, true)
+  t.equal(second.json().is_new_user, false)
+  t.same(second.json().user, { openid: 'shared-user', unionid: null, nickname: 'One', head_pic: 'https://img.example/p.png', phone: null })
+  const auth = { authorization: `Bearer ${first.json().token as string}` }
+  const me = await b.inject({ method: 'GET', url: '/api/user/me', headers: auth })
+  t.equal(me.statusCode, 200, 'a session from A works on B')
+  t.equal(me.json().head_pic, 'https://img.example/p.png')
+  t.equal((await b.inject({ method: 'POST', url: '/api/user/logout', headers: auth })).statusCode, 204)
+  t.equal((await a.inject({ method: 'GET', url: '/api/user/me', headers: auth })).statusCode, 401, 'revoked on A too')
+})
+
+t.test('concurrent first logins of one openid: exactly one is new', async t => {
+  const { apps, mint } = await stack(t, 2)
+  const codes = await Promise.all(Array.from({ length: 10 }, async () => (await mint('racing-user')).code))
+  const results = await Promise.all(codes.map(async (code, i) => await login(apps[i % 2] as FastifyInstance, { code })))
+  t.ok(results.every(r => r.statusCode === 200))
+  t.equal(results.filter(r => r.json().is_new_user === true).length, 1)
+})
+
+t.test('Redis down: 503 store_unavailable, not a crash; back when Redis returns', async t => {
+  const redis = await startRedisServer(t)
+  const { app } = await build(t, testConfig({ redisUrl: redis.url }))
+  await waitFor(() => app.redis?.isReady, { what: 'connected' })
+  await redis.stop()
+  await waitFor(() => app.redis?.isReady === false, { what: 'disconnected' })
+  const res = await app.inject({ method: 'GET', url: '/api/user/me', headers: { authorization: 'Bearer abcdefghijklmnopqrstuvwxyz012345' } })
+  t.equal(res.statusCode, 503)
+  t.equal(res.json().error, 'store_unavailable')
+  t.equal((await app.inject('/readyz')).statusCode, 503)
+  await redis.start()
+  await waitFor(() => app.redis?.isReady, { what: 'reconnected', timeoutMs: 15_000 })
+  const after = await app.inject({ method: 'GET', url: '/api/user/me', headers: { authorization: 'Bearer abcdefghijklmnopqrstuvwxyz012345' } })
+  t.equal(after.statusCode, 401)
+})
