@@ -1,0 +1,43 @@
+import t from 'tap'
+import Fastify from 'fastify'
+import { ConfigError, EnvReader, installErrorHandling, maskPhone, registerHealthRoutes, safeEqual, ServiceError } from '../src/index.js'
+
+t.test('EnvReader', async t => {
+  const r = new EnvReader({ A: ' 5 ', B: 'yes', C: '', U: 'https://x.example/', J: '{"a":1}' })
+  t.equal(r.int('A', 1), 5)
+  t.equal(r.int('MISSING', 7), 7)
+  t.equal(r.bool('B', false), true)
+  t.equal(r.string('C', 'fallback'), 'fallback', 'empty counts as unset')
+  t.equal(r.url('U'), 'https://x.example', 'trailing slash dropped')
+  t.same(r.json('J'), { a: 1 })
+  t.throws(() => r.string('NOPE'), new ConfigError('NOPE', 'is required'))
+  t.throws(() => new EnvReader({ B: 'perhaps' }).bool('B', false), /B must be true or false/)
+})
+
+t.test('ServiceError and the error handler give the contract shape', async t => {
+  const app = Fastify()
+  installErrorHandling(app)
+  app.get('/boom', async () => { throw new Error('secret=abc in a library message') })
+  app.get('/known', async () => { throw new ServiceError('rate_limited', 'Slow down.', 429, { wechatErrcode: 45011, headers: { 'retry-after': '7' } }) })
+  app.post('/body', { schema: { body: { type: 'object', required: ['x'] } } }, async () => ({}))
+  registerHealthRoutes(app, { ok: async () => ({ ok: true }), bad: async () => ({ ok: false, reason: 'down' }) })
+  const boom = await app.inject('/boom')
+  t.equal(boom.statusCode, 500)
+  t.same(boom.json(), { error: 'internal_error', message: 'Internal error.' })
+  const known = await app.inject('/known')
+  t.same([known.statusCode, known.headers['retry-after'], known.json()], [429, '7', { error: 'rate_limited', message: 'Slow down.', wechat_errcode: 45011 }])
+  const body = await app.inject({ method: 'POST', url: '/body', payload: {} })
+  t.equal(body.json().error, 'invalid_body')
+  const nf = await app.inject('/nowhere?token=x')
+  t.same(nf.json(), { error: 'not_found', message: 'No route GET /nowhere.' })
+  t.equal((await app.inject('/healthz')).statusCode, 200)
+  const ready = await app.inject('/readyz')
+  t.equal(ready.statusCode, 503)
+  t.match(ready.json(), { error: 'not_ready', message: 'Not ready: bad (down).' })
+})
+
+t.test('helpers', async t => {
+  t.equal(maskPhone('13812348000'), '138****8000')
+  t.equal(safeEqual('a', 'a'), true)
+  t.equal(safeEqual('a', 'ab'), false)
+})

@@ -1,0 +1,30 @@
+#!/usr/bin/env node
+// Against a running `pnpm start`: mints a login code and a phone code at the simulator,
+// logs in with both, then reads the user back with the session token.
+const sim = process.env.SIM_URL ?? 'http://127.0.0.1:3999'
+const api = process.env.LOGIN_URL ?? 'http://127.0.0.1:3000'
+const phoneNumber = process.env.DEMO_PHONE ?? '13800138000'
+
+async function call (step, url, init = {}) {
+  let res
+  try {
+    res = await fetch(url, { ...init, headers: { 'content-type': 'application/json', ...init.headers } })
+  } catch (err) {
+    console.error(`${step}: cannot reach ${url} (${err.cause?.code ?? err.message}). Is "pnpm start" running?`)
+    process.exit(1)
+  }
+  const body = res.status === 204 ? null : await res.json()
+  console.log(`\n${step}\n  ${init.method ?? 'GET'} ${url} -> ${res.status}\n  ${JSON.stringify(body, null, 2).replace(/\n/g, '\n  ')}`)
+  if (!res.ok) {
+    console.error(`\n${step} failed.`)
+    process.exit(1)
+  }
+  return body
+}
+
+const openid = `demo-${Date.now().toString(36)}`
+const { code } = await call('1. The mini-program calls wx.login() (the simulator mints the code)', `${sim}/__sim/login-codes`, { method: 'POST', body: JSON.stringify({ openid }) })
+const { code: phoneCode } = await call('2. The user taps "allow phone number" (the simulator mints the phoneCode)', `${sim}/__sim/phone-codes`, { method: 'POST', body: JSON.stringify({ phoneNumber, openid }) })
+const login = await call('3. POST /api/user/thirdLogin', `${api}/api/user/thirdLogin`, { method: 'POST', body: JSON.stringify({ code, phoneCode, nickname: 'Demo user', head_pic: 'https://example.com/avatar.png' }) })
+const me = await call('4. GET /api/user/me with the session token', `${api}/api/user/me`, { headers: { authorization: `Bearer ${login.token}` } })
+console.log(`\nLogged in: ${me.openid}, phone ${me.phone?.phoneNumber ?? '(none)'}${login.is_new_user ? ' (new user)' : ''}.`)

@@ -1,0 +1,92 @@
+import t, { type Test } from 'tap'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { freePort, waitFor } from '@wxlogin/testing'
+
+const root = fileURLToPath(new URL('..', import.meta.url))
+
+function run (t: Test, args: string[], env: Record<string, string>): { child: ChildProcess, output: () => string, exited: Promise<number | null> } {
+  const child = spawn(process.execPath, args, { cwd: root, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  child.stdout?.on('data', (d: Buffer) => { out += d.toString() })
+  child.stderr?.on('data', (d: Buffer) => { out += d.toString() })
+  const exited = new Promise<number | null>(resolve => child.once('exit', code => resolve(code)))
+  t.teardown(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM')
+      await exited
+    }
+  })
+  return { child, output: () => out, exited }
+}
+
+async function portsFor (): Promise<Record<string, string>> {
+  return {
+    SIM_PORT: String(await freePort()),
+    BROKER_PORT: String(await freePort()),
+    BROKER_METRICS_PORT: String(await freePort()),
+    LOGIN_PORT: String(await freePort()),
+    LOGIN_METRICS_PORT: String(await freePort())
+  }
+}
+
+t.test('the README flow: start the stack, run the demo, Ctrl-C stops everything', async t => {
+  const ports = await portsFor()
+  const stack = run(t, ['scripts/start.mjs'], { ...ports, LOG_LEVEL: 'warn' })
+  await waitFor(() => stack.output().includes('The stack is running'), { timeoutMs: 60_000, what: `the stack to start: ${stack.output()}` })
+
+  const demo = run(t, ['scripts/demo.mjs'], { SIM_URL: `http://127.0.0.1:${ports.SIM_PORT}`, LOGIN_URL: `http://127.0.0.1:${ports.LOGIN_PORT}` })
+  t.equal(await demo.exited, 0, 'the demo succeeds')
+  t.match(demo.output(), /Logged in: demo-\w+, phone 13800138000 \(new user\)\./)
+
+  const metrics = await (await fetch(`http://127.0.0.1:${ports.LOGIN_METRICS_PORT}/metrics`)).text()
+  t.match(metrics, /login_requests_total\{result="ok"\} 1/)
+  t.match(metrics, /login_phone_exchanges_total\{result="ok"\} 1/)
+  const brokerMetrics = await (await fetch(`http://127.0.0.1:${ports.BROKER_METRICS_PORT}/metrics`)).text()
+  t.match(brokerMetrics, /token_broker_refreshes_total\{appid="wxdev0000000000001",reason="miss",result="ok"\} 1/)
+  t.notMatch(metrics + brokerMetrics, /13800138000/, 'no phone number in metrics')
+
+  stack.child.kill('SIGINT')
+  t.equal(await stack.exited, 0, 'Ctrl-C exits cleanly')
+  for (const p of [ports.SIM_PORT, ports.BROKER_PORT, ports.LOGIN_PORT]) {
+    await t.rejects(fetch(`http://127.0.0.1:${p}/healthz`), `port ${p} closed`)
+  }
+})
+
+t.test('tokens expiring in the simulator are refreshed ahead by the broker; no login fails', async t => {
+  const ports = await portsFor()
+  const stack = run(t, ['scripts/start.mjs'], {
+    ...ports,
+    LOG_LEVEL: 'warn',
+    // Tokens live 12 s; the broker refreshes when 9 s remain, so one refresh-ahead is due ~3 s in.
+    SIM_TOKEN_EXPIRES_IN: '12',
+    TOKEN_REFRESH_AHEAD_SECONDS: '9'
+  })
+  await waitFor(() => stack.output().includes('The stack is running'), { timeoutMs: 60_000, what: 'the stack to start' })
+  const sim = `http://127.0.0.1:${ports.SIM_PORT}`
+  const api = `http://127.0.0.1:${ports.LOGIN_PORT}`
+  const post = async (url: string, body: object): Promise<{ status: number, json: Record<string, unknown> }> => {
+    const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+    return { status: res.status, json: await res.json() as Record<string, unknown> }
+  }
+  const brokerRefreshes = async (reason: string): Promise<number> => {
+    const text = await (await fetch(`http://127.0.0.1:${ports.BROKER_METRICS_PORT}/metrics`)).text()
+    const m = new RegExp(`token_broker_refreshes_total\\{[^}]*reason="${reason}",result="ok"\\} (\\d+)`).exec(text)
+    return m === null ? 0 : Number(m[1])
+  }
+
+  let logins = 0
+  const failures: string[] = []
+  await waitFor(async () => {
+    const openid = `u${logins}`
+    const code = (await post(`${sim}/__sim/login-codes`, { openid })).json.code
+    const phoneCode = (await post(`${sim}/__sim/phone-codes`, { phoneNumber: '13800138000', openid })).json.code
+    const res = await post(`${api}/api/user/thirdLogin`, { code, phoneCode })
+    logins++
+    if (res.status !== 200 || res.json.phone_error !== null) failures.push(JSON.stringify(res.json))
+    return await brokerRefreshes('ahead') >= 1 && logins >= 10
+  }, { timeoutMs: 60_000, intervalMs: 200, what: 'a refresh-ahead' })
+  t.same(failures, [], `all ${logins} logins succeeded with a phone number`)
+  t.equal(await brokerRefreshes('miss'), 1, 'only the first token was a miss: the token never ran out')
+  t.ok(await brokerRefreshes('ahead') >= 1)
+})
