@@ -67,6 +67,8 @@ export function createSimulator (options: SimulatorOptions = {}): Simulator {
     return outcome.ok ? outcome.value : wxError(outcome.errcode)
   }
 
+  app.get('/healthz', async () => ({ status: 'ok' }))
+
   app.get<{ Querystring: Record<string, string | undefined> }>('/cgi-bin/token', async (request, reply) => {
     if (await intercept('token', request, reply)) return reply
     const q = request.query
