@@ -1,34 +1,6 @@
-import t, { type Test } from 'tap'
-import { spawn, type ChildProcess } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
-import { freePort, waitFor } from '@wxlogin/testing'
-
-const root = fileURLToPath(new URL('..', import.meta.url))
-
-function run (t: Test, args: string[], env: Record<string, string>): { child: ChildProcess, output: () => string, exited: Promise<number | null> } {
-  const child = spawn(process.execPath, args, { cwd: root, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
-  let out = ''
-  child.stdout?.on('data', (d: Buffer) => { out += d.toString() })
-  child.stderr?.on('data', (d: Buffer) => { out += d.toString() })
-  const exited = new Promise<number | null>(resolve => child.once('exit', code => resolve(code)))
-  t.teardown(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM')
-      await exited
-    }
-  })
-  return { child, output: () => out, exited }
-}
-
-async function portsFor (): Promise<Record<string, string>> {
-  return {
-    SIM_PORT: String(await freePort()),
-    BROKER_PORT: String(await freePort()),
-    BROKER_METRICS_PORT: String(await freePort()),
-    LOGIN_PORT: String(await freePort()),
-    LOGIN_METRICS_PORT: String(await freePort())
-  }
-}
+import t from 'tap'
+import { waitFor } from '@wxlogin/testing'
+import { run, stackPorts as portsFor } from './helpers.js'
 
 t.test('the README flow: start the stack, run the demo, Ctrl-C stops everything', async t => {
   const ports = await portsFor()

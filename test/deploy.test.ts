@@ -1,0 +1,118 @@
+import t from 'tap'
+import { spawnSync } from 'node:child_process'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { parse } from 'yaml'
+import { waitFor } from '@wxlogin/testing'
+import { root, run, stackPorts, tool } from './helpers.js'
+
+const read = (p: string): string => readFileSync(join(root, p), 'utf8')
+
+t.test('promtool accepts the Prometheus config and the alert rules', async t => {
+  if (!tool(t, 'promtool')) return
+  const config = spawnSync('promtool', ['check', 'config', 'deploy/prometheus/prometheus.yml'], { cwd: root, encoding: 'utf8' })
+  t.equal(config.status, 0, config.stdout + config.stderr)
+  const rules = spawnSync('promtool', ['check', 'rules', 'deploy/prometheus/alerts.yml'], { cwd: root, encoding: 'utf8' })
+  t.equal(rules.status, 0, rules.stdout + rules.stderr)
+})
+
+t.test('the compose file parses and has what an operator needs', async t => {
+  if (tool(t, 'docker-compose')) {
+    const r = spawnSync('docker-compose', ['-f', 'docker-compose.yml', 'config', '-q'], { cwd: root, encoding: 'utf8' })
+    t.equal(r.status, 0, r.stderr)
+  }
+  const compose = parse(read('docker-compose.yml'), { merge: true }) as { services: Record<string, Record<string, unknown>>, secrets: Record<string, { file: string }> }
+  const s = compose.services
+  t.same(Object.keys(s).sort(), ['grafana', 'login-api', 'prometheus', 'redis-1', 'redis-2', 'redis-3', 'token-broker', 'wechat-sim'])
+  for (const [name, svc] of Object.entries(s)) {
+    t.ok(svc.healthcheck, `${name} has a health check`)
+    t.ok(svc.restart, `${name} has a restart policy`)
+  }
+  t.match(s['redis-1']?.command, ['redis-server', '--appendonly', 'yes'], 'redis-1 persists with AOF')
+  t.same((s['token-broker']?.deploy as { replicas: number }).replicas, 2, 'two broker replicas')
+  const brokerEnv = s['token-broker']?.environment as Record<string, string>
+  t.equal(brokerEnv.REDLOCK_URLS?.split(',').length, 3, 'a quorum of 3 lock servers')
+  t.equal(brokerEnv.WECHAT_SECRET_FILE, '/run/secrets/wechat_secret', 'secrets through *_FILE')
+  t.equal(brokerEnv.BROKER_CLIENTS_FILE, '/run/secrets/broker_clients')
+  t.equal((s['login-api']?.environment as Record<string, string>).BROKER_TOKEN_FILE, '/run/secrets/broker_token')
+  t.same(s['wechat-sim']?.profiles, ['sim'], 'the simulator sits in a profile')
+  t.match(read('.env'), /^COMPOSE_PROFILES=sim$/m, 'which .env turns on for local use')
+  for (const secret of Object.values(compose.secrets)) t.match(secret.file, /^\.\/deploy\/secrets\//)
+  t.match(read('.gitignore'), /^deploy\/secrets\/\*$/m, 'secret files are never committed')
+})
+
+t.test('every COPY source of every Dockerfile exists', async t => {
+  const dockerfiles = readdirSync(join(root, 'packages')).map(p => `packages/${p}/Dockerfile`).filter(p => existsSync(join(root, p)))
+  t.same(dockerfiles.sort(), ['packages/login-api/Dockerfile', 'packages/token-broker/Dockerfile', 'packages/wechat-sim/Dockerfile'])
+  for (const file of dockerfiles) {
+    const text = read(file)
+    t.match(text, /^USER node$/m, `${file} runs as a non-root user`)
+    t.match(text, /^HEALTHCHECK /m, `${file} has a HEALTHCHECK`)
+    t.match(text, /--prod/, `${file} ships production dependencies only`)
+    for (const line of text.split('\n').filter(l => /^COPY\s/.test(l) && !l.includes('--from='))) {
+      const parts = line.replace(/--\S+/g, '').trim().split(/\s+/).slice(1, -1)
+      for (const src of parts) t.ok(existsSync(join(root, src)), `${file}: COPY ${src} exists`)
+    }
+  }
+})
+
+/** Metric names an expression reads: identifiers outside label matchers, ranges and grouping clauses. */
+function metricNames (expr: string): string[] {
+  const stripped = expr
+    .replace(/"[^"]*"/g, '""')
+    .replace(/\{[^}]*\}/g, ' ')
+    .replace(/\[[^\]]*\]/g, ' ')
+    .replace(/\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/g, ' ')
+  const keywords = new Set(['by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'bool', 'and', 'or', 'unless', 'offset'])
+  const names = new Set<string>()
+  for (const m of stripped.matchAll(/([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(\()?/g)) {
+    const [, name, call] = m
+    if (call === undefined && name !== undefined && !keywords.has(name) && !/^\d/.test(name)) names.add(name)
+  }
+  return [...names]
+}
+
+t.test('metricNames reads PromQL as intended', async t => {
+  t.same(metricNames('histogram_quantile(0.99, sum by (le) (rate(token_broker_lock_wait_seconds_bucket[5m]))) > 2'), ['token_broker_lock_wait_seconds_bucket'])
+  t.same(metricNames('sum by (source) (rate(a_total{x=~"$y"}[$__rate_interval])) / ignoring(source) group_left sum(rate(b_total[1m]))'), ['a_total', 'b_total'])
+  t.same(metricNames('(g - time()) < 120'), ['g'])
+})
+
+t.test('the running services export every metric the dashboard and the alerts use, and promtool accepts their output', async t => {
+  const ports = await stackPorts()
+  const stack = run(t, ['scripts/start.mjs'], { ...ports, LOG_LEVEL: 'warn' })
+  await waitFor(() => stack.output().includes('The stack is running'), { timeoutMs: 60_000, what: 'the stack to start' })
+  const demo = run(t, ['scripts/demo.mjs'], { SIM_URL: `http://127.0.0.1:${ports.SIM_PORT}`, LOGIN_URL: `http://127.0.0.1:${ports.LOGIN_PORT}` })
+  t.equal(await demo.exited, 0, 'a login was driven through the stack')
+
+  const scrape = async (port: string): Promise<string> => await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()
+  const outputs = { 'token-broker': await scrape(ports.BROKER_METRICS_PORT), 'login-api': await scrape(ports.LOGIN_METRICS_PORT) }
+
+  const exported = new Set<string>()
+  for (const text of Object.values(outputs)) {
+    for (const m of text.matchAll(/^# TYPE (\S+) (\S+)$/gm)) {
+      const [, name, type] = m as unknown as [string, string, string]
+      exported.add(name)
+      if (type === 'histogram' || type === 'summary') for (const suffix of ['_bucket', '_sum', '_count']) exported.add(name + suffix)
+    }
+  }
+  const dashboard = JSON.parse(read('deploy/grafana/dashboards/wx-phone-login.json')) as { panels: Array<{ targets?: Array<{ expr: string }> }> }
+  const exprs = dashboard.panels.flatMap(p => (p.targets ?? []).map(x => x.expr))
+  const alerts = parse(read('deploy/prometheus/alerts.yml')) as { groups: Array<{ rules: Array<{ expr: string }> }> }
+  exprs.push(...alerts.groups.flatMap(g => g.rules.map(r => r.expr)))
+  const used = new Set(exprs.flatMap(metricNames))
+  used.delete('up') // Prometheus' own, per scrape target
+  t.ok(used.size >= 15, `the dashboard and alerts use ${used.size} metrics`)
+  for (const name of used) t.ok(exported.has(name), `${name} is exported`)
+
+  if (!tool(t, 'promtool')) return
+  for (const [service, text] of Object.entries(outputs)) {
+    const r = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' })
+    // Exit 3 is "lint problems"; the only ones allowed are in prom-client's own default
+    // metrics (gauges named *_total), which this project cannot rename.
+    const problems = (r.stdout + r.stderr).split('\n').filter(Boolean)
+      .filter(l => !/^nodejs_active_(handles|requests|resources)_total non-counter metrics should not have "_total" suffix$/.test(l))
+    t.ok(r.status === 0 || r.status === 3, `${service}: promtool parsed the output (exit ${r.status})`)
+    t.same(problems, [], `${service}: no lint problems in this project's metrics`)
+  }
+})

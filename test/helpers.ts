@@ -1,0 +1,47 @@
+import type { Test } from 'tap'
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { freePort } from '@wxlogin/testing'
+
+export const root = fileURLToPath(new URL('..', import.meta.url))
+
+export interface Running { child: ChildProcess, output: () => string, exited: Promise<number | null> }
+
+/** A node script from the repository root as a child process, stopped when the test ends. */
+export function run (t: Test, args: string[], env: Record<string, string>): Running {
+  const child = spawn(process.execPath, args, { cwd: root, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  child.stdout?.on('data', (d: Buffer) => { out += d.toString() })
+  child.stderr?.on('data', (d: Buffer) => { out += d.toString() })
+  const exited = new Promise<number | null>(resolve => child.once('exit', code => resolve(code)))
+  t.teardown(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM')
+      await exited
+    }
+  })
+  return { child, output: () => out, exited }
+}
+
+export async function stackPorts (): Promise<Record<'SIM_PORT' | 'BROKER_PORT' | 'BROKER_METRICS_PORT' | 'LOGIN_PORT' | 'LOGIN_METRICS_PORT', string>> {
+  return {
+    SIM_PORT: String(await freePort()),
+    BROKER_PORT: String(await freePort()),
+    BROKER_METRICS_PORT: String(await freePort()),
+    LOGIN_PORT: String(await freePort()),
+    LOGIN_METRICS_PORT: String(await freePort())
+  }
+}
+
+/**
+ * A command-line tool the deployment checks need (promtool, docker-compose). Locally a missing
+ * tool skips the check; in CI, which installs them, a missing tool fails it.
+ */
+export function tool (t: Test, name: string): boolean {
+  const found = spawnSync('sh', ['-c', `command -v ${name}`]).status === 0
+  if (!found) {
+    if (process.env.CI !== undefined && process.env.CI !== '' && process.env.CI !== 'false') t.fail(`${name} is not installed (.ci/run installs it)`)
+    else t.skip(`${name} is not installed`)
+  }
+  return found
+}
