@@ -1,5 +1,6 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import formbody from '@fastify/formbody'
+import swagger from '@fastify/swagger'
 import gotDefault, { type Got } from 'got'
 import type { Registry } from 'prom-client'
 import { createRegistry, httpMetrics, installErrorHandling, loggerOptions, registerHealthRoutes } from '@wxlogin/service-kit'
@@ -42,6 +43,14 @@ export async function buildApp (config: LoginConfig, opts: BuildOptions = {}): P
   app.decorate('registry', registry)
   installErrorHandling(app)
   await app.register(httpMetrics, { registry })
+  // Describes the routes for docs/openapi (scripts/openapi.mjs); never served on the public port.
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: { title: 'login-api', version: '1.0.0', description: 'The API the WeChat mini-program calls: login with code and phoneCode, sessions.' },
+      components: { securitySchemes: { session: { type: 'http', scheme: 'bearer', description: 'The token thirdLogin returned' } } }
+    }
+  })
   await app.register(formbody, { bodyLimit: 16 * 1024 })
   // JSON (and forms) only: a text/plain body is a client mistake, answered 415.
   app.removeContentTypeParser('text/plain')

@@ -1,4 +1,5 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import swagger from '@fastify/swagger'
 import gotDefault, { type Got } from 'got'
 import type { Registry } from 'prom-client'
 import { createRegistry, httpMetrics, installErrorHandling, loggerOptions, registerHealthRoutes } from '@wxlogin/service-kit'
@@ -16,6 +17,16 @@ declare module 'fastify' {
   interface FastifyInstance {
     registry: Registry
   }
+}
+
+const OPENAPI = {
+  openapi: '3.0.3',
+  info: {
+    title: 'token-broker',
+    version: '1.0.0',
+    description: 'Internal API: WeChat access_tokens and code2session for authenticated internal callers.'
+  },
+  components: { securitySchemes: { bearer: { type: 'http' as const, scheme: 'bearer', description: 'A client token from BROKER_CLIENTS' } } }
 }
 
 export interface BuildOptions {
@@ -45,6 +56,7 @@ export async function buildApp (config: BrokerConfig, opts: BuildOptions = {}): 
   // JSON (and forms) only: a text/plain body is a client mistake, answered 415.
   app.removeContentTypeParser('text/plain')
   await app.register(httpMetrics, { registry })
+  await app.register(swagger, { openapi: OPENAPI })
   await app.register(tokenStore, { config })
   await app.register(tokens, { config, got, metrics, ...(opts.backoffBaseMs !== undefined ? { backoffBaseMs: opts.backoffBaseMs } : {}) })
   await app.register(clientAuth, { clients: config.clients })
@@ -52,5 +64,7 @@ export async function buildApp (config: BrokerConfig, opts: BuildOptions = {}): 
   registerHealthRoutes(app, {
     redis: async () => app.storeHealth()
   })
+  // The broker's port is internal, so its API description is served there.
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
   return app
 }

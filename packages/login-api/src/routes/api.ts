@@ -153,8 +153,12 @@ export default async function apiRoutes (app: FastifyInstance, { config, metrics
     request.session = { ...session, hash }
   }
 
+  const security = [{ session: [] }]
+
   app.post<{ Body: ThirdLoginBody }>('/user/thirdLogin', {
     schema: {
+      summary: 'Log in with wx.login()\'s code and, optionally, the phone button\'s phoneCode',
+      consumes: ['application/json', 'application/x-www-form-urlencoded'],
       body: thirdLoginBody,
       response: {
         200: {
@@ -208,7 +212,7 @@ export default async function apiRoutes (app: FastifyInstance, { config, metrics
   })
 
   app.get('/user/me', {
-    schema: { response: { 200: userSchema, ...errorResponses } },
+    schema: { summary: 'The logged-in user', security, response: { 200: userSchema, ...errorResponses } },
     preValidation: requireSession
   }, async (request) => {
     const s = request.session as SessionRecord
@@ -219,6 +223,8 @@ export default async function apiRoutes (app: FastifyInstance, { config, metrics
 
   app.post<{ Body: { phoneCode: string } }>('/user/phone', {
     schema: {
+      summary: 'Set the user\'s phone number from a phoneCode',
+      security,
       body: { type: 'object', required: ['phoneCode'], properties: { phoneCode: { ...codeString, minLength: 1 } } },
       response: { 200: userSchema, ...errorResponses }
     },
@@ -230,7 +236,10 @@ export default async function apiRoutes (app: FastifyInstance, { config, metrics
     return publicUser(user)
   })
 
-  app.post('/user/logout', { preValidation: requireSession }, async (request, reply) => {
+  app.post('/user/logout', {
+    schema: { summary: 'End the session: the token stops working', security, response: { 204: { type: 'null', description: 'Logged out' }, ...errorResponses } },
+    preValidation: requireSession
+  }, async (request, reply) => {
     await stored(app.users.deleteSession((request.session as { hash: string }).hash))
     return reply.code(204).send()
   })

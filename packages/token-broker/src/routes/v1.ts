@@ -36,13 +36,17 @@ function sendToken (reply: FastifyReply, served: ServedToken): object {
 interface AppParams { Params: { appid: string } }
 
 export default async function v1Routes (app: FastifyInstance): Promise<void> {
+  const security = [{ bearer: [] }]
+
   app.get<AppParams>('/apps/:appid/access-token', {
-    schema: { params: appidParams, response: { 200: tokenBody, '4xx': errorBody, '5xx': errorBody } },
+    schema: { summary: 'The current access_token of an app', params: appidParams, response: { 200: tokenBody, '4xx': errorBody, '5xx': errorBody }, security },
     preHandler: app.authorizeApp
   }, async (request, reply) => sendToken(reply, await app.tokens.getToken(request.params.appid)))
 
   app.post<AppParams & { Body: { access_token: string } }>('/apps/:appid/access-token/invalidate', {
     schema: {
+      summary: 'Report a token WeChat rejected; get a different, current one',
+      security,
       params: appidParams,
       body: {
         type: 'object',
@@ -61,6 +65,8 @@ export default async function v1Routes (app: FastifyInstance): Promise<void> {
 
   app.post<AppParams & { Body: { js_code: string } }>('/apps/:appid/code2session', {
     schema: {
+      summary: 'Exchange a wx.login() code for openid and unionid',
+      security,
       params: appidParams,
       body: {
         type: 'object',

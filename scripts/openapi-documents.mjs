@@ -1,0 +1,28 @@
+// Builds each service in memory mode with placeholder configuration (no listener, no network)
+// and returns the OpenAPI document @fastify/swagger derives from its route schemas.
+import { buildApp as buildBroker, loadConfig as brokerConfig } from '../packages/token-broker/dist/app.js'
+import { buildApp as buildLogin, loadConfig as loginConfig } from '../packages/login-api/dist/app.js'
+
+const placeholder = { LOG_LEVEL: 'silent' }
+
+export async function openapiDocuments () {
+  const broker = await buildBroker(brokerConfig({
+    ...placeholder,
+    WECHAT_APPID: 'wx0000000000000000',
+    WECHAT_SECRET: 'placeholder',
+    BROKER_CLIENTS: JSON.stringify([{ name: 'docs', token: 'placeholder-token-0000', apps: ['*'] }])
+  }), { logger: false })
+  const login = await buildLogin(loginConfig({
+    ...placeholder,
+    WECHAT_APPID: 'wx0000000000000000',
+    BROKER_URL: 'http://127.0.0.1:3001',
+    BROKER_TOKEN: 'placeholder-token-0000'
+  }), { logger: false })
+  const docs = {}
+  for (const [name, app] of [['token-broker', broker], ['login-api', login]]) {
+    await app.ready()
+    docs[name] = app.swagger()
+    await app.close()
+  }
+  return docs
+}
