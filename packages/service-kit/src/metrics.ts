@@ -21,12 +21,19 @@ export const httpMetrics = fp<{ registry: Registry }>(async (app, { registry }) 
     buckets: LATENCY_BUCKETS,
     registers: [registry]
   })
+  // Bound children per label set: prom-client would otherwise validate and hash the labels on
+  // every request, a measurable share of a memory-served token request. The set is small and
+  // bounded (methods x route templates x statuses).
+  const children = new Map<string, { observe: (v: number) => void }>()
   app.addHook('onResponse', async (request, reply) => {
-    histogram.observe({
-      method: request.method,
-      route: request.routeOptions.url ?? 'unmatched',
-      status_code: String(reply.statusCode)
-    }, reply.elapsedTime / 1000)
+    const route = request.routeOptions.url ?? 'unmatched'
+    const key = `${request.method} ${route} ${reply.statusCode}`
+    let child = children.get(key)
+    if (child === undefined) {
+      child = histogram.labels({ method: request.method, route, status_code: String(reply.statusCode) })
+      children.set(key, child)
+    }
+    child.observe(reply.elapsedTime / 1000)
   })
 }, { name: 'http-metrics' })
 

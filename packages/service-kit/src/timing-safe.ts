@@ -10,3 +10,19 @@ export function safeEqual (a: string, b: string): boolean {
 export function sha256Hex (value: string): string {
   return createHash('sha256').update(value).digest('hex')
 }
+
+/**
+ * Finds which of several secrets a presented value matches, in constant time: the presented
+ * value is hashed once and compared against every stored hash (computed once, up front).
+ */
+export function createSecretMatcher<T> (entries: Array<{ secret: string, value: T }>): (presented: string) => T | null {
+  const hashed = entries.map(e => ({ hash: createHash('sha256').update(e.secret).digest(), value: e.value }))
+  return (presented) => {
+    const h = createHash('sha256').update(presented).digest()
+    let found: T | null = null
+    for (const e of hashed) {
+      if (timingSafeEqual(h, e.hash) && found === null) found = e.value
+    }
+    return found
+  }
+}

@@ -66,8 +66,17 @@ export class TokenManager {
     this.o.metrics.expiry.set({ appid }, Math.floor(rec.expiresAt / 1000))
   }
 
+  /** Bound counter children, so the hot path does not hash labels on every request. */
+  private readonly counters = new Map<string, { inc: () => void }>()
+
   private count (appid: string, source: TokenSource): void {
-    this.o.metrics.tokenRequests.inc({ appid, source })
+    const key = `${appid}\0${source}`
+    let c = this.counters.get(key)
+    if (c === undefined) {
+      c = this.o.metrics.tokenRequests.labels({ appid, source })
+      this.counters.set(key, c)
+    }
+    c.inc()
   }
 
   private onRemoteUpdate (appid: string): void {

@@ -113,18 +113,24 @@ export function createSimulator (options: SimulatorOptions = {}): Simulator {
       return { appid: request.body.appid }
     })
 
-    control.post<{ Body: { appid?: string, openid?: string, unionid?: string | null } | undefined }>('/login-codes', {
-      schema: { body: { type: ['object', 'null'], properties: { appid: { type: 'string' }, openid: { type: 'string', minLength: 1 }, unionid: { type: ['string', 'null'] } } } }
+    // `count` mints that many at once (each for its own openid unless one is given), for load tests.
+    control.post<{ Body: { appid?: string, openid?: string, unionid?: string | null, count?: number } | undefined }>('/login-codes', {
+      schema: { body: { type: ['object', 'null'], properties: { appid: { type: 'string' }, openid: { type: 'string', minLength: 1 }, unionid: { type: ['string', 'null'] }, count: { type: 'integer', minimum: 1, maximum: 10_000 } } } }
     }, async (request) => {
       const b = request.body ?? {}
-      return state.mintLoginCode(b.appid ?? firstApp(), b.openid, b.unionid)
+      const appid = b.appid ?? firstApp()
+      if (b.count === undefined) return state.mintLoginCode(appid, b.openid, b.unionid)
+      return { codes: Array.from({ length: b.count }, () => state.mintLoginCode(appid, b.openid, b.unionid)) }
     })
 
-    control.post<{ Body: { appid?: string, phoneNumber: string, countryCode?: string, openid?: string } }>('/phone-codes', {
-      schema: { body: { type: 'object', required: ['phoneNumber'], properties: { appid: { type: 'string' }, phoneNumber: { type: 'string', pattern: '^[0-9]{4,20}$' }, countryCode: { type: 'string', pattern: '^[0-9]{1,4}$' }, openid: { type: 'string' } } } }
+    control.post<{ Body: { appid?: string, phoneNumber: string, countryCode?: string, openid?: string, openids?: string[] } }>('/phone-codes', {
+      schema: { body: { type: 'object', required: ['phoneNumber'], properties: { appid: { type: 'string' }, phoneNumber: { type: 'string', pattern: '^[0-9]{4,20}$' }, countryCode: { type: 'string', pattern: '^[0-9]{1,4}$' }, openid: { type: 'string' }, openids: { type: 'array', items: { type: 'string' }, maxItems: 10_000 } } } }
     }, async (request) => {
       const b = request.body
-      return state.mintPhoneCode(b.appid ?? firstApp(), b.phoneNumber, b.countryCode, b.openid)
+      const appid = b.appid ?? firstApp()
+      // `openids` mints one code bound to each, for load tests.
+      if (b.openids !== undefined) return { codes: b.openids.map(o => state.mintPhoneCode(appid, b.phoneNumber, b.countryCode, o).code) }
+      return state.mintPhoneCode(appid, b.phoneNumber, b.countryCode, b.openid)
     })
 
     control.get('/calls', async () => ({ ...state.calls }))

@@ -130,6 +130,14 @@ t.test('HTTP: the WeChat APIs with WeChat shapes, and the control API', async t 
 
   t.same((await app.inject(`${CONTROL_PREFIX}/calls`)).json(), { token: 2, stable_token: 1, jscode2session: 1, getuserphonenumber: 1 })
 
+  const bulk = (await app.inject({ method: 'POST', url: `${CONTROL_PREFIX}/login-codes`, payload: { count: 3 } })).json().codes as Array<{ code: string, openid: string }>
+  t.equal(bulk.length, 3)
+  t.equal(new Set(bulk.map(c => c.openid)).size, 3, 'each bulk code for its own openid')
+  const phones = (await app.inject({ method: 'POST', url: `${CONTROL_PREFIX}/phone-codes`, payload: { phoneNumber: '13800138000', openids: bulk.map(c => c.openid) } })).json().codes as string[]
+  t.equal(phones.length, 3)
+  const bound = await app.inject({ method: 'POST', url: `/wxa/business/getuserphonenumber?access_token=${token}`, payload: { code: phones[0], openid: bulk[1]?.openid } })
+  t.equal(bound.json().errcode, 40029, 'bulk phone codes are bound to their openid')
+
   const f = await app.inject({ method: 'POST', url: `${CONTROL_PREFIX}/faults`, payload: { api: 'stable_token', kind: 'errcode', errcode: -1, count: 2 } })
   t.equal(f.statusCode, 201)
   await app.inject({ method: 'POST', url: `${CONTROL_PREFIX}/faults`, payload: { api: 'stable_token', kind: 'status', status: 502 } })

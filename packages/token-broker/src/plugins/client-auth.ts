@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin'
-import { safeEqual } from '@wxlogin/service-kit'
+import { createSecretMatcher } from '@wxlogin/service-kit'
 import type { BrokerClientConfig } from '../config.js'
 import { errors } from '../errors.js'
 
@@ -16,17 +16,12 @@ declare module 'fastify' {
 export default fp<{ clients: BrokerClientConfig[] }>(async (app, { clients }) => {
   app.decorateRequest('brokerClient', null)
 
+  const match = createSecretMatcher(clients.map(c => ({ secret: c.token, value: c })))
+
   function authenticate (header: string | undefined): BrokerClientConfig | null {
     if (header === undefined) return null
     const m = /^Bearer\s+(\S+)\s*$/i.exec(header)
-    if (m === null) return null
-    const presented = m[1] as string
-    let found: BrokerClientConfig | null = null
-    // Compare against every client, so the time taken does not tell which one matched.
-    for (const c of clients) {
-      if (safeEqual(presented, c.token) && found === null) found = c
-    }
-    return found
+    return m === null ? null : match(m[1] as string)
   }
 
   app.decorate('authorizeApp', async (request: import('fastify').FastifyRequest<{ Params: { appid: string } }>) => {

@@ -23,13 +23,21 @@ const tokenBody = {
   }
 } as const
 
+// A token's expiry never changes, so its ISO form is computed once per token, not per request.
+const isoCache = new WeakMap<object, string>()
+
 function sendToken (reply: FastifyReply, served: ServedToken): object {
   const { record } = served
+  let iso = isoCache.get(record)
+  if (iso === undefined) {
+    iso = new Date(record.expiresAt).toISOString()
+    isoCache.set(record, iso)
+  }
   reply.header('cache-control', 'no-store')
   return {
     access_token: record.token,
     expires_in: Math.max(0, Math.floor((record.expiresAt - Date.now()) / 1000)),
-    expires_at: new Date(record.expiresAt).toISOString()
+    expires_at: iso
   }
 }
 
