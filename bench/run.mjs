@@ -74,9 +74,13 @@ async function broker (simUrl, redisUrl) {
   const port = await freePort()
   const metricsPort = await freePort()
   const child = spawnNode('packages/token-broker/dist/server.js', {
-    PORT: String(port), METRICS_PORT: String(metricsPort),
-    WECHAT_APPID: APPID, WECHAT_SECRET: SECRET, WECHAT_API_BASE_URL: simUrl,
-    BROKER_CLIENTS: CLIENTS, ...(redisUrl ? { REDIS_URL: redisUrl } : {})
+    PORT: String(port),
+    METRICS_PORT: String(metricsPort),
+    WECHAT_APPID: APPID,
+    WECHAT_SECRET: SECRET,
+    WECHAT_API_BASE_URL: simUrl,
+    BROKER_CLIENTS: CLIENTS,
+    ...(redisUrl ? { REDIS_URL: redisUrl } : {})
   })
   const url = `http://127.0.0.1:${port}`
   await ready(`${url}/readyz`)
@@ -204,8 +208,14 @@ async function login () {
   const port = await freePort()
   const apiMetricsPort = await freePort()
   const api = spawnNode('packages/login-api/dist/server.js', {
-    PORT: String(port), METRICS_PORT: String(apiMetricsPort), WECHAT_APPID: APPID, WECHAT_API_BASE_URL: wx.url,
-    BROKER_URL: b.url, BROKER_TOKEN: CLIENT_TOKEN, REDIS_URL: redis.url, IP_RATE_LIMIT_MAX: '100000000'
+    PORT: String(port),
+    METRICS_PORT: String(apiMetricsPort),
+    WECHAT_APPID: APPID,
+    WECHAT_API_BASE_URL: wx.url,
+    BROKER_URL: b.url,
+    BROKER_TOKEN: CLIENT_TOKEN,
+    REDIS_URL: redis.url,
+    IP_RATE_LIMIT_MAX: '100000000'
   })
   const url = `http://127.0.0.1:${port}`
   await ready(`${url}/readyz`)
@@ -220,6 +230,15 @@ async function login () {
   }
   let next = 0
   let exhausted = false
+  const loginRequests = [{
+    method: 'POST',
+    path: '/api/user/thirdLogin',
+    headers: { 'content-type': 'application/json' },
+    setupRequest: req => {
+      if (next >= pool.length) exhausted = true
+      return { ...req, body: pool[next++ % pool.length] }
+    }
+  }]
   const rss = {}
   const heap = {}
   const sample = at => {
@@ -232,15 +251,7 @@ async function login () {
     url,
     connections: 100,
     duration: LOGIN_SECONDS,
-    requests: [{
-      method: 'POST',
-      path: '/api/user/thirdLogin',
-      headers: { 'content-type': 'application/json' },
-      setupRequest: req => {
-        if (next >= pool.length) exhausted = true
-        return { ...req, body: pool[next++ % pool.length] }
-      }
-    }]
+    requests: loginRequests
   })
   timers.forEach(clearTimeout)
   // The same 100 connections held to a rate this machine serves without queueing: what
@@ -250,15 +261,7 @@ async function login () {
     connections: 100,
     overallRate: PACED_RATE,
     duration: quick ? 5 : 15,
-    requests: [{
-      method: 'POST',
-      path: '/api/user/thirdLogin',
-      headers: { 'content-type': 'application/json' },
-      setupRequest: req => {
-        if (next >= pool.length) exhausted = true
-        return { ...req, body: pool[next++ % pool.length] }
-      }
-    }]
+    requests: loginRequests
   }))
   const s = summarize(result)
   const upstream = 2 * latency // code2session and getuserphonenumber; the token is cached

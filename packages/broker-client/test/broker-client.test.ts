@@ -1,15 +1,11 @@
-import t, { type Test } from 'tap'
+import t from 'tap'
 import nock from 'nock'
+import { useNock } from '@wxlogin/testing'
 import { BrokerError, BrokerUnavailableError, createBrokerClient } from '../src/index.js'
 
 const BROKER = 'http://broker.test'
 const TOKEN = 'client-token-0123456789'
 const APPID = 'wxclienttest0001'
-
-function useNock (t: Test): void {
-  nock.disableNetConnect()
-  t.teardown(() => { nock.cleanAll(); nock.enableNetConnect() })
-}
 
 const body = (token: string, inSeconds = 7200): object => ({
   access_token: token,

@@ -1,18 +1,11 @@
 import closeWithGrace from 'close-with-grace'
-import { buildMetricsServer, ConfigError } from '@wxlogin/service-kit'
+import { buildMetricsServer, configOrExit } from '@wxlogin/service-kit'
 import { buildApp } from './app.js'
-import { loadConfig, type LoginConfig } from './config.js'
+import { loadConfig } from './config.js'
 
-let config: LoginConfig
-try {
-  config = loadConfig(process.env)
-} catch (err) {
-  if (!(err instanceof ConfigError)) throw err
-  process.stderr.write(`login-api: ${err.message}\n`)
-  process.exit(1)
-}
-
+const config = configOrExit('login-api', loadConfig, process.env)
 const app = await buildApp(config)
+// Metrics on their own listener, so they are never reachable on the public port.
 const metricsServer = buildMetricsServer(app.registry)
 
 closeWithGrace({ delay: 15_000 }, async ({ signal, err }) => {

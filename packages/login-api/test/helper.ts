@@ -6,6 +6,8 @@ import { loggerOptions } from '@wxlogin/service-kit'
 import { LogCapture } from '@wxlogin/testing'
 import { buildApp, type LoginConfig } from '../src/app.js'
 
+export { useNock } from '@wxlogin/testing'
+
 export const APPID = 'wxlogintest000001'
 export const BROKER = 'http://broker.test'
 export const BROKER_TOKEN = 'broker-client-token-for-login-api'
@@ -40,12 +42,6 @@ export async function build (t: Test, config: LoginConfig = testConfig()): Promi
   const app = await buildApp(config, { got: got.extend({ retry: { limit: 0 } }), logger: loggerOptions('trace', 'login-api', logs) })
   t.teardown(() => app.close())
   return { app, logs }
-}
-
-export function useNock (t: Test): typeof nock {
-  nock.disableNetConnect()
-  t.teardown(() => { nock.cleanAll(); nock.enableNetConnect() })
-  return nock
 }
 
 /** The broker, as nock: code2session for one login code, and access tokens. */

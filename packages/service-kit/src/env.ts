@@ -134,3 +134,17 @@ export function redisUrlList (reader: EnvReader, name: string, fallback: string 
   const urls = raw.split(',').map(s => s.trim()).filter(Boolean)
   return urls.map(u => checkUrl(name, u, ['redis:', 'rediss:']))
 }
+
+/**
+ * For server.ts: the configuration, or one line naming the bad variable on stderr and exit 1
+ * (no stack trace: an operator needs the variable, not our call stack).
+ */
+export function configOrExit<T> (service: string, load: (env: Env) => T, env: Env): T {
+  try {
+    return load(env)
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err
+    process.stderr.write(`${service}: ${err.message}\n`)
+    process.exit(1)
+  }
+}

@@ -1,6 +1,7 @@
 import t from 'tap'
 import Fastify from 'fastify'
-import { ConfigError, EnvReader, installErrorHandling, maskPhone, registerHealthRoutes, safeEqual, ServiceError } from '../src/index.js'
+import { Registry } from 'prom-client'
+import { ConfigError, createSecretMatcher, EnvReader, httpMetrics, installErrorHandling, maskPhone, registerHealthRoutes, safeEqual, ServiceError } from '../src/index.js'
 
 t.test('EnvReader', async t => {
   const r = new EnvReader({ A: ' 5 ', B: 'yes', C: '', U: 'https://x.example/', J: '{"a":1}' })
@@ -40,4 +41,27 @@ t.test('helpers', async t => {
   t.equal(maskPhone('13812348000'), '138****8000')
   t.equal(safeEqual('a', 'a'), true)
   t.equal(safeEqual('a', 'ab'), false)
+})
+
+t.test('createSecretMatcher finds the matching entry, or null', async t => {
+  const match = createSecretMatcher([{ secret: 'token-a', value: 'a' }, { secret: 'token-b', value: 'b' }])
+  t.equal(match('token-b'), 'b')
+  t.equal(match('token-a'), 'a')
+  t.equal(match('token-c'), null)
+  t.equal(match(''), null)
+})
+
+t.test('httpMetrics records method, route template and status', async t => {
+  const registry = new Registry()
+  const app = Fastify()
+  await app.register(httpMetrics, { registry })
+  app.get('/items/:id', async () => ({ ok: true }))
+  await app.ready()
+  for (const id of ['1', '2', '3']) await app.inject(`/items/${id}`)
+  await app.inject('/missing')
+  const m = await registry.getSingleMetric('http_request_duration_seconds')?.get()
+  const count = (route: string, status: string): number | undefined => m?.values.find(v =>
+    v.metricName === 'http_request_duration_seconds_count' && v.labels.route === route && v.labels.status_code === status)?.value
+  t.equal(count('/items/:id', '200'), 3, 'the template, not the raw URL')
+  t.equal(count('unmatched', '404'), 1)
 })

@@ -1,17 +1,9 @@
 import closeWithGrace from 'close-with-grace'
-import { buildMetricsServer, ConfigError } from '@wxlogin/service-kit'
+import { buildMetricsServer, configOrExit } from '@wxlogin/service-kit'
 import { buildApp } from './app.js'
-import { loadConfig, type BrokerConfig } from './config.js'
+import { loadConfig } from './config.js'
 
-let config: BrokerConfig
-try {
-  config = loadConfig(process.env)
-} catch (err) {
-  if (!(err instanceof ConfigError)) throw err
-  process.stderr.write(`token-broker: ${err.message}\n`)
-  process.exit(1)
-}
-
+const config = configOrExit('token-broker', loadConfig, process.env)
 const app = await buildApp(config)
 const metricsServer = buildMetricsServer(app.registry)
 

@@ -1,10 +1,11 @@
 import type { Test } from 'tap'
-import nock from 'nock'
 import got from 'got'
 import type { FastifyInstance } from 'fastify'
 import { loggerOptions } from '@wxlogin/service-kit'
 import { LogCapture } from '@wxlogin/testing'
 import { buildApp, type BrokerConfig, type BuildOptions } from '../src/app.js'
+
+export { useNock } from '@wxlogin/testing'
 
 export const APPID = 'wxtest0000000001'
 export const SECRET = 'app-secret-9f8e7d6c5b4a'
@@ -52,14 +53,6 @@ export async function build (t: Test, config: BrokerConfig = testConfig(), opts:
 }
 
 /** nock for one test: no real network, mocks cleaned after. */
-export function useNock (t: Test): typeof nock {
-  nock.disableNetConnect()
-  t.teardown(() => {
-    nock.cleanAll()
-    nock.enableNetConnect()
-  })
-  return nock
-}
 
 export const auth = (token = CLIENT_TOKEN): Record<string, string> => ({ authorization: `Bearer ${token}` })
 

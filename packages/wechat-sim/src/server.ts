@@ -1,8 +1,8 @@
 import closeWithGrace from 'close-with-grace'
-import { ConfigError, EnvReader, loggerOptions } from '@wxlogin/service-kit'
+import { ConfigError, configOrExit, EnvReader, loggerOptions } from '@wxlogin/service-kit'
 import { createSimulator, type SimulatorOptions } from './app.js'
 
-function readConfig (env: NodeJS.ProcessEnv): { host: string, port: number, sim: SimulatorOptions } {
+function readConfig (env: Record<string, string | undefined>): { host: string, port: number, sim: SimulatorOptions } {
   const r = new EnvReader(env)
   const apps = r.json<Array<{ appid: string, secret: string }>>('SIM_APPS') ??
     [{ appid: r.string('WECHAT_APPID', 'wxdevapp0000000001'), secret: r.secret('WECHAT_SECRET') ?? 'dev-secret-not-for-production' }]
@@ -25,14 +25,7 @@ function readConfig (env: NodeJS.ProcessEnv): { host: string, port: number, sim:
   }
 }
 
-let config: ReturnType<typeof readConfig>
-try {
-  config = readConfig(process.env)
-} catch (err) {
-  if (!(err instanceof ConfigError)) throw err
-  process.stderr.write(`wechat-sim: ${err.message}\n`)
-  process.exit(1)
-}
+const config = configOrExit('wechat-sim', readConfig, process.env)
 
 const { app } = createSimulator(config.sim)
 closeWithGrace({ delay: 10_000 }, async ({ err }) => {
