@@ -3,7 +3,7 @@ import formbody from '@fastify/formbody'
 import swagger from '@fastify/swagger'
 import gotDefault, { type Got } from 'got'
 import type { Registry } from 'prom-client'
-import { createRegistry, httpMetrics, installErrorHandling, loggerOptions, registerHealthRoutes } from '@wxlogin/service-kit'
+import { createRegistry, httpMetrics, installErrorHandling, loggerOptions, registerHealthRoutes, shedWhileClosing } from '@wxlogin/service-kit'
 import type { LoginConfig } from './config.js'
 import { createLoginMetrics } from './metrics.js'
 import stores from './plugins/stores.js'
@@ -32,7 +32,8 @@ export async function buildApp (config: LoginConfig, opts: BuildOptions = {}): P
     trustProxy: config.trustProxy as boolean | string,
     bodyLimit: 16 * 1024,
     requestTimeout: 30_000,
-    return503OnClosing: true,
+    // shedWhileClosing answers during the drain, in the contract's error shape.
+    return503OnClosing: false,
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false } }
   }
   const app = Fastify(options)
@@ -42,6 +43,7 @@ export async function buildApp (config: LoginConfig, opts: BuildOptions = {}): P
 
   app.decorate('registry', registry)
   installErrorHandling(app)
+  shedWhileClosing(app)
   await app.register(httpMetrics, { registry })
   // Describes the routes for docs/openapi (scripts/openapi.mjs); never served on the public port.
   await app.register(swagger, {

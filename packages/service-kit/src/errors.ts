@@ -81,3 +81,18 @@ export function installErrorHandling (app: FastifyInstance): void {
     return sendError(reply, new ServiceError('not_found', `No route ${request.method} ${request.url.split('?')[0]}.`, 404))
   })
 }
+
+/**
+ * While the app drains on close, a request arriving on a kept-alive connection gets a 503 in
+ * the contract's shape (fastify's own return503OnClosing body is not), with Connection: close
+ * so the client reconnects to another replica.
+ */
+export function shedWhileClosing (app: FastifyInstance): void {
+  let closing = false
+  app.addHook('preClose', async () => { closing = true })
+  app.addHook('onRequest', async (_request, reply) => {
+    if (!closing) return
+    reply.header('connection', 'close')
+    throw new ServiceError('shutting_down', 'This instance is shutting down; retry.', 503)
+  })
+}

@@ -1,7 +1,8 @@
 import t from 'tap'
 import Fastify from 'fastify'
+import { createConnection } from 'node:net'
 import { Registry } from 'prom-client'
-import { ConfigError, createSecretMatcher, EnvReader, httpMetrics, installErrorHandling, maskPhone, registerHealthRoutes, safeEqual, ServiceError } from '../src/index.js'
+import { ConfigError, createSecretMatcher, EnvReader, httpMetrics, installErrorHandling, maskPhone, registerHealthRoutes, safeEqual, ServiceError, shedWhileClosing } from '../src/index.js'
 
 t.test('EnvReader', async t => {
   const r = new EnvReader({ A: ' 5 ', B: 'yes', C: '', U: 'https://x.example/', J: '{"a":1}' })
@@ -64,4 +65,47 @@ t.test('httpMetrics records method, route template and status', async t => {
     v.metricName === 'http_request_duration_seconds_count' && v.labels.route === route && v.labels.status_code === status)?.value
   t.equal(count('/items/:id', '200'), 3, 'the template, not the raw URL')
   t.equal(count('unmatched', '404'), 1)
+})
+
+t.test('shedWhileClosing: a request arriving during the drain gets a 503 in the contract shape', async t => {
+  const app = Fastify({ return503OnClosing: false })
+  installErrorHandling(app)
+  // Runs before the gate's hook: tells the test when the late request has reached the server.
+  let lateSeen: () => void = () => {}
+  const lateArrived = new Promise<void>(resolve => { lateSeen = resolve })
+  app.addHook('onRequest', async (request) => { if (request.url === '/fast') lateSeen() })
+  shedWhileClosing(app)
+  let release: () => void = () => {}
+  let started: () => void = () => {}
+  const held = new Promise<void>(resolve => { release = resolve })
+  const arrived = new Promise<void>(resolve => { started = resolve })
+  app.get('/slow', async () => { started(); await held; return { done: true } })
+  app.get('/fast', async () => ({ ok: true }))
+  // Registered after shedWhileClosing's own preClose hook, so it runs once the gate is shut.
+  let draining: () => void = () => {}
+  const drainStarted = new Promise<void>(resolve => { draining = resolve })
+  app.addHook('preClose', async () => { draining() })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const port = (app.server.address() as { port: number }).port
+
+  // One connection, busy with /slow, so the drain cannot reap it as idle; the second request
+  // is written on it after the close has begun.
+  const socket = createConnection({ port, host: '127.0.0.1' })
+  let received = ''
+  socket.on('data', d => { received += d.toString() })
+  const ended = new Promise<void>(resolve => socket.once('close', () => resolve()))
+  socket.write('GET /slow HTTP/1.1\r\nHost: x\r\n\r\n')
+  await arrived
+  const closed = app.close()
+  await drainStarted
+  socket.write('GET /fast HTTP/1.1\r\nHost: x\r\n\r\n')
+  await lateArrived
+  release()
+  await ended
+  await closed
+  const responses = received.split(/(?=HTTP\/1\.1 )/)
+  t.match(responses[0], /^HTTP\/1\.1 200[\s\S]*\{"done":true\}/, 'the in-flight request finished')
+  t.match(responses[1], /^HTTP\/1\.1 503/, 'the late one was shed')
+  t.match(responses[1], /connection: close/i)
+  t.match(responses[1], /\{"error":"shutting_down","message":"This instance is shutting down; retry."\}/)
 })

@@ -2,7 +2,7 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import swagger from '@fastify/swagger'
 import gotDefault, { type Got } from 'got'
 import type { Registry } from 'prom-client'
-import { createRegistry, httpMetrics, installErrorHandling, loggerOptions, registerHealthRoutes } from '@wxlogin/service-kit'
+import { createRegistry, httpMetrics, installErrorHandling, loggerOptions, registerHealthRoutes, shedWhileClosing } from '@wxlogin/service-kit'
 import type { BrokerConfig } from './config.js'
 import { createBrokerMetrics } from './metrics.js'
 import tokenStore from './plugins/token-store.js'
@@ -43,7 +43,8 @@ export async function buildApp (config: BrokerConfig, opts: BuildOptions = {}): 
     bodyLimit: 16 * 1024,
     // A token request is internal and quick; nothing here should hold a socket for long.
     requestTimeout: 30_000,
-    return503OnClosing: true,
+    // shedWhileClosing answers during the drain, in the contract's error shape.
+    return503OnClosing: false,
     // A number where a token belongs is a client bug to report, not to coerce.
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false } }
   })
@@ -53,6 +54,7 @@ export async function buildApp (config: BrokerConfig, opts: BuildOptions = {}): 
 
   app.decorate('registry', registry)
   installErrorHandling(app)
+  shedWhileClosing(app)
   // JSON (and forms) only: a text/plain body is a client mistake, answered 415.
   app.removeContentTypeParser('text/plain')
   await app.register(httpMetrics, { registry })
