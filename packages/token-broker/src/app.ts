@@ -1,8 +1,7 @@
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import swagger from '@fastify/swagger'
 import gotDefault, { type Got } from 'got'
-import type { Registry } from 'prom-client'
-import { createRegistry, httpMetrics, installErrorHandling, loggerOptions, registerHealthRoutes, shedWhileClosing } from '@wxlogin/service-kit'
+import { createServiceApp, registerHealthRoutes } from '@wxlogin/service-kit'
 import type { BrokerConfig } from './config.js'
 import { createBrokerMetrics } from './metrics.js'
 import tokenStore from './plugins/token-store.js'
@@ -12,12 +11,6 @@ import v1Routes from './routes/v1.js'
 
 export { loadConfig } from './config.js'
 export type { BrokerConfig, WechatAppConfig, BrokerClientConfig, TokenMode } from './config.js'
-
-declare module 'fastify' {
-  interface FastifyInstance {
-    registry: Registry
-  }
-}
 
 const OPENAPI = {
   openapi: '3.0.3',
@@ -38,26 +31,10 @@ export interface BuildOptions {
 }
 
 export async function buildApp (config: BrokerConfig, opts: BuildOptions = {}): Promise<FastifyInstance> {
-  const app = Fastify({
-    logger: opts.logger ?? loggerOptions(config.logLevel, 'token-broker'),
-    bodyLimit: 16 * 1024,
-    // A token request is internal and quick; nothing here should hold a socket for long.
-    requestTimeout: 30_000,
-    // shedWhileClosing answers during the drain, in the contract's error shape.
-    return503OnClosing: false,
-    // A number where a token belongs is a client bug to report, not to coerce.
-    ajv: { customOptions: { coerceTypes: false, removeAdditional: false } }
-  })
-  const registry = createRegistry()
-  const metrics = createBrokerMetrics(registry)
+  const app = await createServiceApp({ name: 'token-broker', logLevel: config.logLevel, logger: opts.logger })
+  const metrics = createBrokerMetrics(app.registry)
   const got = opts.got ?? gotDefault.extend({ retry: { limit: 0 } })
 
-  app.decorate('registry', registry)
-  installErrorHandling(app)
-  shedWhileClosing(app)
-  // JSON (and forms) only: a text/plain body is a client mistake, answered 415.
-  app.removeContentTypeParser('text/plain')
-  await app.register(httpMetrics, { registry })
   await app.register(swagger, { openapi: OPENAPI })
   await app.register(tokenStore, { config })
   await app.register(tokens, { config, got, metrics, ...(opts.backoffBaseMs !== undefined ? { backoffBaseMs: opts.backoffBaseMs } : {}) })
