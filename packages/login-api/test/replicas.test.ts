@@ -30,7 +30,8 @@ async function stack (t: Test, instances: number): Promise<{ apps: FastifyInstan
     lockTtlMs: 5000,
     upstreamTimeoutMs: 2000,
     retryBudgetMs: 2000,
-    failureMemoryMs: 1000
+    failureMemoryMs: 1000,
+    forceRefreshIntervalMs: 60_000
   }, { logger: false, got: got.extend({ retry: { limit: 0 } }) })
   await broker.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(() => broker.close())

@@ -36,6 +36,8 @@ export interface BrokerConfig {
   retryBudgetMs: number
   /** A failed refresh is answered from memory for this long, so a wrong secret cannot hammer WeChat. */
   failureMemoryMs: number
+  /** Least time between two forced refreshes of a stable token, cluster-wide (WeChat allows 20 a day). */
+  forceRefreshIntervalMs: number
 }
 
 const APPID = /^[A-Za-z0-9_-]{1,64}$/
@@ -107,6 +109,7 @@ export function loadConfig (env: Env): BrokerConfig {
     lockTtlMs: r.int('TOKEN_LOCK_TTL_MS', 20_000, { min: 500, max: 300_000 }),
     upstreamTimeoutMs,
     retryBudgetMs: r.int('WECHAT_RETRY_BUDGET_MS', 8000, { min: 0, max: 120_000 }),
-    failureMemoryMs: r.int('TOKEN_FAILURE_MEMORY_SECONDS', 5, { min: 0, max: 3600 }) * 1000
+    failureMemoryMs: r.int('TOKEN_FAILURE_MEMORY_SECONDS', 5, { min: 0, max: 3600 }) * 1000,
+    forceRefreshIntervalMs: r.int('TOKEN_FORCE_REFRESH_MIN_INTERVAL_SECONDS', 60, { min: 0, max: 86_400 }) * 1000
   }
 }

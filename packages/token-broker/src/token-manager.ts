@@ -21,6 +21,8 @@ export interface TokenManagerOptions {
   failureMemoryMs: number
   /** How long a caller waits for another replica's refresh before giving up. */
   waitTimeoutMs: number
+  /** Least time between two forced (stable-mode) refreshes of one app, cluster-wide. */
+  forceRefreshIntervalMs: number
 }
 
 /** A token is not handed out in its last seconds: the caller needs time to use it. */
@@ -236,6 +238,14 @@ export class TokenManager {
     }
     // A stable token survives a normal-mode call: a rejected one can only be replaced by force.
     const force = reason === 'invalidated' && app.tokenMode === 'stable'
+    if (force && this.o.forceRefreshIntervalMs > 0) {
+      // WeChat allows 20 forced refreshes a day: a caller looping on 40001 must not spend them all.
+      let first = true
+      try {
+        first = await store.claim(`force:${appid}`, this.o.forceRefreshIntervalMs)
+      } catch { /* Redis down: the in-process single flight still limits this replica */ }
+      if (!first) throw errors.forceRefreshThrottled(appid, Math.ceil(this.o.forceRefreshIntervalMs / 1000))
+    }
     const requestedAt = Date.now()
     let rec: TokenRecord
     try {

@@ -19,6 +19,8 @@ export interface TokenStore {
   setIfNewer: (appid: string, rec: TokenRecord) => Promise<boolean>
   /** Tells every replica that `appid` has a new token. */
   publish: (appid: string) => Promise<void>
+  /** True for the first claim of `name` within `ttlMs`, cluster-wide; false after. */
+  claim: (name: string, ttlMs: number) => Promise<boolean>
   onUpdate: (listener: (appid: string) => void) => void
 }
 
@@ -44,6 +46,14 @@ export class MemoryTokenStore implements TokenStore {
 
   async publish (appid: string): Promise<void> { for (const l of this.listeners) l(appid) }
   onUpdate (listener: (appid: string) => void): void { this.listeners.push(listener) }
+
+  private readonly claims = new Map<string, number>()
+  async claim (name: string, ttlMs: number): Promise<boolean> {
+    const now = Date.now()
+    if ((this.claims.get(name) ?? 0) > now) return false
+    this.claims.set(name, now + ttlMs)
+    return true
+  }
 }
 
 // Keeps the record only if none with a higher seq is stored; expires with the token.
@@ -119,6 +129,10 @@ export class RedisTokenStore implements TokenStore {
 
   async publish (appid: string): Promise<void> {
     await this.client.publish(this.channel, appid)
+  }
+
+  async claim (name: string, ttlMs: number): Promise<boolean> {
+    return (await this.client.set(`${this.prefix}claim:${name}`, '1', { NX: true, PX: ttlMs })) === 'OK'
   }
 
   onUpdate (listener: (appid: string) => void): void { this.listeners.push(listener) }

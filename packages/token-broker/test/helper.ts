@@ -33,6 +33,7 @@ export function testConfig (overrides: Partial<BrokerConfig> = {}): BrokerConfig
     upstreamTimeoutMs: 1000,
     retryBudgetMs: 2000,
     failureMemoryMs: 5000,
+    forceRefreshIntervalMs: 0,
     ...overrides
   }
 }

@@ -75,6 +75,19 @@ t.test('200 concurrent invalidations of one stale token over 3 replicas: one ups
   }
 })
 
+t.test('forced refreshes are spaced out cluster-wide', async t => {
+  const redis = await startRedisServer(t)
+  const sim = await startSim(t)
+  const [a, b] = await replicas(t, 2, { redisUrl: redis.url, redlockUrls: [redis.url], wechatBaseUrl: sim.url, forceRefreshIntervalMs: 60_000 }) as [FastifyInstance, FastifyInstance]
+  const first = await getToken(a)
+  const second = await invalidate(a, first.token)
+  t.equal(second.status, 200)
+  const callsAfterForce = sim.state.calls.stable_token
+  const third = await invalidate(b, second.token)
+  t.equal(third.status, 429, 'another replica may not force again within the interval')
+  t.equal(sim.state.calls.stable_token, callsAfterForce, 'and WeChat was not called')
+})
+
 t.test('the token store never lets an older refresh overwrite a newer token', async t => {
   const redis = await startRedisServer(t)
   const client = createClient({ url: redis.url })

@@ -73,6 +73,21 @@ t.test('invalidate: compare-and-refresh (stable mode forces a new token)', async
   t.equal(await metricValue(app, 'token_broker_refreshes_total', { reason: 'invalidated' }), 1)
 })
 
+t.test('invalidate: forced refreshes of a stable token are spaced out (a looping caller cannot spend WeChat\'s 20 a day)', async t => {
+  const nock = useNock(t)
+  nock(WX).post('/cgi-bin/stable_token', (b: Record<string, unknown>) => b.force_refresh === false).once().reply(200, tokenReply('s-1'))
+  const forced = nock(WX).post('/cgi-bin/stable_token', (b: Record<string, unknown>) => b.force_refresh === true).once().reply(200, tokenReply('s-2'))
+  const { app } = await build(t, testConfig({ forceRefreshIntervalMs: 60_000 }))
+  await app.inject({ method: 'GET', url: TOKEN_URL, headers: auth() })
+  t.equal((await app.inject({ method: 'POST', url: `${TOKEN_URL}/invalidate`, headers: auth(), payload: { access_token: 's-1' } })).json().access_token, 's-2')
+  const again = await app.inject({ method: 'POST', url: `${TOKEN_URL}/invalidate`, headers: auth(), payload: { access_token: 's-2' } })
+  t.equal(again.statusCode, 429)
+  t.equal(again.json().error, 'refresh_throttled')
+  t.equal(again.headers['retry-after'], '60')
+  t.ok(forced.isDone(), 'one forced call; none for the second invalidation')
+  t.equal((await app.inject({ method: 'GET', url: TOKEN_URL, headers: auth() })).json().access_token, 's-2', 'the current token is still served')
+})
+
 t.test('invalidate: classic mode refreshes with a plain token call', async t => {
   const nock = useNock(t)
   nock(WX).get('/cgi-bin/token').query(true).reply(200, tokenReply('c-1'))

@@ -37,6 +37,7 @@ export default fp<TokensPluginOptions>(async (app, { config, got, metrics, backo
     log: app.log,
     refreshAheadMs: config.refreshAheadSeconds * 1000,
     failureMemoryMs: config.failureMemoryMs,
+    forceRefreshIntervalMs: config.forceRefreshIntervalMs,
     waitTimeoutMs: config.lockTtlMs + config.retryBudgetMs + config.upstreamTimeoutMs
   })
   app.decorate('wechat', wechat)
