@@ -83,7 +83,8 @@ async function broker (simUrl, redisUrl) {
     ...(redisUrl ? { REDIS_URL: redisUrl } : {})
   })
   const url = `http://127.0.0.1:${port}`
-  await ready(`${url}/readyz`)
+  // "ready", not "degraded": connected to Redis, or the stampede would not share a store.
+  await waitFor(async () => (await (await fetch(`${url}/readyz`)).json()).status === 'ready', { timeoutMs: 30_000, what: 'broker connected' })
   return { child, url, metricsUrl: `http://127.0.0.1:${metricsPort}/metrics` }
 }
 

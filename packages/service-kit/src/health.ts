@@ -1,28 +1,39 @@
 import type { FastifyInstance } from 'fastify'
 
-/** A readiness check answers ok, or a short reason naming what fails (never a secret). */
-export type ReadyCheck = () => Promise<{ ok: true } | { ok: false, reason: string }>
+/**
+ * A readiness check: ok; ok but degraded (the service still serves, say from memory); or
+ * failing, with a short reason naming what fails (never a secret).
+ */
+export type ReadyCheck = () => Promise<{ ok: true, degraded?: string } | { ok: false, reason: string }>
 
+/** /healthz: the process runs. /readyz: 200 while the service can serve (degraded or not), 503 naming the failing check when it cannot. */
 export function registerHealthRoutes (app: FastifyInstance, checks: Record<string, ReadyCheck>): void {
   app.get('/healthz', { logLevel: 'warn' }, async () => ({ status: 'ok' }))
   app.get('/readyz', { logLevel: 'warn' }, async (_request, reply) => {
     const results: Record<string, string> = {}
-    let ready = true
+    const failing: string[] = []
+    let degraded = false
     await Promise.all(Object.entries(checks).map(async ([name, check]) => {
       try {
         const r = await check()
-        results[name] = r.ok ? 'ok' : r.reason
-        if (!r.ok) ready = false
+        if (!r.ok) {
+          results[name] = r.reason
+          failing.push(name)
+        } else if (r.degraded !== undefined) {
+          results[name] = `degraded: ${r.degraded}`
+          degraded = true
+        } else {
+          results[name] = 'ok'
+        }
       } catch {
         results[name] = 'check failed'
-        ready = false
+        failing.push(name)
       }
     }))
-    if (ready) return { status: 'ready', checks: results }
-    const failing = Object.keys(results).filter(k => results[k] !== 'ok')
+    if (failing.length === 0) return { status: degraded ? 'degraded' : 'ready', checks: results }
     return reply.code(503).send({
       error: 'not_ready',
-      message: `Not ready: ${failing.map(k => `${k} (${results[k]})`).join(', ')}.`,
+      message: `Not ready: ${failing.sort().map(k => `${k} (${results[k]})`).join(', ')}.`,
       checks: results
     })
   })

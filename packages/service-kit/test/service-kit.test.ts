@@ -36,6 +36,12 @@ t.test('ServiceError and the error handler give the contract shape', async t => 
   const ready = await app.inject('/readyz')
   t.equal(ready.statusCode, 503)
   t.match(ready.json(), { error: 'not_ready', message: 'Not ready: bad (down).' })
+
+  const soft = Fastify()
+  registerHealthRoutes(soft, { store: async () => ({ ok: true, degraded: 'serving from memory' }), other: async () => ({ ok: true }) })
+  const degraded = await soft.inject('/readyz')
+  t.equal(degraded.statusCode, 200, 'degraded still serves')
+  t.same(degraded.json(), { status: 'degraded', checks: { store: 'degraded: serving from memory', other: 'ok' } })
 })
 
 t.test('helpers', async t => {

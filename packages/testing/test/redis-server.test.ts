@@ -9,9 +9,8 @@ const ping = async (port: number): Promise<string> => await new Promise(resolve 
   s.once('error', () => resolve('down'))
 })
 
-t.test('a private redis-server: never 6379, stops and starts on the same port', async t => {
+t.test('a private redis-server on a free port: stops, and starts again on the same port', async t => {
   const r = await startRedisServer(t)
-  t.not(r.port, 6379)
   t.equal(await ping(r.port), '+PONG')
   await r.stop()
   t.equal(await ping(r.port), 'down')

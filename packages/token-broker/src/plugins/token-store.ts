@@ -8,8 +8,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     tokenStore: TokenStore
     refreshLock: RefreshLock
-    /** Readiness: how the shared store and the lock servers are doing. */
-    storeHealth: () => { ok: true } | { ok: false, reason: string }
+    /** Readiness: how the shared store and the lock servers are doing. The broker serves either way. */
+    storeHealth: () => { ok: true, degraded?: string }
   }
 }
 
@@ -35,10 +35,12 @@ export default fp<{ config: BrokerConfig }>(async (app, { config }) => {
   await store.start()
   app.decorate('tokenStore', store)
   app.decorate('refreshLock', new RedlockRefreshLock(lockClients, config.redisKeyPrefix, config.lockTtlMs))
+  // Without Redis the broker still serves: cached tokens from memory, misses through the
+  // in-process single flight. Readiness stays 200 and names the degradation.
   app.decorate('storeHealth', () => {
-    if (!client.isReady) return { ok: false as const, reason: 'redis unreachable; serving tokens from memory (degraded)' }
+    if (!client.isReady) return { ok: true as const, degraded: 'redis unreachable; serving tokens from memory' }
     const up = lockClients.filter(c => c.isReady).length
-    if (up < Math.floor(lockClients.length / 2) + 1) return { ok: false as const, reason: `only ${up} of ${lockClients.length} lock servers reachable` }
+    if (up < Math.floor(lockClients.length / 2) + 1) return { ok: true as const, degraded: `only ${up} of ${lockClients.length} lock servers reachable; refreshing without the cluster lock` }
     return { ok: true as const }
   })
   app.addHook('onClose', async () => {
