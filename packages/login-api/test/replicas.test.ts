@@ -50,7 +50,8 @@ async function stack (t: Test, instances: number): Promise<{ apps: FastifyInstan
 }
 
 t.test('the whole thirdLogin end to end: simulator, broker, login-api, Redis', async t => {
-  const { apps: [app], mint } = await stack(t, 1) as { apps: [FastifyInstance], mint: (o: string) => Promise<{ code: string, phoneCode: string }> }
+  const { apps, mint } = await stack(t, 1)
+  const app = apps[0] as FastifyInstance
   const { code, phoneCode } = await mint('e2e-user')
   const res = await login(app, { code, phoneCode, nickname: 'E2E' })
   t.equal(res.statusCode, 200)
@@ -81,7 +82,8 @@ t.test('the 6th phone exchange of one openid over 2 instances is 429; another op
 })
 
 t.test('users are not duplicated, sessions work across instances, logout revokes everywhere', async t => {
-  const { apps: [a, b], mint } = await stack(t, 2) as { apps: [FastifyInstance, FastifyInstance], mint: (o: string) => Promise<{ code: string, phoneCode: string }> }
+  const { apps, mint } = await stack(t, 2)
+  const [a, b] = apps as [FastifyInstance, FastifyInstance]
   const first = await login(a, { code: (await mint('shared-user')).code, nickname: 'One' })
   const second = await login(b, { code: (await mint('shared-user')).code, head_pic: 'https://img.example/p.png' })
   t.equal(first.json().is_new_user, true)

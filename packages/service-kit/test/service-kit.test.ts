@@ -68,7 +68,7 @@ t.test('httpMetrics records method, route template and status', async t => {
   await app.inject('/missing')
   const m = await registry.getSingleMetric('http_request_duration_seconds')?.get()
   const count = (route: string, status: string): number | undefined => m?.values.find(v =>
-    v.metricName === 'http_request_duration_seconds_count' && v.labels.route === route && v.labels.status_code === status)?.value
+    (v as { metricName?: string }).metricName === 'http_request_duration_seconds_count' && v.labels.route === route && v.labels.status_code === status)?.value
   t.equal(count('/items/:id', '200'), 3, 'the template, not the raw URL')
   t.equal(count('unmatched', '404'), 1)
 })

@@ -65,6 +65,6 @@ export async function metricValue (app: FastifyInstance, name: string, labels: R
   if (metric === undefined) return 0
   return metric.values
     .filter(v => Object.entries(labels).every(([k, val]) => String((v.labels as Record<string, unknown>)[k]) === val))
-    .filter(v => v.metricName === undefined || v.metricName === name)
+    .filter(v => { const sample = (v as { metricName?: string }).metricName; return sample === undefined || sample === name })
     .reduce((sum, v) => sum + v.value, 0)
 }
