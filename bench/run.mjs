@@ -79,6 +79,7 @@ async function broker (simUrl, redisUrl) {
     WECHAT_APPID: APPID,
     WECHAT_SECRET: SECRET,
     WECHAT_API_BASE_URL: simUrl,
+    WECHAT_API_ALLOW_HTTP: 'true',
     BROKER_CLIENTS: CLIENTS,
     ...(redisUrl ? { REDIS_URL: redisUrl } : {})
   })
@@ -213,6 +214,7 @@ async function login () {
     METRICS_PORT: String(apiMetricsPort),
     WECHAT_APPID: APPID,
     WECHAT_API_BASE_URL: wx.url,
+    WECHAT_API_ALLOW_HTTP: 'true',
     BROKER_URL: b.url,
     BROKER_TOKEN: CLIENT_TOKEN,
     REDIS_URL: redis.url,

@@ -1,29 +1,49 @@
 #!/usr/bin/env node
-// Writes random development secrets to deploy/secrets/ for docker-compose.yml; keeps existing files.
-import { randomBytes } from 'node:crypto'
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
+// Writes random development secrets for docker-compose.yml to deploy/secrets/ (or SECRETS_DIR);
+// keeps files that exist.
+import { createHash, randomBytes } from 'node:crypto'
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 
-const dir = fileURLToPath(new URL('../deploy/secrets/', import.meta.url))
+const root = fileURLToPath(new URL('../', import.meta.url))
+const dir = (process.env.SECRETS_DIR ?? `${root}deploy/secrets`).replace(/\/?$/, '/')
 const appid = process.env.WECHAT_APPID ?? 'wxdev0000000000001'
-const token = randomBytes(32).toString('base64url')
+const random = (bytes) => randomBytes(bytes).toString('base64url')
+
+// Compose bind-mounts each file as it is, and the containers run as non-root users of their
+// own (node, redis) that must read it: the files stay 0644, and the directory is 0700 so no
+// other user of this host can reach them.
 mkdirSync(dir, { recursive: true })
-const files = {
-  'wechat_secret.txt': `dev-${randomBytes(16).toString('hex')}`,
-  'broker_token.txt': token,
-  'broker_clients.json': JSON.stringify([{ name: 'login-api', token, apps: [appid] }]),
-  'grafana_admin_password.txt': randomBytes(12).toString('base64url')
-}
+chmodSync(dir, 0o700)
+
 if (existsSync(`${dir}broker_token.txt`) !== existsSync(`${dir}broker_clients.json`)) {
-  console.error('deploy/secrets has broker_token.txt or broker_clients.json but not both: remove the other first')
+  console.error(`${dir} has broker_token.txt or broker_clients.json but not both: remove the other first`)
   process.exit(1)
 }
-for (const [name, value] of Object.entries(files)) {
+
+const write = (name, value) => {
   if (existsSync(`${dir}${name}`)) {
-    console.log(`kept    deploy/secrets/${name}`)
-    continue
+    console.log(`kept    ${dir}${name}`)
+    return readFileSync(`${dir}${name}`, 'utf8').trim()
   }
-  // Compose bind-mounts these as they are: the containers' non-root user must be able to read them.
   writeFileSync(`${dir}${name}`, `${value}\n`, { mode: 0o644 })
-  console.log(`written deploy/secrets/${name}`)
+  console.log(`written ${dir}${name}`)
+  return value
 }
+
+write('wechat_secret.txt', `dev-${randomBytes(16).toString('hex')}`)
+const token = random(32)
+write('broker_token.txt', token)
+write('broker_clients.json', JSON.stringify([{ name: 'login-api', token, apps: [appid] }]))
+write('grafana_admin_password.txt', random(12))
+const passwords = {
+  TOKEN_BROKER: write('redis_broker_password.txt', random(32)),
+  LOGIN_API: write('redis_login_password.txt', random(32))
+}
+// Redis keeps only each password's SHA-256 (the # form of an ACL rule).
+const template = readFileSync(`${root}deploy/redis/users.acl.template`, 'utf8')
+const acl = template
+  .split('\n').filter(line => line.startsWith('user ')).join('\n')
+  .replace(/\{\{([A-Z_]+)_PASSWORD_SHA256\}\}/g, (_m, who) => createHash('sha256').update(passwords[who]).digest('hex'))
+if (existsSync(`${dir}redis_users.acl`)) console.log(`kept    ${dir}redis_users.acl`)
+else write('redis_users.acl', acl)

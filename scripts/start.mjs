@@ -107,6 +107,7 @@ try {
     WECHAT_APPID: appid,
     WECHAT_SECRET: secret,
     WECHAT_API_BASE_URL: wechatBase,
+    WECHAT_API_ALLOW_HTTP: String(wechatBase.startsWith('http:')),
     BROKER_CLIENTS: JSON.stringify([{ name: 'login-api', token: clientToken, apps: [appid] }]),
     ...(env.TOKEN_REFRESH_AHEAD_SECONDS !== undefined ? { TOKEN_REFRESH_AHEAD_SECONDS: env.TOKEN_REFRESH_AHEAD_SECONDS } : {}),
     ...redis
@@ -117,6 +118,7 @@ try {
     METRICS_PORT: String(ports.loginMetrics),
     WECHAT_APPID: appid,
     WECHAT_API_BASE_URL: wechatBase,
+    WECHAT_API_ALLOW_HTTP: String(wechatBase.startsWith('http:')),
     BROKER_URL: `http://${host}:${ports.broker}`,
     BROKER_TOKEN: clientToken,
     ...redis

@@ -1,6 +1,8 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { spawnSync } from 'node:child_process'
-import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import { createHash } from 'node:crypto'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parse } from 'yaml'
 import { waitFor } from '@wxlogin/testing'
@@ -16,14 +18,24 @@ t.test('promtool accepts the Prometheus config and the alert rules', async t => 
   t.equal(rules.status, 0, rules.stdout + rules.stderr)
 })
 
+interface Compose { services: Record<string, Record<string, unknown>>, secrets: Record<string, { file: string }> }
+
+/** The merged configuration docker-compose itself computes (variables, overrides, defaults). */
+function composeConfig (t: Test, files: string[]): Compose | undefined {
+  if (!tool(t, 'docker-compose')) return undefined
+  const r = spawnSync('docker-compose', [...files.flatMap(f => ['-f', f]), 'config'], { cwd: root, encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } })
+  t.equal(r.status, 0, r.stderr)
+  return parse(r.stdout) as Compose
+}
+
 t.test('the compose file parses and has what an operator needs', async t => {
   if (tool(t, 'docker-compose')) {
     const r = spawnSync('docker-compose', ['-f', 'docker-compose.yml', 'config', '-q'], { cwd: root, encoding: 'utf8' })
     t.equal(r.status, 0, r.stderr)
   }
-  const compose = parse(read('docker-compose.yml'), { merge: true }) as { services: Record<string, Record<string, unknown>>, secrets: Record<string, { file: string }> }
+  const compose = parse(read('docker-compose.yml'), { merge: true }) as Compose
   const s = compose.services
-  t.same(Object.keys(s).sort(), ['grafana', 'login-api', 'prometheus', 'redis-1', 'redis-2', 'redis-3', 'token-broker', 'wechat-sim'])
+  t.same(Object.keys(s).sort(), ['grafana', 'login-api', 'prometheus', 'redis-1', 'redis-2', 'redis-3', 'token-broker'])
   for (const [name, svc] of Object.entries(s)) {
     t.ok(svc.healthcheck, `${name} has a health check`)
     t.ok(svc.restart, `${name} has a restart policy`)
@@ -35,10 +47,55 @@ t.test('the compose file parses and has what an operator needs', async t => {
   t.equal(brokerEnv.WECHAT_SECRET_FILE, '/run/secrets/wechat_secret', 'secrets through *_FILE')
   t.equal(brokerEnv.BROKER_CLIENTS_FILE, '/run/secrets/broker_clients')
   t.equal((s['login-api']?.environment as Record<string, string>).BROKER_TOKEN_FILE, '/run/secrets/broker_token')
-  t.same(s['wechat-sim']?.profiles, ['sim'], 'the simulator sits in a profile')
-  t.match(read('.env'), /^COMPOSE_PROFILES=sim$/m, 'which .env turns on for local use')
+  t.notOk(existsSync(join(root, '.env')), 'no .env switches the simulator on behind the operator\'s back')
   for (const secret of Object.values(compose.secrets)) t.match(secret.file, /^\.\/deploy\/secrets\//)
   t.match(read('.gitignore'), /^deploy\/secrets\/\*$/m, 'secret files are never committed')
+})
+
+t.test('without the simulator override, both services talk to WeChat over HTTPS; plain http only with it', async t => {
+  const prod = composeConfig(t, ['docker-compose.yml'])
+  if (prod === undefined) return
+  for (const name of ['token-broker', 'login-api']) {
+    const env = prod.services[name]?.environment as Record<string, string>
+    t.equal(env.WECHAT_API_BASE_URL, 'https://api.weixin.qq.com', `${name}: WeChat over HTTPS`)
+    t.notOk(env.WECHAT_API_ALLOW_HTTP, `${name}: plain http not allowed`)
+  }
+  t.notOk(prod.services['wechat-sim'], 'no simulator')
+  const dev = composeConfig(t, ['docker-compose.yml', 'docker-compose.sim.yml']) as Compose
+  t.ok(dev.services['wechat-sim'], 'the override adds the simulator')
+  for (const name of ['token-broker', 'login-api']) {
+    const env = dev.services[name]?.environment as Record<string, string>
+    t.equal(env.WECHAT_API_BASE_URL, 'http://wechat-sim:3999')
+    t.equal(env.WECHAT_API_ALLOW_HTTP, 'true')
+  }
+})
+
+t.test('each service has its own Redis user; passwords come from secrets', async t => {
+  const compose = composeConfig(t, ['docker-compose.yml'])
+  if (compose === undefined) return
+  const s = compose.services
+  const env = (name: string): Record<string, string> => s[name]?.environment as Record<string, string>
+  t.equal(env('token-broker').REDIS_USERNAME, 'token-broker')
+  t.equal(env('token-broker').REDIS_PASSWORD_FILE, '/run/secrets/redis_broker_password')
+  t.equal(env('login-api').REDIS_USERNAME, 'login-api')
+  t.equal(env('login-api').REDIS_PASSWORD_FILE, '/run/secrets/redis_login_password')
+  for (const name of ['redis-1', 'redis-2', 'redis-3']) {
+    t.match((s[name]?.command as string[]).join(' '), /--aclfile \/run\/secrets\/redis_users_acl/, `${name} loads the ACL file`)
+  }
+  t.match(String(s['login-api']?.stop_grace_period), /^(30s|30)$/, 'a deploy waits for the slowest login')
+})
+
+t.test('dev-secrets: a private directory, the Redis ACL file rendered with password hashes', async t => {
+  const dir = join(mkdtempSync(join(tmpdir(), 'secrets-')), 'secrets')
+  const r = spawnSync(process.execPath, ['scripts/dev-secrets.mjs'], { cwd: root, encoding: 'utf8', env: { PATH: process.env.PATH ?? '', SECRETS_DIR: dir } })
+  t.equal(r.status, 0, r.stderr)
+  t.equal(statSync(dir).mode & 0o777, 0o700, 'no other user of the host can reach the secrets')
+  const acl = readFileSync(join(dir, 'redis_users.acl'), 'utf8')
+  const brokerPw = readFileSync(join(dir, 'redis_broker_password.txt'), 'utf8').trim()
+  t.match(acl, new RegExp(`^user token-broker on #${createHash('sha256').update(brokerPw).digest('hex')} `, 'm'))
+  t.notMatch(acl, brokerPw, 'only the hash is in the ACL file')
+  t.notMatch(acl, /\{\{/, 'every placeholder filled')
+  t.match(acl, /^user default on nopass resetkeys resetchannels -@all \+ping$/m)
 })
 
 t.test('every COPY source of every Dockerfile exists', async t => {

@@ -24,6 +24,14 @@ export interface AccessToken {
 
 export interface Session { openid: string, unionid: string | null }
 
+/**
+ * Tells the broker how long this caller will wait (ms), so it gives up on WeChat first: a
+ * login code exchanged after the caller timed out would be spent for nothing.
+ */
+export const DEADLINE_HEADER = 'x-deadline-ms'
+/** Time left for the broker's answer to travel back. */
+const DEADLINE_MARGIN_MS = 250
+
 export interface BrokerClient {
   getAccessToken: (appid: string) => Promise<string>
   /** Tells the broker WeChat rejected `staleToken`; resolves to a different, current token. */
@@ -48,7 +56,7 @@ export function createBrokerClient (opts: BrokerClientOptions): BrokerClient {
     try {
       res = await http(`${base}${path}`, {
         method,
-        headers: { authorization: `Bearer ${opts.token}` },
+        headers: { authorization: `Bearer ${opts.token}`, [DEADLINE_HEADER]: String(Math.max(100, timeoutMs - DEADLINE_MARGIN_MS)) },
         ...(json !== undefined ? { json } : {}),
         timeout: { request: timeoutMs },
         throwHttpErrors: false,
@@ -114,7 +122,11 @@ export function createBrokerClient (opts: BrokerClientOptions): BrokerClient {
     },
 
     async code2session (appid, jsCode) {
-      return await request<Session>('POST', path(appid, '/code2session'), { js_code: jsCode })
+      const body = await request<Record<string, unknown>>('POST', path(appid, '/code2session'), { js_code: jsCode })
+      // An empty openid would log every such user in as one user.
+      if (typeof body.openid !== 'string' || !/^[\w-]{1,128}$/.test(body.openid)) throw new BrokerUnavailableError('answer without a valid openid')
+      const unionid = typeof body.unionid === 'string' && /^[\w-]{1,128}$/.test(body.unionid) ? body.unionid : null
+      return { openid: body.openid, unionid }
     },
 
     async ping () {

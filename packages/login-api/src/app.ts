@@ -9,7 +9,7 @@ import stores from './plugins/stores.js'
 import upstreams from './plugins/upstreams.js'
 import apiRoutes from './routes/api.js'
 
-export { loadConfig } from './config.js'
+export { loadConfig, worstCaseLoginMs } from './config.js'
 export type { LoginConfig } from './config.js'
 
 export interface BuildOptions {
@@ -36,7 +36,10 @@ export async function buildApp (config: LoginConfig, opts: BuildOptions = {}): P
   await app.register(upstreams, { config, got, metrics })
   await app.register(apiRoutes, { prefix: '/api', config, metrics })
   registerHealthRoutes(app, {
-    redis: async () => app.redis === null || app.redis.isReady ? { ok: true } : { ok: false, reason: 'redis unreachable' },
+    redis: async () => {
+      const problem = app.storeProblem()
+      return problem === undefined ? { ok: true } : { ok: false, reason: problem }
+    },
     broker: async () => await app.broker.ping() ? { ok: true } : { ok: false, reason: 'token broker unreachable' }
   })
   return app

@@ -1,14 +1,16 @@
-import { ConfigError, EnvReader, type Env } from '@wxlogin/service-kit'
+import { ConfigError, EnvReader, readRedisConnection, readTrustProxy, upstreamUrl, type Env, type RedisConnection, type TrustProxy } from '@wxlogin/service-kit'
 
 export interface LoginConfig {
   host: string
   port: number
   metricsPort: number
   logLevel: string
-  redisUrl: string | undefined
+  /** Unset: users, sessions and limits live in this process (one replica). */
+  redis: RedisConnection | undefined
   redisKeyPrefix: string
   brokerUrl: string
   brokerToken: string
+  /** Per broker request; the broker is told what is left of it and gives up first. */
   brokerTimeoutMs: number
   appid: string
   wechatBaseUrl: string
@@ -18,17 +20,7 @@ export interface LoginConfig {
   ipRateLimitMax: number
   ipRateLimitWindowSeconds: number
   sessionTtlSeconds: number
-  /** As fastify takes it: false, true, a hop count, or a list of proxy addresses. */
-  trustProxy: boolean | number | string
-}
-
-function trustProxy (r: EnvReader): boolean | number | string {
-  const raw = r.optionalString('TRUST_PROXY')
-  if (raw === undefined) return false
-  if (/^\d+$/.test(raw)) return Number(raw)
-  if (/^(true|false|1|0|yes|no|on|off)$/i.test(raw)) return r.bool('TRUST_PROXY', false)
-  if (/^[0-9a-fA-F.:/, ]+$/.test(raw)) return raw
-  throw new ConfigError('TRUST_PROXY', 'must be true, false, a hop count, or a comma-separated list of proxy addresses')
+  trustProxy: TrustProxy
 }
 
 export function loadConfig (env: Env): LoginConfig {
@@ -41,19 +33,29 @@ export function loadConfig (env: Env): LoginConfig {
     port: r.port('PORT', 3000),
     metricsPort: r.port('METRICS_PORT', 9464),
     logLevel: r.level('LOG_LEVEL'),
-    redisUrl: r.optionalUrl('REDIS_URL', ['redis:', 'rediss:']),
+    redis: readRedisConnection(r),
     redisKeyPrefix: r.string('REDIS_KEY_PREFIX', 'wxlogin:'),
     brokerUrl: r.url('BROKER_URL'),
     brokerToken,
-    brokerTimeoutMs: r.int('BROKER_TIMEOUT_MS', 3000, { min: 100, max: 60_000 }),
+    brokerTimeoutMs: r.int('BROKER_TIMEOUT_MS', 3000, { min: 500, max: 60_000 }),
     appid,
-    wechatBaseUrl: r.url('WECHAT_API_BASE_URL', 'https://api.weixin.qq.com'),
+    // getuserphonenumber carries the access_token in its query string.
+    wechatBaseUrl: upstreamUrl(r, 'WECHAT_API_BASE_URL', 'https://api.weixin.qq.com', 'WECHAT_API_ALLOW_HTTP'),
     wechatTimeoutMs: r.int('WECHAT_TIMEOUT_MS', 5000, { min: 100, max: 60_000 }),
     phoneRateLimitMax: r.int('PHONE_RATE_LIMIT_MAX', 5, { min: 1 }),
     phoneRateLimitWindowSeconds: r.int('PHONE_RATE_LIMIT_WINDOW_SECONDS', 60, { min: 1 }),
     ipRateLimitMax: r.int('IP_RATE_LIMIT_MAX', 60, { min: 1 }),
     ipRateLimitWindowSeconds: r.int('IP_RATE_LIMIT_WINDOW_SECONDS', 60, { min: 1 }),
     sessionTtlSeconds: r.int('SESSION_TTL_SECONDS', 604800, { min: 60 }),
-    trustProxy: trustProxy(r)
+    trustProxy: readTrustProxy(r)
   }
+}
+
+/**
+ * The longest a thirdLogin can take: code2session and a token from the broker, then up to two
+ * phone exchanges with an invalidation between them. SIGTERM waits this long plus a margin, so
+ * a deploy never drops a phone exchange that WeChat has already billed.
+ */
+export function worstCaseLoginMs (c: LoginConfig): number {
+  return 3 * c.brokerTimeoutMs + 2 * c.wechatTimeoutMs
 }

@@ -11,7 +11,8 @@ export const errors = {
   }),
   ipRateLimited: (retryAfterSeconds: number) => new ServiceError('rate_limited', `Too many requests; retry in ${retryAfterSeconds} s.`, 429),
   highRiskUser: (errcode?: number) => new ServiceError('high_risk_user', 'WeChat blocked this user as high-risk.', 403, errcode !== undefined ? { wechatErrcode: errcode } : {}),
-  upstreamUnavailable: (detail: string, errcode?: number) => new ServiceError('upstream_unavailable', `A service this login needs is unavailable: ${detail}.`, 503, errcode !== undefined ? { wechatErrcode: errcode } : {}),
+  /** `what` is public (WeChat, the token service); `detail` goes to the log only. */
+  upstreamUnavailable: (what: 'WeChat' | 'the token service', detail: string, errcode?: number) => new ServiceError('upstream_unavailable', `${what === 'WeChat' ? 'WeChat' : 'The token service'} is unavailable; retry shortly.`, 503, { detail, ...(errcode !== undefined ? { wechatErrcode: errcode } : {}) }),
   storeUnavailable: () => new ServiceError('store_unavailable', 'User storage is unavailable; retry shortly.', 503),
   wechatError: (errcode: number) => new ServiceError('wechat_error', `WeChat refused the phone number request (errcode ${errcode}).`, 502, { wechatErrcode: errcode })
 }

@@ -20,10 +20,10 @@ export interface PhoneServiceOptions {
 }
 
 export function brokerFailure (err: unknown): ServiceError {
-  if (err instanceof BrokerError && err.code !== 'upstream_unavailable') {
-    return errors.upstreamUnavailable(`the token broker answered ${err.code}`, err.wechatErrcode)
+  if (err instanceof BrokerError) {
+    return errors.upstreamUnavailable('the token service', `the token broker answered ${err.statusCode} ${err.code}: ${err.message}`, err.wechatErrcode)
   }
-  return errors.upstreamUnavailable('the token broker cannot be reached')
+  return errors.upstreamUnavailable('the token service', `the token broker cannot be reached: ${err instanceof Error ? err.message : 'error'}`)
 }
 
 /**
@@ -52,14 +52,14 @@ export class PhoneService {
         timeoutMs: this.o.timeoutMs
       })
       switch (outcome.kind) {
-        case 'ok': return parsePhone(outcome.body)
-        case 'timeout': throw errors.upstreamUnavailable('WeChat timed out')
-        case 'network': throw errors.upstreamUnavailable(`WeChat network error ${outcome.code}`)
-        case 'http': throw errors.upstreamUnavailable(`WeChat answered HTTP ${outcome.status}`)
+        case 'ok': return parsePhone(outcome.body, appid)
+        case 'timeout': throw errors.upstreamUnavailable('WeChat', 'getuserphonenumber timed out')
+        case 'network': throw errors.upstreamUnavailable('WeChat', `getuserphonenumber network error ${outcome.code}`)
+        case 'http': throw errors.upstreamUnavailable('WeChat', `getuserphonenumber answered HTTP ${outcome.status}`)
       }
       const { errcode } = outcome
       if (TOKEN_ERRCODES.has(errcode)) {
-        if (attempt > 0) throw errors.upstreamUnavailable('WeChat rejected the access_token twice', errcode)
+        if (attempt > 0) throw errors.upstreamUnavailable('WeChat', 'WeChat rejected the access_token twice', errcode)
         try {
           token = await broker.invalidate(appid, token)
         } catch (err) {
@@ -69,16 +69,26 @@ export class PhoneService {
       }
       if (CODE_ERRCODES.has(errcode)) throw errors.invalidPhoneCode(errcode)
       if (errcode === 45011) throw errors.rateLimited(60, errcode)
-      if (errcode === -1) throw errors.upstreamUnavailable('WeChat is busy', -1)
+      if (errcode === -1) throw errors.upstreamUnavailable('WeChat', 'WeChat is busy (-1)', -1)
       throw errors.wechatError(errcode)
     }
   }
 }
 
-function parsePhone (body: Record<string, unknown>): PhoneInfo {
+/**
+ * The number, checked: digits where digits belong, and a watermark naming this app. A phone
+ * stamped for another app is someone else's exchange, never stored for this user.
+ */
+function parsePhone (body: Record<string, unknown>, appid: string): PhoneInfo {
   const info = body.phone_info as Record<string, unknown> | undefined
-  if (info === undefined || typeof info.purePhoneNumber !== 'string' || typeof info.countryCode !== 'string') {
-    throw errors.upstreamUnavailable('WeChat answered without phone_info')
+  if (info === undefined || typeof info.purePhoneNumber !== 'string' || typeof info.countryCode !== 'string' ||
+    !/^\d{4,20}$/.test(info.purePhoneNumber) || !/^\d{1,4}$/.test(info.countryCode) ||
+    (info.phoneNumber !== undefined && (typeof info.phoneNumber !== 'string' || !/^\+?\d{4,24}$/.test(info.phoneNumber)))) {
+    throw errors.upstreamUnavailable('WeChat', 'getuserphonenumber answered without a well-formed phone_info')
+  }
+  const watermark = info.watermark as { appid?: unknown } | undefined
+  if (watermark?.appid !== appid) {
+    throw errors.upstreamUnavailable('WeChat', 'getuserphonenumber answered with a watermark for another app')
   }
   return {
     phoneNumber: typeof info.phoneNumber === 'string' ? info.phoneNumber : info.purePhoneNumber,

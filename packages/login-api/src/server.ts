@@ -1,14 +1,15 @@
 import closeWithGrace from 'close-with-grace'
 import { buildMetricsServer, configOrExit } from '@wxlogin/service-kit'
 import { buildApp } from './app.js'
-import { loadConfig } from './config.js'
+import { loadConfig, worstCaseLoginMs } from './config.js'
 
 const config = configOrExit('login-api', loadConfig, process.env)
 const app = await buildApp(config)
 // Metrics on their own listener, so they are never reachable on the public port.
 const metricsServer = buildMetricsServer(app.registry)
 
-closeWithGrace({ delay: 15_000 }, async ({ signal, err }) => {
+// Long enough for the slowest login in flight to finish: its phone exchange is already billed.
+closeWithGrace({ delay: worstCaseLoginMs(config) + 5000 }, async ({ signal, err }) => {
   if (err !== undefined) app.log.error({ errName: err.name }, 'closing after an uncaught error')
   else app.log.info({ signal }, 'closing')
   await app.close()
@@ -17,4 +18,4 @@ closeWithGrace({ delay: 15_000 }, async ({ signal, err }) => {
 
 await app.listen({ host: config.host, port: config.port })
 await metricsServer.listen({ host: config.host, port: config.metricsPort })
-app.log.info({ appid: config.appid, metricsPort: config.metricsPort, store: config.redisUrl === undefined ? 'memory' : 'redis' }, 'login-api ready')
+app.log.info({ appid: config.appid, metricsPort: config.metricsPort, store: config.redis === undefined ? 'memory' : 'redis' }, 'login-api ready')

@@ -10,22 +10,37 @@ t.test('defaults from the contract', async t => {
     host: '0.0.0.0',
     port: 3000,
     metricsPort: 9464,
-    redisUrl: undefined,
+    redis: undefined,
     wechatBaseUrl: 'https://api.weixin.qq.com',
     phoneRateLimitMax: 5,
     phoneRateLimitWindowSeconds: 60,
     ipRateLimitMax: 60,
     ipRateLimitWindowSeconds: 60,
     sessionTtlSeconds: 604800,
-    trustProxy: false
+    trustProxy: { kind: 'none' }
   })
 })
 
 t.test('TRUST_PROXY forms', async t => {
-  t.equal(loadConfig({ ...base, TRUST_PROXY: 'true' }).trustProxy, true)
-  t.equal(loadConfig({ ...base, TRUST_PROXY: '2' }).trustProxy, 2)
-  t.equal(loadConfig({ ...base, TRUST_PROXY: '10.0.0.0/8, 127.0.0.1' }).trustProxy, '10.0.0.0/8, 127.0.0.1')
+  t.same(loadConfig({ ...base, TRUST_PROXY: 'false' }).trustProxy, { kind: 'none' })
+  t.same(loadConfig({ ...base, TRUST_PROXY: '0' }).trustProxy, { kind: 'none' })
+  // "Trust everything" would take the client's own left-most entry: true means one hop.
+  t.same(loadConfig({ ...base, TRUST_PROXY: 'true' }).trustProxy, { kind: 'hops', hops: 1 })
+  t.same(loadConfig({ ...base, TRUST_PROXY: '2' }).trustProxy, { kind: 'hops', hops: 2 })
+  t.same(loadConfig({ ...base, TRUST_PROXY: '10.0.0.0/8, 127.0.0.1,loopback' }).trustProxy, { kind: 'list', entries: ['10.0.0.0/8', '127.0.0.1', 'loopback'] })
   t.throws(() => loadConfig({ ...base, TRUST_PROXY: 'maybe?' }), /TRUST_PROXY must be/)
+  t.throws(() => loadConfig({ ...base, TRUST_PROXY: '10.0.0.0/99' }), /TRUST_PROXY holds an invalid/)
+  t.throws(() => loadConfig({ ...base, TRUST_PROXY: '50' }), /hop count above 10/)
+})
+
+t.test('getuserphonenumber carries the access_token: plain http only when explicitly allowed', async t => {
+  t.throws(() => loadConfig({ ...base, WECHAT_API_BASE_URL: 'http://wechat-sim:3999' }), /WECHAT_API_BASE_URL is plain http/)
+  t.equal(loadConfig({ ...base, WECHAT_API_BASE_URL: 'http://wechat-sim:3999', WECHAT_API_ALLOW_HTTP: '1' }).wechatBaseUrl, 'http://wechat-sim:3999')
+})
+
+t.test('Redis credentials: REDIS_USERNAME and REDIS_PASSWORD beside a URL that names none', async t => {
+  t.match(loadConfig({ ...base, REDIS_URL: 'redis://redis-1:6379', REDIS_USERNAME: 'login-api', REDIS_PASSWORD: 'pw', REDIS_COMMAND_TIMEOUT_MS: '750' }).redis,
+    { url: 'redis://redis-1:6379', username: 'login-api', password: 'pw', commandTimeoutMs: 750 })
 })
 
 const bad: Array<[Record<string, string | undefined>, RegExp]> = [

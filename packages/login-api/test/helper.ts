@@ -19,7 +19,7 @@ export function testConfig (overrides: Partial<LoginConfig> = {}): LoginConfig {
     port: 0,
     metricsPort: 0,
     logLevel: 'silent',
-    redisUrl: undefined,
+    redis: undefined,
     redisKeyPrefix: 'wxlogin:',
     brokerUrl: BROKER,
     brokerToken: BROKER_TOKEN,
@@ -32,7 +32,7 @@ export function testConfig (overrides: Partial<LoginConfig> = {}): LoginConfig {
     ipRateLimitMax: 1000,
     ipRateLimitWindowSeconds: 60,
     sessionTtlSeconds: 604800,
-    trustProxy: false,
+    trustProxy: { kind: 'none' },
     ...overrides
   }
 }

@@ -228,7 +228,7 @@ t.test('per-IP limit on /api, honouring X-Forwarded-For only with TRUST_PROXY', 
   t.equal((await app.inject('/healthz')).statusCode, 200, 'health is not limited')
   t.equal(await metricValue(app, 'login_rate_limited_total', { scope: 'ip' }), 2)
 
-  const { app: proxied } = await build(t, testConfig({ ipRateLimitMax: 2, trustProxy: true }))
+  const { app: proxied } = await build(t, testConfig({ ipRateLimitMax: 2, trustProxy: { kind: 'hops', hops: 1 } }))
   const ps = []
   for (let i = 0; i < 3; i++) ps.push((await login(proxied, { code: 'x' }, { 'x-forwarded-for': `10.0.0.${i}` })).statusCode)
   t.same(ps, [400, 400, 400], 'each forwarded client has its own budget')

@@ -5,11 +5,12 @@ import { createSimulator, CONTROL_PREFIX } from '@wxlogin/wechat-sim'
 import { buildApp as buildBroker } from '@wxlogin/token-broker'
 import { startRedisServer, waitFor } from '@wxlogin/testing'
 import { APPID, BROKER_TOKEN, build, login, testConfig } from './helper.js'
+import type { LoginConfig } from '../src/config.js'
 
 const SECRET = 'replica-test-secret'
 
 /** Simulator and token-broker on real ports, sharing one real Redis with the login-apis. */
-async function stack (t: Test, instances: number): Promise<{ apps: FastifyInstance[], sim: ReturnType<typeof createSimulator>, mint: (openid: string) => Promise<{ code: string, phoneCode: string }> }> {
+async function stack (t: Test, instances: number, login: Partial<LoginConfig> = {}, brokerTimeouts: { upstreamTimeoutMs?: number, retryBudgetMs?: number } = {}): Promise<{ apps: FastifyInstance[], sim: ReturnType<typeof createSimulator>, mint: (openid: string) => Promise<{ code: string, phoneCode: string }> }> {
   const redis = await startRedisServer(t)
   const sim = createSimulator({ apps: [{ appid: APPID, secret: SECRET }] })
   await sim.app.listen({ port: 0, host: '127.0.0.1' })
@@ -20,25 +21,26 @@ async function stack (t: Test, instances: number): Promise<{ apps: FastifyInstan
     port: 0,
     metricsPort: 0,
     logLevel: 'silent',
-    redisUrl: redis.url,
-    redlockUrls: [redis.url],
+    redis: redis.connection,
+    redlock: [redis.connection],
     redisKeyPrefix: 'wxbroker:',
     apps: [{ appid: APPID, secret: SECRET, tokenMode: 'stable' }],
     clients: [{ name: 'login-api', token: BROKER_TOKEN, apps: [APPID] }],
     wechatBaseUrl: simUrl,
     refreshAheadSeconds: 300,
     lockTtlMs: 5000,
-    upstreamTimeoutMs: 2000,
-    retryBudgetMs: 2000,
+    upstreamTimeoutMs: brokerTimeouts.upstreamTimeoutMs ?? 2000,
+    retryBudgetMs: brokerTimeouts.retryBudgetMs ?? 2000,
     failureMemoryMs: 1000,
-    forceRefreshIntervalMs: 60_000
+    forceRefreshIntervalMs: 60_000,
+    invalidationBudget: { stable: 10, classic: 1000 }
   }, { logger: false, got: got.extend({ retry: { limit: 0 } }) })
   await broker.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(() => broker.close())
   const brokerUrl = `http://127.0.0.1:${(broker.server.address() as { port: number }).port}`
   const apps: FastifyInstance[] = []
   for (let i = 0; i < instances; i++) {
-    apps.push((await build(t, testConfig({ redisUrl: redis.url, brokerUrl, wechatBaseUrl: simUrl }))).app)
+    apps.push((await build(t, testConfig({ redis: redis.connection, brokerUrl, wechatBaseUrl: simUrl, ...login }))).app)
   }
   for (const app of apps) await waitFor(async () => (await app.inject('/readyz')).statusCode === 200, { what: 'login-api ready' })
   const mint = async (openid: string): Promise<{ code: string, phoneCode: string }> => {
@@ -107,7 +109,7 @@ t.test('concurrent first logins of one openid: exactly one is new', async t => {
 
 t.test('Redis down: 503 store_unavailable, not a crash; back when Redis returns', async t => {
   const redis = await startRedisServer(t)
-  const { app } = await build(t, testConfig({ redisUrl: redis.url }))
+  const { app } = await build(t, testConfig({ redis: redis.connection }))
   await waitFor(() => app.redis?.isReady, { what: 'connected' })
   await redis.stop()
   await waitFor(() => app.redis?.isReady === false, { what: 'disconnected' })
@@ -119,4 +121,25 @@ t.test('Redis down: 503 store_unavailable, not a crash; back when Redis returns'
   await waitFor(() => app.redis?.isReady, { what: 'reconnected', timeoutMs: 15_000 })
   const after = await app.inject({ method: 'GET', url: '/api/user/me', headers: { authorization: 'Bearer abcdefghijklmnopqrstuvwxyz012345' } })
   t.equal(after.statusCode, 401)
+})
+
+t.test('timeouts in order: WeChat at 4 s, the broker gives up before the login-api does, and the code is not spent', async t => {
+  // The defaults: the login-api waits 3 s for the broker; the broker would give WeChat 5 s and
+  // retry for 8 s. The deadline the login-api sends bounds all of it.
+  const { apps, sim, mint } = await stack(t, 1, { brokerTimeoutMs: 3000 }, { upstreamTimeoutMs: 5000, retryBudgetMs: 8000 })
+  const app = apps[0] as FastifyInstance
+  const { code } = await mint('slow-user')
+  await sim.app.inject({ method: 'POST', url: `${CONTROL_PREFIX}/faults`, payload: { api: 'jscode2session', kind: 'latency', latency_ms: 4000, count: 1 } })
+  const started = Date.now()
+  const res = await login(app, { code })
+  const elapsed = Date.now() - started
+  t.equal(res.statusCode, 503)
+  t.same(Object.keys(res.json()).sort(), ['error', 'message'], 'one clear error')
+  t.equal(res.json().error, 'upstream_unavailable')
+  t.ok(elapsed < 3000, `answered in ${elapsed} ms: the broker's answer, before the login-api's own 3 s timeout`)
+  await waitFor(() => sim.state.abandoned.jscode2session === 1, { what: 'the simulator to see the broker hang up' })
+  t.equal(sim.state.calls.jscode2session, 1, 'one call, not retried')
+  const retry = await login(app, { code })
+  t.equal(retry.statusCode, 200, 'nothing spent the code after the caller gave up: the retry logs in')
+  t.equal(retry.json().user.openid, 'slow-user')
 })

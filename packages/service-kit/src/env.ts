@@ -128,11 +128,23 @@ function checkUrl (name: string, value: string, protocols: string[]): string {
 }
 
 /** A comma-separated list of redis:// URLs. */
-export function redisUrlList (reader: EnvReader, name: string, fallback: string | undefined): string[] {
-  const raw = reader.optionalString(name) ?? fallback
-  if (raw === undefined) return []
+export function redisUrlList (reader: EnvReader, name: string): string[] | undefined {
+  const raw = reader.optionalString(name)
+  if (raw === undefined) return undefined
   const urls = raw.split(',').map(s => s.trim()).filter(Boolean)
   return urls.map(u => checkUrl(name, u, ['redis:', 'rediss:']))
+}
+
+/**
+ * An upstream base URL. Plain http is refused unless `allowHttpVar` is true: what goes to
+ * WeChat carries the appsecret or an access_token (the simulator and tests allow it).
+ */
+export function upstreamUrl (reader: EnvReader, name: string, fallback: string, allowHttpVar: string): string {
+  const url = reader.url(name, fallback)
+  if (url.startsWith('http:') && !reader.bool(allowHttpVar, false)) {
+    throw new ConfigError(name, `is plain http; it would carry secrets in clear. Use https, or set ${allowHttpVar}=true for a simulator`)
+  }
+  return url
 }
 
 /**

@@ -16,14 +16,17 @@ export class ServiceError extends Error {
   readonly statusCode: number
   readonly wechatErrcode: number | undefined
   readonly headers: Record<string, string>
+  /** For the operator's log only, never the response: what exactly failed (a socket error code, the broker's own error). Holds no secret. */
+  readonly detail: string | undefined
 
-  constructor (code: string, message: string, statusCode: number, opts: { wechatErrcode?: number, headers?: Record<string, string> } = {}) {
+  constructor (code: string, message: string, statusCode: number, opts: { wechatErrcode?: number, headers?: Record<string, string>, detail?: string } = {}) {
     super(message)
     this.name = 'ServiceError'
     this.code = code
     this.statusCode = statusCode
     this.wechatErrcode = opts.wechatErrcode
     this.headers = opts.headers ?? {}
+    this.detail = opts.detail
   }
 
   toJSON (): ErrorBody {
@@ -74,6 +77,8 @@ export function installErrorHandling (app: FastifyInstance): void {
     if (se.statusCode >= 500 && !(err instanceof ServiceError)) {
       // Only the error's name and code: a library error may carry a URL with a token in it.
       request.log.error({ errName: (err as Error)?.name, errCode: (err as FastifyError)?.code }, 'unhandled error')
+    } else if (se.detail !== undefined) {
+      request.log.warn({ error: se.code, detail: se.detail }, 'request failed')
     }
     return sendError(reply, se)
   })

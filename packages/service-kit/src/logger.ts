@@ -38,8 +38,12 @@ export function loggerOptions (level: string, name: string, stream?: NodeJS.Writ
   }
 }
 
-/** 13812348000 -> 138****8000, for the rare log line that must name a phone. */
+/**
+ * 13812348000 -> 138****8000, for the rare log line that must name a phone. Shorter numbers
+ * (landlines, other countries) keep at most their last half visible.
+ */
 export function maskPhone (phone: string): string {
-  if (phone.length <= 7) return '*'.repeat(phone.length)
-  return `${phone.slice(0, 3)}****${phone.slice(-4)}`
+  if (phone.length >= 11) return `${phone.slice(0, 3)}****${phone.slice(-4)}`
+  const shown = Math.min(4, Math.floor(phone.length / 2))
+  return '*'.repeat(phone.length - shown) + phone.slice(phone.length - shown)
 }

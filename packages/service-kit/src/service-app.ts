@@ -3,6 +3,7 @@ import type { Registry } from 'prom-client'
 import { installErrorHandling, shedWhileClosing } from './errors.js'
 import { loggerOptions } from './logger.js'
 import { createRegistry, httpMetrics } from './metrics.js'
+import { trustFn, type TrustProxy } from './trust-proxy.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -16,7 +17,7 @@ export interface ServiceAppOptions {
   logLevel: string
   /** Replaces the default logger (tests pass a capture stream). */
   logger?: FastifyServerOptions['logger'] | undefined
-  trustProxy?: boolean | number | string
+  trustProxy?: TrustProxy
 }
 
 export const BODY_LIMIT = 16 * 1024
@@ -29,8 +30,9 @@ export const BODY_LIMIT = 16 * 1024
 export async function createServiceApp (opts: ServiceAppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     logger: opts.logger ?? loggerOptions(opts.logLevel, opts.name),
-    // fastify takes a hop count too, though its type does not say so.
-    trustProxy: (opts.trustProxy ?? false) as boolean | string,
+    // A function: fastify 5 ignores a bare hop count (it fails closed), and `true` would trust
+    // the client's own left-most X-Forwarded-For.
+    trustProxy: trustFn(opts.trustProxy ?? { kind: 'none' }),
     bodyLimit: BODY_LIMIT,
     requestTimeout: 30_000,
     // shedWhileClosing answers during the drain, in the contract's error shape.

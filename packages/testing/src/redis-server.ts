@@ -5,10 +5,19 @@ import { freePort } from './ports.js'
 export interface RedisServer {
   readonly port: number
   readonly url: string
+  /** The services' RedisConnection for this server (no credentials, no TLS, 1 s command timeout). */
+  readonly connection: { url: string, tls: false, commandTimeoutMs: number }
   /** Stops the server (SIGTERM, waits for exit). Safe to call twice. */
   stop: () => Promise<void>
   /** Starts it again on the same port, empty (nothing is persisted). */
   start: () => Promise<void>
+  /** Sends a signal to the running server: SIGSTOP freezes it (socket open, nothing answers), SIGCONT resumes it. */
+  signal: (sig: NodeJS.Signals) => void
+}
+
+export interface RedisServerOptions {
+  /** More redis-server arguments (e.g. ['--requirepass', 'x']). */
+  args?: string[]
 }
 
 interface Teardownable { teardown: (fn: () => unknown) => void }
@@ -17,7 +26,7 @@ interface Teardownable { teardown: (fn: () => unknown) => void }
  * Starts a private redis-server on a free port, persisting nothing. Never touches the
  * machine's own Redis. With `t`, the server is stopped when the test ends.
  */
-export async function startRedisServer (t?: Teardownable): Promise<RedisServer> {
+export async function startRedisServer (t?: Teardownable, opts: RedisServerOptions = {}): Promise<RedisServer> {
   const port = await freePort()
   let child: ChildProcess | undefined
 
@@ -25,7 +34,7 @@ export async function startRedisServer (t?: Teardownable): Promise<RedisServer> 
     if (child !== undefined) return
     const proc = spawn('redis-server', [
       '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-      '--protected-mode', 'yes', '--loglevel', 'warning'
+      '--protected-mode', 'yes', '--loglevel', 'warning', ...(opts.args ?? [])
     ], { stdio: ['ignore', 'ignore', 'inherit'] })
     child = proc
     proc.once('exit', () => { if (child === proc) child = undefined })
@@ -39,13 +48,20 @@ export async function startRedisServer (t?: Teardownable): Promise<RedisServer> 
     if (proc.exitCode !== null || proc.signalCode !== null) return
     await new Promise<void>(resolve => {
       proc.once('exit', () => resolve())
+      // A frozen server would never act on SIGTERM.
+      proc.kill('SIGCONT')
       proc.kill('SIGTERM')
     })
   }
 
   await start()
   t?.teardown(stop)
-  return { port, url: `redis://127.0.0.1:${port}`, stop, start }
+  const url = `redis://127.0.0.1:${port}`
+  const signal = (sig: NodeJS.Signals): void => {
+    if (child === undefined) throw new Error('redis-server is not running')
+    child.kill(sig)
+  }
+  return { port, url, connection: { url, tls: false, commandTimeoutMs: 1000 }, stop, start, signal }
 }
 
 async function waitForPing (port: number, proc: ChildProcess): Promise<void> {

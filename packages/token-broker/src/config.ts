@@ -1,4 +1,4 @@
-import { ConfigError, EnvReader, redisUrlList, type Env } from '@wxlogin/service-kit'
+import { ConfigError, EnvReader, readRedisConnection, redisUrlList, upstreamUrl, type Env, type RedisConnection } from '@wxlogin/service-kit'
 
 export type TokenMode = 'stable' | 'classic'
 
@@ -21,9 +21,9 @@ export interface BrokerConfig {
   metricsPort: number
   logLevel: string
   /** Unset: tokens live in process memory only (one replica). */
-  redisUrl: string | undefined
-  /** The Redlock quorum; defaults to [redisUrl]. */
-  redlockUrls: string[]
+  redis: RedisConnection | undefined
+  /** The Redlock quorum (same credentials and timeouts as `redis`); defaults to [redis]. */
+  redlock: RedisConnection[]
   redisKeyPrefix: string
   apps: WechatAppConfig[]
   clients: BrokerClientConfig[]
@@ -36,8 +36,14 @@ export interface BrokerConfig {
   retryBudgetMs: number
   /** A failed refresh is answered from memory for this long, so a wrong secret cannot hammer WeChat. */
   failureMemoryMs: number
-  /** Least time between two forced refreshes of a stable token, cluster-wide (WeChat allows 20 a day). */
+  /** Least time between two refreshes caused by invalidations of one app, cluster-wide. */
   forceRefreshIntervalMs: number
+  /**
+   * Refreshes caused by invalidations, per app and day (WeChat's day, UTC+8), cluster-wide. WeChat
+   * allows 20 forced stable_token refreshes and about 2,000 /cgi-bin/token calls a day; the rest
+   * is left for the schedule and for a human.
+   */
+  invalidationBudget: { stable: number, classic: number }
 }
 
 const APPID = /^[A-Za-z0-9_-]{1,64}$/
@@ -85,31 +91,46 @@ function parseClients (r: EnvReader): BrokerClientConfig[] {
   })
 }
 
+/** One number for every app when set; else half of what WeChat allows each mode. */
+function invalidationBudget (r: EnvReader, apps: WechatAppConfig[]): BrokerConfig['invalidationBudget'] {
+  const name = 'TOKEN_INVALIDATION_DAILY_BUDGET'
+  if (r.optionalString(name) === undefined) return { stable: 10, classic: 1000 }
+  const n = r.int(name, 0, { min: 0, max: 2000 })
+  if (n > 20 && apps.some(a => a.tokenMode === 'stable')) {
+    throw new ConfigError(name, 'is above 20, and WeChat allows stable-mode apps only 20 forced refreshes a day')
+  }
+  return { stable: n, classic: n }
+}
+
 export function loadConfig (env: Env): BrokerConfig {
   const r = new EnvReader(env)
-  const redisUrl = r.optionalUrl('REDIS_URL', ['redis:', 'rediss:'])
+  const redis = readRedisConnection(r)
   const defaultMode = tokenMode('WECHAT_TOKEN_MODE', r.string('WECHAT_TOKEN_MODE', 'stable'))
   const apps = parseApps(r, defaultMode)
   const clients = parseClients(r)
-  const redlockUrls = redisUrlList(r, 'REDLOCK_URLS', redisUrl)
-  if (redlockUrls.length > 0 && redisUrl === undefined) throw new ConfigError('REDLOCK_URLS', 'needs REDIS_URL as well: the lock guards a shared token store')
+  const redlockUrls = redisUrlList(r, 'REDLOCK_URLS')
+  if (redlockUrls !== undefined && redis === undefined) throw new ConfigError('REDLOCK_URLS', 'needs REDIS_URL as well: the lock guards a shared token store')
+  const redlock = redis === undefined ? [] : (redlockUrls ?? [redis.url]).map(url => ({ ...redis, url }))
+  const budget = invalidationBudget(r, apps)
   const upstreamTimeoutMs = r.int('WECHAT_TIMEOUT_MS', 5000, { min: 100, max: 60_000 })
   return {
     host: r.string('HOST', '0.0.0.0'),
     port: r.port('PORT', 3001),
     metricsPort: r.port('METRICS_PORT', 9465),
     logLevel: r.level('LOG_LEVEL'),
-    redisUrl,
-    redlockUrls,
+    redis,
+    redlock,
     redisKeyPrefix: r.string('REDIS_KEY_PREFIX', 'wxbroker:'),
     apps,
     clients,
-    wechatBaseUrl: r.url('WECHAT_API_BASE_URL', 'https://api.weixin.qq.com'),
+    // The token and code2session calls carry the appsecret.
+    wechatBaseUrl: upstreamUrl(r, 'WECHAT_API_BASE_URL', 'https://api.weixin.qq.com', 'WECHAT_API_ALLOW_HTTP'),
     refreshAheadSeconds: r.int('TOKEN_REFRESH_AHEAD_SECONDS', 300, { min: 0, max: 3600 }),
     lockTtlMs: r.int('TOKEN_LOCK_TTL_MS', 20_000, { min: 500, max: 300_000 }),
     upstreamTimeoutMs,
     retryBudgetMs: r.int('WECHAT_RETRY_BUDGET_MS', 8000, { min: 0, max: 120_000 }),
     failureMemoryMs: r.int('TOKEN_FAILURE_MEMORY_SECONDS', 5, { min: 0, max: 3600 }) * 1000,
-    forceRefreshIntervalMs: r.int('TOKEN_FORCE_REFRESH_MIN_INTERVAL_SECONDS', 60, { min: 0, max: 86_400 }) * 1000
+    forceRefreshIntervalMs: r.int('TOKEN_FORCE_REFRESH_MIN_INTERVAL_SECONDS', 60, { min: 0, max: 86_400 }) * 1000,
+    invalidationBudget: budget
   }
 }

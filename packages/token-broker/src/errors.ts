@@ -11,6 +11,7 @@ export const errors = {
   upstreamUnavailable: (detail: string, errcode?: number) => new ServiceError('upstream_unavailable', `WeChat is unavailable: ${detail}.`, 503, errcode !== undefined ? { wechatErrcode: errcode } : {}),
   wechatError: (errcode: number, what: string) => new ServiceError('wechat_error', `WeChat refused ${what} (errcode ${errcode}).`, 502, { wechatErrcode: errcode }),
   tokenUnavailable: (appid: string) => new ServiceError('token_unavailable', `No access_token for ${appid} could be had in time; retry.`, 503),
-  forceRefreshThrottled: (appid: string, seconds: number) => new ServiceError('refresh_throttled', `The token of ${appid} was force-refreshed less than ${seconds} s ago; WeChat allows 20 a day. If the new token is rejected too, the cause is elsewhere.`, 429, { headers: { 'retry-after': String(seconds) } }),
+  forceRefreshThrottled: (appid: string, seconds: number) => new ServiceError('refresh_throttled', `The token of ${appid} was refreshed after an invalidation less than ${seconds} s ago. If the new token is rejected too, the cause is elsewhere.`, 429, { headers: { 'retry-after': String(seconds) } }),
+  budgetExhausted: (appid: string, limit: number, seconds: number) => new ServiceError('refresh_budget_exhausted', `The token of ${appid} was refreshed after invalidations ${limit} times today (TOKEN_INVALIDATION_DAILY_BUDGET); the rest of WeChat's daily quota is kept for the schedule. The budget resets at midnight UTC+8.`, 429, { headers: { 'retry-after': String(seconds) } }),
   sameTokenAgain: () => new ServiceError('wechat_error', 'WeChat issued the rejected token again.', 502)
 }

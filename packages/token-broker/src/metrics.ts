@@ -10,6 +10,8 @@ export interface BrokerMetrics {
   refreshes: Counter<'appid' | 'reason' | 'result'>
   expiry: Gauge<'appid'>
   lockWait: Histogram
+  budgetUsed: Gauge<'appid'>
+  budgetLimit: Gauge<'appid'>
 }
 
 export function createBrokerMetrics (registry: Registry): BrokerMetrics {
@@ -37,6 +39,18 @@ export function createBrokerMetrics (registry: Registry): BrokerMetrics {
       name: 'token_broker_lock_wait_seconds',
       help: 'Time a refresh waited for the cluster-wide lock or for another replica\'s token.',
       buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [registry]
+    }),
+    budgetUsed: new Gauge({
+      name: 'token_broker_invalidation_budget_used',
+      help: 'Refreshes caused by invalidations today (WeChat\'s day, UTC+8), cluster-wide, as this replica last counted them.',
+      labelNames: ['appid'] as const,
+      registers: [registry]
+    }),
+    budgetLimit: new Gauge({
+      name: 'token_broker_invalidation_budget_limit',
+      help: 'Refreshes caused by invalidations allowed per app and day (TOKEN_INVALIDATION_DAILY_BUDGET).',
+      labelNames: ['appid'] as const,
       registers: [registry]
     })
   }

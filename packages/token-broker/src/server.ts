@@ -16,4 +16,4 @@ closeWithGrace({ delay: 15_000 }, async ({ signal, err }) => {
 
 await app.listen({ host: config.host, port: config.port })
 await metricsServer.listen({ host: config.host, port: config.metricsPort })
-app.log.info({ apps: config.apps.map(a => `${a.appid} (${a.tokenMode})`), metricsPort: config.metricsPort, store: config.redisUrl === undefined ? 'memory' : 'redis' }, 'token-broker ready')
+app.log.info({ apps: config.apps.map(a => `${a.appid} (${a.tokenMode})`), metricsPort: config.metricsPort, store: config.redis === undefined ? 'memory' : 'redis' }, 'token-broker ready')

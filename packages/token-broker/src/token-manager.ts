@@ -5,7 +5,7 @@ import type { WechatAppConfig } from './config.js'
 import { errors } from './errors.js'
 import type { BrokerMetrics, RefreshReason, TokenSource } from './metrics.js'
 import type { RefreshLock } from './refresh-lock.js'
-import type { TokenRecord, TokenStore } from './token-store.js'
+import { MemoryTokenStore, type TokenRecord, type TokenStore } from './token-store.js'
 import type { WechatClient } from './wechat-client.js'
 
 export interface ServedToken { record: TokenRecord, source: TokenSource }
@@ -21,8 +21,20 @@ export interface TokenManagerOptions {
   failureMemoryMs: number
   /** How long a caller waits for another replica's refresh before giving up. */
   waitTimeoutMs: number
-  /** Least time between two forced (stable-mode) refreshes of one app, cluster-wide. */
+  /** Least time between two refreshes caused by invalidations of one app, cluster-wide. */
   forceRefreshIntervalMs: number
+  /** Refreshes caused by invalidations, per app and WeChat day, cluster-wide. */
+  invalidationBudget: { stable: number, classic: number }
+}
+
+/** WeChat's quotas reset at midnight in China (UTC+8). */
+const WECHAT_DAY_OFFSET_MS = 8 * 3600_000
+const DAY_MS = 86_400_000
+
+/** The current WeChat day (YYYY-MM-DD) and the ms until the next one starts. */
+export function wechatDay (now = Date.now()): { day: string, leftMs: number } {
+  const shifted = now + WECHAT_DAY_OFFSET_MS
+  return { day: new Date(shifted).toISOString().slice(0, 10), leftMs: DAY_MS - (shifted % DAY_MS) }
 }
 
 /** A token is not handed out in its last seconds: the caller needs time to use it. */
@@ -47,6 +59,7 @@ export class TokenManager {
 
   constructor (private readonly o: TokenManagerOptions) {
     this.apps = new Map(o.apps.map(a => [a.appid, a]))
+    for (const a of o.apps) o.metrics.budgetLimit.set({ appid: a.appid }, o.invalidationBudget[a.tokenMode])
     this.updates.setMaxListeners(0)
     // Stable tokens come back unchanged until WeChat renews them; don't ask again at once.
     this.aheadCooldownMs = Math.max(1000, Math.min(30_000, o.refreshAheadMs / 10))
@@ -238,14 +251,7 @@ export class TokenManager {
     }
     // A stable token survives a normal-mode call: a rejected one can only be replaced by force.
     const force = reason === 'invalidated' && app.tokenMode === 'stable'
-    if (force && this.o.forceRefreshIntervalMs > 0) {
-      // WeChat allows 20 forced refreshes a day: a caller looping on 40001 must not spend them all.
-      let first = true
-      try {
-        first = await store.claim(`force:${appid}`, this.o.forceRefreshIntervalMs)
-      } catch { /* Redis down: the in-process single flight still limits this replica */ }
-      if (!first) throw errors.forceRefreshThrottled(appid, Math.ceil(this.o.forceRefreshIntervalMs / 1000))
-    }
+    if (reason === 'invalidated') await this.allowInvalidationRefresh(app)
     const requestedAt = Date.now()
     let rec: TokenRecord
     try {
@@ -277,6 +283,43 @@ export class TokenManager {
     }
     this.remember(appid, rec)
     return { record: rec, source: 'upstream' }
+  }
+
+  /** Counts used when Redis cannot be asked: this replica's share, rather than no limit. */
+  private readonly localCounts = new MemoryTokenStore()
+
+  /**
+   * A refresh caused by an invalidation spends quota that callers control: forced stable_token
+   * refreshes (20 a day) or /cgi-bin/token calls (about 2,000 a day). They are spaced, and
+   * counted against a daily budget per app, cluster-wide.
+   */
+  private async allowInvalidationRefresh (app: WechatAppConfig): Promise<void> {
+    const { appid } = app
+    const interval = this.o.forceRefreshIntervalMs
+    const shared = this.o.store.available() ? this.o.store : this.localCounts
+    if (interval > 0) {
+      let first: boolean
+      try {
+        first = await shared.claim(`invalidate:${appid}`, interval)
+      } catch {
+        first = await this.localCounts.claim(`invalidate:${appid}`, interval)
+      }
+      if (!first) throw errors.forceRefreshThrottled(appid, Math.ceil(interval / 1000))
+    }
+    const limit = this.o.invalidationBudget[app.tokenMode]
+    const { day, leftMs } = wechatDay()
+    const name = `${appid}:${day}`
+    let spent: { used: number, allowed: boolean }
+    try {
+      spent = await shared.spend(name, limit, leftMs + 3600_000)
+    } catch {
+      spent = await this.localCounts.spend(name, limit, leftMs + 3600_000)
+    }
+    this.o.metrics.budgetUsed.set({ appid }, spent.used)
+    if (!spent.allowed) {
+      this.o.log.warn({ appid, limit }, 'invalidation refused: the daily refresh budget is spent')
+      throw errors.budgetExhausted(appid, limit, Math.ceil(leftMs / 1000))
+    }
   }
 
   /** Lets in-flight background refreshes finish before the store closes. */

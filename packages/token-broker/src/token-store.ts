@@ -8,6 +8,23 @@ export interface TokenRecord {
   seq: number
 }
 
+/** WeChat's tokens live 7,200 s; anything promising more was not written by a broker. */
+export const MAX_TOKEN_LIFETIME_MS = 7200_000 + 60_000
+/** Sequence numbers start at the wall clock and grow by one a refresh. */
+const MAX_SEQ_LEAD_MS = 86_400_000
+
+/**
+ * A record a broker could have written: a token, an expiry within a token's lifetime, and a
+ * sequence number not far ahead of the clock. Anything else (a record planted by another
+ * writer, say a far-future one meant to pin every replica to a fake token) is not served and
+ * does not block the next refresh.
+ */
+export function plausible (rec: TokenRecord, now = Date.now()): boolean {
+  return typeof rec.token === 'string' && rec.token.length > 0 && rec.token.length <= 2048 &&
+    Number.isFinite(rec.expiresAt) && rec.expiresAt <= now + MAX_TOKEN_LIFETIME_MS &&
+    Number.isSafeInteger(rec.seq) && rec.seq <= now + MAX_SEQ_LEAD_MS
+}
+
 /** Where tokens live between replicas. The memory store is the single-replica stand-in. */
 export interface TokenStore {
   readonly shared: boolean
@@ -21,6 +38,11 @@ export interface TokenStore {
   publish: (appid: string) => Promise<void>
   /** True for the first claim of `name` within `ttlMs`, cluster-wide; false after. */
   claim: (name: string, ttlMs: number) => Promise<boolean>
+  /**
+   * Counts one use of `name` unless `limit` uses are already counted (the count lives `ttlMs`
+   * from the first); `used` is the count after this call.
+   */
+  spend: (name: string, limit: number, ttlMs: number) => Promise<{ used: number, allowed: boolean }>
   onUpdate: (listener: (appid: string) => void) => void
 }
 
@@ -54,14 +76,29 @@ export class MemoryTokenStore implements TokenStore {
     this.claims.set(name, now + ttlMs)
     return true
   }
+
+  private readonly counts = new Map<string, { used: number, until: number }>()
+  async spend (name: string, limit: number, ttlMs: number): Promise<{ used: number, allowed: boolean }> {
+    const now = Date.now()
+    let c = this.counts.get(name)
+    if (c === undefined || c.until <= now) {
+      c = { used: 0, until: now + ttlMs }
+      this.counts.set(name, c)
+    }
+    if (c.used >= limit) return { used: c.used, allowed: false }
+    c.used += 1
+    return { used: c.used, allowed: true }
+  }
 }
 
-// Keeps the record only if none with a higher seq is stored; expires with the token.
+// Keeps the record only if none with a higher seq is stored; expires with the token. A stored
+// seq too far ahead of the clock (ARGV[4]) was not written by a broker and does not count.
 const SET_IF_NEWER = `
 local cur = redis.call('GET', KEYS[1])
 if cur then
   local ok, obj = pcall(cjson.decode, cur)
-  if ok and type(obj) == 'table' and tonumber(obj.seq) and tonumber(obj.seq) > tonumber(ARGV[2]) then
+  if ok and type(obj) == 'table' and tonumber(obj.seq) and tonumber(obj.seq) > tonumber(ARGV[2])
+    and tonumber(obj.seq) <= tonumber(ARGV[4]) then
     return 0
   end
 end
@@ -71,14 +108,23 @@ return 1
 
 // Strictly increasing, and never behind the wall clock, so a record fetched while Redis was
 // down (seq = Date.now()) orders sensibly against the ones fetched while it was up.
+// A counter pushed implausibly far ahead (ARGV[2]) starts again from the clock.
 const NEXT_SEQ = `
 local v = redis.call('INCR', KEYS[1])
 local floor = tonumber(ARGV[1])
-if v < floor then
+if v < floor or v > tonumber(ARGV[2]) then
   redis.call('SET', KEYS[1], ARGV[1])
   return floor
 end
 return v
+`
+
+const SPEND = `
+local used = tonumber(redis.call('GET', KEYS[1]) or '0')
+if used >= tonumber(ARGV[1]) then return { used, 0 } end
+used = redis.call('INCR', KEYS[1])
+if used == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return { used, 1 }
 `
 
 export class RedisTokenStore implements TokenStore {
@@ -86,7 +132,13 @@ export class RedisTokenStore implements TokenStore {
   private readonly listeners: Array<(appid: string) => void> = []
   private readonly channel: string
 
-  constructor (private readonly client: RedisClient, private readonly subscriber: RedisClient, private readonly prefix: string) {
+  constructor (
+    private readonly client: RedisClient,
+    private readonly subscriber: RedisClient,
+    private readonly prefix: string,
+    /** Whether the server answers right now (connected, not frozen). */
+    private readonly healthy: () => boolean
+  ) {
     this.channel = `${prefix}token-updated`
   }
 
@@ -100,7 +152,7 @@ export class RedisTokenStore implements TokenStore {
     }
   }
 
-  available (): boolean { return this.client.isReady }
+  available (): boolean { return this.healthy() }
 
   private key (appid: string): string { return `${this.prefix}token:${appid}` }
 
@@ -109,21 +161,24 @@ export class RedisTokenStore implements TokenStore {
     if (raw === null) return null
     try {
       const o = JSON.parse(raw) as TokenRecord
-      if (typeof o.token !== 'string' || typeof o.expiresAt !== 'number' || typeof o.seq !== 'number') return null
-      return o
+      return plausible(o) ? o : null
     } catch {
       return null
     }
   }
 
   async nextSeq (appid: string): Promise<number> {
-    const v = await this.client.eval(NEXT_SEQ, { keys: [`${this.prefix}seq:${appid}`], arguments: [String(Date.now())] })
+    const now = Date.now()
+    const v = await this.client.eval(NEXT_SEQ, { keys: [`${this.prefix}seq:${appid}`], arguments: [String(now), String(now + MAX_SEQ_LEAD_MS)] })
     return Number(v)
   }
 
   async setIfNewer (appid: string, rec: TokenRecord): Promise<boolean> {
     const ttl = Math.max(1, rec.expiresAt - Date.now())
-    const r = await this.client.eval(SET_IF_NEWER, { keys: [this.key(appid)], arguments: [JSON.stringify(rec), String(rec.seq), String(ttl)] })
+    const r = await this.client.eval(SET_IF_NEWER, {
+      keys: [this.key(appid)],
+      arguments: [JSON.stringify(rec), String(rec.seq), String(ttl), String(Date.now() + MAX_SEQ_LEAD_MS)]
+    })
     return Number(r) === 1
   }
 
@@ -133,6 +188,11 @@ export class RedisTokenStore implements TokenStore {
 
   async claim (name: string, ttlMs: number): Promise<boolean> {
     return (await this.client.set(`${this.prefix}claim:${name}`, '1', { NX: true, PX: ttlMs })) === 'OK'
+  }
+
+  async spend (name: string, limit: number, ttlMs: number): Promise<{ used: number, allowed: boolean }> {
+    const [used, allowed] = await this.client.eval(SPEND, { keys: [`${this.prefix}budget:${name}`], arguments: [String(limit), String(ttlMs)] }) as [number, number]
+    return { used: Number(used), allowed: Number(allowed) === 1 }
   }
 
   onUpdate (listener: (appid: string) => void): void { this.listeners.push(listener) }

@@ -20,6 +20,9 @@ export interface WechatClientOptions {
 /** Credential errors: retrying them only burns quota (WxJava #1381). */
 const CREDENTIAL_ERRCODES = new Set([40001, 40013, 40125, 40164, 41002, 41004, 40002])
 
+/** Less time than this left for the caller, and WeChat is not called at all. */
+const MIN_ATTEMPT_MS = 100
+
 const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
 
 /** WeChat's secret-bearing APIs. Errors are ServiceErrors whose messages hold no URL and no secret. */
@@ -36,10 +39,13 @@ export class WechatClient {
    * Runs `req` until it succeeds, fails for good, or the budget is spent.
    * `retryable` decides per outcome; the loop never sleeps past the budget.
    */
-  private async withRetries (req: WechatRequest, retryable: (o: WechatOutcome) => boolean): Promise<WechatOutcome> {
-    const deadline = Date.now() + this.opts.retryBudgetMs
+  private async withRetries (req: WechatRequest, retryable: (o: WechatOutcome) => boolean, callerDeadline = Infinity): Promise<WechatOutcome> {
+    const deadline = Math.min(Date.now() + this.opts.retryBudgetMs, callerDeadline)
     for (let attempt = 1; ; attempt++) {
-      const outcome = await callWechat(this.opts.got, this.opts.metrics, req)
+      // Never outlive the caller: an answer nobody waits for may still spend a single-use code.
+      const left = callerDeadline - Date.now()
+      if (left < MIN_ATTEMPT_MS) throw errors.upstreamUnavailable('the caller\'s deadline leaves no time for WeChat')
+      const outcome = await callWechat(this.opts.got, this.opts.metrics, { ...req, timeoutMs: Math.min(req.timeoutMs, left) })
       if (outcome.kind === 'ok' || !retryable(outcome) || attempt >= this.maxAttempts) return outcome
       const pause = this.backoffBaseMs * 2 ** (attempt - 1) * (0.75 + Math.random() * 0.5)
       if (Date.now() + pause >= deadline) return outcome
@@ -76,7 +82,8 @@ export class WechatClient {
     return { token, expiresInSeconds: expiresIn }
   }
 
-  async code2session (app: WechatAppConfig, jsCode: string): Promise<{ openid: string, unionid: string | null }> {
+  /** `deadline` (Unix ms): when the caller stops waiting; WeChat is given up on before it. */
+  async code2session (app: WechatAppConfig, jsCode: string, deadline = Infinity): Promise<{ openid: string, unionid: string | null }> {
     // A login code is single use: retry only what cannot have reached WeChat.
     const outcome = await this.withRetries({
       api: 'jscode2session',
@@ -84,7 +91,7 @@ export class WechatClient {
       url: `${this.opts.baseUrl}/sns/jscode2session`,
       searchParams: { appid: app.appid, secret: app.secret, js_code: jsCode, grant_type: 'authorization_code' },
       timeoutMs: this.opts.timeoutMs
-    }, o => o.kind === 'network' && !o.sent)
+    }, o => o.kind === 'network' && !o.sent, deadline)
     if (outcome.kind === 'ok') {
       const { openid, unionid } = outcome.body
       if (typeof openid !== 'string' || openid === '') throw errors.upstreamUnavailable('WeChat answered without an openid')

@@ -17,8 +17,8 @@ t.test('defaults from the contract', async t => {
     port: 3001,
     metricsPort: 9465,
     logLevel: 'info',
-    redisUrl: undefined,
-    redlockUrls: [],
+    redis: undefined,
+    redlock: [],
     wechatBaseUrl: 'https://api.weixin.qq.com',
     refreshAheadSeconds: 300,
     apps: [{ appid: 'wx1234567890', secret: 'sec', tokenMode: 'stable' }]
@@ -32,10 +32,37 @@ t.test('REDLOCK_URLS defaults to REDIS_URL; several apps; classic mode', async t
     WECHAT_TOKEN_MODE: 'classic',
     WECHAT_APPS: JSON.stringify([{ appid: 'wxa', secret: 's1' }, { appid: 'wxb', secret: 's2', token_mode: 'stable' }])
   })
-  t.same(c.redlockUrls, ['redis://127.0.0.1:7000'])
+  t.same(c.redlock.map(l => l.url), ['redis://127.0.0.1:7000'])
   t.same(c.apps.map(a => a.tokenMode), ['classic', 'stable'])
   const q = loadConfig({ ...base, REDIS_URL: 'redis://h1:1', REDLOCK_URLS: 'redis://h1:1, redis://h2:2,redis://h3:3' })
-  t.same(q.redlockUrls, ['redis://h1:1', 'redis://h2:2', 'redis://h3:3'])
+  t.same(q.redlock.map(l => l.url), ['redis://h1:1', 'redis://h2:2', 'redis://h3:3'])
+})
+
+t.test('Redis credentials apply to the store and every lock server; the URL may come from a file', async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'broker-redis-'))
+  writeFileSync(join(dir, 'url'), 'redis://redis-1:6379\n')
+  writeFileSync(join(dir, 'password'), 'broker-redis-password\n')
+  const c = loadConfig({ ...base, REDIS_URL_FILE: join(dir, 'url'), REDIS_USERNAME: 'token-broker', REDIS_PASSWORD_FILE: join(dir, 'password'), REDLOCK_URLS: 'redis://redis-1:6379,redis://redis-2:6379,redis://redis-3:6379' })
+  t.match(c.redis, { url: 'redis://redis-1:6379', username: 'token-broker', password: 'broker-redis-password', tls: false, commandTimeoutMs: 1000 })
+  t.same(c.redlock.map(l => [l.url, l.username, l.password]), [
+    ['redis://redis-1:6379', 'token-broker', 'broker-redis-password'],
+    ['redis://redis-2:6379', 'token-broker', 'broker-redis-password'],
+    ['redis://redis-3:6379', 'token-broker', 'broker-redis-password']
+  ])
+  t.throws(() => loadConfig({ ...base, REDIS_PASSWORD: 'x' }), /REDIS_PASSWORD is set but REDIS_URL is not/)
+})
+
+t.test('WeChat over plain http only when explicitly allowed (the appsecret travels with every token call)', async t => {
+  t.throws(() => loadConfig({ ...base, WECHAT_API_BASE_URL: 'http://wechat-sim:3999' }), /WECHAT_API_BASE_URL is plain http.*WECHAT_API_ALLOW_HTTP=true/)
+  t.equal(loadConfig({ ...base, WECHAT_API_BASE_URL: 'http://wechat-sim:3999', WECHAT_API_ALLOW_HTTP: 'true' }).wechatBaseUrl, 'http://wechat-sim:3999')
+  t.equal(loadConfig({ ...base, WECHAT_API_BASE_URL: 'https://proxy.example/' }).wechatBaseUrl, 'https://proxy.example')
+})
+
+t.test('the invalidation budget: half of WeChat\'s allowance by default, never above it', async t => {
+  t.same(loadConfig(base).invalidationBudget, { stable: 10, classic: 1000 })
+  t.same(loadConfig({ ...base, TOKEN_INVALIDATION_DAILY_BUDGET: '5' }).invalidationBudget, { stable: 5, classic: 5 })
+  t.throws(() => loadConfig({ ...base, TOKEN_INVALIDATION_DAILY_BUDGET: '100' }), /TOKEN_INVALIDATION_DAILY_BUDGET is above 20/)
+  t.same(loadConfig({ ...base, WECHAT_TOKEN_MODE: 'classic', TOKEN_INVALIDATION_DAILY_BUDGET: '100' }).invalidationBudget, { stable: 100, classic: 100 })
 })
 
 t.test('_FILE forms read secrets from files', async t => {

@@ -19,8 +19,8 @@ export function testConfig (overrides: Partial<BrokerConfig> = {}): BrokerConfig
     port: 0,
     metricsPort: 0,
     logLevel: 'silent',
-    redisUrl: undefined,
-    redlockUrls: [],
+    redis: undefined,
+    redlock: [],
     redisKeyPrefix: 'wxbroker:',
     apps: [{ appid: APPID, secret: SECRET, tokenMode: 'stable' }],
     clients: [
@@ -34,6 +34,7 @@ export function testConfig (overrides: Partial<BrokerConfig> = {}): BrokerConfig
     retryBudgetMs: 2000,
     failureMemoryMs: 5000,
     forceRefreshIntervalMs: 0,
+    invalidationBudget: { stable: 20, classic: 2000 },
     ...overrides
   }
 }

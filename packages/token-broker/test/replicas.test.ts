@@ -39,7 +39,7 @@ const invalidate = async (app: FastifyInstance, stale: string): Promise<{ status
 t.test('500 concurrent cold requests over 3 replicas: exactly one upstream call', async t => {
   const redis = await startRedisServer(t)
   const sim = await startSim(t, { latencyMs: 50 })
-  const apps = await replicas(t, 3, { redisUrl: redis.url, redlockUrls: [redis.url], wechatBaseUrl: sim.url })
+  const apps = await replicas(t, 3, { redis: redis.connection, redlock: [redis.connection], wechatBaseUrl: sim.url })
   const results = await Promise.all(Array.from({ length: 500 }, async (_, i) => await getToken(apps[i % 3] as FastifyInstance)))
   t.equal(sim.state.calls.stable_token, 1, 'one upstream token call cluster-wide')
   t.ok(results.every(r => r.status === 200), 'all 500 served')
@@ -55,7 +55,7 @@ t.test('500 concurrent cold requests over 3 replicas: exactly one upstream call'
 t.test('200 concurrent invalidations of one stale token over 3 replicas: one upstream call', async t => {
   const redis = await startRedisServer(t)
   const sim = await startSim(t, { latencyMs: 30 })
-  const apps = await replicas(t, 3, { redisUrl: redis.url, redlockUrls: [redis.url], wechatBaseUrl: sim.url })
+  const apps = await replicas(t, 3, { redis: redis.connection, redlock: [redis.connection], wechatBaseUrl: sim.url })
   const stale = (await getToken(apps[0] as FastifyInstance)).token
   for (const app of apps) t.equal((await getToken(app)).token, stale, 'every replica holds the stale token')
   const before = sim.state.calls.stable_token
@@ -78,7 +78,7 @@ t.test('200 concurrent invalidations of one stale token over 3 replicas: one ups
 t.test('forced refreshes are spaced out cluster-wide', async t => {
   const redis = await startRedisServer(t)
   const sim = await startSim(t)
-  const [a, b] = await replicas(t, 2, { redisUrl: redis.url, redlockUrls: [redis.url], wechatBaseUrl: sim.url, forceRefreshIntervalMs: 60_000 }) as [FastifyInstance, FastifyInstance]
+  const [a, b] = await replicas(t, 2, { redis: redis.connection, redlock: [redis.connection], wechatBaseUrl: sim.url, forceRefreshIntervalMs: 60_000 }) as [FastifyInstance, FastifyInstance]
   const first = await getToken(a)
   const second = await invalidate(a, first.token)
   t.equal(second.status, 200)
@@ -97,7 +97,7 @@ t.test('the token store never lets an older refresh overwrite a newer token', as
   await client.connect()
   await sub.connect()
   t.teardown(async () => { await client.quit(); await sub.quit() })
-  const store = new RedisTokenStore(client, sub, 'test:')
+  const store = new RedisTokenStore(client, sub, 'test:', () => client.isReady)
   const older = await store.nextSeq(APPID)
   const newer = await store.nextSeq(APPID)
   t.ok(newer > older, 'sequence increases')
@@ -107,13 +107,22 @@ t.test('the token store never lets an older refresh overwrite a newer token', as
   t.equal((await store.get(APPID))?.token, 'newer')
   const ttl = await client.pTTL('test:token:' + APPID)
   t.ok(ttl > 0 && ttl <= 60_000, 'the key expires with the token')
+
+  // A record no broker wrote: a far-future expiry and a huge seq, planted to pin every replica.
+  await client.set('test:token:' + APPID, JSON.stringify({ token: 'planted', expiresAt: Date.now() + 10 * 365 * 86_400_000, seq: 1e15 }))
+  t.equal(await store.get(APPID), null, 'an implausible record is not served')
+  await client.set('test:seq:' + APPID, '1000000000000000')
+  const afterPlant = await store.nextSeq(APPID)
+  t.ok(afterPlant < Date.now() + 86_400_000, 'a sequence pushed far ahead starts again from the clock')
+  t.equal(await store.setIfNewer(APPID, { token: 'real', expiresAt: Date.now() + 60_000, seq: afterPlant }), true, 'and the planted record does not block the next refresh')
+  t.equal((await store.get(APPID))?.token, 'real')
 })
 
 t.test('Redlock over 3 servers with one down: refresh still works, once', async t => {
   const [r1, r2, r3] = await Promise.all([startRedisServer(t), startRedisServer(t), startRedisServer(t)])
   const sim = await startSim(t, { latencyMs: 20 })
-  const urls = [r1.url, r2.url, r3.url]
-  const apps = await replicas(t, 2, { redisUrl: r1.url, redlockUrls: urls, wechatBaseUrl: sim.url })
+  const urls = [r1.connection, r2.connection, r3.connection]
+  const apps = await replicas(t, 2, { redis: r1.connection, redlock: urls, wechatBaseUrl: sim.url })
   await r3.stop()
   for (const app of apps) {
     await waitFor(async () => (await app.inject('/readyz')).json().status === 'ready', { what: 'still ready with 2 of 3 lock servers' })
@@ -129,7 +138,7 @@ t.test('Redlock over 3 servers with one down: refresh still works, once', async 
 t.test('all Redis down: cached token still served, misses go upstream once per process; recovers when Redis returns', async t => {
   const redis = await startRedisServer(t)
   const sim = await startSim(t)
-  const [a, b] = await replicas(t, 2, { redisUrl: redis.url, redlockUrls: [redis.url], wechatBaseUrl: sim.url }) as [FastifyInstance, FastifyInstance]
+  const [a, b] = await replicas(t, 2, { redis: redis.connection, redlock: [redis.connection], wechatBaseUrl: sim.url }) as [FastifyInstance, FastifyInstance]
   const first = await getToken(a)
   t.equal(first.status, 200)
 
@@ -143,7 +152,7 @@ t.test('all Redis down: cached token still served, misses go upstream once per p
   t.equal(sim.state.calls.stable_token, 1, 'no upstream call for a cached token')
 
   // A replica that starts while Redis is down has nothing cached at all.
-  const { app: c } = await build(t, testConfig({ redisUrl: redis.url, redlockUrls: [redis.url], wechatBaseUrl: sim.url }))
+  const { app: c } = await build(t, testConfig({ redis: redis.connection, redlock: [redis.connection], wechatBaseUrl: sim.url }))
   const cold = await Promise.all(Array.from({ length: 20 }, async () => await getToken(c)))
   t.ok(cold.every(r => r.status === 200), 'a cold replica still serves')
   t.equal(sim.state.calls.stable_token, 2, 'through its in-process single flight: one call')
@@ -174,6 +183,7 @@ t.test('a replica killed with SIGKILL while holding the lock: another refreshes 
       WECHAT_SECRET: SECRET,
       BROKER_CLIENTS: JSON.stringify([{ name: 'test', token: CLIENT_TOKEN, apps: ['*'] }]),
       WECHAT_API_BASE_URL: sim.url,
+      WECHAT_API_ALLOW_HTTP: 'true',
       REDIS_URL: redis.url,
       TOKEN_LOCK_TTL_MS: '1500'
     },
@@ -189,11 +199,101 @@ t.test('a replica killed with SIGKILL while holding the lock: another refreshes 
   await exited
   await pending
 
-  const [survivor] = await replicas(t, 1, { redisUrl: redis.url, redlockUrls: [redis.url], wechatBaseUrl: sim.url, lockTtlMs: 1500 }) as [FastifyInstance]
+  const [survivor] = await replicas(t, 1, { redis: redis.connection, redlock: [redis.connection], wechatBaseUrl: sim.url, lockTtlMs: 1500 }) as [FastifyInstance]
   const started = Date.now()
   const res = await getToken(survivor)
   t.equal(res.status, 200, 'the survivor got a token')
   t.equal(sim.state.calls.stable_token, 2, 'by one more upstream call')
   t.ok(Date.now() - started < 10_000)
   t.ok(await metricValue(survivor, 'token_broker_lock_wait_seconds_count') >= 1, 'it waited for the lock')
+})
+
+t.test('the daily invalidation budget: 100 invalidations of the current token over 2 replicas stay within it', async t => {
+  for (const mode of ['stable', 'classic'] as const) {
+    t.test(mode, async t => {
+      const redis = await startRedisServer(t)
+      // WeChat's own 30 s between forced refreshes is lifted: only the broker's budget limits here.
+      const sim = await startSim(t, { forceRefreshMinIntervalSeconds: 0 })
+      const apps = await replicas(t, 2, {
+        redis: redis.connection,
+        redlock: [redis.connection],
+        wechatBaseUrl: sim.url,
+        apps: [{ appid: APPID, secret: SECRET, tokenMode: mode }],
+        forceRefreshIntervalMs: 0,
+        invalidationBudget: { stable: 4, classic: 4 }
+      })
+      const api = mode === 'stable' ? 'stable_token' : 'token'
+      let current = (await getToken(apps[0] as FastifyInstance)).token
+      const before = sim.state.calls[api]
+      const statuses: Record<number, number> = {}
+      for (let i = 0; i < 100; i++) {
+        const res = await (apps[i % 2] as FastifyInstance).inject({ method: 'POST', url: `${TOKEN_URL}/invalidate`, headers: auth(), payload: { access_token: current } })
+        statuses[res.statusCode] = (statuses[res.statusCode] ?? 0) + 1
+        if (res.statusCode === 200) current = res.json().access_token
+        else t.equal(res.json().error, 'refresh_budget_exhausted')
+      }
+      t.equal(sim.state.calls[api] - before, 4, 'exactly the budget reached WeChat, across both replicas')
+      t.same(statuses, { 200: 4, 429: 96 })
+      t.equal(await metricValue(apps[1] as FastifyInstance, 'token_broker_invalidation_budget_limit', { appid: APPID }), 4)
+      const used = Math.max(...await Promise.all(apps.map(async a => await metricValue(a, 'token_broker_invalidation_budget_used', { appid: APPID }))))
+      t.equal(used, 4, 'the dashboard sees the budget spent')
+      t.equal((await getToken(apps[0] as FastifyInstance)).token, current, 'the current token is still served')
+    })
+  }
+})
+
+t.test('classic mode: invalidations are spaced cluster-wide too', async t => {
+  const redis = await startRedisServer(t)
+  const sim = await startSim(t)
+  const [a, b] = await replicas(t, 2, { redis: redis.connection, redlock: [redis.connection], wechatBaseUrl: sim.url, apps: [{ appid: APPID, secret: SECRET, tokenMode: 'classic' }], forceRefreshIntervalMs: 60_000 }) as [FastifyInstance, FastifyInstance]
+  const first = await getToken(a)
+  const second = await invalidate(a, first.token)
+  t.equal(second.status, 200)
+  const calls = sim.state.calls.token
+  const third = await invalidate(b, second.token)
+  t.equal(third.status, 429)
+  t.equal(sim.state.calls.token, calls, 'no /cgi-bin/token call: each would spend the daily quota')
+})
+
+t.test('a token record planted in Redis (far-future expiry, huge seq) is never served, and is replaced', async t => {
+  const redis = await startRedisServer(t)
+  const sim = await startSim(t)
+  const raw = createClient({ url: redis.url })
+  raw.on('error', () => {})
+  await raw.connect()
+  t.teardown(async () => { await raw.quit() })
+  const planted = JSON.stringify({ token: 'planted-token', expiresAt: Date.now() + 10 * 365 * 86_400_000, seq: 9e15 })
+  await raw.set(`wxbroker:token:${APPID}`, planted)
+  await raw.set(`wxbroker:seq:${APPID}`, '9000000000000000')
+  const [a, b] = await replicas(t, 2, { redis: redis.connection, redlock: [redis.connection], wechatBaseUrl: sim.url }) as [FastifyInstance, FastifyInstance]
+  const got = await getToken(a)
+  t.equal(got.status, 200)
+  t.not(got.token, 'planted-token', 'not served')
+  t.equal(JSON.parse(await raw.get(`wxbroker:token:${APPID}`) ?? '{}').token, got.token, 'the real token replaced it in Redis')
+  t.equal((await getToken(b)).token, got.token, 'and the other replica serves the real one')
+
+  await raw.set(`wxbroker:token:${APPID}`, planted)
+  const inv = await invalidate(b, got.token)
+  t.equal(inv.status, 200)
+  t.not(inv.token, 'planted-token')
+  t.equal(JSON.parse(await raw.get(`wxbroker:token:${APPID}`) ?? '{}').token, inv.token, 'the next invalidate replaces a planted record')
+})
+
+t.test('a frozen Redis (SIGSTOP): the broker degrades within seconds and serves from memory; SIGCONT: recovers', async t => {
+  const redis = await startRedisServer(t)
+  const sim = await startSim(t)
+  const [a] = await replicas(t, 1, { redis: redis.connection, redlock: [redis.connection], wechatBaseUrl: sim.url }) as [FastifyInstance]
+  const token = (await getToken(a)).token
+  redis.signal('SIGSTOP')
+  const degraded = await waitFor(async () => {
+    const r = await a.inject('/readyz')
+    return r.json().status === 'degraded' ? r : null
+  }, { what: 'readiness to degrade' })
+  t.equal(degraded.statusCode, 200, 'still in rotation: it serves')
+  t.match(degraded.json().checks.redis, /not answering|unreachable/)
+  const started = Date.now()
+  t.equal((await getToken(a)).token, token, 'the cached token is served from memory')
+  t.ok(Date.now() - started < 1000, 'without waiting on Redis')
+  redis.signal('SIGCONT')
+  await waitFor(async () => (await a.inject('/readyz')).json().status === 'ready', { what: 'readiness to recover' })
 })

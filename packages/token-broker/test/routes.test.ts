@@ -201,3 +201,17 @@ t.test('health, readiness, unknown routes', async t => {
   t.equal(nf.statusCode, 404)
   t.equal(nf.json().error, 'not_found')
 })
+
+t.test('authentication comes before validation: an unknown caller learns nothing about the schemas', async t => {
+  useNock(t)
+  const { app } = await build(t)
+  for (const [url, payload] of [[`${TOKEN_URL}/invalidate`, { wrong: 1 }], [`/v1/apps/${APPID}/code2session`, { js_code: 42 }], ['/v1/apps/not%20an%20appid/code2session', {}]] as const) {
+    const res = await app.inject({ method: 'POST', url, payload })
+    t.equal(res.statusCode, 401, url)
+    t.same(Object.keys(res.json()).sort(), ['error', 'message'])
+    t.equal(res.json().error, 'unauthorized')
+    t.notMatch(res.body, /body\/|must|property|params/i)
+  }
+  const extra = await app.inject({ method: 'POST', url: `${TOKEN_URL}/invalidate`, headers: auth(), payload: { access_token: 'x', debug: true } })
+  t.equal(extra.statusCode, 400, 'an authenticated caller gets the validation error, unknown properties included')
+})

@@ -45,10 +45,18 @@ export function createSimulator (options: SimulatorOptions = {}): Simulator {
     state.calls[api] += 1
     if (latencyMs > 0) await delay(latencyMs)
     const fault = faults.take(api)
+    if (fault?.kind === 'latency') await delay(fault.latencyMs)
+    // A caller that hung up during the latency never gets an answer: the simulator treats its
+    // request as not processed, so a code it carried stays unused (whether WeChat itself does
+    // is not documented). Tests use this to see that a caller gave up in time.
+    if (request.raw.socket?.destroyed === true) {
+      state.abandoned[api] += 1
+      reply.hijack()
+      return true
+    }
     if (fault === undefined) return false
     switch (fault.kind) {
       case 'latency':
-        await delay(fault.latencyMs)
         return false
       case 'errcode':
         await reply.send(wxError(fault.errcode))
@@ -133,7 +141,7 @@ export function createSimulator (options: SimulatorOptions = {}): Simulator {
       return state.mintPhoneCode(appid, b.phoneNumber, b.countryCode, b.openid)
     })
 
-    control.get('/calls', async () => ({ ...state.calls }))
+    control.get('/calls', async () => ({ ...state.calls, abandoned: { ...state.abandoned } }))
 
     control.post<{ Body: { api: Api, kind: Fault['kind'], errcode?: number, status?: number, latency_ms?: number, count?: number } }>('/faults', {
       schema: {

@@ -44,6 +44,8 @@ export class SimState {
   private readonly phoneCodes = new Map<string, PhoneCode>()
   private readonly phoneCalls = new Map<string, number[]>()
   readonly calls: Record<Api, number> = { token: 0, stable_token: 0, jscode2session: 0, getuserphonenumber: 0 }
+  /** Calls whose caller hung up before the answer: counted in `calls`, never processed. */
+  readonly abandoned: Record<Api, number> = { token: 0, stable_token: 0, jscode2session: 0, getuserphonenumber: 0 }
   readonly opts: Required<Omit<SimOptions, 'apps'>>
 
   constructor (options: SimOptions = {}) {
@@ -70,7 +72,7 @@ export class SimState {
     this.loginCodes.clear()
     this.phoneCodes.clear()
     this.phoneCalls.clear()
-    for (const api of APIS) this.calls[api] = 0
+    for (const api of APIS) { this.calls[api] = 0; this.abandoned[api] = 0 }
   }
 
   addApp (appid: string, secret: string): void {

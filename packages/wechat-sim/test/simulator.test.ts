@@ -128,7 +128,7 @@ t.test('HTTP: the WeChat APIs with WeChat shapes, and the control API', async t 
   const num = await app.inject({ method: 'POST', url: `/wxa/business/getuserphonenumber?access_token=${token}`, payload: { code: phone.code, openid: 'o1' } })
   t.match(num.json(), { errcode: 0, errmsg: 'ok', phone_info: { purePhoneNumber: '13800138000', countryCode: '86' } })
 
-  t.same((await app.inject(`${CONTROL_PREFIX}/calls`)).json(), { token: 2, stable_token: 1, jscode2session: 1, getuserphonenumber: 1 })
+  t.same((await app.inject(`${CONTROL_PREFIX}/calls`)).json(), { token: 2, stable_token: 1, jscode2session: 1, getuserphonenumber: 1, abandoned: { token: 0, stable_token: 0, jscode2session: 0, getuserphonenumber: 0 } })
 
   const bulk = (await app.inject({ method: 'POST', url: `${CONTROL_PREFIX}/login-codes`, payload: { count: 3 } })).json().codes as Array<{ code: string, openid: string }>
   t.equal(bulk.length, 3)
@@ -151,7 +151,7 @@ t.test('HTTP: the WeChat APIs with WeChat shapes, and the control API', async t 
   t.equal(rejected.statusCode, 400)
 
   t.equal((await app.inject({ method: 'POST', url: `${CONTROL_PREFIX}/reset` })).statusCode, 204)
-  t.same((await app.inject(`${CONTROL_PREFIX}/calls`)).json(), { token: 0, stable_token: 0, jscode2session: 0, getuserphonenumber: 0 })
+  t.same((await app.inject(`${CONTROL_PREFIX}/calls`)).json(), { token: 0, stable_token: 0, jscode2session: 0, getuserphonenumber: 0, abandoned: { token: 0, stable_token: 0, jscode2session: 0, getuserphonenumber: 0 } })
   const after = await app.inject({ method: 'POST', url: `/wxa/business/getuserphonenumber?access_token=${token}`, payload: { code: 'x' } })
   t.equal(after.json().errcode, 40001, 'reset forgets tokens')
 })
@@ -169,3 +169,26 @@ t.test('HTTP: latency and dropped connections on a real socket', async t => {
   t.ok(Date.now() - started >= 140, 'latency applied')
   t.equal(res.status, 200)
 })
+
+t.test('a caller that hangs up during the latency: counted as abandoned, its code left unused', async t => {
+  const { app } = createSimulator({ apps: [{ appid: APPID, secret: SECRET }] })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => app.close())
+  const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
+  const { code } = (await app.inject({ method: 'POST', url: `${CONTROL_PREFIX}/login-codes`, payload: { openid: 'o-hangup' } })).json()
+  await app.inject({ method: 'POST', url: `${CONTROL_PREFIX}/faults`, payload: { api: 'jscode2session', kind: 'latency', latency_ms: 300, count: 1 } })
+  const url = `${base}/sns/jscode2session?appid=${APPID}&secret=${SECRET}&js_code=${code as string}&grant_type=authorization_code`
+  await t.rejects(fetch(url, { signal: AbortSignal.timeout(50) }))
+  const calls = await waitForAbandoned(app)
+  t.equal(calls.abandoned.jscode2session, 1)
+  const later = await (await fetch(url)).json()
+  t.equal(later.openid, 'o-hangup', 'the code was not spent by the abandoned call')
+})
+
+async function waitForAbandoned (app: ReturnType<typeof createSimulator>['app']): Promise<{ abandoned: Record<string, number> }> {
+  for (;;) {
+    const calls = (await app.inject(`${CONTROL_PREFIX}/calls`)).json()
+    if (calls.abandoned.jscode2session > 0) return calls
+    await new Promise(resolve => setTimeout(resolve, 20))
+  }
+}

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import rateLimit, { type RateLimitPluginOptions } from '@fastify/rate-limit'
 import { BrokerError } from '@wxlogin/broker-client'
-import { maskPhone, ServiceError, toServiceError } from '@wxlogin/service-kit'
+import { clientAddress, maskPhone, ServiceError, toServiceError } from '@wxlogin/service-kit'
 import type { LoginConfig } from '../config.js'
 import { errors } from '../errors.js'
 import type { LoginMetrics } from '../metrics.js'
@@ -19,6 +19,13 @@ declare module 'fastify' {
 
 const codeString = { type: 'string', maxLength: 128, pattern: '^[\\x21-\\x7e]*$' } as const
 
+// Checked before any WeChat call, so nothing paid for is lost to a value Redis cannot store.
+// Ajv compiles patterns with the u flag: \p{Cs} is a lone surrogate (not well-formed
+// Unicode), \p{Cc} a control character, \p{Bidi_C} the bidi overrides that disguise text.
+const nickname = { type: 'string', maxLength: 64, pattern: '^[^\\p{Cc}\\p{Cs}\\p{Bidi_C}]*$' } as const
+// A URL that is safe to put in HTML or a header as it is: no spaces, quotes or angle brackets.
+const headPic = { type: 'string', maxLength: 512, pattern: '^(https://[^\\s"\'<>\\\\`\\p{Cc}\\p{Cs}]+)?$' } as const
+
 const thirdLoginBody = {
   type: 'object',
   required: ['code'],
@@ -26,8 +33,8 @@ const thirdLoginBody = {
     code: { ...codeString, minLength: 1 },
     // Empty means "not granted": form posts send the field either way.
     phoneCode: codeString,
-    nickname: { type: 'string', maxLength: 64 },
-    head_pic: { type: 'string', maxLength: 512, pattern: '^(https://[^\\s]+)?$' }
+    nickname,
+    head_pic: headPic
   }
 } as const
 
@@ -91,7 +98,8 @@ export default async function apiRoutes (app: FastifyInstance, { config, metrics
     global: true,
     max: config.ipRateLimitMax,
     timeWindow: config.ipRateLimitWindowSeconds * 1000,
-    keyGenerator: (request: FastifyRequest) => `ip:${request.ip}`,
+    // Only an address: the trusted hops decide it, and a client's string never becomes a key.
+    keyGenerator: (request: FastifyRequest) => `ip:${clientAddress(request.ip, request.socket.remoteAddress)}`,
     skipOnError: true,
     ...(store !== undefined ? { store: store as unknown as RateLimitPluginOptions['store'] } : {}),
     errorResponseBuilder: (_request: FastifyRequest, context: { ttl: number }) => {
@@ -138,6 +146,7 @@ export default async function apiRoutes (app: FastifyInstance, { config, metrics
       return phone
     } catch (err) {
       const se = toServiceError(err)
+      request.log.warn({ error: se.code, wechat_errcode: se.wechatErrcode, detail: se.detail }, 'phone exchange failed')
       metrics.phoneExchanges.inc({ result: se.code })
       if (se.code === 'rate_limited') metrics.rateLimited.inc({ scope: 'user' })
       throw se
@@ -180,6 +189,8 @@ export default async function apiRoutes (app: FastifyInstance, { config, metrics
     }
   }, async (request, reply) => {
     const { code, phoneCode, nickname, head_pic: headPic } = request.body
+    // Before the code is spent: with the store down, the login could not be saved anyway.
+    if (app.storeProblem() !== undefined) throw errors.storeUnavailable()
     let session
     try {
       session = await app.broker.code2session(config.appid, code)
@@ -214,7 +225,8 @@ export default async function apiRoutes (app: FastifyInstance, { config, metrics
   app.get('/user/me', {
     schema: { summary: 'The logged-in user', security, response: { 200: userSchema, ...errorResponses } },
     preValidation: requireSession
-  }, async (request) => {
+  }, async (request, reply) => {
+    reply.header('cache-control', 'no-store')
     const s = request.session as SessionRecord
     const user = await stored(app.users.getUser(s.appid, s.openid))
     if (user === null) throw errors.unauthorized()
@@ -225,11 +237,12 @@ export default async function apiRoutes (app: FastifyInstance, { config, metrics
     schema: {
       summary: 'Set the user\'s phone number from a phoneCode',
       security,
-      body: { type: 'object', required: ['phoneCode'], properties: { phoneCode: { ...codeString, minLength: 1 } } },
+      body: { type: 'object', required: ['phoneCode'], additionalProperties: false, properties: { phoneCode: { ...codeString, minLength: 1 } } },
       response: { 200: userSchema, ...errorResponses }
     },
     preValidation: requireSession
   }, async (request, reply) => {
+    reply.header('cache-control', 'no-store')
     const s = request.session as SessionRecord
     const phone = await exchangePhone(request, reply, s.openid, request.body.phoneCode)
     const { user } = await stored(app.users.upsertUser(s.appid, s.openid, { phone }))

@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin'
-import { createSecretMatcher } from '@wxlogin/service-kit'
+import { createSecretMatcher, ServiceError } from '@wxlogin/service-kit'
 import type { BrokerClientConfig } from '../config.js'
 import { errors } from '../errors.js'
 
@@ -8,10 +8,12 @@ declare module 'fastify' {
     brokerClient: BrokerClientConfig | null
   }
   interface FastifyInstance {
-    /** preHandler for /v1 routes with an :appid param: 401, then 403, then 404. */
+    /** onRequest hook for /v1 routes with an :appid param: 401, then 403, then 404, all before the body is read. */
     authorizeApp: (request: import('fastify').FastifyRequest<{ Params: { appid: string } }>) => Promise<void>
   }
 }
+
+const APPID = /^[A-Za-z0-9_-]{1,64}$/
 
 export default fp<{ clients: BrokerClientConfig[] }>(async (app, { clients }) => {
   app.decorateRequest('brokerClient', null)
@@ -29,6 +31,9 @@ export default fp<{ clients: BrokerClientConfig[] }>(async (app, { clients }) =>
     if (client === null) throw errors.unauthorized()
     request.brokerClient = client
     const { appid } = request.params
+    // Authentication runs before schema validation (an unknown caller learns nothing about
+    // our schemas), so the appid's shape is checked here.
+    if (!APPID.test(appid)) throw new ServiceError('invalid_body', 'Invalid request: params/appid is not an appid.', 400)
     if (!client.apps.includes('*') && !client.apps.includes(appid)) throw errors.forbidden(appid)
     if (!app.tokens.hasApp(appid)) throw errors.unknownApp(appid)
   })

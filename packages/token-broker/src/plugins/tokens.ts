@@ -38,6 +38,7 @@ export default fp<TokensPluginOptions>(async (app, { config, got, metrics, backo
     refreshAheadMs: config.refreshAheadSeconds * 1000,
     failureMemoryMs: config.failureMemoryMs,
     forceRefreshIntervalMs: config.forceRefreshIntervalMs,
+    invalidationBudget: config.invalidationBudget,
     waitTimeoutMs: config.lockTtlMs + config.retryBudgetMs + config.upstreamTimeoutMs
   })
   app.decorate('wechat', wechat)

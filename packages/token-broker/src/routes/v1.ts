@@ -1,4 +1,5 @@
-import type { FastifyInstance, FastifyReply } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { errors } from '../errors.js'
 import type { WechatAppConfig } from '../config.js'
 import type { ServedToken } from '../token-manager.js'
 
@@ -43,13 +44,45 @@ function sendToken (reply: FastifyReply, served: ServedToken): object {
 
 interface AppParams { Params: { appid: string } }
 
+/** The header broker-client sends: how many ms the caller will wait for this answer. */
+const DEADLINE_HEADER = 'x-deadline-ms'
+/** What is kept back for the answer itself to be written and travel. */
+const ANSWER_MARGIN_MS = 50
+
+/** When this request's caller stops waiting (Unix ms); Infinity when it did not say. */
+function callerDeadline (request: FastifyRequest): number {
+  const raw = request.headers[DEADLINE_HEADER]
+  if (typeof raw !== 'string' || !/^\d{1,7}$/.test(raw)) return Infinity
+  return Date.now() + Number(raw) - ANSWER_MARGIN_MS
+}
+
+/**
+ * Waits for `work` no longer than the caller does. What it waits for (a token refresh) goes on
+ * and serves the next caller; only this answer gives up.
+ */
+async function withinDeadline<T> (work: Promise<T>, deadline: number, appid: string): Promise<T> {
+  if (deadline === Infinity) return await work
+  let timer: NodeJS.Timeout | undefined
+  const expired = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(errors.tokenUnavailable(appid)), Math.max(0, deadline - Date.now()))
+  })
+  try {
+    return await Promise.race([work, expired])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
 export default async function v1Routes (app: FastifyInstance): Promise<void> {
   const security = [{ bearer: [] }]
 
   app.get<AppParams>('/apps/:appid/access-token', {
     schema: { summary: 'The current access_token of an app', params: appidParams, response: { 200: tokenBody, '4xx': errorBody, '5xx': errorBody }, security },
-    preHandler: app.authorizeApp
-  }, async (request, reply) => sendToken(reply, await app.tokens.getToken(request.params.appid)))
+    onRequest: app.authorizeApp
+  }, async (request, reply) => {
+    const { appid } = request.params
+    return sendToken(reply, await withinDeadline(app.tokens.getToken(appid), callerDeadline(request), appid))
+  })
 
   app.post<AppParams & { Body: { access_token: string } }>('/apps/:appid/access-token/invalidate', {
     schema: {
@@ -59,14 +92,16 @@ export default async function v1Routes (app: FastifyInstance): Promise<void> {
       body: {
         type: 'object',
         required: ['access_token'],
+        additionalProperties: false,
         properties: { access_token: { type: 'string', minLength: 1, maxLength: 2048 } }
       },
       response: { 200: tokenBody, '4xx': errorBody, '5xx': errorBody },
 
     },
-    preHandler: app.authorizeApp
+    onRequest: app.authorizeApp
   }, async (request, reply) => {
-    const served = await app.tokens.invalidate(request.params.appid, request.body.access_token)
+    const { appid } = request.params
+    const served = await withinDeadline(app.tokens.invalidate(appid, request.body.access_token), callerDeadline(request), appid)
     request.log.info({ appid: request.params.appid, client: request.brokerClient?.name, source: served.source }, 'token invalidation')
     return sendToken(reply, served)
   })
@@ -79,6 +114,7 @@ export default async function v1Routes (app: FastifyInstance): Promise<void> {
       body: {
         type: 'object',
         required: ['js_code'],
+        additionalProperties: false,
         properties: { js_code: { type: 'string', minLength: 1, maxLength: 128, pattern: '^[\\x21-\\x7e]+$' } }
       },
       response: {
@@ -88,11 +124,11 @@ export default async function v1Routes (app: FastifyInstance): Promise<void> {
       },
 
     },
-    preHandler: app.authorizeApp
+    onRequest: app.authorizeApp
   }, async (request, reply) => {
     reply.header('cache-control', 'no-store')
     // authorizeApp has established that the app exists.
     const wxApp = app.tokens.getApp(request.params.appid) as WechatAppConfig
-    return await app.wechat.code2session(wxApp, request.body.js_code)
+    return await app.wechat.code2session(wxApp, request.body.js_code, callerDeadline(request))
   })
 }
