@@ -38,12 +38,16 @@ write('broker_clients.json', JSON.stringify([{ name: 'login-api', token, apps: [
 write('grafana_admin_password.txt', random(12))
 const passwords = {
   TOKEN_BROKER: write('redis_broker_password.txt', random(32)),
-  LOGIN_API: write('redis_login_password.txt', random(32))
+  LOGIN_API: write('redis_login_password.txt', random(32)),
+  REPLICA: write('redis_replica_password.txt', random(32)),
+  SENTINEL: write('redis_sentinel_password.txt', random(32))
 }
 // Redis keeps only each password's SHA-256 (the # form of an ACL rule).
 const template = readFileSync(`${root}deploy/redis/users.acl.template`, 'utf8')
 const acl = template
   .split('\n').filter(line => line.startsWith('user ')).join('\n')
   .replace(/\{\{([A-Z_]+)_PASSWORD_SHA256\}\}/g, (_m, who) => createHash('sha256').update(passwords[who]).digest('hex'))
-if (existsSync(`${dir}redis_users.acl`)) console.log(`kept    ${dir}redis_users.acl`)
-else write('redis_users.acl', acl)
+// Derived from the template and the passwords, so always written anew: a new user in the
+// template reaches an existing deployment.
+writeFileSync(`${dir}redis_users.acl`, `${acl}\n`, { mode: 0o644 })
+console.log(`written ${dir}redis_users.acl`)

@@ -70,6 +70,22 @@ t.test('without the simulator override, both services talk to WeChat over HTTPS;
   }
 })
 
+t.test('the Sentinel override: replicas, three sentinels, both services through them', async t => {
+  const compose = composeConfig(t, ['docker-compose.yml', 'docker-compose.sentinel.yml'])
+  if (compose === undefined) return
+  const s = compose.services
+  for (const name of ['sentinel-1', 'sentinel-2', 'sentinel-3']) t.ok(s[name]?.healthcheck, `${name} with a health check`)
+  for (const name of ['redis-2', 'redis-3']) t.match((s[name]?.command as string[]).join(' '), /--replicaof redis-1 6379 --masteruser replica/, `${name} replicates redis-1 as the replica user`)
+  for (const name of ['token-broker', 'login-api']) {
+    const env = s[name]?.environment as Record<string, string>
+    t.equal(env.REDIS_SENTINELS, 'sentinel-1:26379,sentinel-2:26379,sentinel-3:26379')
+    t.equal(env.REDIS_SENTINEL_MASTER, 'mymaster')
+    t.equal(env.REDIS_URL, '', 'REDIS_URL emptied (at most one mode)')
+  }
+  t.equal((s['token-broker']?.environment as Record<string, string>).REDLOCK_URLS, '', 'one lock on the master')
+  t.match(readFileSync(join(root, 'deploy/redis/users.acl.template'), 'utf8'), /^user sentinel on .*\+slaveof/m)
+})
+
 t.test('each service has its own Redis user; passwords come from secrets', async t => {
   const compose = composeConfig(t, ['docker-compose.yml'])
   if (compose === undefined) return

@@ -1,4 +1,4 @@
-import type { RedisClient } from '@wxlogin/service-kit'
+import type { RedisCommands } from '@wxlogin/service-kit'
 
 type IncrCallback = (err: Error | null, res: { current: number, ttl: number } | null) => void
 
@@ -23,7 +23,7 @@ return { current, ttl }
  * A @fastify/rate-limit store on node-redis. The plugin's bundled RedisStore needs ioredis
  * (defineCommand); this is the same contract: `new Store(params)`, `incr`, `child`.
  */
-export function nodeRedisRateLimitStore (client: RedisClient, prefix: string): new (params: unknown) => object {
+export function nodeRedisRateLimitStore (client: RedisCommands, prefix: string): new (params: unknown) => object {
   class NodeRedisStore {
     constructor (_params: unknown, private readonly key = prefix) {}
 

@@ -1,4 +1,4 @@
-import type { RedisClient } from '@wxlogin/service-kit'
+import type { RedisHandle } from '@wxlogin/service-kit'
 
 export interface PhoneInfo { phoneNumber: string, purePhoneNumber: string, countryCode: string }
 
@@ -109,35 +109,44 @@ return { isNew, out }
 `
 
 export class RedisUserStore implements UserStore {
-  constructor (private readonly client: RedisClient, private readonly prefix: string) {}
+  constructor (private readonly redis: RedisHandle, private readonly prefix: string) {}
 
   private userKey (appid: string, openid: string): string { return `${this.prefix}user:${appid}:${openid}` }
   private sessionKey (hash: string): string { return `${this.prefix}session:${hash}` }
 
   async upsertUser (appid: string, openid: string, patch: UserPatch): Promise<{ user: UserRecord, isNew: boolean }> {
-    const r = await this.client.eval(UPSERT, {
-      keys: [this.userKey(appid, openid)],
+    const key = this.userKey(appid, openid)
+    const r = await this.redis.cmd.eval(UPSERT, {
+      keys: [key],
       arguments: [JSON.stringify(patch), new Date().toISOString(), appid, openid]
     }) as [number, string]
+    // Answered only once a replica has it (REDIS_WAIT_REPLICAS): a failover must not lose a user.
+    await this.redis.replicated(key)
     return { isNew: Number(r[0]) === 1, user: normalise(JSON.parse(r[1]) as UserRecord) }
   }
 
   async getUser (appid: string, openid: string): Promise<UserRecord | null> {
-    const raw = await this.client.get(this.userKey(appid, openid))
+    const raw = await this.redis.cmd.get(this.userKey(appid, openid))
     return raw === null ? null : normalise(JSON.parse(raw) as UserRecord)
   }
 
   async createSession (tokenHash: string, session: SessionRecord, ttlSeconds: number): Promise<void> {
-    await this.client.set(this.sessionKey(tokenHash), JSON.stringify(session), { EX: ttlSeconds })
+    const key = this.sessionKey(tokenHash)
+    await this.redis.cmd.set(key, JSON.stringify(session), { EX: ttlSeconds })
+    await this.redis.replicated(key)
   }
 
   async getSession (tokenHash: string): Promise<SessionRecord | null> {
-    const raw = await this.client.get(this.sessionKey(tokenHash))
+    const raw = await this.redis.cmd.get(this.sessionKey(tokenHash))
     return raw === null ? null : JSON.parse(raw) as SessionRecord
   }
 
   async deleteSession (tokenHash: string): Promise<boolean> {
-    return (await this.client.del(this.sessionKey(tokenHash))) > 0
+    const key = this.sessionKey(tokenHash)
+    const deleted = (await this.redis.cmd.del(key)) > 0
+    // A logout that a failover undoes would bring the session back.
+    await this.redis.replicated(key)
+    return deleted
   }
 }
 

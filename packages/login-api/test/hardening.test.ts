@@ -162,7 +162,7 @@ t.test('Redis ACLs (deploy/redis/users.acl.template): the login-api user cannot 
   admin.on('error', () => {})
   await admin.connect()
   t.teardown(async () => { await admin.quit().catch(() => {}) })
-  const passwords: Record<string, string> = { 'login-api': 'login-api-test-password', 'token-broker': 'token-broker-test-password' }
+  const passwords: Record<string, string> = { 'login-api': 'login-api-test-password', 'token-broker': 'token-broker-test-password', replica: 'replica-test-password', sentinel: 'sentinel-test-password' }
   for (const line of aclTemplate.split('\n')) {
     const m = /^user (\S+) (.*)$/.exec(line.trim())
     if (m === null || m[1] === 'default') continue
@@ -178,9 +178,9 @@ t.test('Redis ACLs (deploy/redis/users.acl.template): the login-api user cannot 
     return c
   }
   const loginApi = await as('login-api')
-  await t.rejects(loginApi.set('wxbroker:token:wx1', JSON.stringify({ token: 'forged', expiresAt: Date.now() + 7e6, seq: 1e15 })), /NOPERM/, 'cannot plant a broker token')
-  await t.rejects(loginApi.get('wxbroker:token:wx1'), /NOPERM/, 'cannot read a broker token')
-  await t.rejects(loginApi.publish('wxbroker:token-updated', 'wx1'), /NOPERM/, 'cannot publish on the broker\'s channel')
+  await t.rejects(loginApi.set('wxbroker:{wx1}:token', JSON.stringify({ token: 'forged', expiresAt: Date.now() + 7e6, seq: 1e15 })), /NOPERM/, 'cannot plant a broker token')
+  await t.rejects(loginApi.get('wxbroker:{wx1}:token'), /NOPERM/, 'cannot read a broker token')
+  await t.rejects(loginApi.publish('wxbroker:{wx1}:token-updated', 'wx1'), /NOPERM/, 'cannot publish on the broker\'s channel')
   await t.rejects(loginApi.sendCommand(['FLUSHALL']), /NOPERM/)
   const brokerUser = await as('token-broker')
   await t.rejects(brokerUser.set('wxlogin:session:x', '{}'), /NOPERM/, 'the broker cannot forge a session either')
@@ -191,7 +191,8 @@ t.test('Redis ACLs (deploy/redis/users.acl.template): the login-api user cannot 
   broker.token(nock, 'AT')
   wechat.phone(nock, 'AT', 'acl-phone', 'openid-acl').reply(200, wechat.phoneInfo())
   nock(BROKER).get('/healthz').reply(200, { status: 'ok' }).persist()
-  const { app } = await build(t, testConfig({ redis: { ...redis.connection, username: 'login-api', password: passwords['login-api'] } }))
+  // waitReplicas: the INFO and WAIT of a durable write are allowed too (no replica here: no WAIT).
+  const { app } = await build(t, testConfig({ redis: { ...redis.connection, username: 'login-api', password: passwords['login-api'], waitReplicas: 1 } }))
   await waitFor(async () => (await app.inject('/readyz')).statusCode === 200, { what: 'ready under ACLs' })
   const res = await login(app, { code: 'acl-code', phoneCode: 'acl-phone' })
   t.equal(res.statusCode, 200)

@@ -1,38 +1,78 @@
-import { createClient } from 'redis'
+import calculateSlot from 'cluster-key-slot'
+import { createClient, createCluster, createSentinel } from 'redis'
 import type { FastifyBaseLogger } from 'fastify'
 import { ConfigError, type EnvReader } from './env.js'
 
-export type RedisClient = ReturnType<typeof createClient>
+export interface RedisNode { host: string, port: number }
 
-/** How to reach Redis: the URL, and the credentials and TLS that apply where the URL names none. */
+/**
+ * How to reach Redis: one server (`url`), a Sentinel-monitored master (`sentinels`), or a
+ * Cluster (`clusterNodes`, seeds); credentials and TLS apply where a URL names none.
+ */
 export interface RedisConnection {
-  url: string
+  url?: string | undefined
+  sentinels?: RedisNode[] | undefined
+  sentinelMaster?: string | undefined
+  clusterNodes?: RedisNode[] | undefined
   username?: string | undefined
   password?: string | undefined
   tls: boolean
   /** Every command fails after this long: a frozen server must not hang requests. */
   commandTimeoutMs: number
+  /** Replicas that must acknowledge a write that matters (users, sessions) before it counts. */
+  waitReplicas?: number | undefined
+}
+
+export type RedisMode = 'single' | 'sentinel' | 'cluster'
+
+export function redisMode (c: RedisConnection): RedisMode {
+  if (c.sentinels !== undefined) return 'sentinel'
+  if (c.clusterNodes !== undefined) return 'cluster'
+  return 'single'
+}
+
+function nodeList (r: EnvReader, name: string): RedisNode[] | undefined {
+  const raw = r.optionalString(name)
+  if (raw === undefined) return undefined
+  const nodes = raw.split(',').map(s => s.trim()).filter(Boolean).map(s => {
+    const m = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$/.exec(s)
+    if (m === null || Number(m[2]) > 65535) throw new ConfigError(name, 'must be a comma-separated list of host:port')
+    return { host: (m[1] as string).replace(/^\[|\]$/g, ''), port: Number(m[2]) }
+  })
+  if (nodes.length === 0) throw new ConfigError(name, 'must name at least one host:port')
+  return nodes
 }
 
 /**
- * REDIS_URL (or REDIS_URL_FILE: it may carry a password), REDIS_USERNAME, REDIS_PASSWORD (or
- * REDIS_PASSWORD_FILE), REDIS_TLS, REDIS_COMMAND_TIMEOUT_MS. Undefined when REDIS_URL is unset.
+ * REDIS_URL (or REDIS_URL_FILE), REDIS_SENTINELS with REDIS_SENTINEL_MASTER, or
+ * REDIS_CLUSTER_NODES: at most one. REDIS_USERNAME, REDIS_PASSWORD (or _FILE), REDIS_TLS,
+ * REDIS_COMMAND_TIMEOUT_MS, REDIS_WAIT_REPLICAS. Undefined when no Redis is configured.
  */
 export function readRedisConnection (r: EnvReader): RedisConnection | undefined {
   const url = r.secret('REDIS_URL')
-  if (url === undefined) {
-    for (const name of ['REDIS_USERNAME', 'REDIS_PASSWORD']) {
-      if (r.has(name)) throw new ConfigError(name, 'is set but REDIS_URL is not')
+  const sentinels = nodeList(r, 'REDIS_SENTINELS')
+  const clusterNodes = nodeList(r, 'REDIS_CLUSTER_NODES')
+  const set = [url !== undefined && 'REDIS_URL', sentinels !== undefined && 'REDIS_SENTINELS', clusterNodes !== undefined && 'REDIS_CLUSTER_NODES'].filter(Boolean)
+  if (set.length > 1) throw new ConfigError(set.join(' and '), 'are both set; set one of REDIS_URL, REDIS_SENTINELS, REDIS_CLUSTER_NODES')
+  if (set.length === 0) {
+    for (const name of ['REDIS_USERNAME', 'REDIS_PASSWORD', 'REDIS_SENTINEL_MASTER', 'REDIS_WAIT_REPLICAS']) {
+      if (r.has(name)) throw new ConfigError(name, 'is set but no Redis is (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES)')
     }
     return undefined
   }
-  checkRedisUrl('REDIS_URL', url)
+  if (url !== undefined) checkRedisUrl('REDIS_URL', url)
+  if (sentinels === undefined && r.has('REDIS_SENTINEL_MASTER')) throw new ConfigError('REDIS_SENTINEL_MASTER', 'needs REDIS_SENTINELS')
   return {
-    url: url.replace(/\/+$/, ''),
+    url: url?.replace(/\/+$/, ''),
+    sentinels,
+    sentinelMaster: sentinels === undefined ? undefined : r.string('REDIS_SENTINEL_MASTER', 'mymaster'),
+    clusterNodes,
     username: r.optionalString('REDIS_USERNAME'),
     password: r.secret('REDIS_PASSWORD'),
     tls: r.bool('REDIS_TLS', false),
-    commandTimeoutMs: r.int('REDIS_COMMAND_TIMEOUT_MS', 1000, { min: 50, max: 60_000 })
+    commandTimeoutMs: r.int('REDIS_COMMAND_TIMEOUT_MS', 1000, { min: 50, max: 60_000 }),
+    // Where replicas exist, a login is answered only once one of them has it.
+    waitReplicas: r.int('REDIS_WAIT_REPLICAS', url === undefined ? 1 : 0, { min: 0, max: 16 })
   }
 }
 
@@ -46,43 +86,15 @@ export function checkRedisUrl (name: string, url: string): void {
   if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') throw new ConfigError(name, 'must be a redis: or rediss: URL')
 }
 
-export interface RedisOptions {
-  /** Longest pause between reconnection attempts. */
-  maxReconnectDelayMs?: number
-  connectTimeoutMs?: number
-}
+interface ScriptArgs { keys: string[], arguments: string[] }
 
-/**
- * A node-redis client that fails fast instead of queueing while disconnected (a queue
- * would turn a Redis outage into hung requests), bounds every command (a frozen server keeps
- * the socket open but never answers), reconnects forever with capped backoff, and logs errors
- * at most once per outage. The URL and password are never logged.
- */
-export function createRedis (conn: RedisConnection, log: FastifyBaseLogger, name: string, opts: RedisOptions = {}): RedisClient {
-  const maxDelay = opts.maxReconnectDelayMs ?? 2000
-  const parsed = new URL(conn.url)
-  const urlHasCredentials = parsed.username !== '' || parsed.password !== ''
-  const client = createClient({
-    url: conn.url,
-    ...(urlHasCredentials ? {} : { username: conn.username, password: conn.password }),
-    disableOfflineQueue: true,
-    commandOptions: { timeout: conn.commandTimeoutMs },
-    socket: {
-      connectTimeout: opts.connectTimeoutMs ?? 2000,
-      ...(conn.tls ? { tls: true as const } : {}),
-      reconnectStrategy: (retries: number) => Math.min(50 * 2 ** Math.min(retries, 10), maxDelay)
-    }
-  })
-  let down = false
-  client.on('error', (err: Error) => {
-    if (!down) log.warn({ redis: name, errName: err.name, errCode: (err as NodeJS.ErrnoException).code }, 'redis connection lost; retrying')
-    down = true
-  })
-  client.on('ready', () => {
-    if (down) log.info({ redis: name }, 'redis connection restored')
-    down = false
-  })
-  return bounded(client, conn.commandTimeoutMs)
+/** The commands this project sends, the same in every mode (keys route them in a Cluster). */
+export interface RedisCommands {
+  get: (key: string) => Promise<string | null>
+  set: (key: string, value: string, opts?: { EX?: number, PX?: number, NX?: true }) => Promise<string | null>
+  del: (key: string) => Promise<number>
+  eval: (script: string, opts: ScriptArgs) => Promise<unknown>
+  evalSha: (sha: string, opts: ScriptArgs) => Promise<unknown>
 }
 
 /** Raised when Redis took longer than the command timeout to answer. */
@@ -94,9 +106,14 @@ export class RedisTimeoutError extends Error {
   }
 }
 
-/** Calls that manage the connection itself; they have their own time limits or none. */
-const UNBOUNDED = new Set<PropertyKey>(['connect', 'quit', 'close', 'disconnect', 'destroy', 'duplicate',
-  'subscribe', 'unsubscribe', 'pSubscribe', 'pUnsubscribe', 'sSubscribe', 'sUnsubscribe', 'SUBSCRIBE', 'UNSUBSCRIBE'])
+/** Raised when fewer replicas than REDIS_WAIT_REPLICAS acknowledged a write in time. */
+export class RedisReplicationError extends Error {
+  readonly code = 'REDIS_NOT_REPLICATED'
+  constructor (wanted: number, got: number) {
+    super(`a write reached ${got} of the ${wanted} replicas required`)
+    this.name = 'RedisReplicationError'
+  }
+}
 
 async function withTimeout<T> (p: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined
@@ -108,122 +125,326 @@ async function withTimeout<T> (p: Promise<T>, ms: number): Promise<T> {
   }
 }
 
-/**
- * Every command that returns a promise fails after `ms`. node-redis' own command timeout only
- * covers the wait before a command is written; once written to a frozen server it would wait
- * forever. A late reply still arrives in order and is dropped.
- */
-function bounded (client: RedisClient, ms: number): RedisClient {
-  const wrapped = new Map<PropertyKey, unknown>()
-  return new Proxy(client, {
-    get (target, prop) {
-      const value: unknown = Reflect.get(target, prop, target)
-      if (typeof value !== 'function') return value
-      let fn = wrapped.get(prop)
-      if (fn === undefined) {
-        // Called on the client itself, never on the proxy: node-redis uses private fields.
-        const method = value as (...a: unknown[]) => unknown
-        fn = UNBOUNDED.has(prop)
-          ? method.bind(target)
-          : (...args: unknown[]) => {
-              const r = method.apply(target, args)
-              return r instanceof Promise ? withTimeout(r, ms) : r
-            }
-        wrapped.set(prop, fn)
-      }
-      return fn
-    }
-  })
-}
+type Client = ReturnType<typeof createClient>
+type Sentinel = ReturnType<typeof createSentinel>
+type Cluster = ReturnType<typeof createCluster>
+type Listener = (message: string) => void
 
-/** Starts connecting without waiting: a service starts degraded rather than not at all. */
-export function connectInBackground (client: RedisClient): void {
-  client.connect().catch(() => { /* reported through the 'error' listener */ })
-}
+/** How long a WAIT may hold a connection: replication on a healthy network takes about a millisecond. */
+const WAIT_TIMEOUT_MS = 250
+/** Topology checks (PING, Sentinel scan, Cluster rediscovery) run this often. */
+const PROBE_INTERVAL_MS = 1000
 
 /**
- * Whether a client can serve right now. `isReady` stays true while a server is frozen
- * (SIGSTOP, a full disk, a partition without RST): the socket is open, nothing answers. A
- * PING every interval, bounded by the command timeout, tells the difference within about
- * interval + timeout. After `reconnectAfterMs` without an answer the socket is replaced: replies
- * that never come would otherwise pile up, and a dead peer is only found by a new connection.
+ * One logical Redis for a service, in any of the three modes. Every command is bounded by the
+ * command timeout (node-redis' own timeout only covers the wait before a command is written;
+ * once written to a frozen server it would wait forever). A PING each second tells a frozen
+ * or unreachable server from a live one. Pub/sub is sharded in a Cluster, so a channel moves
+ * with its slot. The URL and password are never logged.
+ *
+ * node-redis 5 does not find a new master by itself in two cases, so this does it:
+ * - Cluster: the client of a dead master goes offline and its slots are never re-read (no
+ *   MOVED can arrive); while a master does not answer, the topology is read again from the
+ *   seed nodes.
+ * - Sentinel: without `scanInterval` the client keeps reconnecting to the dead master
+ *   (redis/node-redis #3127, #3061); the scan asks the sentinels each second.
  */
-export class RedisHealth {
-  private lastAnswer = Date.now()
+export class RedisHandle {
+  readonly mode: RedisMode
+  readonly cmd: RedisCommands
+  private client: Client | undefined
+  private sentinel: Sentinel | undefined
+  private cluster: Cluster | undefined
+  private subscriber: Client | undefined
+  private readonly subscriptions = new Map<string, Listener>()
   private answered = true
+  private lastAnswer = Date.now()
+  private probing = false
   private timer: NodeJS.Timeout | undefined
-  private inflight = false
+  private closed = false
+  private down = false
 
-  constructor (
-    private readonly client: RedisClient,
-    private readonly log: FastifyBaseLogger,
-    private readonly intervalMs = 1000,
-    private readonly reconnectAfterMs = 5000
-  ) {}
+  constructor (private readonly conn: RedisConnection, private readonly log: FastifyBaseLogger, private readonly name: string) {
+    this.mode = redisMode(conn)
+    const socket = {
+      connectTimeout: 2000,
+      ...(conn.tls ? { tls: true as const } : {}),
+      reconnectStrategy: (retries: number) => Math.min(50 * 2 ** Math.min(retries, 10), 2000)
+    }
+    const credentials = { username: conn.username, password: conn.password }
+    // Fail fast instead of queueing while disconnected: a queue turns an outage into hung requests.
+    const nodeOptions = { ...credentials, disableOfflineQueue: true, socket }
+    let target: object
+    this.sentinelOptions = {
+      name: conn.sentinelMaster ?? 'mymaster',
+      sentinelRootNodes: conn.sentinels ?? [],
+      scanInterval: PROBE_INTERVAL_MS,
+      nodeClientOptions: nodeOptions,
+      sentinelClientOptions: { socket }
+    }
+    if (this.mode === 'sentinel') {
+      this.sentinel = this.newSentinel()
+      target = this.sentinel
+    } else if (this.mode === 'cluster') {
+      this.cluster = createCluster({
+        rootNodes: (conn.clusterNodes ?? []).map(n => ({ socket: { host: n.host, port: n.port } })),
+        defaults: nodeOptions
+      })
+      this.cluster.on('error', (err: Error) => { this.onError(err) })
+      this.cluster.on('node-error', (err: Error) => { this.onError(err) })
+      target = this.cluster
+    } else {
+      const url = conn.url as string
+      const parsed = new URL(url)
+      const urlHasCredentials = parsed.username !== '' || parsed.password !== ''
+      this.client = createClient({ url, ...(urlHasCredentials ? {} : credentials), disableOfflineQueue: true, socket })
+      this.client.on('error', (err: Error) => { this.onError(err) })
+      this.client.on('ready', () => { this.onReady() })
+      target = this.client
+    }
+    this.cmd = bounded(() => this.sentinel ?? this.cluster ?? target, conn.commandTimeoutMs) as unknown as RedisCommands
+  }
 
+  private readonly sentinelOptions: Parameters<typeof createSentinel>[0]
+
+  private newSentinel (): Sentinel {
+    const sentinel = createSentinel(this.sentinelOptions)
+    sentinel.on('error', (err: Error) => { this.onError(err) })
+    return sentinel
+  }
+
+  private onError (err: Error): void {
+    if (!this.down) this.log.warn({ redis: this.name, mode: this.mode, errName: err.name, errCode: (err as NodeJS.ErrnoException).code }, 'redis connection lost; retrying')
+    this.down = true
+  }
+
+  private onReady (): void {
+    if (this.down) this.log.info({ redis: this.name, mode: this.mode }, 'redis connection restored')
+    this.down = false
+  }
+
+  /** Connects in the background (a service starts degraded rather than not at all) and starts the probe. */
   start (): this {
-    this.timer = setInterval(() => { this.probe() }, this.intervalMs)
+    this.connect().catch(() => {})
+    this.timer = setInterval(() => { this.probe() }, PROBE_INTERVAL_MS)
     this.timer.unref()
     return this
   }
 
+  private async connect (): Promise<void> {
+    // node-redis retries a single client by itself; Sentinel and Cluster clients give up when
+    // no seed answers at start, so retry those here.
+    for (let attempt = 0; !this.closed; attempt++) {
+      try {
+        if (this.client !== undefined) await this.client.connect()
+        else if (this.sentinel !== undefined) await this.sentinel.connect()
+        else await this.cluster?.connect()
+        this.onReady()
+        return
+      } catch (err) {
+        if (this.client !== undefined) return
+        this.onError(err as Error)
+        await new Promise(resolve => setTimeout(resolve, Math.min(200 * 2 ** attempt, 2000)))
+      }
+    }
+  }
+
+  private isOpen (): boolean {
+    if (this.client !== undefined) return this.client.isReady
+    if (this.sentinel !== undefined) return this.sentinel.isReady
+    return this.cluster?.isOpen ?? false
+  }
+
+  private async ping (): Promise<void> {
+    if (this.client !== undefined) await this.client.ping()
+    else if (this.sentinel !== undefined) await this.sentinel.ping()
+    else {
+      const cluster = this.cluster as Cluster
+      // Every master: a dead one means some slots cannot be served.
+      await Promise.all(cluster.masters.map(async m => { await (await cluster.nodeClient(m)).ping() }))
+    }
+  }
+
   private probe (): void {
-    if (this.inflight || !this.client.isOpen) return
-    if (!this.client.isReady) {
+    if (this.probing || this.closed) return
+    if (!this.isOpen()) {
+      // Not connected: node-redis retries, but a Sentinel client may retry a master that is
+      // gone for good; after the same 5 s, start afresh.
       this.answered = false
+      this.recover()
       return
     }
-    this.inflight = true
-    this.client.ping().then(
+    this.probing = true
+    withTimeout(this.ping(), this.conn.commandTimeoutMs).then(
       () => {
         this.answered = true
         this.lastAnswer = Date.now()
       },
       () => {
         this.answered = false
-        if (Date.now() - this.lastAnswer >= this.reconnectAfterMs) this.reconnect()
+        this.recover()
       }
-    ).finally(() => { this.inflight = false })
+    ).finally(() => { this.probing = false })
   }
 
-  private reconnect (): void {
-    this.log.warn({ silentForMs: Date.now() - this.lastAnswer }, 'redis is not answering; opening a new connection')
+  /** What to do when PING goes unanswered: see the class comment. */
+  private recover (): void {
+    if (this.cluster !== undefined) {
+      const seeds = this.conn.clusterNodes ?? []
+      const seed = seeds[Math.floor(Math.random() * seeds.length)]
+      // No public API re-reads the slots; ClusterSlots.rediscover is what MOVED triggers.
+      const slots = (this.cluster as unknown as { _slots?: { rediscover?: (startWith: object) => Promise<void> } })._slots
+      slots?.rediscover?.({ options: { socket: { host: seed?.host, port: seed?.port } } })?.catch(() => {})
+      return
+    }
+    if (Date.now() - this.lastAnswer < 5 * PROBE_INTERVAL_MS) return
+    // Silent for 5 s: replace the connection. Replies that never come would pile up, and a
+    // peer that vanished without a RST (a killed container, a partition) is only found this way;
+    // a new Sentinel client asks the sentinels for the master afresh.
+    this.log.warn({ redis: this.name, mode: this.mode, silentForMs: Date.now() - this.lastAnswer }, 'redis is not answering; opening a new connection')
     this.lastAnswer = Date.now()
-    this.client.destroy()
-    connectInBackground(this.client)
+    if (this.sentinel !== undefined) {
+      const old = this.sentinel
+      this.sentinel = this.newSentinel()
+      Promise.resolve(old.destroy()).catch(() => {})
+      this.connect().then(async () => { await this.resubscribe() }).catch(() => {})
+    } else if (this.client !== undefined) {
+      this.client.destroy()
+      this.connect().catch(() => {})
+    }
+  }
+
+  private async resubscribe (): Promise<void> {
+    for (const [channel, listener] of this.subscriptions) await this.subscribe(channel, listener).catch(() => {})
   }
 
   /** True while connected and the last PING was answered in time. */
   ok (): boolean {
-    return this.client.isReady && this.answered
+    return this.isOpen() && this.answered
   }
 
-  /** Why not ok, for /readyz; undefined when ok. */
+  /** Why not ok, naming the mode and the part, for /readyz; undefined when ok. */
   problem (): string | undefined {
-    if (!this.client.isReady) return 'unreachable'
-    if (!this.answered) return 'not answering (PING timed out)'
-    return undefined
+    if (this.ok()) return undefined
+    const what = this.mode === 'sentinel'
+      ? `sentinel master ${this.conn.sentinelMaster ?? 'mymaster'}`
+      : this.mode === 'cluster' ? 'cluster (a master)' : 'server'
+    return `redis ${what} ${this.isOpen() ? 'not answering (PING timed out)' : 'unreachable'}`
   }
 
-  stop (): void {
+  /** Listens on a channel; in a Cluster a sharded channel, which follows its slot when it moves. */
+  async subscribe (channel: string, listener: Listener): Promise<void> {
+    this.subscriptions.set(channel, listener)
+    if (this.cluster !== undefined) {
+      await this.cluster.sSubscribe(channel, listener)
+      return
+    }
+    if (this.sentinel !== undefined) {
+      await this.sentinel.subscribe(channel, listener)
+      return
+    }
+    // A subscribed connection can send nothing else: a second one, resubscribed by node-redis after reconnects.
+    if (this.subscriber === undefined) {
+      this.subscriber = (this.client as Client).duplicate()
+      this.subscriber.on('error', () => { /* the command connection reports the outage */ })
+      await this.subscriber.connect()
+    }
+    await this.subscriber.subscribe(channel, listener)
+  }
+
+  async publish (channel: string, message: string): Promise<void> {
+    const p = this.cluster !== undefined
+      ? this.cluster.sPublish(channel, message)
+      : (this.sentinel ?? (this.client as Client)).publish(channel, message)
+    await withTimeout(p, this.conn.commandTimeoutMs)
+  }
+
+  /** Replicas connected to the master of a slot (or of the one master), as last read. */
+  private readonly replicaCounts = new Map<number | 'master', { count: number, until: number }>()
+
+  private async send (key: string, args: string[]): Promise<unknown> {
+    const p = this.cluster !== undefined
+      ? this.cluster.sendCommand(key, false, args)
+      : this.sentinel !== undefined ? this.sentinel.sendCommand(false, args) : (this.client as Client).sendCommand(args)
+    return await withTimeout(p as Promise<unknown>, WAIT_TIMEOUT_MS + this.conn.commandTimeoutMs)
+  }
+
+  /**
+   * After a write that must survive a failover: waits until REDIS_WAIT_REPLICAS replicas have
+   * it (WAIT), or fails. Where fewer replicas exist (a shard whose replica was just promoted),
+   * it waits for those that do: refusing every write until a new replica is attached would
+   * turn a failover into an outage. `key` routes to the write's node in a Cluster.
+   */
+  async replicated (key: string): Promise<void> {
+    const wanted = this.conn.waitReplicas ?? 0
+    if (wanted === 0) return
+    const scope = this.cluster !== undefined ? calculateSlot(key) : 'master'
+    let known = this.replicaCounts.get(scope)
+    if (known === undefined || known.until < Date.now()) {
+      const info = String(await this.send(key, ['INFO', 'replication']))
+      known = { count: Number(/connected_slaves:(\d+)/.exec(info)?.[1] ?? 0), until: Date.now() + 2000 }
+      this.replicaCounts.set(scope, known)
+    }
+    const need = Math.min(wanted, known.count)
+    if (need === 0) return
+    const got = Number(await this.send(key, ['WAIT', String(need), String(WAIT_TIMEOUT_MS)]))
+    if (got < need) {
+      this.replicaCounts.delete(scope)
+      throw new RedisReplicationError(need, got)
+    }
+  }
+
+  /**
+   * Closes gracefully when connected (pending replies arrive), at once otherwise: QUIT on a
+   * client that is reconnecting would wait for a server that may never come back.
+   */
+  async close (graceMs = 2000): Promise<void> {
+    this.closed = true
     clearInterval(this.timer)
+    const all: Array<{ isOpen: boolean, close: () => Promise<unknown>, destroy: () => unknown }> = []
+    if (this.subscriber !== undefined) all.push(this.subscriber)
+    if (this.client !== undefined) all.push(this.client)
+    if (this.sentinel !== undefined) all.push(this.sentinel)
+    if (this.cluster !== undefined) all.push(this.cluster)
+    await Promise.all(all.map(async c => {
+      if (!c.isOpen) return
+      if (!this.ok()) {
+        await Promise.resolve(c.destroy()).catch(() => {})
+        return
+      }
+      let timer: NodeJS.Timeout | undefined
+      const quit = c.close().then(() => true, () => false)
+      const timeout = new Promise<boolean>(resolve => { timer = setTimeout(() => resolve(false), graceMs) })
+      const clean = await Promise.race([quit, timeout])
+      clearTimeout(timer)
+      if (!clean && c.isOpen) await Promise.resolve(c.destroy()).catch(() => {})
+    }))
   }
 }
 
+/** Calls that manage the connection itself; they have their own time limits or none. */
+const UNBOUNDED = new Set<PropertyKey>(['connect', 'quit', 'close', 'disconnect', 'destroy', 'duplicate',
+  'subscribe', 'unsubscribe', 'pSubscribe', 'pUnsubscribe', 'sSubscribe', 'sUnsubscribe', 'on', 'once', 'off'])
+
 /**
- * Closes gracefully when connected (pending replies arrive), at once otherwise: QUIT on a
- * client that is reconnecting would wait for a server that may never come back.
+ * Every call that returns a promise fails after `ms`; a late reply still arrives in order and
+ * is dropped. Calls go to whatever `current()` returns at the time, so a client can be replaced.
  */
-export async function closeRedis (client: RedisClient, graceMs = 2000): Promise<void> {
-  if (!client.isOpen) return
-  if (!client.isReady) {
-    client.destroy()
-    return
-  }
-  let timer: NodeJS.Timeout | undefined
-  const quit = client.quit().then(() => true, () => false)
-  const timeout = new Promise<boolean>(resolve => { timer = setTimeout(() => resolve(false), graceMs) })
-  const clean = await Promise.race([quit, timeout])
-  clearTimeout(timer)
-  if (!clean && client.isOpen) client.destroy()
+function bounded (current: () => object, ms: number): object {
+  const wrapped = new Map<PropertyKey, unknown>()
+  return new Proxy({}, {
+    get (_obj, prop) {
+      let fn = wrapped.get(prop)
+      if (fn === undefined) {
+        fn = (...args: unknown[]) => {
+          // Called on the client itself, never on a proxy: node-redis uses private fields.
+          const target = current() as Record<PropertyKey, (...a: unknown[]) => unknown>
+          const r = (target[prop] as (...a: unknown[]) => unknown).apply(target, args)
+          return r instanceof Promise && !UNBOUNDED.has(prop) ? withTimeout(r, ms) : r
+        }
+        wrapped.set(prop, fn)
+      }
+      return fn
+    }
+  })
 }

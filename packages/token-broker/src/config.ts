@@ -109,8 +109,11 @@ export function loadConfig (env: Env): BrokerConfig {
   const apps = parseApps(r, defaultMode)
   const clients = parseClients(r)
   const redlockUrls = redisUrlList(r, 'REDLOCK_URLS')
-  if (redlockUrls !== undefined && redis === undefined) throw new ConfigError('REDLOCK_URLS', 'needs REDIS_URL as well: the lock guards a shared token store')
-  const redlock = redis === undefined ? [] : (redlockUrls ?? [redis.url]).map(url => ({ ...redis, url }))
+  if (redlockUrls !== undefined && redis === undefined) throw new ConfigError('REDLOCK_URLS', 'needs a Redis store as well (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES): the lock guards a shared token store')
+  // Unset: one lock on the store itself (in a Cluster, on the app's own slot).
+  const redlock = redis === undefined
+    ? []
+    : redlockUrls === undefined ? [redis] : redlockUrls.map(url => ({ ...redis, url, sentinels: undefined, sentinelMaster: undefined, clusterNodes: undefined }))
   const budget = invalidationBudget(r, apps)
   const upstreamTimeoutMs = r.int('WECHAT_TIMEOUT_MS', 5000, { min: 100, max: 60_000 })
   return {

@@ -1,5 +1,5 @@
 import Redlock, { ExecutionError, ResourceLockedError } from 'redlock'
-import type { RedisClient } from '@wxlogin/service-kit'
+import type { RedisHandle } from '@wxlogin/service-kit'
 
 export interface HeldLock { release: () => Promise<void> }
 
@@ -23,14 +23,14 @@ type Args = Array<string | number>
  * redlock 5 speaks ioredis' calling convention (`evalsha(hash, numkeys, [...keys, ...args])`);
  * this maps it onto node-redis, which the project uses everywhere else.
  */
-function redlockAdapter (client: RedisClient): object {
+function redlockAdapter (redis: RedisHandle): object {
   const split = (numKeys: number, args: Args): { keys: string[], arguments: string[] } => ({
     keys: args.slice(0, numKeys).map(String),
     arguments: args.slice(numKeys).map(String)
   })
   return {
-    evalsha: async (hash: string, numKeys: number, args: Args) => await client.evalSha(hash, split(numKeys, args)),
-    eval: async (script: string, numKeys: number, args: Args) => await client.eval(script, split(numKeys, args))
+    evalsha: async (hash: string, numKeys: number, args: Args) => await redis.cmd.evalSha(hash, split(numKeys, args)),
+    eval: async (script: string, numKeys: number, args: Args) => await redis.cmd.eval(script, split(numKeys, args))
   }
 }
 
@@ -38,7 +38,8 @@ export class RedlockRefreshLock implements RefreshLock {
   private readonly redlock: Redlock
   private readonly quorum: number
 
-  constructor (private readonly clients: RedisClient[], private readonly prefix: string, private readonly ttlMs: number) {
+  /** With one server (a Sentinel master, or the Cluster node of the app's slot), a single lock. */
+  constructor (private readonly clients: RedisHandle[], private readonly prefix: string, private readonly ttlMs: number) {
     // No retries inside redlock: a busy lock means "wait for the holder's token", which the caller does.
     this.redlock = new Redlock(clients.map(redlockAdapter) as never[], { retryCount: 0, driftFactor: 0.01 })
     // redlock reports every vote against as an 'error' event; without a listener that would throw.
@@ -48,9 +49,10 @@ export class RedlockRefreshLock implements RefreshLock {
 
   async tryAcquire (appid: string): Promise<AcquireResult> {
     // Skip the round trip when a quorum is plainly unreachable.
-    if (this.clients.filter(c => c.isReady).length < this.quorum) return 'unavailable'
+    if (this.clients.filter(c => c.ok()).length < this.quorum) return 'unavailable'
     try {
-      const lock = await this.redlock.acquire([`${this.prefix}lock:${appid}`], this.ttlMs)
+      // The app's hash tag: in a Cluster the lock lives in the app's own slot.
+      const lock = await this.redlock.acquire([`${this.prefix}{${appid}}:lock`], this.ttlMs)
       return {
         release: async () => {
           try { await lock.release() } catch { /* it expires by itself */ }

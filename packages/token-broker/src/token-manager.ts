@@ -300,20 +300,19 @@ export class TokenManager {
     if (interval > 0) {
       let first: boolean
       try {
-        first = await shared.claim(`invalidate:${appid}`, interval)
+        first = await shared.claim(appid, 'invalidate', interval)
       } catch {
-        first = await this.localCounts.claim(`invalidate:${appid}`, interval)
+        first = await this.localCounts.claim(appid, 'invalidate', interval)
       }
       if (!first) throw errors.forceRefreshThrottled(appid, Math.ceil(interval / 1000))
     }
     const limit = this.o.invalidationBudget[app.tokenMode]
     const { day, leftMs } = wechatDay()
-    const name = `${appid}:${day}`
     let spent: { used: number, allowed: boolean }
     try {
-      spent = await shared.spend(name, limit, leftMs + 3600_000)
+      spent = await shared.spend(appid, day, limit, leftMs + 3600_000)
     } catch {
-      spent = await this.localCounts.spend(name, limit, leftMs + 3600_000)
+      spent = await this.localCounts.spend(appid, day, limit, leftMs + 3600_000)
     }
     this.o.metrics.budgetUsed.set({ appid }, spent.used)
     if (!spent.allowed) {

@@ -1,4 +1,4 @@
-import type { RedisClient } from '@wxlogin/service-kit'
+import type { RedisHandle } from '@wxlogin/service-kit'
 
 export interface TokenRecord {
   token: string
@@ -36,13 +36,13 @@ export interface TokenStore {
   setIfNewer: (appid: string, rec: TokenRecord) => Promise<boolean>
   /** Tells every replica that `appid` has a new token. */
   publish: (appid: string) => Promise<void>
-  /** True for the first claim of `name` within `ttlMs`, cluster-wide; false after. */
-  claim: (name: string, ttlMs: number) => Promise<boolean>
+  /** True for the first claim of `name` of an app within `ttlMs`, cluster-wide; false after. */
+  claim: (appid: string, name: string, ttlMs: number) => Promise<boolean>
   /**
    * Counts one use of `name` unless `limit` uses are already counted (the count lives `ttlMs`
    * from the first); `used` is the count after this call.
    */
-  spend: (name: string, limit: number, ttlMs: number) => Promise<{ used: number, allowed: boolean }>
+  spend: (appid: string, name: string, limit: number, ttlMs: number) => Promise<{ used: number, allowed: boolean }>
   onUpdate: (listener: (appid: string) => void) => void
 }
 
@@ -70,20 +70,22 @@ export class MemoryTokenStore implements TokenStore {
   onUpdate (listener: (appid: string) => void): void { this.listeners.push(listener) }
 
   private readonly claims = new Map<string, number>()
-  async claim (name: string, ttlMs: number): Promise<boolean> {
+  async claim (appid: string, name: string, ttlMs: number): Promise<boolean> {
     const now = Date.now()
-    if ((this.claims.get(name) ?? 0) > now) return false
-    this.claims.set(name, now + ttlMs)
+    const key = `${appid}:${name}`
+    if ((this.claims.get(key) ?? 0) > now) return false
+    this.claims.set(key, now + ttlMs)
     return true
   }
 
   private readonly counts = new Map<string, { used: number, until: number }>()
-  async spend (name: string, limit: number, ttlMs: number): Promise<{ used: number, allowed: boolean }> {
+  async spend (appid: string, name: string, limit: number, ttlMs: number): Promise<{ used: number, allowed: boolean }> {
     const now = Date.now()
-    let c = this.counts.get(name)
+    const key = `${appid}:${name}`
+    let c = this.counts.get(key)
     if (c === undefined || c.until <= now) {
       c = { used: 0, until: now + ttlMs }
-      this.counts.set(name, c)
+      this.counts.set(key, c)
     }
     if (c.used >= limit) return { used: c.used, allowed: false }
     c.used += 1
@@ -127,37 +129,42 @@ if used == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return { used, 1 }
 `
 
+/**
+ * Tokens in Redis, in any mode. Every key of an app carries the app in a hash tag
+ * (`wxbroker:{appid}:token`), so each script touches one slot of a Cluster; the update
+ * channel is per app too, sharded in a Cluster.
+ */
 export class RedisTokenStore implements TokenStore {
   readonly shared = true
   private readonly listeners: Array<(appid: string) => void> = []
-  private readonly channel: string
 
-  constructor (
-    private readonly client: RedisClient,
-    private readonly subscriber: RedisClient,
-    private readonly prefix: string,
-    /** Whether the server answers right now (connected, not frozen). */
-    private readonly healthy: () => boolean
-  ) {
-    this.channel = `${prefix}token-updated`
-  }
+  constructor (private readonly redis: RedisHandle, private readonly prefix: string, private readonly appids: string[]) {}
 
-  /** Subscribes; node-redis re-subscribes by itself after a reconnect. */
+  private key (appid: string, what: string): string { return `${this.prefix}{${appid}}:${what}` }
+
+  /** Subscribes to every app's channel; node-redis re-subscribes by itself after a reconnect or a move. */
   async start (): Promise<void> {
-    try {
-      await this.subscriber.subscribe(this.channel, (appid: string) => { for (const l of this.listeners) l(appid) })
-    } catch {
-      // Redis is down at start: subscribe again once the subscriber connects.
-      this.subscriber.once('ready', () => { this.start().catch(() => {}) })
+    for (const appid of this.appids) {
+      this.subscribe(appid).catch(() => {})
     }
   }
 
-  available (): boolean { return this.healthy() }
+  private async subscribe (appid: string): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.redis.subscribe(this.key(appid, 'token-updated'), () => { for (const l of this.listeners) l(appid) })
+        return
+      } catch {
+        // Redis is down at start: polling covers the gap until the subscription is in place.
+        await new Promise(resolve => setTimeout(resolve, Math.min(100 * 2 ** attempt, 2000)))
+      }
+    }
+  }
 
-  private key (appid: string): string { return `${this.prefix}token:${appid}` }
+  available (): boolean { return this.redis.ok() }
 
   async get (appid: string): Promise<TokenRecord | null> {
-    const raw = await this.client.get(this.key(appid))
+    const raw = await this.redis.cmd.get(this.key(appid, 'token'))
     if (raw === null) return null
     try {
       const o = JSON.parse(raw) as TokenRecord
@@ -169,29 +176,29 @@ export class RedisTokenStore implements TokenStore {
 
   async nextSeq (appid: string): Promise<number> {
     const now = Date.now()
-    const v = await this.client.eval(NEXT_SEQ, { keys: [`${this.prefix}seq:${appid}`], arguments: [String(now), String(now + MAX_SEQ_LEAD_MS)] })
+    const v = await this.redis.cmd.eval(NEXT_SEQ, { keys: [this.key(appid, 'seq')], arguments: [String(now), String(now + MAX_SEQ_LEAD_MS)] })
     return Number(v)
   }
 
   async setIfNewer (appid: string, rec: TokenRecord): Promise<boolean> {
     const ttl = Math.max(1, rec.expiresAt - Date.now())
-    const r = await this.client.eval(SET_IF_NEWER, {
-      keys: [this.key(appid)],
+    const r = await this.redis.cmd.eval(SET_IF_NEWER, {
+      keys: [this.key(appid, 'token')],
       arguments: [JSON.stringify(rec), String(rec.seq), String(ttl), String(Date.now() + MAX_SEQ_LEAD_MS)]
     })
     return Number(r) === 1
   }
 
   async publish (appid: string): Promise<void> {
-    await this.client.publish(this.channel, appid)
+    await this.redis.publish(this.key(appid, 'token-updated'), appid)
   }
 
-  async claim (name: string, ttlMs: number): Promise<boolean> {
-    return (await this.client.set(`${this.prefix}claim:${name}`, '1', { NX: true, PX: ttlMs })) === 'OK'
+  async claim (appid: string, name: string, ttlMs: number): Promise<boolean> {
+    return (await this.redis.cmd.set(this.key(appid, `claim:${name}`), '1', { NX: true, PX: ttlMs })) === 'OK'
   }
 
-  async spend (name: string, limit: number, ttlMs: number): Promise<{ used: number, allowed: boolean }> {
-    const [used, allowed] = await this.client.eval(SPEND, { keys: [`${this.prefix}budget:${name}`], arguments: [String(limit), String(ttlMs)] }) as [number, number]
+  async spend (appid: string, name: string, limit: number, ttlMs: number): Promise<{ used: number, allowed: boolean }> {
+    const [used, allowed] = await this.redis.cmd.eval(SPEND, { keys: [this.key(appid, `budget:${name}`)], arguments: [String(limit), String(ttlMs)] }) as [number, number]
     return { used: Number(used), allowed: Number(allowed) === 1 }
   }
 

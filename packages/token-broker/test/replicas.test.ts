@@ -5,7 +5,11 @@ import type { FastifyInstance } from 'fastify'
 import { createClient } from 'redis'
 import { createSimulator, type Simulator } from '@wxlogin/wechat-sim'
 import { freePort, startRedisServer, waitFor } from '@wxlogin/testing'
+import { RedisHandle } from '@wxlogin/service-kit'
+import Fastify from 'fastify'
 import { RedisTokenStore } from '../src/token-store.js'
+
+const silentLog = Fastify({ logger: false }).log
 import type { BrokerConfig } from '../src/config.js'
 import { APPID, CLIENT_TOKEN, SECRET, auth, build, metricValue, testConfig } from './helper.js'
 
@@ -91,13 +95,12 @@ t.test('forced refreshes are spaced out cluster-wide', async t => {
 t.test('the token store never lets an older refresh overwrite a newer token', async t => {
   const redis = await startRedisServer(t)
   const client = createClient({ url: redis.url })
-  const sub = client.duplicate()
   client.on('error', () => {})
-  sub.on('error', () => {})
   await client.connect()
-  await sub.connect()
-  t.teardown(async () => { await client.quit(); await sub.quit() })
-  const store = new RedisTokenStore(client, sub, 'test:', () => client.isReady)
+  const handle = new RedisHandle(redis.connection, silentLog, 'test').start()
+  await waitFor(() => handle.ok(), { what: 'connected' })
+  t.teardown(async () => { await client.quit(); await handle.close() })
+  const store = new RedisTokenStore(handle, 'test:', [APPID])
   const older = await store.nextSeq(APPID)
   const newer = await store.nextSeq(APPID)
   t.ok(newer > older, 'sequence increases')
@@ -105,13 +108,13 @@ t.test('the token store never lets an older refresh overwrite a newer token', as
   t.equal(await store.setIfNewer(APPID, { token: 'newer', expiresAt: Date.now() + 60_000, seq: newer }), true)
   t.equal(await store.setIfNewer(APPID, { token: 'older', expiresAt: Date.now() + 90_000, seq: older }), false, 'older refused')
   t.equal((await store.get(APPID))?.token, 'newer')
-  const ttl = await client.pTTL('test:token:' + APPID)
+  const ttl = await client.pTTL(`test:{${APPID}}:token`)
   t.ok(ttl > 0 && ttl <= 60_000, 'the key expires with the token')
 
   // A record no broker wrote: a far-future expiry and a huge seq, planted to pin every replica.
-  await client.set('test:token:' + APPID, JSON.stringify({ token: 'planted', expiresAt: Date.now() + 10 * 365 * 86_400_000, seq: 1e15 }))
+  await client.set(`test:{${APPID}}:token`, JSON.stringify({ token: 'planted', expiresAt: Date.now() + 10 * 365 * 86_400_000, seq: 1e15 }))
   t.equal(await store.get(APPID), null, 'an implausible record is not served')
-  await client.set('test:seq:' + APPID, '1000000000000000')
+  await client.set(`test:{${APPID}}:seq`, '1000000000000000')
   const afterPlant = await store.nextSeq(APPID)
   t.ok(afterPlant < Date.now() + 86_400_000, 'a sequence pushed far ahead starts again from the clock')
   t.equal(await store.setIfNewer(APPID, { token: 'real', expiresAt: Date.now() + 60_000, seq: afterPlant }), true, 'and the planted record does not block the next refresh')
@@ -146,7 +149,7 @@ t.test('all Redis down: cached token still served, misses go upstream once per p
   await waitFor(async () => (await a.inject('/readyz')).json().status === 'degraded', { what: 'readiness reports Redis down' })
   const ready = await a.inject('/readyz')
   t.equal(ready.statusCode, 200, 'still ready: it serves from memory')
-  t.match(ready.json(), { status: 'degraded', checks: { redis: /degraded: redis unreachable/ } })
+  t.match(ready.json(), { status: 'degraded', checks: { redis: /degraded: redis server unreachable/ } })
   const cached = await Promise.all(Array.from({ length: 20 }, async () => await getToken(a)))
   t.ok(cached.every(r => r.status === 200 && r.token === first.token), 'served from memory')
   t.equal(sim.state.calls.stable_token, 1, 'no upstream call for a cached token')
@@ -263,20 +266,20 @@ t.test('a token record planted in Redis (far-future expiry, huge seq) is never s
   await raw.connect()
   t.teardown(async () => { await raw.quit() })
   const planted = JSON.stringify({ token: 'planted-token', expiresAt: Date.now() + 10 * 365 * 86_400_000, seq: 9e15 })
-  await raw.set(`wxbroker:token:${APPID}`, planted)
-  await raw.set(`wxbroker:seq:${APPID}`, '9000000000000000')
+  await raw.set(`wxbroker:{${APPID}}:token`, planted)
+  await raw.set(`wxbroker:{${APPID}}:seq`, '9000000000000000')
   const [a, b] = await replicas(t, 2, { redis: redis.connection, redlock: [redis.connection], wechatBaseUrl: sim.url }) as [FastifyInstance, FastifyInstance]
   const got = await getToken(a)
   t.equal(got.status, 200)
   t.not(got.token, 'planted-token', 'not served')
-  t.equal(JSON.parse(await raw.get(`wxbroker:token:${APPID}`) ?? '{}').token, got.token, 'the real token replaced it in Redis')
+  t.equal(JSON.parse(await raw.get(`wxbroker:{${APPID}}:token`) ?? '{}').token, got.token, 'the real token replaced it in Redis')
   t.equal((await getToken(b)).token, got.token, 'and the other replica serves the real one')
 
-  await raw.set(`wxbroker:token:${APPID}`, planted)
+  await raw.set(`wxbroker:{${APPID}}:token`, planted)
   const inv = await invalidate(b, got.token)
   t.equal(inv.status, 200)
   t.not(inv.token, 'planted-token')
-  t.equal(JSON.parse(await raw.get(`wxbroker:token:${APPID}`) ?? '{}').token, inv.token, 'the next invalidate replaces a planted record')
+  t.equal(JSON.parse(await raw.get(`wxbroker:{${APPID}}:token`) ?? '{}').token, inv.token, 'the next invalidate replaces a planted record')
 })
 
 t.test('a frozen Redis (SIGSTOP): the broker degrades within seconds and serves from memory; SIGCONT: recovers', async t => {

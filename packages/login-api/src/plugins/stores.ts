@@ -1,13 +1,13 @@
 import fp from 'fastify-plugin'
-import { closeRedis, connectInBackground, createRedis, RedisHealth, type RedisClient } from '@wxlogin/service-kit'
+import { RedisHandle } from '@wxlogin/service-kit'
 import type { LoginConfig } from '../config.js'
 import { MemoryUserStore, RedisUserStore, type UserStore } from '../user-store.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     users: UserStore
-    /** The Redis client shared by users, sessions and rate limits; null in memory mode. */
-    redis: RedisClient | null
+    /** The Redis shared by users, sessions and rate limits (any mode); null in memory mode. */
+    redis: RedisHandle | null
     /** Why the store cannot serve right now (unreachable, frozen); undefined while it can. */
     storeProblem: () => string | undefined
   }
@@ -15,23 +15,15 @@ declare module 'fastify' {
 
 export default fp<{ config: LoginConfig }>(async (app, { config }) => {
   if (config.redis === undefined) {
-    app.log.warn('REDIS_URL is unset: users, sessions and rate limits live in this process only; run a single replica')
+    app.log.warn('No Redis is configured (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES): users, sessions and rate limits live in this process only; run a single replica')
     app.decorate('redis', null)
     app.decorate('users', new MemoryUserStore())
     app.decorate('storeProblem', () => undefined)
     return
   }
-  const client = createRedis(config.redis, app.log, 'store')
-  connectInBackground(client)
-  const health = new RedisHealth(client, app.log).start()
-  app.decorate('redis', client)
-  app.decorate('users', new RedisUserStore(client, config.redisKeyPrefix))
-  app.decorate('storeProblem', () => {
-    const p = health.problem()
-    return p === undefined ? undefined : `redis ${p}`
-  })
-  app.addHook('onClose', async () => {
-    health.stop()
-    await closeRedis(client)
-  })
+  const redis = new RedisHandle(config.redis, app.log, 'store').start()
+  app.decorate('redis', redis)
+  app.decorate('users', new RedisUserStore(redis, config.redisKeyPrefix))
+  app.decorate('storeProblem', () => redis.problem())
+  app.addHook('onClose', async () => { await redis.close() })
 }, { name: 'stores' })

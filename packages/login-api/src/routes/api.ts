@@ -91,7 +91,7 @@ function fromBroker (err: unknown): ServiceError {
 }
 
 export default async function apiRoutes (app: FastifyInstance, { config, metrics }: { config: LoginConfig, metrics: LoginMetrics }): Promise<void> {
-  const store = app.redis === null ? undefined : nodeRedisRateLimitStore(app.redis, `${config.redisKeyPrefix}ratelimit:`)
+  const store = app.redis === null ? undefined : nodeRedisRateLimitStore(app.redis.cmd, `${config.redisKeyPrefix}ratelimit:`)
 
   // Per client IP, on every /api route. A Redis outage does not lock everyone out of logging in.
   await app.register(rateLimit, {

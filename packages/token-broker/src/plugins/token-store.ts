@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin'
-import { closeRedis, connectInBackground, createRedis, RedisHealth, type RedisClient } from '@wxlogin/service-kit'
+import { RedisHandle } from '@wxlogin/service-kit'
 import type { BrokerConfig } from '../config.js'
 import { LocalLock, RedlockRefreshLock, type RefreshLock } from '../refresh-lock.js'
 import { MemoryTokenStore, RedisTokenStore, type TokenStore } from '../token-store.js'
@@ -16,37 +16,33 @@ declare module 'fastify' {
 /** The shared token store and the Redlock quorum, or their single-replica stand-ins. */
 export default fp<{ config: BrokerConfig }>(async (app, { config }) => {
   if (config.redis === undefined) {
-    app.log.warn('REDIS_URL is unset: tokens live in this process only; run a single replica')
+    app.log.warn('No Redis is configured (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES): tokens live in this process only; run a single replica')
     app.decorate('tokenStore', new MemoryTokenStore())
     app.decorate('refreshLock', new LocalLock())
     app.decorate('storeHealth', () => ({ ok: true as const }))
     return
   }
-  const client = createRedis(config.redis, app.log, 'store')
-  const subscriber = client.duplicate()
-  subscriber.on('error', () => { /* the store client reports the outage */ })
-  // The first lock server is usually the store itself: reuse that connection.
-  const lockClients: RedisClient[] = config.redlock.map((conn, i) =>
-    conn.url === config.redis?.url ? client : createRedis(conn, app.log, `lock-${i}`))
-  const owned = [client, subscriber, ...lockClients.filter(c => c !== client)]
-  for (const c of owned) connectInBackground(c)
-  const health = new RedisHealth(client, app.log).start()
+  const store = new RedisHandle(config.redis, app.log, 'store').start()
+  // The first lock server is usually the store itself (always, in Sentinel and Cluster mode
+  // without REDLOCK_URLS): reuse that connection.
+  const lockServers = config.redlock.map((conn, i) =>
+    conn === config.redis || (conn.url !== undefined && conn.url === config.redis?.url) ? store : new RedisHandle(conn, app.log, `lock-${i}`).start())
+  const owned = [store, ...lockServers.filter(c => c !== store)]
 
-  const store = new RedisTokenStore(client, subscriber, config.redisKeyPrefix, () => health.ok())
-  await store.start()
-  app.decorate('tokenStore', store)
-  app.decorate('refreshLock', new RedlockRefreshLock(lockClients, config.redisKeyPrefix, config.lockTtlMs))
+  const tokenStore = new RedisTokenStore(store, config.redisKeyPrefix, config.apps.map(a => a.appid))
+  await tokenStore.start()
+  app.decorate('tokenStore', tokenStore)
+  app.decorate('refreshLock', new RedlockRefreshLock(lockServers, config.redisKeyPrefix, config.lockTtlMs))
   // Without Redis the broker still serves: cached tokens from memory, misses through the
   // in-process single flight. Readiness stays 200 and names the degradation.
   app.decorate('storeHealth', () => {
-    const problem = health.problem()
-    if (problem !== undefined) return { ok: true as const, degraded: `redis ${problem}; serving tokens from memory` }
-    const up = lockClients.filter(c => c.isReady).length
-    if (up < Math.floor(lockClients.length / 2) + 1) return { ok: true as const, degraded: `only ${up} of ${lockClients.length} lock servers reachable; refreshing without the cluster lock` }
+    const problem = store.problem()
+    if (problem !== undefined) return { ok: true as const, degraded: `${problem}; serving tokens from memory` }
+    const up = lockServers.filter(c => c.ok()).length
+    if (up < Math.floor(lockServers.length / 2) + 1) return { ok: true as const, degraded: `only ${up} of ${lockServers.length} lock servers reachable; refreshing without the cluster lock` }
     return { ok: true as const }
   })
   app.addHook('onClose', async () => {
-    health.stop()
-    await Promise.all(owned.map(closeRedis))
+    await Promise.all(owned.map(async c => { await c.close() }))
   })
 }, { name: 'token-store' })
