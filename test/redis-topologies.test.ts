@@ -18,41 +18,30 @@ async function services (t: Test, redisEnv: Record<string, string>): Promise<Sta
   run(t, ['packages/wechat-sim/dist/server.js'], { PORT: simPort, WECHAT_APPID: APPID, WECHAT_SECRET: SECRET, LOG_LEVEL: 'warn' })
   const sim = `http://127.0.0.1:${simPort}`
   await waitFor(async () => (await fetch(`${sim}/healthz`)).ok, { what: 'the simulator' })
-  const brokers = []
-  for (let i = 0; i < 2; i++) {
+  /** A service from its built output on a free port, sharing the topology and the simulator. */
+  const service = async (script: string, env: Record<string, string>): Promise<string> => {
     const port = String(await freePort())
-    run(t, ['packages/token-broker/dist/server.js'], {
+    run(t, [script], {
       ...redisEnv,
+      ...env,
       PORT: port,
       METRICS_PORT: String(await freePort()),
       HOST: '127.0.0.1',
       LOG_LEVEL: 'warn',
       WECHAT_APPID: APPID,
-      WECHAT_SECRET: SECRET,
       WECHAT_API_BASE_URL: sim,
-      WECHAT_API_ALLOW_HTTP: 'true',
-      BROKER_CLIENTS: JSON.stringify([{ name: 'login-api', token: BROKER_TOKEN, apps: [APPID] }])
+      WECHAT_API_ALLOW_HTTP: 'true'
     })
-    brokers.push({ url: `http://127.0.0.1:${port}` })
+    return `http://127.0.0.1:${port}`
+  }
+  const brokers = []
+  for (let i = 0; i < 2; i++) {
+    brokers.push({ url: await service('packages/token-broker/dist/server.js', { WECHAT_SECRET: SECRET, BROKER_CLIENTS: JSON.stringify([{ name: 'login-api', token: BROKER_TOKEN, apps: [APPID] }]) }) })
   }
   for (const b of brokers) await waitFor(async () => (await fetch(`${b.url}/readyz`).then(r => r.json(), () => ({}))).status === 'ready', { timeoutMs: 20_000, what: 'a broker ready' })
   const logins = []
   for (let i = 0; i < 2; i++) {
-    const port = String(await freePort())
-    run(t, ['packages/login-api/dist/server.js'], {
-      ...redisEnv,
-      PORT: port,
-      METRICS_PORT: String(await freePort()),
-      HOST: '127.0.0.1',
-      LOG_LEVEL: 'warn',
-      WECHAT_APPID: APPID,
-      WECHAT_API_BASE_URL: sim,
-      WECHAT_API_ALLOW_HTTP: 'true',
-      BROKER_URL: (brokers[i] as { url: string }).url,
-      BROKER_TOKEN,
-      IP_RATE_LIMIT_MAX: '100000'
-    })
-    logins.push(`http://127.0.0.1:${port}`)
+    logins.push(await service('packages/login-api/dist/server.js', { BROKER_URL: (brokers[i] as { url: string }).url, BROKER_TOKEN, IP_RATE_LIMIT_MAX: '100000' }))
   }
   for (const l of logins) await waitFor(async () => (await fetch(`${l}/readyz`).catch(() => null))?.status === 200, { timeoutMs: 20_000, what: 'a login-api ready' })
   return { sim, logins, brokers }

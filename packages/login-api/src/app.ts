@@ -19,7 +19,7 @@ export interface BuildOptions {
 }
 
 export async function buildApp (config: LoginConfig, opts: BuildOptions = {}): Promise<FastifyInstance> {
-  const app = await createServiceApp({ name: 'login-api', logLevel: config.logLevel, logger: opts.logger, trustProxy: config.trustProxy })
+  const app = await createServiceApp({ name: 'login-api', logLevel: config.logLevel, logger: opts.logger, trustProxy: config.trustProxy, accessLog: config.accessLog })
   const metrics = createLoginMetrics(app.registry)
   const got = opts.got ?? gotDefault.extend({ retry: { limit: 0 } })
 

@@ -1,4 +1,4 @@
-import { ConfigError, EnvReader, readRedisConnection, readTrustProxy, upstreamUrl, type Env, type RedisConnection, type TrustProxy } from '@wxlogin/service-kit'
+import { ConfigError, EnvReader, readAccessLog, type AccessLogOptions, readRedisConnection, readTrustProxy, upstreamUrl, type Env, type RedisConnection, type TrustProxy } from '@wxlogin/service-kit'
 
 export interface LoginConfig {
   host: string
@@ -21,6 +21,8 @@ export interface LoginConfig {
   ipRateLimitWindowSeconds: number
   sessionTtlSeconds: number
   trustProxy: TrustProxy
+  /** LOG_ACCESS_SAMPLE_RATE, LOG_SLOW_REQUEST_MS; errors are always logged. */
+  accessLog?: AccessLogOptions
 }
 
 export function loadConfig (env: Env): LoginConfig {
@@ -47,7 +49,8 @@ export function loadConfig (env: Env): LoginConfig {
     ipRateLimitMax: r.int('IP_RATE_LIMIT_MAX', 60, { min: 1 }),
     ipRateLimitWindowSeconds: r.int('IP_RATE_LIMIT_WINDOW_SECONDS', 60, { min: 1 }),
     sessionTtlSeconds: r.int('SESSION_TTL_SECONDS', 604800, { min: 60 }),
-    trustProxy: readTrustProxy(r)
+    trustProxy: readTrustProxy(r),
+    accessLog: readAccessLog(r)
   }
 }
 

@@ -95,9 +95,12 @@ export function installErrorHandling (app: FastifyInstance): void {
 export function shedWhileClosing (app: FastifyInstance): void {
   let closing = false
   app.addHook('preClose', async () => { closing = true })
-  app.addHook('onRequest', async (_request, reply) => {
-    if (!closing) return
+  app.addHook('onRequest', (_request, reply, done) => {
+    if (!closing) {
+      done()
+      return
+    }
     reply.header('connection', 'close')
-    throw new ServiceError('shutting_down', 'This instance is shutting down; retry.', 503)
+    done(new ServiceError('shutting_down', 'This instance is shutting down; retry.', 503))
   })
 }

@@ -1,9 +1,10 @@
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { Registry } from 'prom-client'
 import { installErrorHandling, shedWhileClosing } from './errors.js'
 import { loggerOptions } from './logger.js'
 import { createRegistry, httpMetrics } from './metrics.js'
 import { trustFn, type TrustProxy } from './trust-proxy.js'
+import { installAccessLog, type AccessLogOptions } from './access-log.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -18,6 +19,8 @@ export interface ServiceAppOptions {
   /** Replaces the default logger (tests pass a capture stream). */
   logger?: FastifyServerOptions['logger'] | undefined
   trustProxy?: TrustProxy
+  /** Which requests are logged (errors and slow ones always); default: no sampling, 1 s is slow. */
+  accessLog?: AccessLogOptions | undefined
 }
 
 export const BODY_LIMIT = 16 * 1024
@@ -35,6 +38,9 @@ export async function createServiceApp (opts: ServiceAppOptions): Promise<Fastif
     trustProxy: trustFn(opts.trustProxy ?? { kind: 'none' }),
     bodyLimit: BODY_LIMIT,
     requestTimeout: 30_000,
+    // Fastify's two lines per request would be most of the cost of a memory-served token at
+    // the default level: the access log below logs errors, slow requests and a sample.
+    logController: new LogController({ disableRequestLogging: true }),
     // shedWhileClosing answers during the drain, in the contract's error shape.
     return503OnClosing: false,
     // A number where a token or code belongs is a client bug to report, not to coerce.
@@ -42,6 +48,7 @@ export async function createServiceApp (opts: ServiceAppOptions): Promise<Fastif
   } satisfies FastifyServerOptions)
   const registry = createRegistry()
   app.decorate('registry', registry)
+  installAccessLog(app, opts.accessLog ?? { sampleRate: 0, slowMs: 1000 })
   installErrorHandling(app)
   shedWhileClosing(app)
   app.removeContentTypeParser('text/plain')

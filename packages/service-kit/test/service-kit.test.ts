@@ -115,3 +115,38 @@ t.test('shedWhileClosing: a request arriving during the drain gets a 503 in the 
   t.match(responses[1], /connection: close/i)
   t.match(responses[1], /\{"error":"shutting_down","message":"This instance is shutting down; retry."\}/)
 })
+
+t.test('access log: errors and slow requests always, the rest only as sampled; never a query string or header', async t => {
+  const { Writable } = await import('node:stream')
+  const { createServiceApp, readAccessLog } = await import('../src/index.js')
+  const build = async (accessLog: { sampleRate: number, slowMs: number }): Promise<{ app: import('fastify').FastifyInstance, lines: () => Array<Record<string, unknown>> }> => {
+    const chunks: string[] = []
+    const stream = new Writable({ write (c: Buffer, _e, cb) { chunks.push(c.toString()); cb() } })
+    const { loggerOptions } = await import('../src/index.js')
+    const app = await createServiceApp({ name: 'test', logLevel: 'info', logger: loggerOptions('info', 'test', stream), accessLog })
+    app.get('/ok', async () => ({ ok: true }))
+    app.get('/slow', async () => { await new Promise(resolve => setTimeout(resolve, 30)); return { ok: true } })
+    app.get('/fail', async () => { throw new ServiceError('upstream_unavailable', 'Down.', 503) })
+    t.teardown(() => app.close())
+    return { app, lines: () => chunks.join('').split('\n').filter(Boolean).map(l => JSON.parse(l) as Record<string, unknown>) }
+  }
+  const quiet = await build({ sampleRate: 0, slowMs: 20 })
+  await quiet.app.inject({ url: '/ok?code=secret-login-code', headers: { authorization: 'Bearer abc' } })
+  t.same(quiet.lines().filter(l => l.statusCode !== undefined), [], 'a fast 200 is not logged')
+  await quiet.app.inject('/nope?code=secret-login-code')
+  await quiet.app.inject('/fail')
+  await quiet.app.inject('/slow')
+  const logged = quiet.lines().filter(l => l.statusCode !== undefined)
+  t.match(logged, [
+    { level: 30, msg: 'request completed', statusCode: 404, url: '/nope' },
+    { level: 50, msg: 'request failed', statusCode: 503, url: '/fail', route: '/fail' },
+    { level: 40, msg: 'slow request', statusCode: 200, url: '/slow' }
+  ])
+  t.notMatch(JSON.stringify(quiet.lines()), /secret-login-code|Bearer/, 'no query string, no header')
+  const all = await build({ sampleRate: 1, slowMs: 1000 })
+  await all.app.inject('/ok')
+  t.match(all.lines().filter(l => l.statusCode !== undefined), [{ msg: 'request completed', statusCode: 200 }], 'sample rate 1 logs every request')
+  t.same(readAccessLog(new EnvReader({})), { sampleRate: 0, slowMs: 1000 })
+  t.same(readAccessLog(new EnvReader({ LOG_ACCESS_SAMPLE_RATE: '0.01', LOG_SLOW_REQUEST_MS: '250' })), { sampleRate: 0.01, slowMs: 250 })
+  t.throws(() => readAccessLog(new EnvReader({ LOG_ACCESS_SAMPLE_RATE: '2' })), /LOG_ACCESS_SAMPLE_RATE must be a number from 0 to 1/)
+})

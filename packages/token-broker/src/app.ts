@@ -31,7 +31,7 @@ export interface BuildOptions {
 }
 
 export async function buildApp (config: BrokerConfig, opts: BuildOptions = {}): Promise<FastifyInstance> {
-  const app = await createServiceApp({ name: 'token-broker', logLevel: config.logLevel, logger: opts.logger })
+  const app = await createServiceApp({ name: 'token-broker', logLevel: config.logLevel, logger: opts.logger, accessLog: config.accessLog })
   const metrics = createBrokerMetrics(app.registry)
   const got = opts.got ?? gotDefault.extend({ retry: { limit: 0 } })
 

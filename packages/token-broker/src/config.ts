@@ -1,4 +1,4 @@
-import { ConfigError, EnvReader, readRedisConnection, redisUrlList, upstreamUrl, type Env, type RedisConnection } from '@wxlogin/service-kit'
+import { ConfigError, EnvReader, readAccessLog, type AccessLogOptions, readRedisConnection, redisUrlList, upstreamUrl, type Env, type RedisConnection } from '@wxlogin/service-kit'
 
 export type TokenMode = 'stable' | 'classic'
 
@@ -44,6 +44,8 @@ export interface BrokerConfig {
    * is left for the schedule and for a human.
    */
   invalidationBudget: { stable: number, classic: number }
+  /** LOG_ACCESS_SAMPLE_RATE, LOG_SLOW_REQUEST_MS; errors are always logged. */
+  accessLog?: AccessLogOptions
 }
 
 const APPID = /^[A-Za-z0-9_-]{1,64}$/
@@ -134,6 +136,7 @@ export function loadConfig (env: Env): BrokerConfig {
     retryBudgetMs: r.int('WECHAT_RETRY_BUDGET_MS', 8000, { min: 0, max: 120_000 }),
     failureMemoryMs: r.int('TOKEN_FAILURE_MEMORY_SECONDS', 5, { min: 0, max: 3600 }) * 1000,
     forceRefreshIntervalMs: r.int('TOKEN_FORCE_REFRESH_MIN_INTERVAL_SECONDS', 60, { min: 0, max: 86_400 }) * 1000,
-    invalidationBudget: budget
+    invalidationBudget: budget,
+    accessLog: readAccessLog(r)
   }
 }
