@@ -39,8 +39,8 @@ t.test('getuserphonenumber carries the access_token: plain http only when explic
 })
 
 t.test('Redis credentials: REDIS_USERNAME and REDIS_PASSWORD beside a URL that names none', async t => {
-  t.match(loadConfig({ ...base, REDIS_URL: 'redis://redis-1:6379', REDIS_USERNAME: 'login-api', REDIS_PASSWORD: 'pw', REDIS_COMMAND_TIMEOUT_MS: '750' }).redis,
-    { url: 'redis://redis-1:6379', username: 'login-api', password: 'pw', commandTimeoutMs: 750 })
+  t.match(loadConfig({ ...base, REDIS_URL: 'redis://redis-1:6400', REDIS_USERNAME: 'login-api', REDIS_PASSWORD: 'pw', REDIS_COMMAND_TIMEOUT_MS: '750' }).redis,
+    { url: 'redis://redis-1:6400', username: 'login-api', password: 'pw', commandTimeoutMs: 750 })
 })
 
 const bad: Array<[Record<string, string | undefined>, RegExp]> = [

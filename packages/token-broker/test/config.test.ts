@@ -40,33 +40,33 @@ t.test('REDLOCK_URLS defaults to REDIS_URL; several apps; classic mode', async t
 
 t.test('Redis credentials apply to the store and every lock server; the URL may come from a file', async t => {
   const dir = mkdtempSync(join(tmpdir(), 'broker-redis-'))
-  writeFileSync(join(dir, 'url'), 'redis://redis-1:6379\n')
+  writeFileSync(join(dir, 'url'), 'redis://redis-1:6400\n')
   writeFileSync(join(dir, 'password'), 'broker-redis-password\n')
-  const c = loadConfig({ ...base, REDIS_URL_FILE: join(dir, 'url'), REDIS_USERNAME: 'token-broker', REDIS_PASSWORD_FILE: join(dir, 'password'), REDLOCK_URLS: 'redis://redis-1:6379,redis://redis-2:6379,redis://redis-3:6379' })
-  t.match(c.redis, { url: 'redis://redis-1:6379', username: 'token-broker', password: 'broker-redis-password', tls: false, commandTimeoutMs: 1000 })
+  const c = loadConfig({ ...base, REDIS_URL_FILE: join(dir, 'url'), REDIS_USERNAME: 'token-broker', REDIS_PASSWORD_FILE: join(dir, 'password'), REDLOCK_URLS: 'redis://redis-1:6400,redis://redis-2:6400,redis://redis-3:6400' })
+  t.match(c.redis, { url: 'redis://redis-1:6400', username: 'token-broker', password: 'broker-redis-password', tls: false, commandTimeoutMs: 1000 })
   t.same(c.redlock.map(l => [l.url, l.username, l.password]), [
-    ['redis://redis-1:6379', 'token-broker', 'broker-redis-password'],
-    ['redis://redis-2:6379', 'token-broker', 'broker-redis-password'],
-    ['redis://redis-3:6379', 'token-broker', 'broker-redis-password']
+    ['redis://redis-1:6400', 'token-broker', 'broker-redis-password'],
+    ['redis://redis-2:6400', 'token-broker', 'broker-redis-password'],
+    ['redis://redis-3:6400', 'token-broker', 'broker-redis-password']
   ])
   t.throws(() => loadConfig({ ...base, REDIS_PASSWORD: 'x' }), /REDIS_PASSWORD is set but no Redis is/)
 })
 
 t.test('Redis topologies: one of REDIS_URL, REDIS_SENTINELS, REDIS_CLUSTER_NODES; the lock on the store itself without REDLOCK_URLS', async t => {
-  const sentinel = loadConfig({ ...base, REDIS_SENTINELS: 's1:26379, s2:26379,[::1]:26380', REDIS_PASSWORD: 'pw' })
-  t.match(sentinel.redis, { sentinels: [{ host: 's1', port: 26379 }, { host: 's2', port: 26379 }, { host: '::1', port: 26380 }], sentinelMaster: 'mymaster', password: 'pw', waitReplicas: 1 })
+  const sentinel = loadConfig({ ...base, REDIS_SENTINELS: 's1:26400, s2:26400,[::1]:26380', REDIS_PASSWORD: 'pw' })
+  t.match(sentinel.redis, { sentinels: [{ host: 's1', port: 26400 }, { host: 's2', port: 26400 }, { host: '::1', port: 26380 }], sentinelMaster: 'mymaster', password: 'pw', waitReplicas: 1 })
   t.equal(sentinel.redlock.length, 1)
   t.equal(sentinel.redlock[0], sentinel.redis, 'a single lock on the Sentinel master')
   const cluster = loadConfig({ ...base, REDIS_CLUSTER_NODES: 'c1:7000,c2:7001', REDIS_WAIT_REPLICAS: '0' })
   t.match(cluster.redis, { clusterNodes: [{ host: 'c1', port: 7000 }, { host: 'c2', port: 7001 }], waitReplicas: 0 })
   t.equal(cluster.redlock[0], cluster.redis, 'a single lock on the app\'s own slot')
-  t.equal(loadConfig({ ...base, REDIS_URL: 'redis://r:6379' }).redis?.waitReplicas, 0, 'no WAIT against a lone server by default')
-  t.equal(loadConfig({ ...base, REDIS_SENTINELS: 's1:26379', REDIS_SENTINEL_MASTER: 'wx' }).redis?.sentinelMaster, 'wx')
-  t.throws(() => loadConfig({ ...base, REDIS_URL: 'redis://r:6379', REDIS_CLUSTER_NODES: 'c1:7000' }), /REDIS_URL and REDIS_CLUSTER_NODES are both set; set one/)
-  t.throws(() => loadConfig({ ...base, REDIS_SENTINELS: 's1:26379', REDIS_CLUSTER_NODES: 'c1:7000' }), /REDIS_SENTINELS and REDIS_CLUSTER_NODES are both set/)
+  t.equal(loadConfig({ ...base, REDIS_URL: 'redis://r:6400' }).redis?.waitReplicas, 0, 'no WAIT against a lone server by default')
+  t.equal(loadConfig({ ...base, REDIS_SENTINELS: 's1:26400', REDIS_SENTINEL_MASTER: 'wx' }).redis?.sentinelMaster, 'wx')
+  t.throws(() => loadConfig({ ...base, REDIS_URL: 'redis://r:6400', REDIS_CLUSTER_NODES: 'c1:7000' }), /REDIS_URL and REDIS_CLUSTER_NODES are both set; set one/)
+  t.throws(() => loadConfig({ ...base, REDIS_SENTINELS: 's1:26400', REDIS_CLUSTER_NODES: 'c1:7000' }), /REDIS_SENTINELS and REDIS_CLUSTER_NODES are both set/)
   t.throws(() => loadConfig({ ...base, REDIS_SENTINELS: 's1' }), /REDIS_SENTINELS must be a comma-separated list of host:port/)
   t.throws(() => loadConfig({ ...base, REDIS_CLUSTER_NODES: 'c1:99999' }), /REDIS_CLUSTER_NODES must be/)
-  t.throws(() => loadConfig({ ...base, REDIS_URL: 'redis://r:6379', REDIS_SENTINEL_MASTER: 'x' }), /REDIS_SENTINEL_MASTER needs REDIS_SENTINELS/)
+  t.throws(() => loadConfig({ ...base, REDIS_URL: 'redis://r:6400', REDIS_SENTINEL_MASTER: 'x' }), /REDIS_SENTINEL_MASTER needs REDIS_SENTINELS/)
 })
 
 t.test('WeChat over plain http only when explicitly allowed (the appsecret travels with every token call)', async t => {
