@@ -79,6 +79,30 @@ export class TokenManager {
     if (cur !== undefined && cur.seq > rec.seq) return
     this.memory.set(appid, rec)
     this.o.metrics.expiry.set({ appid }, Math.floor(rec.expiresAt / 1000))
+    this.scheduleAhead(appid, rec.expiresAt - this.o.refreshAheadMs - Date.now())
+  }
+
+  private readonly aheadTimers = new Map<string, NodeJS.Timeout>()
+  private closing = false
+
+  /**
+   * Refresh-ahead on a schedule, not only when a request happens to come: an idle broker never
+   * lets a token it holds expire. Every replica keeps a timer; the refresh goes through the lock,
+   * so one of them calls WeChat and the others take its token. A little jitter spreads them.
+   */
+  private scheduleAhead (appid: string, inMs: number): void {
+    if (this.closing) return
+    clearTimeout(this.aheadTimers.get(appid))
+    const delay = Math.max(this.aheadCooldownMs, inMs) + Math.floor(Math.random() * 500)
+    const timer = setTimeout(() => {
+      // Try again later should this refresh fail or bring back the same token; a new token
+      // reschedules through remember().
+      this.scheduleAhead(appid, this.aheadCooldownMs)
+      const rec = this.memory.get(appid)
+      if (rec !== undefined) this.maybeRefreshAhead(appid, rec, Date.now())
+    }, delay)
+    timer.unref()
+    this.aheadTimers.set(appid, timer)
   }
 
   /** Bound counter children, so the hot path does not hash labels on every request. */
@@ -321,8 +345,10 @@ export class TokenManager {
     }
   }
 
-  /** Lets in-flight background refreshes finish before the store closes. */
+  /** Stops the schedule and lets in-flight background refreshes finish before the store closes. */
   async drain (): Promise<void> {
+    this.closing = true
+    for (const timer of this.aheadTimers.values()) clearTimeout(timer)
     await Promise.allSettled([...this.background])
   }
 }

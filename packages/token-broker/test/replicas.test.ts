@@ -300,3 +300,22 @@ t.test('a frozen Redis (SIGSTOP): the broker degrades within seconds and serves 
   redis.signal('SIGCONT')
   await waitFor(async () => (await a.inject('/readyz')).json().status === 'ready', { what: 'readiness to recover' })
 })
+
+t.test('an idle broker never lets a token expire: refresh-ahead runs on a schedule, once for all replicas', async t => {
+  const redis = await startRedisServer(t)
+  // Tokens live 8 s and WeChat renews a stable token when 5 s remain; the brokers refresh ahead at 5 s.
+  const sim = await startSim(t, { tokenExpiresIn: 8, stableRenewBeforeSeconds: 5 })
+  const apps = await replicas(t, 2, { redis: redis.connection, redlock: [redis.connection], wechatBaseUrl: sim.url, refreshAheadSeconds: 5 })
+  const first = await getToken(apps[0] as FastifyInstance)
+  t.equal(first.status, 200)
+  await waitFor(async () => (await getToken(apps[1] as FastifyInstance)).token === first.token, { what: 'both replicas hold the token' })
+  const before = sim.state.calls.stable_token
+  // No request from here on until the schedule has refreshed.
+  await waitFor(() => sim.state.calls.stable_token > before, { timeoutMs: 15_000, intervalMs: 100, what: 'a refresh with no request' })
+  await waitFor(async () => {
+    const tokens = await Promise.all(apps.map(async a => (await getToken(a)).token))
+    return tokens.every(tok => tok !== first.token && tok === tokens[0])
+  }, { timeoutMs: 10_000, what: 'both replicas on the new token' })
+  t.equal(sim.state.calls.stable_token - before, 1, 'one upstream call for both replicas')
+  t.ok(await metricValue(apps[0] as FastifyInstance, 'token_broker_refreshes_total', { reason: 'ahead' }) + await metricValue(apps[1] as FastifyInstance, 'token_broker_refreshes_total', { reason: 'ahead' }) >= 1, 'counted as a refresh-ahead')
+})
