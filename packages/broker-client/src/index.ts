@@ -28,6 +28,8 @@ export interface Session { openid: string, unionid: string | null }
  * Tells the broker how long this caller will wait (ms), so it gives up on WeChat first: a
  * login code exchanged after the caller timed out would be spent for nothing.
  */
+// The same name as service-kit's DEADLINE_HEADER, which the broker reads; this package has
+// no dependency on the services' kit.
 export const DEADLINE_HEADER = 'x-deadline-ms'
 /** Time left for the broker's answer to travel back. */
 const DEADLINE_MARGIN_MS = 250

@@ -1,4 +1,4 @@
-import { ConfigError, EnvReader, readAccessLog, type AccessLogOptions, readRedisConnection, readTrustProxy, upstreamUrl, type Env, type RedisConnection, type TrustProxy } from '@wxlogin/service-kit'
+import { APPID, ConfigError, EnvReader, readAccessLog, type AccessLogOptions, readRedisConnection, readTrustProxy, upstreamUrl, type Env, type RedisConnection, type TrustProxy } from '@wxlogin/service-kit'
 
 export interface LoginConfig {
   host: string
@@ -28,7 +28,7 @@ export interface LoginConfig {
 export function loadConfig (env: Env): LoginConfig {
   const r = new EnvReader(env)
   const appid = r.string('WECHAT_APPID')
-  if (!/^[A-Za-z0-9_-]{1,64}$/.test(appid)) throw new ConfigError('WECHAT_APPID', 'is not a valid appid')
+  if (!APPID.test(appid)) throw new ConfigError('WECHAT_APPID', 'is not a valid appid')
   const brokerToken = r.secret('BROKER_TOKEN', true)
   return {
     host: r.string('HOST', '0.0.0.0'),

@@ -11,6 +11,16 @@ export class ConfigError extends Error {
 
 export type Env = Record<string, string | undefined>
 
+/** A WeChat appid as this project accepts it (config, routes, client permissions). */
+export const APPID_PATTERN = '^[A-Za-z0-9_-]{1,64}$'
+export const APPID = new RegExp(APPID_PATTERN)
+
+/**
+ * The header a caller sets to say how many ms it will wait for the answer, so the service it
+ * calls gives up on its own upstream first (broker-client sends it, the broker honours it).
+ */
+export const DEADLINE_HEADER = 'x-deadline-ms'
+
 /**
  * Reads typed values from an environment. Every accessor names the variable in its
  * error, and never puts the value in a message (it may be a secret).
@@ -114,7 +124,8 @@ export class EnvReader {
   }
 }
 
-function checkUrl (name: string, value: string, protocols: string[]): string {
+/** `value` as a URL of one of `protocols`, trailing slashes dropped; the error names `name`, never the value. */
+export function checkUrl (name: string, value: string, protocols: string[]): string {
   let parsed: URL
   try {
     parsed = new URL(value)

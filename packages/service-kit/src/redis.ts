@@ -1,7 +1,7 @@
 import calculateSlot from 'cluster-key-slot'
 import { createClient, createCluster, createSentinel } from 'redis'
 import type { FastifyBaseLogger } from 'fastify'
-import { ConfigError, type EnvReader } from './env.js'
+import { checkUrl, ConfigError, type EnvReader } from './env.js'
 
 export interface RedisNode { host: string, port: number }
 
@@ -60,10 +60,9 @@ export function readRedisConnection (r: EnvReader): RedisConnection | undefined 
     }
     return undefined
   }
-  if (url !== undefined) checkRedisUrl('REDIS_URL', url)
   if (sentinels === undefined && r.has('REDIS_SENTINEL_MASTER')) throw new ConfigError('REDIS_SENTINEL_MASTER', 'needs REDIS_SENTINELS')
   return {
-    url: url?.replace(/\/+$/, ''),
+    url: url === undefined ? undefined : checkUrl('REDIS_URL', url, ['redis:', 'rediss:']),
     sentinels,
     sentinelMaster: sentinels === undefined ? undefined : r.string('REDIS_SENTINEL_MASTER', 'mymaster'),
     clusterNodes,
@@ -74,16 +73,6 @@ export function readRedisConnection (r: EnvReader): RedisConnection | undefined 
     // Where replicas exist, a login is answered only once one of them has it.
     waitReplicas: r.int('REDIS_WAIT_REPLICAS', url === undefined ? 1 : 0, { min: 0, max: 16 })
   }
-}
-
-export function checkRedisUrl (name: string, url: string): void {
-  let parsed: URL
-  try {
-    parsed = new URL(url)
-  } catch {
-    throw new ConfigError(name, 'is not a valid URL')
-  }
-  if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') throw new ConfigError(name, 'must be a redis: or rediss: URL')
 }
 
 interface ScriptArgs { keys: string[], arguments: string[] }

@@ -1,4 +1,4 @@
-import { ConfigError, EnvReader, readAccessLog, type AccessLogOptions, readRedisConnection, redisUrlList, upstreamUrl, type Env, type RedisConnection } from '@wxlogin/service-kit'
+import { APPID, ConfigError, EnvReader, readAccessLog, type AccessLogOptions, readRedisConnection, redisUrlList, upstreamUrl, type Env, type RedisConnection } from '@wxlogin/service-kit'
 
 export type TokenMode = 'stable' | 'classic'
 
@@ -47,8 +47,6 @@ export interface BrokerConfig {
   /** LOG_ACCESS_SAMPLE_RATE, LOG_SLOW_REQUEST_MS; errors are always logged. */
   accessLog?: AccessLogOptions
 }
-
-const APPID = /^[A-Za-z0-9_-]{1,64}$/
 
 function tokenMode (name: string, value: unknown): TokenMode {
   if (value === 'stable' || value === 'classic') return value

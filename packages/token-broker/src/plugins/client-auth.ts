@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin'
-import { createSecretMatcher, ServiceError } from '@wxlogin/service-kit'
+import { APPID, createSecretMatcher, ServiceError } from '@wxlogin/service-kit'
 import type { BrokerClientConfig } from '../config.js'
 import { errors } from '../errors.js'
 
@@ -12,8 +12,6 @@ declare module 'fastify' {
     authorizeApp: (request: import('fastify').FastifyRequest<{ Params: { appid: string } }>) => Promise<void>
   }
 }
-
-const APPID = /^[A-Za-z0-9_-]{1,64}$/
 
 export default fp<{ clients: BrokerClientConfig[] }>(async (app, { clients }) => {
   app.decorateRequest('brokerClient', null)

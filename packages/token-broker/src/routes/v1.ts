@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { APPID_PATTERN, DEADLINE_HEADER } from '@wxlogin/service-kit'
 import { errors } from '../errors.js'
 import type { WechatAppConfig } from '../config.js'
 import type { ServedToken } from '../token-manager.js'
@@ -6,7 +7,7 @@ import type { ServedToken } from '../token-manager.js'
 const appidParams = {
   type: 'object',
   required: ['appid'],
-  properties: { appid: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' } }
+  properties: { appid: { type: 'string', pattern: APPID_PATTERN } }
 } as const
 
 const errorBody = {
@@ -44,8 +45,6 @@ function sendToken (reply: FastifyReply, served: ServedToken): object {
 
 interface AppParams { Params: { appid: string } }
 
-/** The header broker-client sends: how many ms the caller will wait for this answer. */
-const DEADLINE_HEADER = 'x-deadline-ms'
 /** What is kept back for the answer itself to be written and travel. */
 const ANSWER_MARGIN_MS = 50
 
