@@ -25,7 +25,7 @@ async function stack (t: Test, instances: number, login: Partial<LoginConfig> = 
     redlock: [redis.connection],
     redisKeyPrefix: 'wxbroker:',
     apps: [{ appid: APPID, secret: SECRET, tokenMode: 'stable' }],
-    clients: [{ name: 'login-api', token: BROKER_TOKEN, apps: [APPID] }],
+    clients: [{ name: 'login-api', token: BROKER_TOKEN, apps: [APPID], admin: false }],
     wechatBaseUrl: simUrl,
     refreshAheadSeconds: 300,
     lockTtlMs: 5000,
@@ -33,6 +33,7 @@ async function stack (t: Test, instances: number, login: Partial<LoginConfig> = 
     retryBudgetMs: brokerTimeouts.retryBudgetMs ?? 2000,
     failureMemoryMs: 1000,
     forceRefreshIntervalMs: 60_000,
+    forceRefreshGraceMs: 60_000,
     invalidationBudget: { stable: 10, classic: 1000 }
   }, { logger: false, got: got.extend({ retry: { limit: 0 } }) })
   await broker.listen({ port: 0, host: '127.0.0.1' })

@@ -2,7 +2,8 @@ import { Counter, Histogram, type Registry } from 'prom-client'
 import type { Got } from 'got'
 import { LATENCY_BUCKETS } from './metrics.js'
 
-export type WechatApi = 'token' | 'stable_token' | 'jscode2session' | 'getuserphonenumber'
+export type WechatApi = 'token' | 'stable_token' | 'jscode2session' | 'getuserphonenumber' |
+  'getticket' | 'quota_get' | 'rid_get' | 'clear_quota'
 
 export interface WechatApiMetrics {
   requests: Counter<'api' | 'result'>

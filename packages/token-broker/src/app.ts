@@ -8,6 +8,9 @@ import tokenStore from './plugins/token-store.js'
 import tokens from './plugins/tokens.js'
 import clientAuth from './plugins/client-auth.js'
 import v1Routes from './routes/v1.js'
+import ticketRoutes from './routes/tickets.js'
+import quotaRoutes from './routes/quota.js'
+import wechatCompatRoutes from './routes/wechat-compat.js'
 
 export { loadConfig } from './config.js'
 export type { BrokerConfig, WechatAppConfig, BrokerClientConfig, TokenMode } from './config.js'
@@ -40,6 +43,9 @@ export async function buildApp (config: BrokerConfig, opts: BuildOptions = {}): 
   await app.register(tokens, { config, got, metrics, ...(opts.backoffBaseMs !== undefined ? { backoffBaseMs: opts.backoffBaseMs } : {}) })
   await app.register(clientAuth, { clients: config.clients })
   await app.register(v1Routes, { prefix: '/v1' })
+  await app.register(ticketRoutes, { prefix: '/v1' })
+  await app.register(quotaRoutes, { prefix: '/v1', metrics })
+  await app.register(wechatCompatRoutes, { prefix: '/cgi-bin', forceRefreshGraceMs: config.forceRefreshGraceMs })
   registerHealthRoutes(app, {
     redis: async () => app.storeHealth()
   })

@@ -13,6 +13,8 @@ export interface BrokerClientConfig {
   token: string
   /** appids this client may use; '*' allows all. */
   apps: string[]
+  /** May call the quota tools that spend WeChat's monthly allowance (clear_quota). */
+  admin: boolean
 }
 
 export interface BrokerConfig {
@@ -29,7 +31,10 @@ export interface BrokerConfig {
   clients: BrokerClientConfig[]
   wechatBaseUrl: string
   refreshAheadSeconds: number
-  /** How long a refresh lock lives if its holder dies. Longer than the worst upstream call. */
+  /**
+   * How long a refresh lock outlives a holder that died. The holder extends it while its
+   * refresh runs, so it need not cover the slowest upstream call.
+   */
   lockTtlMs: number
   /** One upstream attempt's timeout, and the whole retry loop's budget. */
   upstreamTimeoutMs: number
@@ -38,6 +43,11 @@ export interface BrokerConfig {
   failureMemoryMs: number
   /** Least time between two refreshes caused by invalidations of one app, cluster-wide. */
   forceRefreshIntervalMs: number
+  /**
+   * A WeChat-shaped force_refresh (an SDK's reaction to 40001) refreshes only when the current
+   * token is older than this; a younger one is the answer.
+   */
+  forceRefreshGraceMs: number
   /**
    * Refreshes caused by invalidations, per app and day (WeChat's day, UTC+8), cluster-wide. WeChat
    * allows 20 forced stable_token refreshes and about 2,000 /cgi-bin/token calls a day; the rest
@@ -87,7 +97,8 @@ function parseClients (r: EnvReader): BrokerClientConfig[] {
     if (!Array.isArray(o.apps) || o.apps.length === 0 || o.apps.some(a => typeof a !== 'string')) {
       throw new ConfigError('BROKER_CLIENTS', `client ${o.name} needs "apps": a list of appids, or ["*"]`)
     }
-    return { name: o.name, token: o.token, apps: o.apps as string[] }
+    if (o.admin !== undefined && typeof o.admin !== 'boolean') throw new ConfigError('BROKER_CLIENTS', `client ${o.name}: "admin" must be true or false`)
+    return { name: o.name, token: o.token, apps: o.apps as string[], admin: o.admin === true }
   })
 }
 
@@ -129,11 +140,12 @@ export function loadConfig (env: Env): BrokerConfig {
     // The token and code2session calls carry the appsecret.
     wechatBaseUrl: upstreamUrl(r, 'WECHAT_API_BASE_URL', 'https://api.weixin.qq.com', 'WECHAT_API_ALLOW_HTTP'),
     refreshAheadSeconds: r.int('TOKEN_REFRESH_AHEAD_SECONDS', 300, { min: 0, max: 3600 }),
-    lockTtlMs: r.int('TOKEN_LOCK_TTL_MS', 20_000, { min: 500, max: 300_000 }),
+    lockTtlMs: r.int('TOKEN_LOCK_TTL_MS', 3000, { min: 500, max: 300_000 }),
     upstreamTimeoutMs,
     retryBudgetMs: r.int('WECHAT_RETRY_BUDGET_MS', 8000, { min: 0, max: 120_000 }),
     failureMemoryMs: r.int('TOKEN_FAILURE_MEMORY_SECONDS', 5, { min: 0, max: 3600 }) * 1000,
     forceRefreshIntervalMs: r.int('TOKEN_FORCE_REFRESH_MIN_INTERVAL_SECONDS', 60, { min: 0, max: 86_400 }) * 1000,
+    forceRefreshGraceMs: r.int('TOKEN_FORCE_REFRESH_GRACE_SECONDS', 60, { min: 0, max: 3600 }) * 1000,
     invalidationBudget: budget,
     accessLog: readAccessLog(r)
   }

@@ -13,5 +13,7 @@ export const errors = {
   tokenUnavailable: (appid: string) => new ServiceError('token_unavailable', `No access_token for ${appid} could be had in time; retry.`, 503),
   forceRefreshThrottled: (appid: string, seconds: number) => new ServiceError('refresh_throttled', `The token of ${appid} was refreshed after an invalidation less than ${seconds} s ago. If the new token is rejected too, the cause is elsewhere.`, 429, { headers: { 'retry-after': String(seconds) } }),
   budgetExhausted: (appid: string, limit: number, seconds: number) => new ServiceError('refresh_budget_exhausted', `The token of ${appid} was refreshed after invalidations ${limit} times today (TOKEN_INVALIDATION_DAILY_BUDGET); the rest of WeChat's daily quota is kept for the schedule. The budget resets at midnight UTC+8.`, 429, { headers: { 'retry-after': String(seconds) } }),
+  notAdmin: (name: string) => new ServiceError('forbidden', `Client ${name} is not an admin client ("admin": true in BROKER_CLIENTS).`, 403),
+  clearQuotaExhausted: (errcode: number) => new ServiceError('clear_quota_exhausted', 'WeChat allows 10 quota resets a month, and they are used up.', 429, { wechatErrcode: errcode }),
   sameTokenAgain: () => new ServiceError('wechat_error', 'WeChat issued the rejected token again.', 502)
 }

@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
 import { createWechatApiMetrics, type WechatApiMetrics } from '@wxlogin/service-kit'
+import type { CredentialMetrics } from './token-manager.js'
 
 export type TokenSource = 'memory' | 'redis' | 'upstream'
 export type RefreshReason = 'miss' | 'ahead' | 'invalidated'
@@ -12,6 +13,28 @@ export interface BrokerMetrics {
   lockWait: Histogram
   budgetUsed: Gauge<'appid'>
   budgetLimit: Gauge<'appid'>
+  ticketRequests: Counter<'appid' | 'type' | 'source'>
+  ticketRefreshes: Counter<'appid' | 'type' | 'reason' | 'result'>
+  ticketExpiry: Gauge<'appid' | 'type'>
+  upstreamTokenCalls: Counter<'appid' | 'api' | 'force'>
+  quotaClears: Counter<'appid' | 'result'>
+}
+
+/** The access_token's counters, as a manager of one credential kind sees them. */
+export function tokenMetrics (m: BrokerMetrics): CredentialMetrics {
+  return {
+    served: (appid, source) => m.tokenRequests.labels({ appid, source }),
+    refreshed: (appid, reason, result) => { m.refreshes.inc({ appid, reason, result }) },
+    expiry: (appid, seconds) => { m.expiry.set({ appid }, seconds) }
+  }
+}
+
+export function ticketMetrics (m: BrokerMetrics, type: string): CredentialMetrics {
+  return {
+    served: (appid, source) => m.ticketRequests.labels({ appid, type, source }),
+    refreshed: (appid, reason, result) => { m.ticketRefreshes.inc({ appid, type, reason, result }) },
+    expiry: (appid, seconds) => { m.ticketExpiry.set({ appid, type }, seconds) }
+  }
 }
 
 export function createBrokerMetrics (registry: Registry): BrokerMetrics {
@@ -51,6 +74,36 @@ export function createBrokerMetrics (registry: Registry): BrokerMetrics {
       name: 'token_broker_invalidation_budget_limit',
       help: 'Refreshes caused by invalidations allowed per app and day (TOKEN_INVALIDATION_DAILY_BUDGET).',
       labelNames: ['appid'] as const,
+      registers: [registry]
+    }),
+    ticketRequests: new Counter({
+      name: 'token_broker_ticket_requests_total',
+      help: 'JS-SDK and card tickets served, by type and where they came from.',
+      labelNames: ['appid', 'type', 'source'] as const,
+      registers: [registry]
+    }),
+    ticketRefreshes: new Counter({
+      name: 'token_broker_ticket_refreshes_total',
+      help: 'Upstream ticket fetches this replica made, by type, reason and result.',
+      labelNames: ['appid', 'type', 'reason', 'result'] as const,
+      registers: [registry]
+    }),
+    ticketExpiry: new Gauge({
+      name: 'token_broker_ticket_expiry_timestamp_seconds',
+      help: 'When the ticket this replica holds expires (Unix seconds).',
+      labelNames: ['appid', 'type'] as const,
+      registers: [registry]
+    }),
+    upstreamTokenCalls: new Counter({
+      name: 'token_broker_upstream_token_calls_total',
+      help: 'Calls this replica made to WeChat\'s token endpoints (each counts against that endpoint\'s daily quota), by api and force_refresh.',
+      labelNames: ['appid', 'api', 'force'] as const,
+      registers: [registry]
+    }),
+    quotaClears: new Counter({
+      name: 'token_broker_quota_clears_total',
+      help: 'clear_quota calls (WeChat allows 10 a month), by result.',
+      labelNames: ['appid', 'result'] as const,
       registers: [registry]
     })
   }

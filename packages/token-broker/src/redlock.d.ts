@@ -16,6 +16,7 @@ declare module 'redlock' {
   export interface Lock {
     readonly expiration: number
     release: () => Promise<unknown>
+    extend: (duration: number) => Promise<Lock>
   }
   export interface Settings {
     readonly driftFactor: number

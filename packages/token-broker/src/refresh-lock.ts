@@ -1,4 +1,4 @@
-import Redlock, { ExecutionError, ResourceLockedError } from 'redlock'
+import Redlock, { ExecutionError, ResourceLockedError, type Lock } from 'redlock'
 import type { RedisHandle } from '@wxlogin/service-kit'
 
 export interface HeldLock { release: () => Promise<void> }
@@ -7,7 +7,8 @@ export interface HeldLock { release: () => Promise<void> }
 export type AcquireResult = HeldLock | 'busy' | 'unavailable'
 
 export interface RefreshLock {
-  tryAcquire: (appid: string) => Promise<AcquireResult>
+  /** `resource` names what is refreshed ('' for the access_token, 'ticket:jsapi', ...). */
+  tryAcquire: (appid: string, resource?: string) => Promise<AcquireResult>
 }
 
 /** One process, no Redis: the in-process single flight is the whole lock. */
@@ -38,7 +39,11 @@ export class RedlockRefreshLock implements RefreshLock {
   private readonly redlock: Redlock
   private readonly quorum: number
 
-  /** With one server (a Sentinel master, or the Cluster node of the app's slot), a single lock. */
+  /**
+   * With one server (a Sentinel master, or the Cluster node of the app's slot), a single lock.
+   * `ttlMs` is short (3 s by default): a holder that dies delays the next refresh by no more.
+   * A live holder extends it while its refresh runs.
+   */
   constructor (private readonly clients: RedisHandle[], private readonly prefix: string, private readonly ttlMs: number) {
     // No retries inside redlock: a busy lock means "wait for the holder's token", which the caller does.
     this.redlock = new Redlock(clients.map(redlockAdapter) as never[], { retryCount: 0, driftFactor: 0.01 })
@@ -47,22 +52,40 @@ export class RedlockRefreshLock implements RefreshLock {
     this.quorum = Math.floor(clients.length / 2) + 1
   }
 
-  async tryAcquire (appid: string): Promise<AcquireResult> {
+  async tryAcquire (appid: string, resource = ''): Promise<AcquireResult> {
     // Skip the round trip when a quorum is plainly unreachable.
     if (this.clients.filter(c => c.ok()).length < this.quorum) return 'unavailable'
+    let lock: Lock
     try {
       // The app's hash tag: in a Cluster the lock lives in the app's own slot.
-      const lock = await this.redlock.acquire([`${this.prefix}{${appid}}:lock`], this.ttlMs)
-      return {
-        release: async () => {
-          try { await lock.release() } catch { /* it expires by itself */ }
-        }
-      }
+      lock = await this.redlock.acquire([`${this.prefix}{${appid}}:lock${resource === '' ? '' : `:${resource}`}`], this.ttlMs)
     } catch (err) {
       if (!(err instanceof ExecutionError)) return 'unavailable'
       const stats = await Promise.all(err.attempts)
       const against = stats.flatMap(s => [...s.votesAgainst.values()])
       return against.some(e => e instanceof ResourceLockedError) ? 'busy' : 'unavailable'
+    }
+    return this.keepAlive(lock)
+  }
+
+  /**
+   * Extends the lock every third of its lifetime until released. An extension that fails
+   * (quorum lost) is not fatal: the lock then expires, another replica may refresh as well,
+   * and the store's sequence numbers keep the newer token.
+   */
+  private keepAlive (acquired: Lock): HeldLock {
+    let lock = acquired
+    let extending: Promise<void> = Promise.resolve()
+    const timer = setInterval(() => {
+      extending = lock.extend(this.ttlMs).then(next => { lock = next }, () => {})
+    }, Math.max(100, Math.floor(this.ttlMs / 3)))
+    timer.unref()
+    return {
+      release: async () => {
+        clearInterval(timer)
+        await extending
+        try { await lock.release() } catch { /* it expires by itself */ }
+      }
     }
   }
 }

@@ -5,16 +5,33 @@ import type { WechatAppConfig } from './config.js'
 import { errors } from './errors.js'
 import type { BrokerMetrics, RefreshReason, TokenSource } from './metrics.js'
 import type { RefreshLock } from './refresh-lock.js'
-import { MemoryTokenStore, type TokenRecord, type TokenStore } from './token-store.js'
-import type { WechatClient } from './wechat-client.js'
+import { MemoryTokenStore, plausibleFailure, type TokenRecord, type TokenStore } from './token-store.js'
+import type { FetchedToken } from './wechat-client.js'
 
 export interface ServedToken { record: TokenRecord, source: TokenSource }
 
+/** What a manager keeps warm: the access_token, or a ticket that is fetched with it. */
+export interface Credential {
+  /** 'token', 'ticket:jsapi', 'ticket:wx_card': in logs, lock and key names. */
+  kind: string
+  /** One upstream fetch; `force` asks WeChat for a new value (stable_token's force_refresh). */
+  fetch: (app: WechatAppConfig, force: boolean) => Promise<FetchedToken>
+  /** This kind's counters: served by source, refreshes by reason and result, expiry. */
+  metrics: CredentialMetrics
+}
+
+export interface CredentialMetrics {
+  served: (appid: string, source: TokenSource) => { inc: () => void }
+  refreshed: (appid: string, reason: RefreshReason, result: 'ok' | 'error') => void
+  expiry: (appid: string, unixSeconds: number) => void
+}
+
 export interface TokenManagerOptions {
   apps: WechatAppConfig[]
+  credential: Credential
   store: TokenStore
   lock: RefreshLock
-  wechat: WechatClient
+  /** Lock waits and the invalidation budget. */
   metrics: BrokerMetrics
   log: FastifyBaseLogger
   refreshAheadMs: number
@@ -46,6 +63,7 @@ const WAIT_MAX_MS = 500
  * The token path: process memory, then the shared store, then WeChat. A refresh is
  * single-flight per app inside the process and lock-guarded across replicas; replicas that
  * lose the lock wait for the winner's token (pub/sub, with polling as the fallback).
+ * One manager per credential kind: the access_token, and each ticket type.
  */
 export class TokenManager {
   private readonly apps: Map<string, WechatAppConfig>
@@ -56,10 +74,14 @@ export class TokenManager {
   private readonly updates = new EventEmitter()
   private readonly aheadCooldownMs: number
   private readonly background = new Set<Promise<unknown>>()
+  private readonly kind: string
+  private readonly lockResource: string
 
   constructor (private readonly o: TokenManagerOptions) {
     this.apps = new Map(o.apps.map(a => [a.appid, a]))
-    for (const a of o.apps) o.metrics.budgetLimit.set({ appid: a.appid }, o.invalidationBudget[a.tokenMode])
+    this.kind = o.credential.kind
+    this.lockResource = this.kind === 'token' ? '' : this.kind
+    if (this.kind === 'token') for (const a of o.apps) o.metrics.budgetLimit.set({ appid: a.appid }, o.invalidationBudget[a.tokenMode])
     this.updates.setMaxListeners(0)
     // Stable tokens come back unchanged until WeChat renews them; don't ask again at once.
     this.aheadCooldownMs = Math.max(1000, Math.min(30_000, o.refreshAheadMs / 10))
@@ -78,7 +100,7 @@ export class TokenManager {
     const cur = this.memory.get(appid)
     if (cur !== undefined && cur.seq > rec.seq) return
     this.memory.set(appid, rec)
-    this.o.metrics.expiry.set({ appid }, Math.floor(rec.expiresAt / 1000))
+    this.o.credential.metrics.expiry(appid, Math.floor(rec.expiresAt / 1000))
     this.scheduleAhead(appid, rec.expiresAt - this.o.refreshAheadMs - Date.now())
   }
 
@@ -112,7 +134,7 @@ export class TokenManager {
     const key = `${appid}\0${source}`
     let c = this.counters.get(key)
     if (c === undefined) {
-      c = this.o.metrics.tokenRequests.labels({ appid, source })
+      c = this.o.credential.metrics.served(appid, source)
       this.counters.set(key, c)
     }
     c.inc()
@@ -154,8 +176,9 @@ export class TokenManager {
     const current = (await this.readStore(appid)) ?? this.memory.get(appid) ?? null
     if (this.usable(current) && current.token !== stale) {
       this.remember(appid, current)
-      this.count(appid, this.o.store.available() && this.o.store.shared ? 'redis' : 'memory')
-      return { record: current, source: this.o.store.shared ? 'redis' : 'memory' }
+      const source = this.o.store.shared && this.o.store.available() ? 'redis' : 'memory'
+      this.count(appid, source)
+      return { record: current, source }
     }
     // A refresh already in flight (a miss, say) may hand back the stale token: then go again.
     for (let i = 0; i < 2; i++) {
@@ -166,6 +189,23 @@ export class TokenManager {
       }
     }
     throw errors.sameTokenAgain()
+  }
+
+  /**
+   * A WeChat-shaped force_refresh, which names no token: the current token when it is younger
+   * than `graceMs` (another caller's force has just replaced it), else compare-and-refresh
+   * against it. A caller looping on force_refresh gets the same fresh token, not 20 refreshes.
+   */
+  async forceRefresh (appid: string, graceMs: number): Promise<ServedToken> {
+    const current = (await this.readStore(appid)) ?? this.memory.get(appid) ?? null
+    if (!this.usable(current)) return await this.getToken(appid)
+    if (Date.now() - (current.fetchedAt ?? 0) < graceMs) {
+      this.remember(appid, current)
+      const source = this.o.store.shared && this.o.store.available() ? 'redis' : 'memory'
+      this.count(appid, source)
+      return { record: current, source }
+    }
+    return await this.invalidate(appid, current.token)
   }
 
   private async readStore (appid: string): Promise<TokenRecord | null> {
@@ -182,7 +222,7 @@ export class TokenManager {
     if (this.inflight.has(appid) || now < (this.nextAheadAt.get(appid) ?? 0)) return
     this.nextAheadAt.set(appid, now + this.aheadCooldownMs)
     const p: Promise<unknown> = this.refresh(appid, 'ahead')
-      .catch(() => { /* counted and logged in fetchUpstream */ })
+      .catch(() => { /* a failed upstream call was counted and logged in fetchUpstream */ })
       .finally(() => this.background.delete(p))
     this.background.add(p)
   }
@@ -223,9 +263,9 @@ export class TokenManager {
         return { record: cur, source: 'redis' }
       }
       if (!store.available()) return await this.fetchUpstream(appid, reason, stale)
-      const held = await lock.tryAcquire(appid)
+      const held = await lock.tryAcquire(appid, this.lockResource)
       if (held === 'unavailable') {
-        this.o.log.warn({ appid }, 'refresh lock quorum unavailable; refreshing from this replica alone')
+        this.o.log.warn({ appid, kind: this.kind }, 'refresh lock quorum unavailable; refreshing from this replica alone')
         return await this.fetchUpstream(appid, reason, stale)
       }
       if (held !== 'busy') {
@@ -260,13 +300,39 @@ export class TokenManager {
     })
   }
 
+  /** A failure this replica or, through the store, any replica remembers. */
+  private async rememberedFailure (appid: string): Promise<ServiceError | null> {
+    const local = this.failures.get(appid)
+    if (local !== undefined && local.until > Date.now()) return local.error
+    if (!this.o.store.shared || !this.o.store.available() || this.o.failureMemoryMs <= 0) return null
+    try {
+      const f = await this.o.store.recentFailure(appid)
+      return f === null ? null : new ServiceError(f.code, f.message, f.status, f.wechatErrcode !== undefined ? { wechatErrcode: f.wechatErrcode } : {})
+    } catch {
+      return null
+    }
+  }
+
+  private async rememberFailure (appid: string, error: ServiceError): Promise<void> {
+    const ttl = this.o.failureMemoryMs
+    if (ttl <= 0) return
+    this.failures.set(appid, { error, until: Date.now() + ttl })
+    const failure = { code: error.code, message: error.message, status: error.statusCode, ...(error.wechatErrcode !== undefined ? { wechatErrcode: error.wechatErrcode } : {}) }
+    if (!this.o.store.shared || !this.o.store.available() || !plausibleFailure(failure)) return
+    try {
+      await this.o.store.rememberFailure(appid, failure, ttl)
+      // Replicas waiting for this refresh learn of it now rather than at their next poll.
+      await this.o.store.publish(appid)
+    } catch { /* this replica still remembers it */ }
+  }
+
   private async fetchUpstream (appid: string, reason: RefreshReason, stale: string | undefined): Promise<ServedToken> {
     const app = this.apps.get(appid)
     if (app === undefined) throw errors.unknownApp(appid)
-    const remembered = this.failures.get(appid)
-    if (remembered !== undefined && remembered.until > Date.now()) throw remembered.error
+    const remembered = await this.rememberedFailure(appid)
+    if (remembered !== null) throw remembered
 
-    const { store, metrics, log } = this.o
+    const { store, log } = this.o
     let seq: number
     try {
       seq = store.available() ? await store.nextSeq(appid) : Date.now()
@@ -279,18 +345,21 @@ export class TokenManager {
     const requestedAt = Date.now()
     let rec: TokenRecord
     try {
-      const fetched = await this.o.wechat.fetchToken(app, force)
-      rec = { token: fetched.token, expiresAt: requestedAt + fetched.expiresInSeconds * 1000, seq }
+      const fetched = await this.o.credential.fetch(app, force)
+      const previous = this.memory.get(appid)
+      // WeChat handing back the token we hold (stable mode, normal call) does not make it newer.
+      const fetchedAt = previous?.token === fetched.token ? (previous.fetchedAt ?? requestedAt) : requestedAt
+      rec = { token: fetched.token, expiresAt: requestedAt + fetched.expiresInSeconds * 1000, seq, fetchedAt }
     } catch (err) {
       const error = err instanceof ServiceError ? err : errors.upstreamUnavailable('unexpected error')
-      metrics.refreshes.inc({ appid, reason, result: 'error' })
-      if (this.o.failureMemoryMs > 0) this.failures.set(appid, { error, until: Date.now() + this.o.failureMemoryMs })
-      log.error({ appid, reason, error: error.code, wechat_errcode: error.wechatErrcode }, 'token refresh failed')
+      this.o.credential.metrics.refreshed(appid, reason, 'error')
+      log.error({ appid, kind: this.kind, reason, error: error.code, wechat_errcode: error.wechatErrcode }, 'refresh failed')
+      await this.rememberFailure(appid, error)
       throw error
     }
     this.failures.delete(appid)
-    metrics.refreshes.inc({ appid, reason, result: 'ok' })
-    log.info({ appid, reason, expiresInSeconds: Math.round((rec.expiresAt - requestedAt) / 1000) }, 'token refreshed')
+    this.o.credential.metrics.refreshed(appid, reason, 'ok')
+    log.info({ appid, kind: this.kind, reason, expiresInSeconds: Math.round((rec.expiresAt - requestedAt) / 1000) }, 'refreshed')
 
     if (store.available()) {
       try {
@@ -302,7 +371,7 @@ export class TokenManager {
         }
         await store.publish(appid)
       } catch {
-        log.warn({ appid }, 'could not store the token in Redis; serving it from memory')
+        log.warn({ appid, kind: this.kind }, 'could not store the refreshed value in Redis; serving it from memory')
       }
     }
     this.remember(appid, rec)

@@ -6,6 +6,19 @@ export interface TokenRecord {
   expiresAt: number
   /** Orders refreshes cluster-wide: a record with a lower seq never replaces a higher one. */
   seq: number
+  /**
+   * When a broker first got this token from WeChat (Unix ms); a normal-mode stable_token call
+   * that returns the same token keeps it. Compare-and-refresh by age reads it.
+   */
+  fetchedAt?: number
+}
+
+/** A refresh failure every replica remembers for a while (wrong secret, IP not whitelisted). */
+export interface RememberedFailure {
+  code: string
+  message: string
+  status: number
+  wechatErrcode?: number
 }
 
 /** WeChat's tokens live 7,200 s; anything promising more was not written by a broker. */
@@ -44,6 +57,31 @@ export interface TokenStore {
    */
   spend: (appid: string, name: string, limit: number, ttlMs: number) => Promise<{ used: number, allowed: boolean }>
   onUpdate: (listener: (appid: string) => void) => void
+  /** Remembers a failed refresh for `ttlMs`, for every replica. */
+  rememberFailure: (appid: string, failure: RememberedFailure, ttlMs: number) => Promise<void>
+  /** The failure remembered for `appid`, if it has not expired. */
+  recentFailure: (appid: string) => Promise<RememberedFailure | null>
+}
+
+/** Only what a broker writes is believed: a known error code, a short message, a 5xx status. */
+export function plausibleFailure (f: unknown): f is RememberedFailure {
+  const o = f as Record<string, unknown> | null
+  return typeof o === 'object' && o !== null &&
+    (o.code === 'wechat_error' || o.code === 'upstream_unavailable') &&
+    typeof o.message === 'string' && o.message.length <= 300 &&
+    (o.status === 502 || o.status === 503) &&
+    (o.wechatErrcode === undefined || Number.isSafeInteger(o.wechatErrcode))
+}
+
+/**
+ * The key names of one kind of credential inside an app's hash tag: the access_token's are the
+ * historical `token`, `seq`, `token-updated`; a ticket's carry its name (`ticket:jsapi`, ...).
+ */
+export interface CredentialKeys { record: string, seq: string, channel: string, failure: string }
+
+export function credentialKeys (kind: string): CredentialKeys {
+  if (kind === 'token') return { record: 'token', seq: 'seq', channel: 'token-updated', failure: 'failure' }
+  return { record: kind, seq: `${kind}:seq`, channel: `${kind}:updated`, failure: `${kind}:failure` }
 }
 
 export class MemoryTokenStore implements TokenStore {
@@ -76,6 +114,16 @@ export class MemoryTokenStore implements TokenStore {
     if ((this.claims.get(key) ?? 0) > now) return false
     this.claims.set(key, now + ttlMs)
     return true
+  }
+
+  private readonly failures = new Map<string, { failure: RememberedFailure, until: number }>()
+  async rememberFailure (appid: string, failure: RememberedFailure, ttlMs: number): Promise<void> {
+    this.failures.set(appid, { failure, until: Date.now() + ttlMs })
+  }
+
+  async recentFailure (appid: string): Promise<RememberedFailure | null> {
+    const f = this.failures.get(appid)
+    return f !== undefined && f.until > Date.now() ? f.failure : null
   }
 
   private readonly counts = new Map<string, { used: number, until: number }>()
@@ -138,7 +186,12 @@ export class RedisTokenStore implements TokenStore {
   readonly shared = true
   private readonly listeners: Array<(appid: string) => void> = []
 
-  constructor (private readonly redis: RedisHandle, private readonly prefix: string, private readonly appids: string[]) {}
+  private readonly keys: CredentialKeys
+
+  /** `kind`: 'token' for access_tokens, 'ticket:jsapi' or 'ticket:wx_card' for tickets. */
+  constructor (private readonly redis: RedisHandle, private readonly prefix: string, private readonly appids: string[], kind = 'token') {
+    this.keys = credentialKeys(kind)
+  }
 
   private key (appid: string, what: string): string { return `${this.prefix}{${appid}}:${what}` }
 
@@ -152,7 +205,7 @@ export class RedisTokenStore implements TokenStore {
   private async subscribe (appid: string): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       try {
-        await this.redis.subscribe(this.key(appid, 'token-updated'), () => { for (const l of this.listeners) l(appid) })
+        await this.redis.subscribe(this.key(appid, this.keys.channel), () => { for (const l of this.listeners) l(appid) })
         return
       } catch {
         // Redis is down at start: polling covers the gap until the subscription is in place.
@@ -164,7 +217,7 @@ export class RedisTokenStore implements TokenStore {
   available (): boolean { return this.redis.ok() }
 
   async get (appid: string): Promise<TokenRecord | null> {
-    const raw = await this.redis.cmd.get(this.key(appid, 'token'))
+    const raw = await this.redis.cmd.get(this.key(appid, this.keys.record))
     if (raw === null) return null
     try {
       const o = JSON.parse(raw) as TokenRecord
@@ -176,21 +229,21 @@ export class RedisTokenStore implements TokenStore {
 
   async nextSeq (appid: string): Promise<number> {
     const now = Date.now()
-    const v = await this.redis.cmd.eval(NEXT_SEQ, { keys: [this.key(appid, 'seq')], arguments: [String(now), String(now + MAX_SEQ_LEAD_MS)] })
+    const v = await this.redis.cmd.eval(NEXT_SEQ, { keys: [this.key(appid, this.keys.seq)], arguments: [String(now), String(now + MAX_SEQ_LEAD_MS)] })
     return Number(v)
   }
 
   async setIfNewer (appid: string, rec: TokenRecord): Promise<boolean> {
     const ttl = Math.max(1, rec.expiresAt - Date.now())
     const r = await this.redis.cmd.eval(SET_IF_NEWER, {
-      keys: [this.key(appid, 'token')],
+      keys: [this.key(appid, this.keys.record)],
       arguments: [JSON.stringify(rec), String(rec.seq), String(ttl), String(Date.now() + MAX_SEQ_LEAD_MS)]
     })
     return Number(r) === 1
   }
 
   async publish (appid: string): Promise<void> {
-    await this.redis.publish(this.key(appid, 'token-updated'), appid)
+    await this.redis.publish(this.key(appid, this.keys.channel), appid)
   }
 
   async claim (appid: string, name: string, ttlMs: number): Promise<boolean> {
@@ -203,4 +256,19 @@ export class RedisTokenStore implements TokenStore {
   }
 
   onUpdate (listener: (appid: string) => void): void { this.listeners.push(listener) }
+
+  async rememberFailure (appid: string, failure: RememberedFailure, ttlMs: number): Promise<void> {
+    await this.redis.cmd.set(this.key(appid, this.keys.failure), JSON.stringify(failure), { PX: Math.max(1, ttlMs) })
+  }
+
+  async recentFailure (appid: string): Promise<RememberedFailure | null> {
+    const raw = await this.redis.cmd.get(this.key(appid, this.keys.failure))
+    if (raw === null) return null
+    try {
+      const f = JSON.parse(raw) as unknown
+      return plausibleFailure(f) ? f : null
+    } catch {
+      return null
+    }
+  }
 }

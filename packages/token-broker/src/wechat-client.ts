@@ -15,7 +15,19 @@ export interface WechatClientOptions {
   /** First backoff pause; doubled per attempt, with jitter. */
   backoffBaseMs?: number
   maxAttempts?: number
+  /** Each call to a token endpoint, counted against WeChat's daily quota of that endpoint. */
+  countTokenCall?: (appid: string, api: 'token' | 'stable_token', force: boolean) => void
 }
+
+export type TicketType = 'jsapi' | 'wx_card'
+
+/** WeChat rejected the access_token a call carried: the caller may refresh it and try once more. */
+export const TOKEN_REJECTED = new Set([40001, 40014, 42001])
+
+/** Errors a read-only call may be retried after: nothing was done, or nothing that matters twice. */
+const retryableRead = (o: WechatOutcome): boolean =>
+  o.kind === 'timeout' || o.kind === 'network' || (o.kind === 'http' && o.status >= 500) ||
+  (o.kind === 'errcode' && o.errcode === -1)
 
 /** Credential errors: retrying them only burns quota (WxJava #1381). */
 const CREDENTIAL_ERRCODES = new Set([40001, 40013, 40125, 40164, 41002, 41004, 40002])
@@ -39,12 +51,13 @@ export class WechatClient {
    * Runs `req` until it succeeds, fails for good, or the budget is spent.
    * `retryable` decides per outcome; the loop never sleeps past the budget.
    */
-  private async withRetries (req: WechatRequest, retryable: (o: WechatOutcome) => boolean, callerDeadline = Infinity): Promise<WechatOutcome> {
+  private async withRetries (req: WechatRequest, retryable: (o: WechatOutcome) => boolean, callerDeadline = Infinity, onAttempt?: () => void): Promise<WechatOutcome> {
     const deadline = Math.min(Date.now() + this.opts.retryBudgetMs, callerDeadline)
     for (let attempt = 1; ; attempt++) {
       // Never outlive the caller: an answer nobody waits for may still spend a single-use code.
       const left = callerDeadline - Date.now()
       if (left < MIN_ATTEMPT_MS) throw errors.upstreamUnavailable('the caller\'s deadline leaves no time for WeChat')
+      onAttempt?.()
       const outcome = await callWechat(this.opts.got, this.opts.metrics, { ...req, timeoutMs: Math.min(req.timeoutMs, left) })
       if (outcome.kind === 'ok' || !retryable(outcome) || attempt >= this.maxAttempts) return outcome
       const pause = this.backoffBaseMs * 2 ** (attempt - 1) * (0.75 + Math.random() * 0.5)
@@ -70,9 +83,8 @@ export class WechatClient {
           searchParams: { grant_type: 'client_credential', appid: app.appid, secret: app.secret },
           timeoutMs: this.opts.timeoutMs
         }
-    const outcome = await this.withRetries(req, o =>
-      o.kind === 'timeout' || o.kind === 'network' || (o.kind === 'http' && o.status >= 500) ||
-      (o.kind === 'errcode' && o.errcode === -1))
+    const api = app.tokenMode === 'stable' ? 'stable_token' : 'token'
+    const outcome = await this.withRetries(req, retryableRead, Infinity, () => this.opts.countTokenCall?.(app.appid, api, force))
     if (outcome.kind !== 'ok') throw tokenError(outcome)
     const token = outcome.body.access_token
     const expiresIn = outcome.body.expires_in
@@ -80,6 +92,58 @@ export class WechatClient {
       throw errors.upstreamUnavailable('WeChat answered without an access_token')
     }
     return { token, expiresInSeconds: expiresIn }
+  }
+
+  /** GET /cgi-bin/ticket/getticket: a JS-SDK (`jsapi`) or card (`wx_card`) ticket, with an access_token. */
+  async fetchTicket (accessToken: string, type: TicketType): Promise<FetchedToken> {
+    const outcome = await this.withRetries({
+      api: 'getticket',
+      method: 'GET',
+      url: `${this.opts.baseUrl}/cgi-bin/ticket/getticket`,
+      searchParams: { access_token: accessToken, type },
+      timeoutMs: this.opts.timeoutMs
+    }, retryableRead)
+    if (outcome.kind !== 'ok') throw callError(outcome, `the ${type} ticket request`)
+    const { ticket, expires_in: expiresIn } = outcome.body
+    if (typeof ticket !== 'string' || ticket === '' || typeof expiresIn !== 'number' || expiresIn <= 0) {
+      throw errors.upstreamUnavailable('WeChat answered without a ticket')
+    }
+    return { token: ticket, expiresInSeconds: expiresIn }
+  }
+
+  /** POST /cgi-bin/openapi/quota/get: an API's daily quota, its use, and what remains. */
+  async quota (accessToken: string, cgiPath: string): Promise<Record<string, unknown>> {
+    return await this.openapiCall('quota_get', '/cgi-bin/openapi/quota/get', accessToken, { cgi_path: cgiPath }, 'the quota query')
+  }
+
+  /** POST /cgi-bin/openapi/rid/get: what the request behind a WeChat error's rid sent and got. */
+  async rid (accessToken: string, rid: string): Promise<Record<string, unknown>> {
+    return await this.openapiCall('rid_get', '/cgi-bin/openapi/rid/get', accessToken, { rid }, 'the rid query')
+  }
+
+  private async openapiCall (api: 'quota_get' | 'rid_get', path: string, accessToken: string, json: Record<string, unknown>, what: string): Promise<Record<string, unknown>> {
+    const outcome = await this.withRetries({
+      api, method: 'POST', url: `${this.opts.baseUrl}${path}`, searchParams: { access_token: accessToken }, json, timeoutMs: this.opts.timeoutMs
+    }, retryableRead)
+    if (outcome.kind !== 'ok') throw callError(outcome, what)
+    return outcome.body
+  }
+
+  /**
+   * POST /cgi-bin/clear_quota/v2 with the appsecret: it works when the token endpoint's quota is
+   * spent. WeChat allows 10 a month, so only what cannot have reached WeChat is retried.
+   */
+  async clearQuota (app: WechatAppConfig): Promise<void> {
+    const outcome = await this.withRetries({
+      api: 'clear_quota',
+      method: 'POST',
+      url: `${this.opts.baseUrl}/cgi-bin/clear_quota/v2`,
+      json: { appid: app.appid, appsecret: app.secret },
+      timeoutMs: this.opts.timeoutMs
+    }, o => o.kind === 'network' && !o.sent)
+    if (outcome.kind === 'ok') return
+    if (outcome.kind === 'errcode' && outcome.errcode === 48006) throw errors.clearQuotaExhausted(outcome.errcode)
+    throw callError(outcome, 'the quota reset')
   }
 
   /** `deadline` (Unix ms): when the caller stops waiting; WeChat is given up on before it. */
@@ -116,6 +180,12 @@ function transportError (o: Exclude<WechatOutcome, { kind: 'ok' } | { kind: 'err
     case 'network': return errors.upstreamUnavailable(`network error ${o.code}`)
     case 'http': return errors.upstreamUnavailable(`HTTP ${o.status}`)
   }
+}
+
+function callError (o: Exclude<WechatOutcome, { kind: 'ok' }>, what: string): ServiceError {
+  if (o.kind !== 'errcode') return transportError(o)
+  if (o.errcode === -1) return errors.upstreamUnavailable('WeChat is busy', -1)
+  return errors.wechatError(o.errcode, what)
 }
 
 function tokenError (o: Exclude<WechatOutcome, { kind: 'ok' }>): ServiceError {

@@ -21,8 +21,21 @@ t.test('defaults from the contract', async t => {
     redlock: [],
     wechatBaseUrl: 'https://api.weixin.qq.com',
     refreshAheadSeconds: 300,
-    apps: [{ appid: 'wx1234567890', secret: 'sec', tokenMode: 'stable' }]
+    lockTtlMs: 3000,
+    forceRefreshGraceMs: 60_000,
+    apps: [{ appid: 'wx1234567890', secret: 'sec', tokenMode: 'stable' }],
+    clients: [{ name: 'login-api', apps: ['*'], admin: false }]
   })
+})
+
+t.test('admin clients (the quota reset); the force_refresh grace period', async t => {
+  const c = loadConfig({
+    ...base,
+    TOKEN_FORCE_REFRESH_GRACE_SECONDS: '5',
+    BROKER_CLIENTS: JSON.stringify([{ name: 'ops', token: 'an-admin-token-of-length', apps: ['*'], admin: true }, { name: 'svc', token: 'a-client-token-of-length', apps: ['wx1'] }])
+  })
+  t.same(c.clients.map(x => [x.name, x.admin]), [['ops', true], ['svc', false]])
+  t.equal(c.forceRefreshGraceMs, 5000)
 })
 
 t.test('REDLOCK_URLS defaults to REDIS_URL; several apps; classic mode', async t => {
@@ -100,6 +113,8 @@ const bad: Array<[Record<string, string | undefined>, RegExp]> = [
   [{ ...base, WECHAT_SECRET: undefined }, /WECHAT_SECRET is required/],
   [{ ...base, WECHAT_APPS: '[]' }, /WECHAT_APPS and WECHAT_APPID are both set/],
   [{ BROKER_CLIENTS: clients, WECHAT_APPS: '[{"appid":"wx1"}]' }, /WECHAT_APPS entry 0 has no "secret"/],
+  [{ ...base, BROKER_CLIENTS: '[{"name":"x","token":"a-client-token-of-length","apps":["*"],"admin":"yes"}]' }, /BROKER_CLIENTS client x: "admin" must be true or false/],
+  [{ ...base, TOKEN_FORCE_REFRESH_GRACE_SECONDS: '-1' }, /TOKEN_FORCE_REFRESH_GRACE_SECONDS must be between/],
   [{ ...base, WECHAT_TOKEN_MODE: 'fast' }, /WECHAT_TOKEN_MODE must be "stable" or "classic"/],
   [{ ...base, PORT: 'eighty' }, /PORT must be a whole number/],
   [{ ...base, PORT: '70000' }, /PORT must be between/],

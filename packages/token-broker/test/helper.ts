@@ -24,8 +24,8 @@ export function testConfig (overrides: Partial<BrokerConfig> = {}): BrokerConfig
     redisKeyPrefix: 'wxbroker:',
     apps: [{ appid: APPID, secret: SECRET, tokenMode: 'stable' }],
     clients: [
-      { name: 'login-api', token: CLIENT_TOKEN, apps: ['*'] },
-      { name: 'other', token: OTHER_CLIENT_TOKEN, apps: ['wxsomeotherapp0001'] }
+      { name: 'login-api', token: CLIENT_TOKEN, apps: ['*'], admin: false },
+      { name: 'other', token: OTHER_CLIENT_TOKEN, apps: ['wxsomeotherapp0001'], admin: false }
     ],
     wechatBaseUrl: WX,
     refreshAheadSeconds: 300,
@@ -34,6 +34,7 @@ export function testConfig (overrides: Partial<BrokerConfig> = {}): BrokerConfig
     retryBudgetMs: 2000,
     failureMemoryMs: 5000,
     forceRefreshIntervalMs: 0,
+    forceRefreshGraceMs: 60_000,
     invalidationBudget: { stable: 20, classic: 2000 },
     ...overrides
   }

@@ -75,6 +75,24 @@ export function createSimulator (options: SimulatorOptions = {}): Simulator {
     return outcome.ok ? outcome.value : wxError(outcome.errcode)
   }
 
+  /**
+   * An error of an API called with an access_token carries a rid, as WeChat's do
+   * (`errmsg: "... rid: 6579-..."`), and openapi/rid/get tells what that request sent and got.
+   */
+  function answerWithRid<T extends object> (request: FastifyRequest, outcome: Outcome<T>, ok: (value: T) => object = v => v): object {
+    if (outcome.ok) return ok(outcome.value)
+    const body = wxError(outcome.errcode)
+    const rid = state.recordRid({
+      invoke_time: Math.floor(Date.now() / 1000),
+      cost_in_ms: 0,
+      request_url: request.url.replace(/^[^?]*\??/, ''),
+      request_body: request.body === undefined ? '' : JSON.stringify(request.body),
+      response_body: JSON.stringify(body),
+      client_ip: request.ip
+    })
+    return { ...body, errmsg: `${body.errmsg} rid: ${rid}` }
+  }
+
   app.get('/healthz', async () => ({ status: 'ok' }))
 
   app.get<{ Querystring: Record<string, string | undefined> }>('/cgi-bin/token', async (request, reply) => {
@@ -104,7 +122,29 @@ export function createSimulator (options: SimulatorOptions = {}): Simulator {
       typeof b.code === 'string' ? b.code : undefined,
       typeof b.openid === 'string' ? b.openid : undefined
     )
-    return outcome.ok ? { errcode: 0, errmsg: 'ok', phone_info: outcome.value } : wxError(outcome.errcode)
+    return answerWithRid(request, outcome, value => ({ errcode: 0, errmsg: 'ok', phone_info: value }))
+  })
+
+  app.get<{ Querystring: Record<string, string | undefined> }>('/cgi-bin/ticket/getticket', async (request, reply) => {
+    if (await intercept('getticket', request, reply)) return reply
+    return answerWithRid(request, state.ticket(request.query.access_token, request.query.type), v => ({ errcode: 0, errmsg: 'ok', ...v }))
+  })
+
+  app.post<{ Querystring: Record<string, string | undefined>, Body: Record<string, unknown> | undefined }>('/cgi-bin/openapi/quota/get', async (request, reply) => {
+    if (await intercept('quota_get', request, reply)) return reply
+    return answerWithRid(request, state.quota(request.query.access_token, request.body?.cgi_path), v => ({ errcode: 0, errmsg: 'ok', ...v }))
+  })
+
+  app.post<{ Querystring: Record<string, string | undefined>, Body: Record<string, unknown> | undefined }>('/cgi-bin/openapi/rid/get', async (request, reply) => {
+    if (await intercept('rid_get', request, reply)) return reply
+    return answerWithRid(request, state.rid(request.query.access_token, request.body?.rid), v => ({ errcode: 0, errmsg: 'ok', ...v }))
+  })
+
+  app.post<{ Body: Record<string, unknown> | undefined }>('/cgi-bin/clear_quota/v2', async (request, reply) => {
+    if (await intercept('clear_quota', request, reply)) return reply
+    const b = request.body ?? {}
+    const outcome = state.clearQuota(typeof b.appid === 'string' ? b.appid : undefined, typeof b.appsecret === 'string' ? b.appsecret : undefined)
+    return outcome.ok ? { errcode: 0, errmsg: 'ok' } : wxError(outcome.errcode)
   })
 
   app.register(async (control) => {

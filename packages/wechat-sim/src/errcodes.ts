@@ -16,7 +16,11 @@ export const ERRMSG: Record<number, string> = {
   42001: 'access_token expired',
   45009: 'reach max api daily quota limit',
   45011: 'api minute-quota reach limit mustslower retry next minute',
-  47001: 'data format error'
+  47001: 'data format error',
+  40097: 'invalid args',
+  48006: 'forbid to clear quota because of reaching the limit',
+  76001: 'rid not found',
+  76003: 'cgi_path not found'
 }
 
 export function wxError (errcode: number): { errcode: number, errmsg: string } {

@@ -1,7 +1,28 @@
 import { randomBytes } from 'node:crypto'
 
-export type Api = 'token' | 'stable_token' | 'jscode2session' | 'getuserphonenumber'
-export const APIS: readonly Api[] = ['token', 'stable_token', 'jscode2session', 'getuserphonenumber']
+export type Api = 'token' | 'stable_token' | 'jscode2session' | 'getuserphonenumber' | 'getticket' | 'quota_get' | 'rid_get' | 'clear_quota'
+export const APIS: readonly Api[] = ['token', 'stable_token', 'jscode2session', 'getuserphonenumber', 'getticket', 'quota_get', 'rid_get', 'clear_quota']
+
+/** The path WeChat's quota tools know each API by. */
+export const CGI_PATHS: Record<Api, string> = {
+  token: '/cgi-bin/token',
+  stable_token: '/cgi-bin/stable_token',
+  jscode2session: '/sns/jscode2session',
+  getuserphonenumber: '/wxa/business/getuserphonenumber',
+  getticket: '/cgi-bin/ticket/getticket',
+  quota_get: '/cgi-bin/openapi/quota/get',
+  rid_get: '/cgi-bin/openapi/rid/get',
+  clear_quota: '/cgi-bin/clear_quota/v2'
+}
+
+/** Daily limits the simulator reports (WeChat publishes some: 2,000 token calls, 500,000 stable). */
+const DAILY_LIMITS: Record<string, number> = { '/cgi-bin/token': 2000, '/cgi-bin/stable_token': 500_000, '/cgi-bin/ticket/getticket': 100_000 }
+const DEFAULT_DAILY_LIMIT = 100_000
+/** clear_quota resets a month (WeChat: 10). */
+const CLEARS_PER_MONTH = 10
+
+/** What openapi/rid/get tells of a request that WeChat answered with an error. */
+export interface RidRecord { invoke_time: number, cost_in_ms: number, request_url: string, request_body: string, response_body: string, client_ip: string }
 
 export interface SimApp { appid: string, secret: string }
 
@@ -43,9 +64,14 @@ export class SimState {
   private readonly loginCodes = new Map<string, LoginCode>()
   private readonly phoneCodes = new Map<string, PhoneCode>()
   private readonly phoneCalls = new Map<string, number[]>()
-  readonly calls: Record<Api, number> = { token: 0, stable_token: 0, jscode2session: 0, getuserphonenumber: 0 }
+  readonly calls = Object.fromEntries(APIS.map(a => [a, 0])) as Record<Api, number>
   /** Calls whose caller hung up before the answer: counted in `calls`, never processed. */
-  readonly abandoned: Record<Api, number> = { token: 0, stable_token: 0, jscode2session: 0, getuserphonenumber: 0 }
+  readonly abandoned = Object.fromEntries(APIS.map(a => [a, 0])) as Record<Api, number>
+  private readonly tickets = new Map<string, { ticket: string, expiresAt: number }>()
+  /** Per app and cgi_path, the calls counted against today's quota. */
+  private readonly usage = new Map<string, Map<string, number>>()
+  private readonly clears = new Map<string, number>()
+  private readonly rids = new Map<string, RidRecord>()
   readonly opts: Required<Omit<SimOptions, 'apps'>>
 
   constructor (options: SimOptions = {}) {
@@ -72,6 +98,10 @@ export class SimState {
     this.loginCodes.clear()
     this.phoneCodes.clear()
     this.phoneCalls.clear()
+    this.tickets.clear()
+    this.usage.clear()
+    this.clears.clear()
+    this.rids.clear()
     for (const api of APIS) { this.calls[api] = 0; this.abandoned[api] = 0 }
   }
 
@@ -101,6 +131,7 @@ export class SimState {
     if (grantType !== 'client_credential') return { ok: false, errcode: 40002 }
     const cred = this.checkCredentials(appid, secret)
     if (cred !== 0) return { ok: false, errcode: cred }
+    this.use(appid, 'token')
     const previous = this.classicLatest.get(appid)
     if (previous !== undefined) {
       const info = this.tokens.get(previous)
@@ -116,6 +147,7 @@ export class SimState {
     if (grantType !== 'client_credential') return { ok: false, errcode: 40002 }
     const cred = this.checkCredentials(appid, secret)
     if (cred !== 0) return { ok: false, errcode: cred }
+    this.use(appid, 'stable_token')
     const now = this.now()
     const current = this.stableCurrent.get(appid)
     const info = current !== undefined ? this.tokens.get(current) : undefined
@@ -183,6 +215,7 @@ export class SimState {
   phoneNumber (accessToken: string | undefined, code: string | undefined, openid: string | undefined): Outcome<{ phoneNumber: string, purePhoneNumber: string, countryCode: string, watermark: { timestamp: number, appid: string } }> {
     const tok = this.checkAccessToken(accessToken)
     if (!tok.ok) return tok
+    this.use(tok.value, 'getuserphonenumber')
     if (code === undefined || code === '') return { ok: false, errcode: 47001 }
     const limit = this.opts.phoneLimitPerMinute
     const now = this.now()
@@ -206,5 +239,69 @@ export class SimState {
         watermark: { timestamp: Math.floor(now / 1000), appid: entry.appid }
       }
     }
+  }
+
+  private use (appid: string, api: Api): void {
+    const perApp = this.usage.get(appid) ?? new Map<string, number>()
+    perApp.set(CGI_PATHS[api], (perApp.get(CGI_PATHS[api]) ?? 0) + 1)
+    this.usage.set(appid, perApp)
+  }
+
+  /** GET /cgi-bin/ticket/getticket: the same ticket while more than 5 minutes of it remain. */
+  ticket (accessToken: string | undefined, type: string | undefined): Outcome<{ ticket: string, expires_in: number }> {
+    const tok = this.checkAccessToken(accessToken)
+    if (!tok.ok) return tok
+    if (type !== 'jsapi' && type !== 'wx_card') return { ok: false, errcode: 40097 }
+    this.use(tok.value, 'getticket')
+    const now = this.now()
+    const key = `${tok.value}:${type}`
+    let t = this.tickets.get(key)
+    if (t === undefined || t.expiresAt - now <= this.opts.stableRenewBeforeSeconds * 1000) {
+      t = { ticket: rand(64), expiresAt: now + this.opts.tokenExpiresIn * 1000 }
+      this.tickets.set(key, t)
+    }
+    return { ok: true, value: { ticket: t.ticket, expires_in: Math.floor((t.expiresAt - now) / 1000) } }
+  }
+
+  /** POST /cgi-bin/openapi/quota/get. */
+  quota (accessToken: string | undefined, cgiPath: unknown): Outcome<{ quota: { daily_limit: number, used: number, remain: number } }> {
+    const tok = this.checkAccessToken(accessToken)
+    if (!tok.ok) return tok
+    if (typeof cgiPath !== 'string' || !cgiPath.startsWith('/')) return { ok: false, errcode: 76003 }
+    this.use(tok.value, 'quota_get')
+    const dailyLimit = DAILY_LIMITS[cgiPath] ?? DEFAULT_DAILY_LIMIT
+    const used = this.usage.get(tok.value)?.get(cgiPath) ?? 0
+    return { ok: true, value: { quota: { daily_limit: dailyLimit, used, remain: Math.max(0, dailyLimit - used) } } }
+  }
+
+  /** POST /cgi-bin/clear_quota/v2 with the appsecret: today's counts start again, 10 times a month. */
+  clearQuota (appid: string | undefined, appsecret: string | undefined): Outcome<true> {
+    const cred = this.checkCredentials(appid, appsecret)
+    if (cred !== 0) return { ok: false, errcode: cred }
+    const id = appid as string
+    const used = this.clears.get(id) ?? 0
+    if (used >= CLEARS_PER_MONTH) return { ok: false, errcode: 48006 }
+    this.clears.set(id, used + 1)
+    this.usage.delete(id)
+    return { ok: true, value: true }
+  }
+
+  /** Keeps what an erroneous call sent and got, for openapi/rid/get; returns its rid. */
+  recordRid (record: RidRecord): string {
+    const rid = `${Math.floor(this.now() / 1000).toString(16)}-${randomBytes(4).toString('hex')}-${randomBytes(4).toString('hex')}`
+    this.rids.set(rid, record)
+    // Bounded: a load test answered with errors must not grow the simulator without end.
+    if (this.rids.size > 10_000) this.rids.delete(this.rids.keys().next().value as string)
+    return rid
+  }
+
+  /** POST /cgi-bin/openapi/rid/get. */
+  rid (accessToken: string | undefined, rid: unknown): Outcome<{ request: RidRecord }> {
+    const tok = this.checkAccessToken(accessToken)
+    if (!tok.ok) return tok
+    this.use(tok.value, 'rid_get')
+    const record = typeof rid === 'string' ? this.rids.get(rid) : undefined
+    if (record === undefined) return { ok: false, errcode: 76001 }
+    return { ok: true, value: { request: record } }
   }
 }

@@ -128,7 +128,7 @@ t.test('HTTP: the WeChat APIs with WeChat shapes, and the control API', async t 
   const num = await app.inject({ method: 'POST', url: `/wxa/business/getuserphonenumber?access_token=${token}`, payload: { code: phone.code, openid: 'o1' } })
   t.match(num.json(), { errcode: 0, errmsg: 'ok', phone_info: { purePhoneNumber: '13800138000', countryCode: '86' } })
 
-  t.same((await app.inject(`${CONTROL_PREFIX}/calls`)).json(), { token: 2, stable_token: 1, jscode2session: 1, getuserphonenumber: 1, abandoned: { token: 0, stable_token: 0, jscode2session: 0, getuserphonenumber: 0 } })
+  t.same((await app.inject(`${CONTROL_PREFIX}/calls`)).json(), { token: 2, stable_token: 1, jscode2session: 1, getuserphonenumber: 1, getticket: 0, quota_get: 0, rid_get: 0, clear_quota: 0, abandoned: { token: 0, stable_token: 0, jscode2session: 0, getuserphonenumber: 0, getticket: 0, quota_get: 0, rid_get: 0, clear_quota: 0 } })
 
   const bulk = (await app.inject({ method: 'POST', url: `${CONTROL_PREFIX}/login-codes`, payload: { count: 3 } })).json().codes as Array<{ code: string, openid: string }>
   t.equal(bulk.length, 3)
@@ -151,7 +151,7 @@ t.test('HTTP: the WeChat APIs with WeChat shapes, and the control API', async t 
   t.equal(rejected.statusCode, 400)
 
   t.equal((await app.inject({ method: 'POST', url: `${CONTROL_PREFIX}/reset` })).statusCode, 204)
-  t.same((await app.inject(`${CONTROL_PREFIX}/calls`)).json(), { token: 0, stable_token: 0, jscode2session: 0, getuserphonenumber: 0, abandoned: { token: 0, stable_token: 0, jscode2session: 0, getuserphonenumber: 0 } })
+  t.same((await app.inject(`${CONTROL_PREFIX}/calls`)).json(), { token: 0, stable_token: 0, jscode2session: 0, getuserphonenumber: 0, getticket: 0, quota_get: 0, rid_get: 0, clear_quota: 0, abandoned: { token: 0, stable_token: 0, jscode2session: 0, getuserphonenumber: 0, getticket: 0, quota_get: 0, rid_get: 0, clear_quota: 0 } })
   const after = await app.inject({ method: 'POST', url: `/wxa/business/getuserphonenumber?access_token=${token}`, payload: { code: 'x' } })
   t.equal(after.json().errcode, 40001, 'reset forgets tokens')
 })
@@ -192,3 +192,36 @@ async function waitForAbandoned (app: ReturnType<typeof createSimulator>['app'])
     await new Promise(resolve => setTimeout(resolve, 20))
   }
 }
+
+t.test('HTTP: tickets, quota, rid and clear_quota as WeChat serves them', async t => {
+  const { app } = createSimulator({ apps: [{ appid: APPID, secret: SECRET }] })
+  t.teardown(() => app.close())
+  const token = (await app.inject({ method: 'POST', url: '/cgi-bin/stable_token', payload: { grant_type: 'client_credential', appid: APPID, secret: SECRET } })).json().access_token as string
+
+  const jsapi = (await app.inject(`/cgi-bin/ticket/getticket?access_token=${token}&type=jsapi`)).json()
+  t.match(jsapi, { errcode: 0, errmsg: 'ok', ticket: String, expires_in: 7200 })
+  t.equal((await app.inject(`/cgi-bin/ticket/getticket?access_token=${token}&type=jsapi`)).json().ticket, jsapi.ticket, 'the same ticket while it is valid')
+  t.not((await app.inject(`/cgi-bin/ticket/getticket?access_token=${token}&type=wx_card`)).json().ticket, jsapi.ticket, 'one per type')
+  t.equal((await app.inject(`/cgi-bin/ticket/getticket?access_token=${token}&type=nope`)).json().errcode, 40097)
+
+  const quota = async (cgiPath: string): Promise<Record<string, unknown>> => (await app.inject({ method: 'POST', url: `/cgi-bin/openapi/quota/get?access_token=${token}`, payload: { cgi_path: cgiPath } })).json()
+  t.same(await quota('/cgi-bin/stable_token'), { errcode: 0, errmsg: 'ok', quota: { daily_limit: 500_000, used: 1, remain: 499_999 } })
+  t.match(await quota('/cgi-bin/ticket/getticket'), { quota: { used: 3 } }, 'the call refused for its arguments is not counted')
+  t.equal((await quota('no-slash')).errcode, 76003)
+
+  // An error answered to a token-bearing call carries a rid; rid/get tells what that call sent.
+  const failed = (await app.inject({ method: 'POST', url: '/wxa/business/getuserphonenumber?access_token=wrong', payload: { code: 'c1' } })).json()
+  t.equal(failed.errcode, 40001)
+  const rid = /rid: (\S+)$/.exec(failed.errmsg)?.[1]
+  t.ok(rid, `errmsg carries a rid: ${failed.errmsg}`)
+  const info = (await app.inject({ method: 'POST', url: `/cgi-bin/openapi/rid/get?access_token=${token}`, payload: { rid } })).json()
+  t.match(info, { errcode: 0, request: { request_url: 'access_token=wrong', request_body: '{"code":"c1"}', response_body: /40001/ } })
+  t.equal((await app.inject({ method: 'POST', url: `/cgi-bin/openapi/rid/get?access_token=${token}`, payload: { rid: 'nope' } })).json().errcode, 76001)
+
+  const clear = async (secret: string): Promise<number> => (await app.inject({ method: 'POST', url: '/cgi-bin/clear_quota/v2', payload: { appid: APPID, appsecret: secret } })).json().errcode
+  t.equal(await clear('wrong'), 40125)
+  t.equal(await clear(SECRET), 0)
+  t.match(await quota('/cgi-bin/stable_token'), { quota: { used: 0 } }, 'counts start again')
+  for (let i = 1; i < 10; i++) await clear(SECRET)
+  t.equal(await clear(SECRET), 48006, 'ten a month')
+})

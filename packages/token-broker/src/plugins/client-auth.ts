@@ -10,6 +10,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** onRequest hook for /v1 routes with an :appid param: 401, then 403, then 404, all before the body is read. */
     authorizeApp: (request: import('fastify').FastifyRequest<{ Params: { appid: string } }>) => Promise<void>
+    /** The client a token belongs to (compared in constant time), or null. */
+    brokerClientFor: (token: string) => BrokerClientConfig | null
   }
 }
 
@@ -23,6 +25,8 @@ export default fp<{ clients: BrokerClientConfig[] }>(async (app, { clients }) =>
     const m = /^Bearer\s+(\S+)\s*$/i.exec(header)
     return m === null ? null : match(m[1] as string)
   }
+
+  app.decorate('brokerClientFor', match)
 
   app.decorate('authorizeApp', async (request: import('fastify').FastifyRequest<{ Params: { appid: string } }>) => {
     const client = authenticate(request.headers.authorization)

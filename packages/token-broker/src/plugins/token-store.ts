@@ -4,9 +4,18 @@ import type { BrokerConfig } from '../config.js'
 import { LocalLock, RedlockRefreshLock, type RefreshLock } from '../refresh-lock.js'
 import { MemoryTokenStore, RedisTokenStore, type TokenStore } from '../token-store.js'
 
+/** What the broker keeps warm, each with its own keys: the access_token and the two ticket types. */
+export const CREDENTIAL_KINDS = ['token', 'ticket:jsapi', 'ticket:wx_card'] as const
+export type CredentialKind = typeof CREDENTIAL_KINDS[number]
+
+function perKind<T> (make: (kind: CredentialKind) => T): Record<CredentialKind, T> {
+  return { token: make('token'), 'ticket:jsapi': make('ticket:jsapi'), 'ticket:wx_card': make('ticket:wx_card') }
+}
+
 declare module 'fastify' {
   interface FastifyInstance {
-    tokenStore: TokenStore
+    /** One store per credential kind; `credentialStores.token` holds access_tokens. */
+    credentialStores: Record<CredentialKind, TokenStore>
     refreshLock: RefreshLock
     /** Readiness: how the shared store and the lock servers are doing. The broker serves either way. */
     storeHealth: () => { ok: true, degraded?: string }
@@ -17,7 +26,7 @@ declare module 'fastify' {
 export default fp<{ config: BrokerConfig }>(async (app, { config }) => {
   if (config.redis === undefined) {
     app.log.warn('No Redis is configured (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES): tokens live in this process only; run a single replica')
-    app.decorate('tokenStore', new MemoryTokenStore())
+    app.decorate('credentialStores', perKind(() => new MemoryTokenStore()))
     app.decorate('refreshLock', new LocalLock())
     app.decorate('storeHealth', () => ({ ok: true as const }))
     return
@@ -29,9 +38,9 @@ export default fp<{ config: BrokerConfig }>(async (app, { config }) => {
     conn === config.redis || (conn.url !== undefined && conn.url === config.redis?.url) ? store : new RedisHandle(conn, app.log, `lock-${i}`).start())
   const owned = [store, ...lockServers.filter(c => c !== store)]
 
-  const tokenStore = new RedisTokenStore(store, config.redisKeyPrefix, config.apps.map(a => a.appid))
-  await tokenStore.start()
-  app.decorate('tokenStore', tokenStore)
+  const stores = perKind(kind => new RedisTokenStore(store, config.redisKeyPrefix, config.apps.map(a => a.appid), kind))
+  for (const s of Object.values(stores)) await s.start()
+  app.decorate('credentialStores', stores)
   app.decorate('refreshLock', new RedlockRefreshLock(lockServers, config.redisKeyPrefix, config.lockTtlMs))
   // Without Redis the broker still serves: cached tokens from memory, misses through the
   // in-process single flight. Readiness stays 200 and names the degradation.

@@ -1,14 +1,21 @@
 import fp from 'fastify-plugin'
 import type { Got } from 'got'
-import type { BrokerConfig } from '../config.js'
-import type { BrokerMetrics } from '../metrics.js'
-import { TokenManager } from '../token-manager.js'
-import { WechatClient } from '../wechat-client.js'
+import type { BrokerConfig, WechatAppConfig } from '../config.js'
+import { ticketMetrics, tokenMetrics, type BrokerMetrics } from '../metrics.js'
+import { TokenManager, type Credential, type ServedToken } from '../token-manager.js'
+import { TOKEN_REJECTED, WechatClient, type TicketType } from '../wechat-client.js'
+import type { CredentialKind } from './token-store.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     tokens: TokenManager
+    tickets: Record<TicketType, TokenManager>
     wechat: WechatClient
+    /**
+     * Runs a WeChat call that carries the app's access_token. When WeChat rejects the token
+     * (40001, 42001, 40014), the token goes through compare-and-refresh and the call runs once more.
+     */
+    withAccessToken: <T>(appid: string, call: (accessToken: string) => Promise<T>) => Promise<T>
   }
 }
 
@@ -19,6 +26,8 @@ export interface TokensPluginOptions {
   backoffBaseMs?: number
 }
 
+export const TICKET_TYPES: readonly TicketType[] = ['jsapi', 'wx_card']
+
 export default fp<TokensPluginOptions>(async (app, { config, got, metrics, backoffBaseMs }) => {
   const wechat = new WechatClient({
     got,
@@ -26,13 +35,15 @@ export default fp<TokensPluginOptions>(async (app, { config, got, metrics, backo
     baseUrl: config.wechatBaseUrl,
     timeoutMs: config.upstreamTimeoutMs,
     retryBudgetMs: config.retryBudgetMs,
+    countTokenCall: (appid, api, force) => { metrics.upstreamTokenCalls.inc({ appid, api, force: String(force) }) },
     ...(backoffBaseMs !== undefined ? { backoffBaseMs } : {})
   })
-  const tokens = new TokenManager({
+
+  const manager = (kind: CredentialKind, credential: Omit<Credential, 'kind'>): TokenManager => new TokenManager({
     apps: config.apps,
-    store: app.tokenStore,
+    credential: { kind, ...credential },
+    store: app.credentialStores[kind],
     lock: app.refreshLock,
-    wechat,
     metrics,
     log: app.log,
     refreshAheadMs: config.refreshAheadSeconds * 1000,
@@ -41,8 +52,36 @@ export default fp<TokensPluginOptions>(async (app, { config, got, metrics, backo
     invalidationBudget: config.invalidationBudget,
     waitTimeoutMs: config.lockTtlMs + config.retryBudgetMs + config.upstreamTimeoutMs
   })
+
+  const tokens = manager('token', {
+    fetch: async (wxApp: WechatAppConfig, force: boolean) => await wechat.fetchToken(wxApp, force),
+    metrics: tokenMetrics(metrics)
+  })
+
+  async function withAccessToken<T> (appid: string, call: (accessToken: string) => Promise<T>): Promise<T> {
+    let served: ServedToken = await tokens.getToken(appid)
+    try {
+      return await call(served.record.token)
+    } catch (err) {
+      const errcode = (err as { wechatErrcode?: number }).wechatErrcode
+      if (errcode === undefined || !TOKEN_REJECTED.has(errcode)) throw err
+      served = await tokens.invalidate(appid, served.record.token)
+      return await call(served.record.token)
+    }
+  }
+
+  // A ticket is fetched with the access_token, on the same single-flight, locked, refresh-ahead path.
+  const tickets = Object.fromEntries(TICKET_TYPES.map(type => [type, manager(`ticket:${type}`, {
+    fetch: async (wxApp: WechatAppConfig) => await withAccessToken(wxApp.appid, async token => await wechat.fetchTicket(token, type)),
+    metrics: ticketMetrics(metrics, type)
+  })])) as Record<TicketType, TokenManager>
+
   app.decorate('wechat', wechat)
   app.decorate('tokens', tokens)
+  app.decorate('tickets', tickets)
+  app.decorate('withAccessToken', withAccessToken)
   // Before the store closes (onClose hooks run in reverse order of registration).
-  app.addHook('onClose', async () => { await tokens.drain() })
+  app.addHook('onClose', async () => {
+    await Promise.all([tokens, ...Object.values(tickets)].map(async m => { await m.drain() }))
+  })
 }, { name: 'tokens', dependencies: ['token-store'] })
