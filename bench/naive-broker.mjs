@@ -1,4 +1,4 @@
-// Scenario 2's comparison: the design note's getAccessToken, as most teams deploy it on each
+// Scenario 2's comparison: the getAccessToken snippet most teams copy, as they deploy it on each
 // replica: read the cache; on a miss, fetch /cgi-bin/token and store it. No lock, no single flight.
 import Fastify from 'fastify'
 import got from 'got'

@@ -3,14 +3,14 @@
 // child processes, real redis-server processes and the WeChat simulator. Figures that depend
 // on the machine are reported against a baseline measured in the same run. Prints one table
 // and writes it to bench-results.json. Not part of CI's pass/fail.
-import { spawn, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import http from 'node:http'
 import { randomBytes } from 'node:crypto'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
-import { freePort, startRedisServer, startSentinelTopology, waitFor } from '../packages/testing/dist/index.js'
+import { freePort, startRedisServer, startSentinelTopology, startServiceProcess, waitFor } from '../packages/testing/dist/index.js'
 import { RedisHandle } from '../packages/service-kit/dist/index.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
@@ -37,13 +37,10 @@ function row (scenario, metric, measured, target, ok) {
 function spawnNode (script, env) {
   // BENCH_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=prof") go to every service process, to dig into a finding.
   const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean)
-  const child = spawn(process.execPath, [...nodeArgs, `${root}${script}`], {
-    env: { PATH: process.env.PATH, HOST: '127.0.0.1', LOG_LEVEL, ...env },
-    stdio: ['ignore', 'ignore', 'inherit']
-  })
-  children.add(child)
-  child.once('exit', () => children.delete(child))
-  return child
+  const proc = startServiceProcess(`${root}${script}`, { nodeArgs, env: { HOST: '127.0.0.1', LOG_LEVEL, ...env }, stderr: 'inherit' })
+  children.add(proc)
+  proc.exited.then(() => children.delete(proc))
+  return proc.child
 }
 
 async function ready (url) {
@@ -51,7 +48,7 @@ async function ready (url) {
 }
 
 async function stopAll () {
-  await Promise.all([...children].map(c => new Promise(resolve => { c.once('exit', resolve); c.kill('SIGTERM') })))
+  await Promise.all([...children].map(async c => { await c.stop() }))
   await Promise.all(redisServers.splice(0).map(r => r.stop()))
 }
 
@@ -228,7 +225,7 @@ async function stampede () {
 
   details.stampede = { callers: 1000, replicas: 3, simulatedLatencyMs: 50, ours, naive: theirs }
   row('2 stampede (1,000 callers, 3 replicas)', 'upstream token calls, broker', String(ours.upstream), 'exactly 1', ours.upstream === 1)
-  row('2 stampede (1,000 callers, 3 replicas)', 'upstream token calls, naive (design note)', String(theirs.upstream), '(comparison)')
+  row('2 stampede (1,000 callers, 3 replicas)', 'upstream token calls, naive (copied snippet)', String(theirs.upstream), '(comparison)')
   row('2 stampede (1,000 callers, 3 replicas)', 'time until the last caller is served', `${ours.ms} ms (naive: ${theirs.ms} ms)`, '')
   row('2 stampede (1,000 callers, 3 replicas)', 'distinct tokens handed out / failures', `${ours.distinct} / ${ours.failed} (naive: ${theirs.distinct} / ${theirs.failed})`, '1 / 0', ours.distinct === 1 && ours.failed === 0)
   await stopAll()

@@ -4,12 +4,12 @@
 //
 // Real WeChat: set WECHAT_APPID and WECHAT_SECRET (and no WECHAT_API_BASE_URL); the simulator
 // is then not started. Shared stores: set REDIS_URL.
-import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { prettyFactory } from 'pino-pretty'
+// Only this module: the package's index would load nock as well.
+import { startServiceProcess } from '../packages/testing/dist/service-process.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const env = process.env
@@ -42,27 +42,25 @@ const colours = { sim: '\x1b[35m', broker: '\x1b[36m', login: '\x1b[33m' }
 const children = []
 
 function start (name, script, childEnv) {
-  const child = spawn(process.execPath, [`${root}packages/${script}/dist/server.js`], {
-    env: { PATH: env.PATH, NODE_ENV: env.NODE_ENV ?? 'development', LOG_LEVEL: logLevel, HOST: host, ...childEnv },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
   const tag = pretty ? `${colours[name]}[${name}]\x1b[0m ` : `[${name}] `
-  for (const stream of [child.stdout, child.stderr]) {
-    createInterface({ input: stream }).on('line', line => {
+  const proc = startServiceProcess(`${root}packages/${script}/dist/server.js`, {
+    env: { NODE_ENV: env.NODE_ENV ?? 'development', LOG_LEVEL: logLevel, HOST: host, ...childEnv },
+    onLine: line => {
       let text = line
       if (pretty && line.startsWith('{')) {
         try { text = pretty(line).trimEnd() } catch { /* not a log line */ }
       }
       process.stdout.write(`${tag}${text}\n`)
-    })
-  }
+    }
+  })
+  const { child } = proc
   child.on('exit', (code, signal) => {
     if (!stopping) {
       console.error(`${name} exited (${signal ?? code}); stopping the stack`)
       stop(1)
     }
   })
-  children.push(child)
+  children.push(proc)
   return child
 }
 
@@ -81,10 +79,7 @@ let stopping = false
 async function stop (code) {
   if (stopping) return
   stopping = true
-  await Promise.all(children.filter(c => c.exitCode === null && c.signalCode === null).map(c => new Promise(resolve => {
-    c.once('exit', resolve)
-    c.kill('SIGTERM')
-  })))
+  await Promise.all(children.map(async c => { await c.stop() }))
   process.exit(code)
 }
 process.on('SIGINT', () => { stop(0) })

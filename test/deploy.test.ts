@@ -114,9 +114,11 @@ t.test('dev-secrets: a private directory, the Redis ACL file rendered with passw
   t.match(acl, /^user default on nopass resetkeys resetchannels -@all \+ping$/m)
 })
 
-t.test('every COPY source of every Dockerfile exists', async t => {
-  const dockerfiles = readdirSync(join(root, 'packages')).map(p => `packages/${p}/Dockerfile`).filter(p => existsSync(join(root, p)))
-  t.same(dockerfiles.sort(), ['packages/login-api/Dockerfile', 'packages/token-broker/Dockerfile', 'packages/wechat-sim/Dockerfile'])
+t.test('the one Dockerfile: every COPY source exists; compose builds each service from it', async t => {
+  const dockerfiles = ['Dockerfile', ...readdirSync(join(root, 'packages')).map(p => `packages/${p}/Dockerfile`)].filter(p => existsSync(join(root, p)))
+  t.same(dockerfiles, ['Dockerfile'], 'one recipe, for every service')
+  const compose = [read('docker-compose.yml'), read('docker-compose.sim.yml')].join('\n')
+  for (const service of ['token-broker', 'login-api', 'wechat-sim']) t.match(compose, new RegExp(`SERVICE: ${service},`), `compose builds ${service} with SERVICE=${service}`)
   for (const file of dockerfiles) {
     const text = read(file)
     t.match(text, /^USER node$/m, `${file} runs as a non-root user`)
@@ -153,9 +155,9 @@ t.test('metricNames reads PromQL as intended', async t => {
 
 t.test('the running services export every metric the dashboard and the alerts use, and promtool accepts their output', async t => {
   const ports = await stackPorts()
-  const stack = run(t, ['scripts/start.mjs'], { ...ports, LOG_LEVEL: 'warn' })
+  const stack = run(t, 'scripts/start.mjs', { ...ports, LOG_LEVEL: 'warn' })
   await waitFor(() => stack.output().includes('The stack is running'), { timeoutMs: 60_000, what: 'the stack to start' })
-  const demo = run(t, ['scripts/demo.mjs'], { SIM_URL: `http://127.0.0.1:${ports.SIM_PORT}`, LOGIN_URL: `http://127.0.0.1:${ports.LOGIN_PORT}` })
+  const demo = run(t, 'scripts/demo.mjs', { SIM_URL: `http://127.0.0.1:${ports.SIM_PORT}`, LOGIN_URL: `http://127.0.0.1:${ports.LOGIN_PORT}` })
   t.equal(await demo.exited, 0, 'a login was driven through the stack')
 
   const scrape = async (port: string): Promise<string> => await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()

@@ -1,26 +1,17 @@
 import type { Test } from 'tap'
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
-import { freePort } from '@wxlogin/testing'
+import { freePort, startServiceProcess, type ServiceProcess } from '@wxlogin/testing'
 
 export const root = fileURLToPath(new URL('..', import.meta.url))
 
-export interface Running { child: ChildProcess, output: () => string, exited: Promise<number | null> }
+export type Running = ServiceProcess
 
 /** A node script from the repository root as a child process, stopped when the test ends. */
-export function run (t: Test, args: string[], env: Record<string, string>): Running {
-  const child = spawn(process.execPath, args, { cwd: root, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
-  let out = ''
-  child.stdout?.on('data', (d: Buffer) => { out += d.toString() })
-  child.stderr?.on('data', (d: Buffer) => { out += d.toString() })
-  const exited = new Promise<number | null>(resolve => child.once('exit', code => resolve(code)))
-  t.teardown(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM')
-      await exited
-    }
-  })
-  return { child, output: () => out, exited }
+export function run (t: Test, script: string, env: Record<string, string>): Running {
+  const proc = startServiceProcess(script, { cwd: root, env })
+  t.teardown(async () => { await proc.stop() })
+  return proc
 }
 
 export async function stackPorts (): Promise<Record<'SIM_PORT' | 'BROKER_PORT' | 'BROKER_METRICS_PORT' | 'LOGIN_PORT' | 'LOGIN_METRICS_PORT', string>> {

@@ -15,13 +15,13 @@ interface Stack { sim: string, logins: string[], brokers: Array<{ url: string }>
 /** The simulator, two brokers and two login-apis against one Redis topology (`redisEnv`). */
 async function services (t: Test, redisEnv: Record<string, string>): Promise<Stack> {
   const simPort = String(await freePort())
-  run(t, ['packages/wechat-sim/dist/server.js'], { PORT: simPort, WECHAT_APPID: APPID, WECHAT_SECRET: SECRET, LOG_LEVEL: 'warn' })
+  run(t, 'packages/wechat-sim/dist/server.js', { PORT: simPort, WECHAT_APPID: APPID, WECHAT_SECRET: SECRET, LOG_LEVEL: 'warn' })
   const sim = `http://127.0.0.1:${simPort}`
   await waitFor(async () => (await fetch(`${sim}/healthz`)).ok, { what: 'the simulator' })
   /** A service from its built output on a free port, sharing the topology and the simulator. */
   const service = async (script: string, env: Record<string, string>): Promise<string> => {
     const port = String(await freePort())
-    run(t, [script], {
+    run(t, script, {
       ...redisEnv,
       ...env,
       PORT: port,

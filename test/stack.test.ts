@@ -4,10 +4,10 @@ import { run, stackPorts as portsFor } from './helpers.js'
 
 t.test('the README flow: start the stack, run the demo, Ctrl-C stops everything', async t => {
   const ports = await portsFor()
-  const stack = run(t, ['scripts/start.mjs'], { ...ports, LOG_LEVEL: 'warn' })
+  const stack = run(t, 'scripts/start.mjs', { ...ports, LOG_LEVEL: 'warn' })
   await waitFor(() => stack.output().includes('The stack is running'), { timeoutMs: 60_000, what: `the stack to start: ${stack.output()}` })
 
-  const demo = run(t, ['scripts/demo.mjs'], { SIM_URL: `http://127.0.0.1:${ports.SIM_PORT}`, LOGIN_URL: `http://127.0.0.1:${ports.LOGIN_PORT}` })
+  const demo = run(t, 'scripts/demo.mjs', { SIM_URL: `http://127.0.0.1:${ports.SIM_PORT}`, LOGIN_URL: `http://127.0.0.1:${ports.LOGIN_PORT}` })
   t.equal(await demo.exited, 0, 'the demo succeeds')
   t.match(demo.output(), /Logged in: demo-\w+, phone 13800138000 \(new user\)\./)
 
@@ -27,7 +27,7 @@ t.test('the README flow: start the stack, run the demo, Ctrl-C stops everything'
 
 t.test('tokens expiring in the simulator are refreshed ahead by the broker; no login fails', async t => {
   const ports = await portsFor()
-  const stack = run(t, ['scripts/start.mjs'], {
+  const stack = run(t, 'scripts/start.mjs', {
     ...ports,
     LOG_LEVEL: 'warn',
     // Tokens live 12 s; the broker refreshes when 9 s remain, so one refresh-ahead is due ~3 s in.

@@ -1,5 +1,5 @@
 // The compose stack in a real container engine (run by test/containers/run.sh, `pnpm
-// test:containers`): the project's Dockerfiles and docker-compose.yml as they are, plus the
+// test:containers`): the project's Dockerfile and docker-compose.yml as they are, plus the
 // simulator override. Every check goes through the published ports, as a user's would.
 import t from 'tap'
 import { spawnSync } from 'node:child_process'

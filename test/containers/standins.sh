@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Builds the stand-in base images the project's Dockerfiles and compose file name, for a
+# Builds the stand-in base images the project's Dockerfile and compose file name, for a
 # machine that reaches Debian's packages and the npm registry but no container registry.
-# Test tooling only: they are tagged with the public names so the real Dockerfiles and
+# Test tooling only: they are tagged with the public names so the real Dockerfile and
 # docker-compose.yml build and run unmodified; a user with a registry gets the real images.
 # Images that exist are kept (FORCE=1 rebuilds). Needs root, podman and debootstrap.
 set -euo pipefail

@@ -4,16 +4,18 @@ export class BrokerError extends Error {
     readonly code: string,
     message: string,
     readonly statusCode: number,
-    readonly wechatErrcode?: number
+    readonly wechatErrcode?: number,
+    options?: { cause?: unknown }
   ) {
-    super(message)
+    super(message, options)
     this.name = 'BrokerError'
   }
 }
 
 export class BrokerUnavailableError extends BrokerError {
-  constructor (detail: string) {
-    super('upstream_unavailable', `The token broker is unavailable: ${detail}.`, 503)
+  /** `cause`: got's error, kept for a log that scrubs it (it holds the bearer token in its options). */
+  constructor (detail: string, cause?: unknown) {
+    super('upstream_unavailable', `The token broker is unavailable: ${detail}.`, 503, undefined, cause === undefined ? undefined : { cause })
     this.name = 'BrokerUnavailableError'
   }
 }

@@ -1,4 +1,5 @@
 import gotDefault, { type Got } from 'got'
+import { SingleFlight } from '@wxlogin/service-kit/single-flight'
 import { BrokerError, BrokerUnavailableError } from './errors.js'
 
 export { BrokerError, BrokerUnavailableError }
@@ -45,35 +46,31 @@ export interface BrokerClient {
 
 interface TokenBody { access_token: string, expires_in: number, expires_at: string }
 
-export function createBrokerClient (opts: BrokerClientOptions): BrokerClient {
-  const base = opts.baseUrl.replace(/\/+$/, '')
-  const timeoutMs = opts.timeoutMs ?? 5000
-  const margin = opts.refreshMarginMs ?? 60_000
-  const http = opts.got ?? gotDefault.extend({ retry: { limit: 0 } })
-  const cache = new Map<string, AccessToken>()
-  const inflight = new Map<string, Promise<string>>()
+type Request = <T>(method: 'GET' | 'POST', path: string, json?: object) => Promise<T>
 
-  async function request<T> (method: 'GET' | 'POST', path: string, json?: object): Promise<T> {
+/** One request to the broker; errors are BrokerErrors whose messages hold no token. */
+function requester (http: Got, base: string, token: string, timeoutMs: number): Request {
+  return async <T>(method: 'GET' | 'POST', path: string, json?: object): Promise<T> => {
     let res
     try {
       res = await http(`${base}${path}`, {
         method,
-        headers: { authorization: `Bearer ${opts.token}`, [DEADLINE_HEADER]: String(Math.max(100, timeoutMs - DEADLINE_MARGIN_MS)) },
+        headers: { authorization: `Bearer ${token}`, [DEADLINE_HEADER]: String(Math.max(100, timeoutMs - DEADLINE_MARGIN_MS)) },
         ...(json !== undefined ? { json } : {}),
         timeout: { request: timeoutMs },
         throwHttpErrors: false,
         responseType: 'text'
       })
     } catch (err) {
-      // got's error would carry our bearer token in its options; keep only the code.
+      // got's error carries our bearer token in its options: the message says only what failed.
       const e = err as { name?: string, code?: string }
-      throw new BrokerUnavailableError(e.name === 'TimeoutError' ? 'timed out' : (e.code ?? 'network error'))
+      throw new BrokerUnavailableError(e.name === 'TimeoutError' ? 'timed out' : (e.code ?? 'network error'), err)
     }
     let body: Record<string, unknown>
     try {
       body = JSON.parse(res.body) as Record<string, unknown>
-    } catch {
-      throw new BrokerUnavailableError(`HTTP ${res.statusCode} without JSON`)
+    } catch (err) {
+      throw new BrokerUnavailableError(`HTTP ${res.statusCode} without JSON`, err)
     }
     if (res.statusCode >= 400) {
       throw new BrokerError(
@@ -85,42 +82,54 @@ export function createBrokerClient (opts: BrokerClientOptions): BrokerClient {
     }
     return body as T
   }
+}
 
-  function keep (appid: string, body: TokenBody): string {
+/** Tokens per app until `marginMs` before they expire; never replaced by an older one. */
+class TokenCache {
+  private readonly tokens = new Map<string, AccessToken>()
+  constructor (private readonly marginMs: number) {}
+
+  fresh (appid: string): string | undefined {
+    const cached = this.tokens.get(appid)
+    return cached !== undefined && cached.expiresAt - Date.now() > this.marginMs ? cached.accessToken : undefined
+  }
+
+  forget (appid: string, token: string): void {
+    if (this.tokens.get(appid)?.accessToken === token) this.tokens.delete(appid)
+  }
+
+  /** Keeps the broker's answer unless a token expiring later is already here; returns the answer's token. */
+  remember (appid: string, body: TokenBody): string {
     const expiresAt = Date.parse(body.expires_at)
-    const cur = cache.get(appid)
+    const cur = this.tokens.get(appid)
     if (cur === undefined || cur.expiresAt <= expiresAt || cur.accessToken === body.access_token) {
-      cache.set(appid, { accessToken: body.access_token, expiresAt })
+      this.tokens.set(appid, { accessToken: body.access_token, expiresAt })
     }
     return body.access_token
   }
+}
 
-  /** One request per app at a time, whatever the number of callers. */
-  function shared (appid: string, run: () => Promise<string>): Promise<string> {
-    const running = inflight.get(appid)
-    if (running !== undefined) return running
-    const p = run().finally(() => inflight.delete(appid))
-    inflight.set(appid, p)
-    return p
-  }
-
+export function createBrokerClient (opts: BrokerClientOptions): BrokerClient {
+  const base = opts.baseUrl.replace(/\/+$/, '')
+  const timeoutMs = opts.timeoutMs ?? 5000
+  const http = opts.got ?? gotDefault.extend({ retry: { limit: 0 } })
+  const request = requester(http, base, opts.token, timeoutMs)
+  const cache = new TokenCache(opts.refreshMarginMs ?? 60_000)
+  // One request per app at a time, whatever the number of callers.
+  const fetches = new SingleFlight<string, string>()
   const path = (appid: string, rest: string): string => `/v1/apps/${encodeURIComponent(appid)}${rest}`
 
   return {
     async getAccessToken (appid) {
-      const cached = cache.get(appid)
-      if (cached !== undefined && cached.expiresAt - Date.now() > margin) return cached.accessToken
-      return await shared(appid, async () => keep(appid, await request<TokenBody>('GET', path(appid, '/access-token'))))
+      return cache.fresh(appid) ?? await fetches.run(appid, async () => cache.remember(appid, await request<TokenBody>('GET', path(appid, '/access-token'))))
     },
 
     async invalidate (appid, staleToken) {
-      const cached = cache.get(appid)
-      if (cached?.accessToken === staleToken) cache.delete(appid)
-      // A caller holding a token other than the stale one, fresh from the broker, can use it.
-      const fresh = cache.get(appid)
-      if (fresh !== undefined && fresh.expiresAt - Date.now() > margin) return fresh.accessToken
-      const body = await request<TokenBody>('POST', path(appid, '/access-token/invalidate'), { access_token: staleToken })
-      return keep(appid, body)
+      cache.forget(appid, staleToken)
+      // A token other than the stale one, fresh from the broker, can be used as it is.
+      const fresh = cache.fresh(appid)
+      if (fresh !== undefined) return fresh
+      return cache.remember(appid, await request<TokenBody>('POST', path(appid, '/access-token/invalidate'), { access_token: staleToken }))
     },
 
     async code2session (appid, jsCode) {

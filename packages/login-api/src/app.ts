@@ -4,7 +4,7 @@ import swagger from '@fastify/swagger'
 import gotDefault, { type Got } from 'got'
 import { BODY_LIMIT, createServiceApp, registerHealthRoutes } from '@wxlogin/service-kit'
 import type { LoginConfig } from './config.js'
-import { createLoginMetrics } from './metrics.js'
+import loginContext from './plugins/login-context.js'
 import stores from './plugins/stores.js'
 import upstreams from './plugins/upstreams.js'
 import apiRoutes from './routes/api.js'
@@ -20,7 +20,6 @@ export interface BuildOptions {
 
 export async function buildApp (config: LoginConfig, opts: BuildOptions = {}): Promise<FastifyInstance> {
   const app = await createServiceApp({ name: 'login-api', logLevel: config.logLevel, logger: opts.logger, trustProxy: config.trustProxy, accessLog: config.accessLog })
-  const metrics = createLoginMetrics(app.registry)
   const got = opts.got ?? gotDefault.extend({ retry: { limit: 0 } })
 
   // Describes the routes for docs/openapi (scripts/openapi.mjs); never served on the public port.
@@ -32,9 +31,10 @@ export async function buildApp (config: LoginConfig, opts: BuildOptions = {}): P
     }
   })
   await app.register(formbody, { bodyLimit: BODY_LIMIT })
-  await app.register(stores, { config })
-  await app.register(upstreams, { config, got, metrics })
-  await app.register(apiRoutes, { prefix: '/api', config, metrics })
+  await app.register(loginContext, { config })
+  await app.register(stores)
+  await app.register(upstreams, { got })
+  await app.register(apiRoutes, { prefix: '/api' })
   registerHealthRoutes(app, {
     redis: async () => {
       const problem = app.storeProblem()

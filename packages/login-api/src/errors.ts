@@ -3,16 +3,16 @@ import { ServiceError } from '@wxlogin/service-kit'
 /** Every error the login-api answers with: code, message, status (and WeChat's errcode where it answered). */
 export const errors = {
   unauthorized: () => new ServiceError('unauthorized', 'A valid session is required (Authorization: Bearer <token>).', 401),
-  invalidCode: (errcode?: number) => new ServiceError('invalid_code', 'The login code is invalid, expired or already used; call wx.login() again.', 400, errcode !== undefined ? { wechatErrcode: errcode } : {}),
-  invalidPhoneCode: (errcode?: number) => new ServiceError('invalid_phone_code', 'The phone code is invalid, expired or already used; ask the user again.', 400, errcode !== undefined ? { wechatErrcode: errcode } : {}),
+  invalidCode: (errcode?: number) => new ServiceError('invalid_code', 'The login code is invalid, expired or already used; call wx.login() again.', 400, { wechatErrcode: errcode }),
+  invalidPhoneCode: (errcode?: number) => new ServiceError('invalid_phone_code', 'The phone code is invalid, expired or already used; ask the user again.', 400, { wechatErrcode: errcode }),
   rateLimited: (retryAfterSeconds: number, errcode?: number) => new ServiceError('rate_limited', `Too many phone number requests; retry in ${retryAfterSeconds} s.`, 429, {
     headers: { 'retry-after': String(retryAfterSeconds) },
-    ...(errcode !== undefined ? { wechatErrcode: errcode } : {})
+    wechatErrcode: errcode
   }),
   ipRateLimited: (retryAfterSeconds: number) => new ServiceError('rate_limited', `Too many requests; retry in ${retryAfterSeconds} s.`, 429),
-  highRiskUser: (errcode?: number) => new ServiceError('high_risk_user', 'WeChat blocked this user as high-risk.', 403, errcode !== undefined ? { wechatErrcode: errcode } : {}),
+  highRiskUser: (errcode?: number) => new ServiceError('high_risk_user', 'WeChat blocked this user as high-risk.', 403, { wechatErrcode: errcode }),
   /** `what` is public (WeChat, the token service); `detail` goes to the log only. */
-  upstreamUnavailable: (what: 'WeChat' | 'the token service', detail: string, errcode?: number) => new ServiceError('upstream_unavailable', `${what === 'WeChat' ? 'WeChat' : 'The token service'} is unavailable; retry shortly.`, 503, { detail, ...(errcode !== undefined ? { wechatErrcode: errcode } : {}) }),
-  storeUnavailable: () => new ServiceError('store_unavailable', 'User storage is unavailable; retry shortly.', 503),
+  upstreamUnavailable: (what: 'WeChat' | 'the token service', detail: string, errcode?: number, cause?: unknown) => new ServiceError('upstream_unavailable', `${what === 'WeChat' ? 'WeChat' : 'The token service'} is unavailable; retry shortly.`, 503, { detail, wechatErrcode: errcode, cause }),
+  storeUnavailable: (cause?: unknown) => new ServiceError('store_unavailable', 'User storage is unavailable; retry shortly.', 503, { cause }),
   wechatError: (errcode: number) => new ServiceError('wechat_error', `WeChat refused the phone number request (errcode ${errcode}).`, 502, { wechatErrcode: errcode })
 }

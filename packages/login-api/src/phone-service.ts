@@ -21,9 +21,9 @@ export interface PhoneServiceOptions {
 
 export function brokerFailure (err: unknown): ServiceError {
   if (err instanceof BrokerError) {
-    return errors.upstreamUnavailable('the token service', `the token broker answered ${err.statusCode} ${err.code}: ${err.message}`, err.wechatErrcode)
+    return errors.upstreamUnavailable('the token service', `the token broker answered ${err.statusCode} ${err.code}: ${err.message}`, err.wechatErrcode, err)
   }
-  return errors.upstreamUnavailable('the token service', `the token broker cannot be reached: ${err instanceof Error ? err.message : 'error'}`)
+  return errors.upstreamUnavailable('the token service', `the token broker cannot be reached: ${err instanceof Error ? err.message : 'error'}`, undefined, err)
 }
 
 /**
@@ -32,10 +32,10 @@ export function brokerFailure (err: unknown): ServiceError {
  * broker hands back for the rejected one.
  */
 export class PhoneService {
-  constructor (private readonly o: PhoneServiceOptions) {}
+  constructor (private readonly opts: PhoneServiceOptions) {}
 
   async exchange (openid: string, phoneCode: string): Promise<PhoneInfo> {
-    const { broker, appid } = this.o
+    const { broker, appid } = this.opts
     let token: string
     try {
       token = await broker.getAccessToken(appid)
@@ -43,13 +43,13 @@ export class PhoneService {
       throw brokerFailure(err)
     }
     for (let attempt = 0; ; attempt++) {
-      const outcome = await callWechat(this.o.got, this.o.metrics, {
+      const outcome = await callWechat(this.opts.got, this.opts.metrics, {
         api: 'getuserphonenumber',
         method: 'POST',
-        url: `${this.o.baseUrl}/wxa/business/getuserphonenumber`,
+        url: `${this.opts.baseUrl}/wxa/business/getuserphonenumber`,
         searchParams: { access_token: token },
         json: { code: phoneCode, openid },
-        timeoutMs: this.o.timeoutMs
+        timeoutMs: this.opts.timeoutMs
       })
       switch (outcome.kind) {
         case 'ok': return parsePhone(outcome.body, appid)

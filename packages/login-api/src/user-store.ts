@@ -1,6 +1,7 @@
 import type { RedisHandle } from '@wxlogin/service-kit'
 
-export interface PhoneInfo { phoneNumber: string, purePhoneNumber: string, countryCode: string }
+// A type, not an interface: it must fit the response schemas' open object types.
+export type PhoneInfo = { phoneNumber: string, purePhoneNumber: string, countryCode: string }
 
 export interface UserRecord {
   appid: string
@@ -21,33 +22,26 @@ export interface UserPatch {
   phone?: PhoneInfo
 }
 
-export interface SessionRecord { appid: string, openid: string }
-
-/** Users keyed by appid+openid, and sessions keyed by the SHA-256 of their token. */
+/** Users keyed by appid+openid. */
 export interface UserStore {
   upsertUser: (appid: string, openid: string, patch: UserPatch) => Promise<{ user: UserRecord, isNew: boolean }>
   getUser: (appid: string, openid: string) => Promise<UserRecord | null>
-  createSession: (tokenHash: string, session: SessionRecord, ttlSeconds: number) => Promise<void>
-  getSession: (tokenHash: string) => Promise<SessionRecord | null>
-  deleteSession: (tokenHash: string) => Promise<boolean>
 }
 
+/** `patch` over `cur` (or a new user); a field the patch leaves out keeps its value. */
 function merge (cur: UserRecord | null, appid: string, openid: string, patch: UserPatch, now: string): UserRecord {
   const base: UserRecord = cur ?? { appid, openid, unionid: null, nickname: null, head_pic: null, phone: null, created_at: now, updated_at: now }
-  return {
-    ...base,
-    ...(patch.unionid !== undefined ? { unionid: patch.unionid } : {}),
-    ...(patch.nickname !== undefined ? { nickname: patch.nickname } : {}),
-    ...(patch.head_pic !== undefined ? { head_pic: patch.head_pic } : {}),
-    ...(patch.phone !== undefined ? { phone: patch.phone } : {}),
-    updated_at: now
-  }
+  const user = { ...base, updated_at: now }
+  if (patch.unionid !== undefined) user.unionid = patch.unionid
+  if (patch.nickname !== undefined) user.nickname = patch.nickname
+  if (patch.head_pic !== undefined) user.head_pic = patch.head_pic
+  if (patch.phone !== undefined) user.phone = patch.phone
+  return user
 }
 
-/** For one replica without Redis. Sessions expire lazily and on a sweep. */
+/** For one replica without Redis. */
 export class MemoryUserStore implements UserStore {
   private readonly users = new Map<string, UserRecord>()
-  private readonly sessions = new Map<string, { session: SessionRecord, expiresAt: number }>()
 
   async upsertUser (appid: string, openid: string, patch: UserPatch): Promise<{ user: UserRecord, isNew: boolean }> {
     const key = `${appid}:${openid}`
@@ -59,31 +53,6 @@ export class MemoryUserStore implements UserStore {
 
   async getUser (appid: string, openid: string): Promise<UserRecord | null> {
     return this.users.get(`${appid}:${openid}`) ?? null
-  }
-
-  async createSession (tokenHash: string, session: SessionRecord, ttlSeconds: number): Promise<void> {
-    this.sweep()
-    this.sessions.set(tokenHash, { session, expiresAt: Date.now() + ttlSeconds * 1000 })
-  }
-
-  async getSession (tokenHash: string): Promise<SessionRecord | null> {
-    const s = this.sessions.get(tokenHash)
-    if (s === undefined) return null
-    if (s.expiresAt <= Date.now()) {
-      this.sessions.delete(tokenHash)
-      return null
-    }
-    return s.session
-  }
-
-  async deleteSession (tokenHash: string): Promise<boolean> {
-    return this.sessions.delete(tokenHash)
-  }
-
-  private sweep (): void {
-    if (this.sessions.size < 10_000) return
-    const now = Date.now()
-    for (const [k, v] of this.sessions) if (v.expiresAt <= now) this.sessions.delete(k)
   }
 }
 
@@ -112,7 +81,6 @@ export class RedisUserStore implements UserStore {
   constructor (private readonly redis: RedisHandle, private readonly prefix: string) {}
 
   private userKey (appid: string, openid: string): string { return `${this.prefix}user:${appid}:${openid}` }
-  private sessionKey (hash: string): string { return `${this.prefix}session:${hash}` }
 
   async upsertUser (appid: string, openid: string, patch: UserPatch): Promise<{ user: UserRecord, isNew: boolean }> {
     const key = this.userKey(appid, openid)
@@ -128,25 +96,6 @@ export class RedisUserStore implements UserStore {
   async getUser (appid: string, openid: string): Promise<UserRecord | null> {
     const raw = await this.redis.cmd.get(this.userKey(appid, openid))
     return raw === null ? null : normalise(JSON.parse(raw) as UserRecord)
-  }
-
-  async createSession (tokenHash: string, session: SessionRecord, ttlSeconds: number): Promise<void> {
-    const key = this.sessionKey(tokenHash)
-    await this.redis.cmd.set(key, JSON.stringify(session), { EX: ttlSeconds })
-    await this.redis.replicated(key)
-  }
-
-  async getSession (tokenHash: string): Promise<SessionRecord | null> {
-    const raw = await this.redis.cmd.get(this.sessionKey(tokenHash))
-    return raw === null ? null : JSON.parse(raw) as SessionRecord
-  }
-
-  async deleteSession (tokenHash: string): Promise<boolean> {
-    const key = this.sessionKey(tokenHash)
-    const deleted = (await this.redis.cmd.del(key)) > 0
-    // A logout that a failover undoes would bring the session back.
-    await this.redis.replicated(key)
-    return deleted
   }
 }
 

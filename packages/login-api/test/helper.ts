@@ -3,10 +3,10 @@ import nock from 'nock'
 import got from 'got'
 import type { FastifyInstance } from 'fastify'
 import { loggerOptions } from '@wxlogin/service-kit'
-import { LogCapture } from '@wxlogin/testing'
+import { LogCapture, TEST_SERVICE_DEFAULTS } from '@wxlogin/testing'
 import { buildApp, type LoginConfig } from '../src/app.js'
 
-export { useNock } from '@wxlogin/testing'
+export { metricValue, useNock } from '@wxlogin/testing'
 
 export const APPID = 'wxlogintest000001'
 export const BROKER = 'http://broker.test'
@@ -15,11 +15,7 @@ export const WX = 'http://wechat.test'
 
 export function testConfig (overrides: Partial<LoginConfig> = {}): LoginConfig {
   return {
-    host: '127.0.0.1',
-    port: 0,
-    metricsPort: 0,
-    logLevel: 'silent',
-    redis: undefined,
+    ...TEST_SERVICE_DEFAULTS,
     redisKeyPrefix: 'wxlogin:',
     brokerUrl: BROKER,
     brokerToken: BROKER_TOKEN,
@@ -63,14 +59,6 @@ export const wechat = {
     errmsg: 'ok',
     phone_info: { phoneNumber: pure, purePhoneNumber: pure, countryCode: '86', watermark: { timestamp: 1, appid: APPID } }
   })
-}
-
-export async function metricValue (app: FastifyInstance, name: string, labels: Record<string, string> = {}): Promise<number> {
-  const metric = await app.registry.getSingleMetric(name)?.get()
-  if (metric === undefined) return 0
-  return metric.values
-    .filter(v => Object.entries(labels).every(([k, val]) => String((v.labels as Record<string, unknown>)[k]) === val))
-    .reduce((sum, v) => sum + v.value, 0)
 }
 
 export const login = async (app: FastifyInstance, payload: object | string, headers: Record<string, string> = {}): Promise<ReturnType<FastifyInstance['inject']> extends Promise<infer R> ? R : never> =>

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 
-/** Thrown for a missing or malformed variable; server.ts prints its message alone, without a stack. */
+/** Thrown for a missing or malformed variable; configOrExit() prints its message alone, without a stack. */
 export class ConfigError extends Error {
   readonly code = 'invalid_config'
   constructor (readonly variable: string, reason: string) {

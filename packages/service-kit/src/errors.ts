@@ -1,15 +1,36 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { errorFields } from './error-fields.js'
 
-export interface ErrorBody {
+// A type, not an interface, so it fits the open object types JSON-schema type providers derive.
+export type ErrorBody = {
   error: string
   message: string
   wechat_errcode?: number
 }
 
+/** The contract's error shape as a response schema, for every route's 4xx and 5xx. */
+export const ERROR_BODY_SCHEMA = {
+  type: 'object',
+  properties: { error: { type: 'string' }, message: { type: 'string' }, wechat_errcode: { type: 'integer' } }
+} as const
+
+export const ERROR_RESPONSES = { '4xx': ERROR_BODY_SCHEMA, '5xx': ERROR_BODY_SCHEMA } as const
+
+// `| undefined` throughout: callers pass what they have, with no conditional spreads.
+export interface ServiceErrorOptions {
+  wechatErrcode?: number | undefined
+  headers?: Record<string, string> | undefined
+  /** For the operator's log only (see `detail` below). */
+  detail?: string | undefined
+  /** The error this one stands for (a Redis or got error): kept for the log, never answered. */
+  cause?: unknown
+}
+
 /**
  * Every error a service answers with: a snake_case code, a message for a person, an
  * HTTP status, and WeChat's errcode where WeChat answered. Messages never carry secrets:
- * they are written here or by the callers, never copied from a library's error.
+ * they are written here or by the callers, never copied from a library's error. The
+ * library's error is kept as `cause`, and logged through errorFields(), which scrubs it.
  */
 export class ServiceError extends Error {
   readonly code: string
@@ -19,8 +40,8 @@ export class ServiceError extends Error {
   /** For the operator's log only, never the response: what exactly failed (a socket error code, the broker's own error). Holds no secret. */
   readonly detail: string | undefined
 
-  constructor (code: string, message: string, statusCode: number, opts: { wechatErrcode?: number, headers?: Record<string, string>, detail?: string } = {}) {
-    super(message)
+  constructor (code: string, message: string, statusCode: number, opts: ServiceErrorOptions = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause })
     this.name = 'ServiceError'
     this.code = code
     this.statusCode = statusCode
@@ -65,7 +86,7 @@ export function toServiceError (err: unknown): ServiceError {
   return fromFastifyError(err as FastifyError) ?? new ServiceError('internal_error', 'Internal error.', 500)
 }
 
-export function sendError (reply: FastifyReply, err: ServiceError): FastifyReply {
+function sendError (reply: FastifyReply, err: ServiceError): FastifyReply {
   for (const [k, v] of Object.entries(err.headers)) reply.header(k, v)
   return reply.code(err.statusCode).type('application/json; charset=utf-8').send(err.toJSON())
 }
@@ -75,10 +96,9 @@ export function installErrorHandling (app: FastifyInstance): void {
   app.setErrorHandler((err: unknown, request: FastifyRequest, reply: FastifyReply) => {
     const se = toServiceError(err)
     if (se.statusCode >= 500 && !(err instanceof ServiceError)) {
-      // Only the error's name and code: a library error may carry a URL with a token in it.
-      request.log.error({ errName: (err as Error)?.name, errCode: (err as FastifyError)?.code }, 'unhandled error')
-    } else if (se.detail !== undefined) {
-      request.log.warn({ error: se.code, detail: se.detail }, 'request failed')
+      request.log.error({ err: errorFields(err) }, 'unhandled error')
+    } else if (se.detail !== undefined || se.cause !== undefined) {
+      request.log.warn({ error: se.code, detail: se.detail, ...(se.cause !== undefined ? { cause: errorFields(se.cause) } : {}) }, 'request failed')
     }
     return sendError(reply, se)
   })

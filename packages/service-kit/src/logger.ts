@@ -4,7 +4,7 @@ import type { FastifyServerOptions } from 'fastify'
  * Paths pino replaces with [Redacted]. Request logs hold headers; our own log calls never
  * pass tokens, but a future one might, so the usual names are covered everywhere.
  */
-export const REDACT_PATHS = [
+const REDACT_PATHS = [
   'req.headers.authorization',
   'req.headers.cookie',
   'headers.authorization',

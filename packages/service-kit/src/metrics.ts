@@ -24,20 +24,33 @@ export const httpMetrics = fp<{ registry: Registry }>(async (app, { registry }) 
   // Bound children per label set: prom-client would otherwise validate and hash the labels on
   // every request, a measurable share of a memory-served token request. The set is small and
   // bounded (methods x route templates x statuses).
-  const children = new Map<string, { observe: (v: number) => void }>()
+  const children = new BoundChildren<{ observe: (v: number) => void }>()
   // A callback hook, not an async one: no promise per request on the hot path.
   app.addHook('onResponse', (request, reply, done) => {
     const route = request.routeOptions.url ?? 'unmatched'
-    const key = `${request.method} ${route} ${reply.statusCode}`
-    let child = children.get(key)
-    if (child === undefined) {
-      child = histogram.labels({ method: request.method, route, status_code: String(reply.statusCode) })
-      children.set(key, child)
-    }
-    child.observe(reply.elapsedTime / 1000)
+    children.get(`${request.method} ${route} ${reply.statusCode}`,
+      () => histogram.labels({ method: request.method, route, status_code: String(reply.statusCode) })
+    ).observe(reply.elapsedTime / 1000)
     done()
   })
 }, { name: 'http-metrics' })
+
+/**
+ * A metric's children bound once per label set (keyed by the caller's own string): prom-client
+ * would otherwise validate and hash the labels on every call of a hot path.
+ */
+export class BoundChildren<C> {
+  private readonly children = new Map<string, C>()
+
+  get (key: string, make: () => C): C {
+    let child = this.children.get(key)
+    if (child === undefined) {
+      child = make()
+      this.children.set(key, child)
+    }
+    return child
+  }
+}
 
 /** The separate metrics listener: never on the public port. */
 export function buildMetricsServer (registry: Registry): FastifyInstance {

@@ -1,6 +1,6 @@
 import calculateSlot from 'cluster-key-slot'
 import { createClient, createCluster, createSentinel } from 'redis'
-import type { FastifyBaseLogger } from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import { checkUrl, ConfigError, type EnvReader } from './env.js'
 
 export interface RedisNode { host: string, port: number }
@@ -436,4 +436,18 @@ function bounded (current: () => object, ms: number): object {
       return fn
     }
   })
+}
+
+/**
+ * The Redis a service's stores share, started, and closed with the app; or null when no Redis
+ * is configured, with `memoryWarning` logged (the stores then live in this process: one replica).
+ */
+export function openStoreRedis (app: FastifyInstance, connection: RedisConnection | undefined, memoryWarning: string): RedisHandle | null {
+  if (connection === undefined) {
+    app.log.warn(memoryWarning)
+    return null
+  }
+  const redis = new RedisHandle(connection, app.log, 'store').start()
+  app.addHook('onClose', async () => { await redis.close() })
+  return redis
 }

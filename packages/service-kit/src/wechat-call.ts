@@ -94,7 +94,7 @@ async function attempt (got: Got, req: WechatRequest): Promise<WechatOutcome> {
   return { kind: 'ok', body: b }
 }
 
-export function resultLabel (o: WechatOutcome): string {
+function resultLabel (o: WechatOutcome): string {
   switch (o.kind) {
     case 'ok': return 'ok'
     case 'errcode': return String(o.errcode)

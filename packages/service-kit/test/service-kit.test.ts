@@ -2,7 +2,7 @@ import t from 'tap'
 import Fastify from 'fastify'
 import { createConnection } from 'node:net'
 import { Registry } from 'prom-client'
-import { ConfigError, createSecretMatcher, EnvReader, httpMetrics, installErrorHandling, maskPhone, registerHealthRoutes, safeEqual, ServiceError, shedWhileClosing } from '../src/index.js'
+import { ConfigError, createSecretMatcher, errorFields, scrubText, SingleFlight, EnvReader, httpMetrics, installErrorHandling, maskPhone, registerHealthRoutes, ServiceError, shedWhileClosing } from '../src/index.js'
 
 t.test('EnvReader', async t => {
   const r = new EnvReader({ A: ' 5 ', B: 'yes', C: '', U: 'https://x.example/', J: '{"a":1}' })
@@ -46,8 +46,6 @@ t.test('ServiceError and the error handler give the contract shape', async t => 
 
 t.test('helpers', async t => {
   t.equal(maskPhone('13812348000'), '138****8000')
-  t.equal(safeEqual('a', 'a'), true)
-  t.equal(safeEqual('a', 'ab'), false)
 })
 
 t.test('createSecretMatcher finds the matching entry, or null', async t => {
@@ -149,4 +147,35 @@ t.test('access log: errors and slow requests always, the rest only as sampled; n
   t.same(readAccessLog(new EnvReader({})), { sampleRate: 0, slowMs: 1000 })
   t.same(readAccessLog(new EnvReader({ LOG_ACCESS_SAMPLE_RATE: '0.01', LOG_SLOW_REQUEST_MS: '250' })), { sampleRate: 0.01, slowMs: 250 })
   t.throws(() => readAccessLog(new EnvReader({ LOG_ACCESS_SAMPLE_RATE: '2' })), /LOG_ACCESS_SAMPLE_RATE must be a number from 0 to 1/)
+})
+
+t.test('errorFields: a library error\'s name, code, message, stack and cause, with no secret of a URL', async t => {
+  const gotLike = Object.assign(new Error('Timeout awaiting \'request\' for 5000ms: GET https://api.weixin.qq.com/sns/jscode2session?appid=wx1&secret=s3cr3t&js_code=c0de'), { name: 'TimeoutError', code: 'ETIMEDOUT' })
+  const wrapped = new ServiceError('upstream_unavailable', 'WeChat is unavailable.', 503, { cause: gotLike })
+  t.equal(wrapped.cause, gotLike, 'the cause is kept')
+  t.same(wrapped.toJSON(), { error: 'upstream_unavailable', message: 'WeChat is unavailable.' }, 'and never answered')
+  const fields = errorFields(wrapped)
+  t.match(fields, { name: 'ServiceError', cause: { name: 'TimeoutError', code: 'ETIMEDOUT', message: /jscode2session\?\[query removed\]/ } })
+  t.notMatch(JSON.stringify(fields), /s3cr3t|c0de/)
+  t.match(fields.stack, /ServiceError/)
+  t.equal(scrubText('redis://user:pa55@h:1 Bearer abc.def access_token=x'), 'redis://[credentials removed]@h:1 Bearer [removed] access_token=[removed]')
+  const port = Object.assign(new Error('listen EADDRINUSE: address already in use 0.0.0.0:3001'), { code: 'EADDRINUSE' })
+  t.match(errorFields(port), { name: 'Error', code: 'EADDRINUSE', message: /EADDRINUSE/ }, 'a port clash says what it is')
+})
+
+t.test('SingleFlight: one run per key, shared by concurrent callers', async t => {
+  const flights = new SingleFlight<string, number>()
+  let runs = 0
+  let release: (v: number) => void = () => {}
+  const gate = new Promise<number>(resolve => { release = resolve })
+  const work = async (): Promise<number> => { runs++; return await gate }
+  const a = flights.run('k', work)
+  const b = flights.run('k', work)
+  t.ok(flights.has('k'))
+  release(7)
+  t.same(await Promise.all([a, b]), [7, 7])
+  t.equal(runs, 1)
+  t.notOk(flights.has('k'), 'forgotten once settled')
+  await t.rejects(flights.run('k', async () => { throw new Error('boom') }), /boom/)
+  t.equal(await flights.run('k', async () => 8), 8, 'a failure is not remembered')
 })

@@ -13,3 +13,6 @@ export async function freePort (): Promise<number> {
     })
   })
 }
+
+/** What every test configuration of a service starts from: ephemeral ports, no logs, no Redis. */
+export const TEST_SERVICE_DEFAULTS = { host: '127.0.0.1', port: 0, metricsPort: 0, logLevel: 'silent', redis: undefined } as const

@@ -40,7 +40,7 @@ export async function buildApp (config: BrokerConfig, opts: BuildOptions = {}): 
 
   await app.register(swagger, { openapi: OPENAPI })
   await app.register(tokenStore, { config })
-  await app.register(tokens, { config, got, metrics, ...(opts.backoffBaseMs !== undefined ? { backoffBaseMs: opts.backoffBaseMs } : {}) })
+  await app.register(tokens, { config, got, metrics, backoffBaseMs: opts.backoffBaseMs })
   await app.register(clientAuth, { clients: config.clients })
   await app.register(v1Routes, { prefix: '/v1' })
   await app.register(ticketRoutes, { prefix: '/v1' })

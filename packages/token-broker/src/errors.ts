@@ -8,7 +8,7 @@ export const errors = {
   invalidCode: (errcode: number) => new ServiceError('invalid_code', errcode === 40163 ? 'The login code was already used.' : 'The login code is invalid or expired.', 400, { wechatErrcode: errcode }),
   rateLimited: (errcode: number) => new ServiceError('rate_limited', 'WeChat says this is too frequent; retry later.', 429, { wechatErrcode: errcode, headers: { 'retry-after': '60' } }),
   highRiskUser: (errcode: number) => new ServiceError('high_risk_user', 'WeChat blocked this user as high-risk.', 403, { wechatErrcode: errcode }),
-  upstreamUnavailable: (detail: string, errcode?: number) => new ServiceError('upstream_unavailable', `WeChat is unavailable: ${detail}.`, 503, errcode !== undefined ? { wechatErrcode: errcode } : {}),
+  upstreamUnavailable: (detail: string, errcode?: number, cause?: unknown) => new ServiceError('upstream_unavailable', `WeChat is unavailable: ${detail}.`, 503, { wechatErrcode: errcode, cause }),
   wechatError: (errcode: number, what: string) => new ServiceError('wechat_error', `WeChat refused ${what} (errcode ${errcode}).`, 502, { wechatErrcode: errcode }),
   tokenUnavailable: (appid: string) => new ServiceError('token_unavailable', `No access_token for ${appid} could be had in time; retry.`, 503),
   forceRefreshThrottled: (appid: string, seconds: number) => new ServiceError('refresh_throttled', `The token of ${appid} was refreshed after an invalidation less than ${seconds} s ago. If the new token is rejected too, the cause is elsewhere.`, 429, { headers: { 'retry-after': String(seconds) } }),

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events'
 import type { FastifyBaseLogger } from 'fastify'
-import { ServiceError } from '@wxlogin/service-kit'
+import { BoundChildren, ServiceError, SingleFlight } from '@wxlogin/service-kit'
 import type { WechatAppConfig } from './config.js'
 import { errors } from './errors.js'
 import type { BrokerMetrics, RefreshReason, TokenSource } from './metrics.js'
@@ -68,7 +68,7 @@ const WAIT_MAX_MS = 500
 export class TokenManager {
   private readonly apps: Map<string, WechatAppConfig>
   private readonly memory = new Map<string, TokenRecord>()
-  private readonly inflight = new Map<string, Promise<ServedToken>>()
+  private readonly inflight = new SingleFlight<string, ServedToken>()
   private readonly failures = new Map<string, { error: ServiceError, until: number }>()
   private readonly nextAheadAt = new Map<string, number>()
   private readonly updates = new EventEmitter()
@@ -77,15 +77,15 @@ export class TokenManager {
   private readonly kind: string
   private readonly lockResource: string
 
-  constructor (private readonly o: TokenManagerOptions) {
-    this.apps = new Map(o.apps.map(a => [a.appid, a]))
-    this.kind = o.credential.kind
+  constructor (private readonly opts: TokenManagerOptions) {
+    this.apps = new Map(opts.apps.map(a => [a.appid, a]))
+    this.kind = opts.credential.kind
     this.lockResource = this.kind === 'token' ? '' : this.kind
-    if (this.kind === 'token') for (const a of o.apps) o.metrics.budgetLimit.set({ appid: a.appid }, o.invalidationBudget[a.tokenMode])
+    if (this.kind === 'token') for (const a of opts.apps) opts.metrics.budgetLimit.set({ appid: a.appid }, opts.invalidationBudget[a.tokenMode])
     this.updates.setMaxListeners(0)
     // Stable tokens come back unchanged until WeChat renews them; don't ask again at once.
-    this.aheadCooldownMs = Math.max(1000, Math.min(30_000, o.refreshAheadMs / 10))
-    o.store.onUpdate(appid => { this.onRemoteUpdate(appid) })
+    this.aheadCooldownMs = Math.max(1000, Math.min(30_000, opts.refreshAheadMs / 10))
+    opts.store.onUpdate(appid => { this.onRemoteUpdate(appid) })
   }
 
   hasApp (appid: string): boolean { return this.apps.has(appid) }
@@ -100,8 +100,8 @@ export class TokenManager {
     const cur = this.memory.get(appid)
     if (cur !== undefined && cur.seq > rec.seq) return
     this.memory.set(appid, rec)
-    this.o.credential.metrics.expiry(appid, Math.floor(rec.expiresAt / 1000))
-    this.scheduleAhead(appid, rec.expiresAt - this.o.refreshAheadMs - Date.now())
+    this.opts.credential.metrics.expiry(appid, Math.floor(rec.expiresAt / 1000))
+    this.scheduleAhead(appid, rec.expiresAt - this.opts.refreshAheadMs - Date.now())
   }
 
   private readonly aheadTimers = new Map<string, NodeJS.Timeout>()
@@ -127,22 +127,15 @@ export class TokenManager {
     this.aheadTimers.set(appid, timer)
   }
 
-  /** Bound counter children, so the hot path does not hash labels on every request. */
-  private readonly counters = new Map<string, { inc: () => void }>()
+  private readonly counters = new BoundChildren<{ inc: () => void }>()
 
   private count (appid: string, source: TokenSource): void {
-    const key = `${appid}\0${source}`
-    let c = this.counters.get(key)
-    if (c === undefined) {
-      c = this.o.credential.metrics.served(appid, source)
-      this.counters.set(key, c)
-    }
-    c.inc()
+    this.counters.get(`${appid}\0${source}`, () => this.opts.credential.metrics.served(appid, source)).inc()
   }
 
   private onRemoteUpdate (appid: string): void {
     if (!this.apps.has(appid)) return
-    this.o.store.get(appid).then(rec => {
+    this.opts.store.get(appid).then(rec => {
       if (rec !== null) this.remember(appid, rec)
     }, () => {}).finally(() => { this.updates.emit(appid) })
   }
@@ -156,12 +149,12 @@ export class TokenManager {
       this.maybeRefreshAhead(appid, mem, now)
       return { record: mem, source: 'memory' }
     }
-    const stored = await this.readStore(appid)
-    if (this.usable(stored)) {
-      this.remember(appid, stored)
+    const shared = await this.readStore(appid)
+    if (this.usable(shared)) {
+      this.remember(appid, shared)
       this.count(appid, 'redis')
-      this.maybeRefreshAhead(appid, stored, Date.now())
-      return { record: stored, source: 'redis' }
+      this.maybeRefreshAhead(appid, shared, Date.now())
+      return { record: shared, source: 'redis' }
     }
     const served = await this.refresh(appid, 'miss')
     this.count(appid, served.source)
@@ -176,7 +169,7 @@ export class TokenManager {
     const current = (await this.readStore(appid)) ?? this.memory.get(appid) ?? null
     if (this.usable(current) && current.token !== stale) {
       this.remember(appid, current)
-      const source = this.o.store.shared && this.o.store.available() ? 'redis' : 'memory'
+      const source = this.opts.store.shared && this.opts.store.available() ? 'redis' : 'memory'
       this.count(appid, source)
       return { record: current, source }
     }
@@ -201,7 +194,7 @@ export class TokenManager {
     if (!this.usable(current)) return await this.getToken(appid)
     if (Date.now() - (current.fetchedAt ?? 0) < graceMs) {
       this.remember(appid, current)
-      const source = this.o.store.shared && this.o.store.available() ? 'redis' : 'memory'
+      const source = this.opts.store.shared && this.opts.store.available() ? 'redis' : 'memory'
       this.count(appid, source)
       return { record: current, source }
     }
@@ -209,16 +202,16 @@ export class TokenManager {
   }
 
   private async readStore (appid: string): Promise<TokenRecord | null> {
-    if (!this.o.store.available()) return null
+    if (!this.opts.store.available()) return null
     try {
-      return await this.o.store.get(appid)
+      return await this.opts.store.get(appid)
     } catch {
       return null
     }
   }
 
   private maybeRefreshAhead (appid: string, rec: TokenRecord, now: number): void {
-    if (rec.expiresAt - now >= this.o.refreshAheadMs) return
+    if (rec.expiresAt - now >= this.opts.refreshAheadMs) return
     if (this.inflight.has(appid) || now < (this.nextAheadAt.get(appid) ?? 0)) return
     this.nextAheadAt.set(appid, now + this.aheadCooldownMs)
     const p: Promise<unknown> = this.refresh(appid, 'ahead')
@@ -229,47 +222,39 @@ export class TokenManager {
 
   /** Single flight per app inside this process. */
   private async refresh (appid: string, reason: RefreshReason, stale?: string): Promise<ServedToken> {
-    const running = this.inflight.get(appid)
-    if (running !== undefined) return await running
-    const p = this.refreshAcrossReplicas(appid, reason, stale)
-    this.inflight.set(appid, p)
-    try {
-      return await p
-    } finally {
-      this.inflight.delete(appid)
-    }
+    return await this.inflight.run(appid, async () => await this.refreshAcrossReplicas(appid, reason, stale))
   }
 
   /** True when `rec` makes an upstream call for this reason unnecessary. */
   private satisfies (rec: TokenRecord | null, reason: RefreshReason, stale: string | undefined): rec is TokenRecord {
     if (!this.usable(rec)) return false
     if (reason === 'invalidated') return rec.token !== stale
-    if (reason === 'ahead') return rec.expiresAt - Date.now() >= this.o.refreshAheadMs
+    if (reason === 'ahead') return rec.expiresAt - Date.now() >= this.opts.refreshAheadMs
     return true
   }
 
   private async refreshAcrossReplicas (appid: string, reason: RefreshReason, stale: string | undefined): Promise<ServedToken> {
-    const { store, lock } = this.o
+    const { store, lock } = this.opts
     if (!store.shared || !store.available()) return await this.fetchUpstream(appid, reason, stale)
 
     const started = Date.now()
-    const deadline = started + this.o.waitTimeoutMs
+    const deadline = started + this.opts.waitTimeoutMs
     let pause = WAIT_MIN_MS
     for (;;) {
       const cur = await this.readStore(appid)
       if (this.satisfies(cur, reason, stale)) {
-        this.o.metrics.lockWait.observe((Date.now() - started) / 1000)
+        this.opts.metrics.lockWait.observe((Date.now() - started) / 1000)
         this.remember(appid, cur)
         return { record: cur, source: 'redis' }
       }
       if (!store.available()) return await this.fetchUpstream(appid, reason, stale)
       const held = await lock.tryAcquire(appid, this.lockResource)
       if (held === 'unavailable') {
-        this.o.log.warn({ appid, kind: this.kind }, 'refresh lock quorum unavailable; refreshing from this replica alone')
+        this.opts.log.warn({ appid, kind: this.kind }, 'refresh lock quorum unavailable; refreshing from this replica alone')
         return await this.fetchUpstream(appid, reason, stale)
       }
       if (held !== 'busy') {
-        this.o.metrics.lockWait.observe((Date.now() - started) / 1000)
+        this.opts.metrics.lockWait.observe((Date.now() - started) / 1000)
         try {
           // The holder before us may have stored a token between our read and our lock.
           const again = await this.readStore(appid)
@@ -304,25 +289,25 @@ export class TokenManager {
   private async rememberedFailure (appid: string): Promise<ServiceError | null> {
     const local = this.failures.get(appid)
     if (local !== undefined && local.until > Date.now()) return local.error
-    if (!this.o.store.shared || !this.o.store.available() || this.o.failureMemoryMs <= 0) return null
+    if (!this.opts.store.shared || !this.opts.store.available() || this.opts.failureMemoryMs <= 0) return null
     try {
-      const f = await this.o.store.recentFailure(appid)
-      return f === null ? null : new ServiceError(f.code, f.message, f.status, f.wechatErrcode !== undefined ? { wechatErrcode: f.wechatErrcode } : {})
+      const f = await this.opts.store.recentFailure(appid)
+      return f === null ? null : new ServiceError(f.code, f.message, f.status, { wechatErrcode: f.wechatErrcode })
     } catch {
       return null
     }
   }
 
   private async rememberFailure (appid: string, error: ServiceError): Promise<void> {
-    const ttl = this.o.failureMemoryMs
+    const ttl = this.opts.failureMemoryMs
     if (ttl <= 0) return
     this.failures.set(appid, { error, until: Date.now() + ttl })
     const failure = { code: error.code, message: error.message, status: error.statusCode, ...(error.wechatErrcode !== undefined ? { wechatErrcode: error.wechatErrcode } : {}) }
-    if (!this.o.store.shared || !this.o.store.available() || !plausibleFailure(failure)) return
+    if (!this.opts.store.shared || !this.opts.store.available() || !plausibleFailure(failure)) return
     try {
-      await this.o.store.rememberFailure(appid, failure, ttl)
+      await this.opts.store.rememberFailure(appid, failure, ttl)
       // Replicas waiting for this refresh learn of it now rather than at their next poll.
-      await this.o.store.publish(appid)
+      await this.opts.store.publish(appid)
     } catch { /* this replica still remembers it */ }
   }
 
@@ -332,7 +317,7 @@ export class TokenManager {
     const remembered = await this.rememberedFailure(appid)
     if (remembered !== null) throw remembered
 
-    const { store, log } = this.o
+    const { store, log } = this.opts
     let seq: number
     try {
       seq = store.available() ? await store.nextSeq(appid) : Date.now()
@@ -345,26 +330,26 @@ export class TokenManager {
     const requestedAt = Date.now()
     let rec: TokenRecord
     try {
-      const fetched = await this.o.credential.fetch(app, force)
+      const fetched = await this.opts.credential.fetch(app, force)
       const previous = this.memory.get(appid)
       // WeChat handing back the token we hold (stable mode, normal call) does not make it newer.
       const fetchedAt = previous?.token === fetched.token ? (previous.fetchedAt ?? requestedAt) : requestedAt
       rec = { token: fetched.token, expiresAt: requestedAt + fetched.expiresInSeconds * 1000, seq, fetchedAt }
     } catch (err) {
-      const error = err instanceof ServiceError ? err : errors.upstreamUnavailable('unexpected error')
-      this.o.credential.metrics.refreshed(appid, reason, 'error')
+      const error = err instanceof ServiceError ? err : errors.upstreamUnavailable('unexpected error', undefined, err)
+      this.opts.credential.metrics.refreshed(appid, reason, 'error')
       log.error({ appid, kind: this.kind, reason, error: error.code, wechat_errcode: error.wechatErrcode }, 'refresh failed')
       await this.rememberFailure(appid, error)
       throw error
     }
     this.failures.delete(appid)
-    this.o.credential.metrics.refreshed(appid, reason, 'ok')
+    this.opts.credential.metrics.refreshed(appid, reason, 'ok')
     log.info({ appid, kind: this.kind, reason, expiresInSeconds: Math.round((rec.expiresAt - requestedAt) / 1000) }, 'refreshed')
 
     if (store.available()) {
       try {
-        const stored = await store.setIfNewer(appid, rec)
-        if (!stored) {
+        const accepted = await store.setIfNewer(appid, rec)
+        if (!accepted) {
           // A newer refresh won while ours was in flight: serve its token, not ours.
           const newer = await store.get(appid)
           if (newer !== null) rec = newer
@@ -388,8 +373,8 @@ export class TokenManager {
    */
   private async allowInvalidationRefresh (app: WechatAppConfig): Promise<void> {
     const { appid } = app
-    const interval = this.o.forceRefreshIntervalMs
-    const shared = this.o.store.available() ? this.o.store : this.localCounts
+    const interval = this.opts.forceRefreshIntervalMs
+    const shared = this.opts.store.available() ? this.opts.store : this.localCounts
     if (interval > 0) {
       let first: boolean
       try {
@@ -399,7 +384,7 @@ export class TokenManager {
       }
       if (!first) throw errors.forceRefreshThrottled(appid, Math.ceil(interval / 1000))
     }
-    const limit = this.o.invalidationBudget[app.tokenMode]
+    const limit = this.opts.invalidationBudget[app.tokenMode]
     const { day, leftMs } = wechatDay()
     let spent: { used: number, allowed: boolean }
     try {
@@ -407,9 +392,9 @@ export class TokenManager {
     } catch {
       spent = await this.localCounts.spend(appid, day, limit, leftMs + 3600_000)
     }
-    this.o.metrics.budgetUsed.set({ appid }, spent.used)
+    this.opts.metrics.budgetUsed.set({ appid }, spent.used)
     if (!spent.allowed) {
-      this.o.log.warn({ appid, limit }, 'invalidation refused: the daily refresh budget is spent')
+      this.opts.log.warn({ appid, limit }, 'invalidation refused: the daily refresh budget is spent')
       throw errors.budgetExhausted(appid, limit, Math.ceil(leftMs / 1000))
     }
   }

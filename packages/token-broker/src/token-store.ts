@@ -216,15 +216,20 @@ export class RedisTokenStore implements TokenStore {
 
   available (): boolean { return this.redis.ok() }
 
-  async get (appid: string): Promise<TokenRecord | null> {
-    const raw = await this.redis.cmd.get(this.key(appid, this.keys.record))
+  /** The JSON value at `key` if `check` believes it; anything else (absent, garbled, planted) is null. */
+  private async readChecked<T> (key: string, check: (v: T) => boolean): Promise<T | null> {
+    const raw = await this.redis.cmd.get(key)
     if (raw === null) return null
     try {
-      const o = JSON.parse(raw) as TokenRecord
-      return plausible(o) ? o : null
+      const value = JSON.parse(raw) as T
+      return check(value) ? value : null
     } catch {
       return null
     }
+  }
+
+  async get (appid: string): Promise<TokenRecord | null> {
+    return await this.readChecked<TokenRecord>(this.key(appid, this.keys.record), rec => plausible(rec))
   }
 
   async nextSeq (appid: string): Promise<number> {
@@ -262,13 +267,6 @@ export class RedisTokenStore implements TokenStore {
   }
 
   async recentFailure (appid: string): Promise<RememberedFailure | null> {
-    const raw = await this.redis.cmd.get(this.key(appid, this.keys.failure))
-    if (raw === null) return null
-    try {
-      const f = JSON.parse(raw) as unknown
-      return plausibleFailure(f) ? f : null
-    } catch {
-      return null
-    }
+    return await this.readChecked<RememberedFailure>(this.key(appid, this.keys.failure), plausibleFailure)
   }
 }

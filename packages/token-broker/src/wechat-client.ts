@@ -13,8 +13,8 @@ export interface WechatClientOptions {
   /** Total time the retries of one operation may take. */
   retryBudgetMs: number
   /** First backoff pause; doubled per attempt, with jitter. */
-  backoffBaseMs?: number
-  maxAttempts?: number
+  backoffBaseMs?: number | undefined
+  maxAttempts?: number | undefined
   /** Each call to a token endpoint, counted against WeChat's daily quota of that endpoint. */
   countTokenCall?: (appid: string, api: 'token' | 'stable_token', force: boolean) => void
 }

@@ -1,8 +1,7 @@
 import t, { type Test } from 'tap'
-import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { createSimulator, type Simulator } from '@wxlogin/wechat-sim'
-import { freePort, startRedisServer, waitFor } from '@wxlogin/testing'
+import { freePort, startRedisServer, startServiceProcess, waitFor } from '@wxlogin/testing'
 import { APPID, CLIENT_TOKEN, OTHER_CLIENT_TOKEN, SECRET, auth, build, metricValue, testConfig } from './helper.js'
 
 // Black-box: broker processes (dist/server.js) on a real Redis, WeChat simulated over HTTP, and
@@ -22,10 +21,8 @@ interface BrokerProcess { url: string, metrics: () => Promise<string>, stderr: (
 async function startBroker (t: Test, env: Record<string, string>): Promise<BrokerProcess> {
   const port = await freePort()
   const metricsPort = await freePort()
-  let stderr = ''
-  const child = spawn(process.execPath, [fileURLToPath(new URL('../dist/server.js', import.meta.url))], {
+  const proc = startServiceProcess(fileURLToPath(new URL('../dist/server.js', import.meta.url)), {
     env: {
-      PATH: process.env.PATH,
       HOST: '127.0.0.1',
       PORT: String(port),
       METRICS_PORT: String(metricsPort),
@@ -39,21 +36,13 @@ async function startBroker (t: Test, env: Record<string, string>): Promise<Broke
       ]),
       WECHAT_API_ALLOW_HTTP: 'true',
       ...env
-    },
-    stdio: ['ignore', 'pipe', 'pipe']
+    }
   })
-  // Both streams are kept: the tests read the logs for secrets.
-  child.stdout.on('data', (d: Buffer) => { stderr += d.toString() })
-  child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
-  t.teardown(async () => {
-    if (child.exitCode !== null) return
-    const exited = new Promise(resolve => child.once('exit', resolve))
-    child.kill('SIGTERM')
-    await exited
-  })
+  // The tests read the whole output (both streams) for secrets.
+  t.teardown(async () => { await proc.stop() })
   const url = `http://127.0.0.1:${port}`
   await waitFor(async () => (await (await fetch(`${url}/readyz`)).json() as { status: string }).status === 'ready', { what: 'broker ready' })
-  return { url, metrics: async () => await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text(), stderr: () => stderr }
+  return { url, metrics: async () => await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text(), stderr: proc.output }
 }
 
 /**

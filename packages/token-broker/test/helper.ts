@@ -2,10 +2,10 @@ import type { Test } from 'tap'
 import got from 'got'
 import type { FastifyInstance } from 'fastify'
 import { loggerOptions } from '@wxlogin/service-kit'
-import { LogCapture } from '@wxlogin/testing'
+import { LogCapture, TEST_SERVICE_DEFAULTS } from '@wxlogin/testing'
 import { buildApp, type BrokerConfig, type BuildOptions } from '../src/app.js'
 
-export { useNock } from '@wxlogin/testing'
+export { metricValue, useNock } from '@wxlogin/testing'
 
 export const APPID = 'wxtest0000000001'
 export const SECRET = 'app-secret-9f8e7d6c5b4a'
@@ -15,11 +15,7 @@ export const WX = 'http://wechat.test'
 
 export function testConfig (overrides: Partial<BrokerConfig> = {}): BrokerConfig {
   return {
-    host: '127.0.0.1',
-    port: 0,
-    metricsPort: 0,
-    logLevel: 'silent',
-    redis: undefined,
+    ...TEST_SERVICE_DEFAULTS,
     redlock: [],
     redisKeyPrefix: 'wxbroker:',
     apps: [{ appid: APPID, secret: SECRET, tokenMode: 'stable' }],
@@ -60,13 +56,3 @@ export async function build (t: Test, config: BrokerConfig = testConfig(), opts:
 export const auth = (token = CLIENT_TOKEN): Record<string, string> => ({ authorization: `Bearer ${token}` })
 
 export const tokenReply = (token: string, expiresIn = 7200): { access_token: string, expires_in: number } => ({ access_token: token, expires_in: expiresIn })
-
-/** Sums a metric's samples matching `labels`; `name` may be a histogram's `_count` or `_sum`. */
-export async function metricValue (app: FastifyInstance, name: string, labels: Record<string, string> = {}): Promise<number> {
-  const metric = await app.registry.getSingleMetric(name.replace(/_(count|sum)$/, ''))?.get()
-  if (metric === undefined) return 0
-  return metric.values
-    .filter(v => Object.entries(labels).every(([k, val]) => String((v.labels as Record<string, unknown>)[k]) === val))
-    .filter(v => { const sample = (v as { metricName?: string }).metricName; return sample === undefined || sample === name })
-    .reduce((sum, v) => sum + v.value, 0)
-}

@@ -1,10 +1,9 @@
 import t, { type Test } from 'tap'
-import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
 import { createClient } from 'redis'
 import { createSimulator, type Simulator } from '@wxlogin/wechat-sim'
-import { freePort, startRedisServer, waitFor } from '@wxlogin/testing'
+import { freePort, startRedisServer, startServiceProcess, waitFor } from '@wxlogin/testing'
 import { RedisHandle } from '@wxlogin/service-kit'
 import Fastify from 'fastify'
 import { RedisTokenStore } from '../src/token-store.js'
@@ -175,9 +174,9 @@ t.test('a replica killed with SIGKILL while holding the lock: another refreshes 
   // The first upstream call hangs: the child will hold the lock when it dies.
   sim.faults.add('stable_token', { kind: 'latency', latencyMs: 60_000 }, 1)
   const port = await freePort()
-  const child = spawn(process.execPath, [fileURLToPath(new URL('../dist/server.js', import.meta.url))], {
+  const child = startServiceProcess(fileURLToPath(new URL('../dist/server.js', import.meta.url)), {
+    stderr: 'inherit',
     env: {
-      PATH: process.env.PATH,
       HOST: '127.0.0.1',
       PORT: String(port),
       METRICS_PORT: String(await freePort()),
@@ -189,17 +188,14 @@ t.test('a replica killed with SIGKILL while holding the lock: another refreshes 
       WECHAT_API_ALLOW_HTTP: 'true',
       REDIS_URL: redis.url
       // TOKEN_LOCK_TTL_MS at its default (3 s): the lock outlives its dead holder by no more.
-    },
-    stdio: ['ignore', 'ignore', 'inherit']
+    }
   })
-  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
+  t.teardown(async () => { await child.stop('SIGKILL') })
   const base = `http://127.0.0.1:${port}`
   await waitFor(async () => (await (await fetch(`${base}/readyz`)).json() as { status: string }).status === 'ready', { what: 'child broker ready' })
   const pending = fetch(`${base}${TOKEN_URL}`, { headers: auth() }).catch(() => null)
   await waitFor(() => sim.state.calls.stable_token === 1, { what: 'child is calling upstream under the lock' })
-  const exited = new Promise(resolve => child.once('exit', resolve))
-  child.kill('SIGKILL')
-  await exited
+  await child.stop('SIGKILL')
   await pending
 
   const killedAt = Date.now()

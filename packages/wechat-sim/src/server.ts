@@ -1,5 +1,5 @@
 import closeWithGrace from 'close-with-grace'
-import { ConfigError, configOrExit, EnvReader, loggerOptions } from '@wxlogin/service-kit'
+import { ConfigError, configOrExit, EnvReader, errorFields, loggerOptions } from '@wxlogin/service-kit'
 import { createSimulator, type SimulatorOptions } from './app.js'
 
 function readConfig (env: Record<string, string | undefined>): { host: string, port: number, sim: SimulatorOptions } {
@@ -29,7 +29,7 @@ const config = configOrExit('wechat-sim', readConfig, process.env)
 
 const { app } = createSimulator(config.sim)
 closeWithGrace({ delay: 10_000 }, async ({ err }) => {
-  if (err !== undefined) app.log.error({ errName: err.name }, 'closing after error')
+  if (err !== undefined) app.log.error({ err: errorFields(err) }, 'closing after an uncaught error')
   await app.close()
 })
 await app.listen({ host: config.host, port: config.port })

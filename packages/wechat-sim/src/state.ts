@@ -109,7 +109,7 @@ export class SimState {
     this.apps.set(appid, secret)
   }
 
-  /** appid/secret checks shared by the three secret-bearing APIs. */
+  /** appid/secret checks shared by the APIs that take the appsecret. */
   checkCredentials (appid: string | undefined, secret: string | undefined): number {
     if (appid === undefined || appid === '') return 41002
     if (secret === undefined || secret === '') return 41004
@@ -167,7 +167,7 @@ export class SimState {
     return { ok: true, value: issued }
   }
 
-  /** 0 for a valid token of `appid` (or of any app when appid is omitted), else WeChat's errcode. */
+  /** The app a valid token belongs to, or WeChat's errcode for a missing, unknown or expired one. */
   checkAccessToken (token: string | undefined): Outcome<string> {
     if (token === undefined || token === '') return { ok: false, errcode: 41001 }
     const info = this.tokens.get(token)
@@ -247,7 +247,7 @@ export class SimState {
     this.usage.set(appid, perApp)
   }
 
-  /** GET /cgi-bin/ticket/getticket: the same ticket while more than 5 minutes of it remain. */
+  /** GET /cgi-bin/ticket/getticket: the same ticket while more than stableRenewBeforeSeconds of it remain. */
   ticket (accessToken: string | undefined, type: string | undefined): Outcome<{ ticket: string, expires_in: number }> {
     const tok = this.checkAccessToken(accessToken)
     if (!tok.ok) return tok

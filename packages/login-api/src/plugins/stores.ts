@@ -1,11 +1,12 @@
 import fp from 'fastify-plugin'
-import { RedisHandle } from '@wxlogin/service-kit'
-import type { LoginConfig } from '../config.js'
+import { openStoreRedis, type RedisHandle } from '@wxlogin/service-kit'
+import { MemorySessionStore, RedisSessionStore, type SessionStore } from '../session-store.js'
 import { MemoryUserStore, RedisUserStore, type UserStore } from '../user-store.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     users: UserStore
+    sessions: SessionStore
     /** The Redis shared by users, sessions and rate limits (any mode); null in memory mode. */
     redis: RedisHandle | null
     /** Why the store cannot serve right now (unreachable, frozen); undefined while it can. */
@@ -13,17 +14,13 @@ declare module 'fastify' {
   }
 }
 
-export default fp<{ config: LoginConfig }>(async (app, { config }) => {
-  if (config.redis === undefined) {
-    app.log.warn('No Redis is configured (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES): users, sessions and rate limits live in this process only; run a single replica')
-    app.decorate('redis', null)
-    app.decorate('users', new MemoryUserStore())
-    app.decorate('storeProblem', () => undefined)
-    return
-  }
-  const redis = new RedisHandle(config.redis, app.log, 'store').start()
+export default fp(async (app) => {
+  const { redis: connection, redisKeyPrefix } = app.loginConfig
+  const redis = openStoreRedis(app, connection, 'No Redis is configured (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES): users, sessions and rate limits live in this process only; run a single replica')
   app.decorate('redis', redis)
-  app.decorate('users', new RedisUserStore(redis, config.redisKeyPrefix))
-  app.decorate('storeProblem', () => redis.problem())
-  app.addHook('onClose', async () => { await redis.close() })
-}, { name: 'stores' })
+  const users: UserStore = redis === null ? new MemoryUserStore() : new RedisUserStore(redis, redisKeyPrefix)
+  const sessions: SessionStore = redis === null ? new MemorySessionStore() : new RedisSessionStore(redis, redisKeyPrefix)
+  app.decorate('users', users)
+  app.decorate('sessions', sessions)
+  app.decorate('storeProblem', () => redis?.problem())
+}, { name: 'stores', dependencies: ['login-context'] })

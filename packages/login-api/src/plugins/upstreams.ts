@@ -1,8 +1,6 @@
 import fp from 'fastify-plugin'
 import type { Got } from 'got'
 import { createBrokerClient, type BrokerClient } from '@wxlogin/broker-client'
-import type { LoginConfig } from '../config.js'
-import type { LoginMetrics } from '../metrics.js'
 import { PhoneService } from '../phone-service.js'
 
 declare module 'fastify' {
@@ -12,7 +10,8 @@ declare module 'fastify' {
   }
 }
 
-export default fp<{ config: LoginConfig, got: Got, metrics: LoginMetrics }>(async (app, { config, got, metrics }) => {
+export default fp<{ got: Got }>(async (app, { got }) => {
+  const config = app.loginConfig
   const broker = createBrokerClient({ baseUrl: config.brokerUrl, token: config.brokerToken, got, timeoutMs: config.brokerTimeoutMs })
   app.decorate('broker', broker)
   app.decorate('phones', new PhoneService({
@@ -21,6 +20,6 @@ export default fp<{ config: LoginConfig, got: Got, metrics: LoginMetrics }>(asyn
     appid: config.appid,
     baseUrl: config.wechatBaseUrl,
     timeoutMs: config.wechatTimeoutMs,
-    metrics: metrics.wechat
+    metrics: app.loginMetrics.wechat
   }))
-}, { name: 'upstreams' })
+}, { name: 'upstreams', dependencies: ['login-context'] })

@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin'
-import { RedisHandle } from '@wxlogin/service-kit'
+import { openStoreRedis, RedisHandle } from '@wxlogin/service-kit'
 import type { BrokerConfig } from '../config.js'
 import { LocalLock, RedlockRefreshLock, type RefreshLock } from '../refresh-lock.js'
 import { MemoryTokenStore, RedisTokenStore, type TokenStore } from '../token-store.js'
@@ -24,19 +24,18 @@ declare module 'fastify' {
 
 /** The shared token store and the Redlock quorum, or their single-replica stand-ins. */
 export default fp<{ config: BrokerConfig }>(async (app, { config }) => {
-  if (config.redis === undefined) {
-    app.log.warn('No Redis is configured (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES): tokens live in this process only; run a single replica')
+  const store = openStoreRedis(app, config.redis, 'No Redis is configured (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES): tokens live in this process only; run a single replica')
+  if (store === null) {
     app.decorate('credentialStores', perKind(() => new MemoryTokenStore()))
     app.decorate('refreshLock', new LocalLock())
     app.decorate('storeHealth', () => ({ ok: true as const }))
     return
   }
-  const store = new RedisHandle(config.redis, app.log, 'store').start()
   // The first lock server is usually the store itself (always, in Sentinel and Cluster mode
   // without REDLOCK_URLS): reuse that connection.
   const lockServers = config.redlock.map((conn, i) =>
     conn === config.redis || (conn.url !== undefined && conn.url === config.redis?.url) ? store : new RedisHandle(conn, app.log, `lock-${i}`).start())
-  const owned = [store, ...lockServers.filter(c => c !== store)]
+  const ownLockServers = lockServers.filter(c => c !== store)
 
   const stores = perKind(kind => new RedisTokenStore(store, config.redisKeyPrefix, config.apps.map(a => a.appid), kind))
   for (const s of Object.values(stores)) await s.start()
@@ -52,6 +51,6 @@ export default fp<{ config: BrokerConfig }>(async (app, { config }) => {
     return { ok: true as const }
   })
   app.addHook('onClose', async () => {
-    await Promise.all(owned.map(async c => { await c.close() }))
+    await Promise.all(ownLockServers.map(async c => { await c.close() }))
   })
 }, { name: 'token-store' })

@@ -23,7 +23,7 @@ export interface TokensPluginOptions {
   config: BrokerConfig
   got: Got
   metrics: BrokerMetrics
-  backoffBaseMs?: number
+  backoffBaseMs?: number | undefined
 }
 
 export const TICKET_TYPES: readonly TicketType[] = ['jsapi', 'wx_card']
@@ -36,7 +36,7 @@ export default fp<TokensPluginOptions>(async (app, { config, got, metrics, backo
     timeoutMs: config.upstreamTimeoutMs,
     retryBudgetMs: config.retryBudgetMs,
     countTokenCall: (appid, api, force) => { metrics.upstreamTokenCalls.inc({ appid, api, force: String(force) }) },
-    ...(backoffBaseMs !== undefined ? { backoffBaseMs } : {})
+    backoffBaseMs
   })
 
   const manager = (kind: CredentialKind, credential: Omit<Credential, 'kind'>): TokenManager => new TokenManager({

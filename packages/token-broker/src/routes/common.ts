@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { APPID_PATTERN, DEADLINE_HEADER } from '@wxlogin/service-kit'
+import { APPID_PATTERN, DEADLINE_HEADER, ERROR_BODY_SCHEMA } from '@wxlogin/service-kit'
 import { errors } from '../errors.js'
 import type { ServedToken } from '../token-manager.js'
 
@@ -9,20 +9,22 @@ export const appidParams = {
   properties: { appid: { type: 'string', pattern: APPID_PATTERN } }
 } as const
 
-export const errorBody = {
-  type: 'object',
-  properties: { error: { type: 'string' }, message: { type: 'string' }, wechat_errcode: { type: 'integer' } }
-} as const
+export const errorBody = ERROR_BODY_SCHEMA
 
-export const tokenBody = {
-  type: 'object',
-  required: ['access_token', 'expires_in', 'expires_at'],
-  properties: {
-    access_token: { type: 'string' },
-    expires_in: { type: 'integer', description: 'whole seconds left' },
-    expires_at: { type: 'string', format: 'date-time' }
+/** The answer for a value that expires: the access_token, or a ticket. */
+export function expiringBody (field: 'access_token' | 'ticket'): object {
+  return {
+    type: 'object',
+    required: [field, 'expires_in', 'expires_at'],
+    properties: {
+      [field]: { type: 'string' },
+      expires_in: { type: 'integer', description: 'whole seconds left' },
+      expires_at: { type: 'string', format: 'date-time' }
+    }
   }
-} as const
+}
+
+export const tokenBody = expiringBody('access_token')
 
 // A token's expiry never changes, so its ISO form is computed once per token, not per request.
 const isoCache = new WeakMap<object, string>()

@@ -3,17 +3,9 @@ import { APPID_PATTERN } from '@wxlogin/service-kit'
 import { jssdkConfig } from '../jssdk.js'
 import type { TicketType } from '../wechat-client.js'
 import { TICKET_TYPES } from '../plugins/tokens.js'
-import { appidParams, callerDeadline, errorBody, withinDeadline, type AppParams } from './common.js'
+import { appidParams, callerDeadline, errorBody, expiringBody, withinDeadline, type AppParams } from './common.js'
 
-const ticketBody = {
-  type: 'object',
-  required: ['ticket', 'expires_in', 'expires_at'],
-  properties: {
-    ticket: { type: 'string' },
-    expires_in: { type: 'integer', description: 'whole seconds left' },
-    expires_at: { type: 'string', format: 'date-time' }
-  }
-} as const
+const ticketBody = expiringBody('ticket')
 
 const signatureBody = {
   type: 'object',

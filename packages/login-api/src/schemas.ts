@@ -1,0 +1,63 @@
+import { ERROR_BODY_SCHEMA, ERROR_RESPONSES } from '@wxlogin/service-kit'
+
+/** A code as WeChat issues them: printable ASCII, no spaces. */
+const codeString = { type: 'string', maxLength: 128, pattern: '^[\\x21-\\x7e]*$' } as const
+
+// Checked before any WeChat call, so nothing paid for is lost to a value Redis cannot store.
+// Ajv compiles patterns with the u flag: \p{Cs} is a lone surrogate (not well-formed
+// Unicode), \p{Cc} a control character, \p{Bidi_C} the bidi overrides that disguise text.
+const nickname = { type: 'string', maxLength: 64, pattern: '^[^\\p{Cc}\\p{Cs}\\p{Bidi_C}]*$' } as const
+// A URL that is safe to put in HTML or a header as it is: no spaces, quotes or angle brackets.
+const headPic = { type: 'string', maxLength: 512, pattern: '^(https://[^\\s"\'<>\\\\`\\p{Cc}\\p{Cs}]+)?$' } as const
+
+export const thirdLoginBody = {
+  type: 'object',
+  required: ['code'],
+  properties: {
+    code: { ...codeString, minLength: 1 },
+    // Empty means "not granted": form posts send the field either way.
+    phoneCode: codeString,
+    nickname,
+    head_pic: headPic
+  }
+} as const
+
+export const phoneBody = {
+  type: 'object',
+  required: ['phoneCode'],
+  additionalProperties: false,
+  properties: { phoneCode: { ...codeString, minLength: 1 } }
+} as const
+
+const string = { type: 'string' } as const
+const stringOrNull = { type: ['string', 'null'] } as const
+
+export const userSchema = {
+  type: 'object',
+  required: ['openid', 'unionid', 'nickname', 'head_pic', 'phone'],
+  properties: {
+    openid: string,
+    unionid: stringOrNull,
+    nickname: stringOrNull,
+    head_pic: stringOrNull,
+    phone: {
+      type: ['object', 'null'],
+      required: ['phoneNumber', 'purePhoneNumber', 'countryCode'],
+      properties: { phoneNumber: string, purePhoneNumber: string, countryCode: string }
+    }
+  }
+} as const
+
+export const loginResponse = {
+  type: 'object',
+  required: ['token', 'expires_in', 'is_new_user', 'user', 'phone_error'],
+  properties: {
+    token: string,
+    expires_in: { type: 'integer' },
+    is_new_user: { type: 'boolean' },
+    user: userSchema,
+    phone_error: { ...ERROR_BODY_SCHEMA, type: ['object', 'null'] }
+  }
+} as const
+
+export const errorResponses = ERROR_RESPONSES
