@@ -315,7 +315,20 @@ async function login () {
     const growth = Math.round((at60 - at30) * 10) / 10
     row('4 memory', `RSS growth ${svc}, 30 s -> end`, `${growth} MB`, '< 10 MB (noise)', growth < 10)
   }
+  await gatewayCheck(url, wx.url)
   await stopAll()
+}
+
+// 5. The gateway route (nginx auth_request / Envoy ext_authz) on the same login-api and Redis:
+// one session read per request.
+async function gatewayCheck (url, simUrl) {
+  const { code } = await post(`${simUrl}/__sim/login-codes`, {})
+  const { token } = await post(`${url}/api/user/thirdLogin`, { code })
+  const checks = wrk(`${url}/api/user/session`, { authorization: `Bearer ${token}` }, quick ? 5 : 10) ??
+    summarize(await cannon({ url: `${url}/api/user/session`, connections: 64, duration: quick ? 5 : 10, headers: { authorization: `Bearer ${token}` } }))
+  details.gateway = checks
+  row('5 gateway session check', 'GET /api/user/session (one Redis read), 64 connections', `${checks.rps} req/s, p50 ${checks.p50} ms, p99 ${checks.p99} ms`, '')
+  row('5 gateway session check', 'errors', String(checks.errors), '0', checks.errors === 0)
 }
 
 function print () {

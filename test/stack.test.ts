@@ -9,10 +9,11 @@ t.test('the README flow: start the stack, run the demo, Ctrl-C stops everything'
 
   const demo = run(t, 'scripts/demo.mjs', { SIM_URL: `http://127.0.0.1:${ports.SIM_PORT}`, LOGIN_URL: `http://127.0.0.1:${ports.LOGIN_PORT}` })
   t.equal(await demo.exited, 0, 'the demo succeeds')
-  t.match(demo.output(), /Logged in: demo-\w+, phone 13800138000 \(new user\)\./)
+  t.match(demo.output(), /Logged in: [0-9a-f-]{36} \(demo-\w+\), phone 13800138000 \(new user\)\./)
+  t.match(demo.output(), /The retry got the same login \(user [0-9a-f-]{36}, is_new_user true\), with 0 code2session and 0 phone exchanges at WeChat/, 'the demo shows a retry that gets the same login')
 
   const metrics = await (await fetch(`http://127.0.0.1:${ports.LOGIN_METRICS_PORT}/metrics`)).text()
-  t.match(metrics, /login_requests_total\{result="ok"\} 1/)
+  t.match(metrics, /login_requests_total\{result="ok"\} 2/, 'the login and its retry')
   t.match(metrics, /login_phone_exchanges_total\{result="ok"\} 1/)
   const brokerMetrics = await (await fetch(`http://127.0.0.1:${ports.BROKER_METRICS_PORT}/metrics`)).text()
   t.match(brokerMetrics, /token_broker_refreshes_total\{appid="wxdev0000000000001",reason="miss",result="ok"\} 1/)

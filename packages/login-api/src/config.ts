@@ -1,4 +1,4 @@
-import { APPID, ConfigError, EnvReader, readAccessLog, type AccessLogOptions, readRedisConnection, readTrustProxy, upstreamUrl, type Env, type RedisConnection, type TrustProxy } from '@wxlogin/service-kit'
+import { APPID, ConfigError, EnvReader, readAppList, readAccessLog, type AccessLogOptions, readRedisConnection, readTrustProxy, upstreamUrl, type Env, type RedisConnection, type TrustProxy } from '@wxlogin/service-kit'
 
 export interface LoginConfig {
   host: string
@@ -12,7 +12,8 @@ export interface LoginConfig {
   brokerToken: string
   /** Per broker request; the broker is told what is left of it and gives up first. */
   brokerTimeoutMs: number
-  appid: string
+  /** The mini-programs this login-api serves (LOGIN_APPS, or WECHAT_APPID alone). */
+  apps: string[]
   wechatBaseUrl: string
   wechatTimeoutMs: number
   phoneRateLimitMax: number
@@ -20,15 +21,27 @@ export interface LoginConfig {
   ipRateLimitMax: number
   ipRateLimitWindowSeconds: number
   sessionTtlSeconds: number
+  /** Login events on the Redis Stream `${redisKeyPrefix}events`, capped near this length. */
+  eventsMaxLen: number
+  /** Full phone numbers in events; otherwise masked. */
+  eventsIncludePhone: boolean
   trustProxy: TrustProxy
   /** LOG_ACCESS_SAMPLE_RATE, LOG_SLOW_REQUEST_MS; errors are always logged. */
   accessLog?: AccessLogOptions
 }
 
+/** LOGIN_APPS (a JSON list of appids) or WECHAT_APPID (one app); one of them. */
+function readApps (r: EnvReader): string[] {
+  const apps = readAppList(r, 'LOGIN_APPS', 'several mini-programs')
+  if ('single' in apps) return [apps.single]
+  apps.list.forEach((a, i) => { if (typeof a !== 'string' || !APPID.test(a)) throw new ConfigError('LOGIN_APPS', `entry ${i} is not an appid`) })
+  if (new Set(apps.list).size !== apps.list.length) throw new ConfigError('LOGIN_APPS', 'lists an appid twice')
+  return apps.list as string[]
+}
+
 export function loadConfig (env: Env): LoginConfig {
   const r = new EnvReader(env)
-  const appid = r.string('WECHAT_APPID')
-  if (!APPID.test(appid)) throw new ConfigError('WECHAT_APPID', 'is not a valid appid')
+  const apps = readApps(r)
   const brokerToken = r.secret('BROKER_TOKEN', true)
   return {
     host: r.string('HOST', '0.0.0.0'),
@@ -40,7 +53,7 @@ export function loadConfig (env: Env): LoginConfig {
     brokerUrl: r.url('BROKER_URL'),
     brokerToken,
     brokerTimeoutMs: r.int('BROKER_TIMEOUT_MS', 3000, { min: 500, max: 60_000 }),
-    appid,
+    apps,
     // getuserphonenumber carries the access_token in its query string.
     wechatBaseUrl: upstreamUrl(r, 'WECHAT_API_BASE_URL', 'https://api.weixin.qq.com', 'WECHAT_API_ALLOW_HTTP'),
     wechatTimeoutMs: r.int('WECHAT_TIMEOUT_MS', 5000, { min: 100, max: 60_000 }),
@@ -49,6 +62,8 @@ export function loadConfig (env: Env): LoginConfig {
     ipRateLimitMax: r.int('IP_RATE_LIMIT_MAX', 60, { min: 1 }),
     ipRateLimitWindowSeconds: r.int('IP_RATE_LIMIT_WINDOW_SECONDS', 60, { min: 1 }),
     sessionTtlSeconds: r.int('SESSION_TTL_SECONDS', 604800, { min: 60 }),
+    eventsMaxLen: r.int('LOGIN_EVENTS_MAXLEN', 100_000, { min: 100, max: 100_000_000 }),
+    eventsIncludePhone: r.bool('EVENTS_INCLUDE_PHONE', false),
     trustProxy: readTrustProxy(r),
     accessLog: readAccessLog(r)
   }

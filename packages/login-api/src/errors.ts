@@ -13,6 +13,8 @@ export const errors = {
   highRiskUser: (errcode?: number) => new ServiceError('high_risk_user', 'WeChat blocked this user as high-risk.', 403, { wechatErrcode: errcode }),
   /** `what` is public (WeChat, the token service); `detail` goes to the log only. */
   upstreamUnavailable: (what: 'WeChat' | 'the token service', detail: string, errcode?: number, cause?: unknown) => new ServiceError('upstream_unavailable', `${what === 'WeChat' ? 'WeChat' : 'The token service'} is unavailable; retry shortly.`, 503, { detail, wechatErrcode: errcode, cause }),
+  exchangeInProgress: () => new ServiceError('exchange_in_progress', 'Another request with this code is still being answered; retry in a second.', 503, { headers: { 'retry-after': '1' } }),
+  unknownApp: (detail: string) => new ServiceError('unknown_app', `This login service does not serve that mini-program: ${detail}.`, 400),
   storeUnavailable: (cause?: unknown) => new ServiceError('store_unavailable', 'User storage is unavailable; retry shortly.', 503, { cause }),
   wechatError: (errcode: number) => new ServiceError('wechat_error', `WeChat refused the phone number request (errcode ${errcode}).`, 502, { wechatErrcode: errcode })
 }

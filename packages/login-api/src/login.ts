@@ -2,21 +2,24 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { FromSchema } from 'json-schema-to-ts'
 import { BrokerError } from '@wxlogin/broker-client'
 import { toServiceError, type ErrorBody, type ServiceError } from '@wxlogin/service-kit'
+import { resolveApp } from './apps.js'
+import { exchangeKey, exchangeOnce, type Exchange } from './code-exchanges.js'
 import { errors } from './errors.js'
+import type { LoginEvent } from './events.js'
 import { brokerFailure } from './phone-service.js'
 import type { loginResponse, userSchema } from './schemas.js'
 import { newSessionToken } from './sessions.js'
 import { storeCall } from './store-call.js'
-import type { UserPatch, UserRecord } from './user-store.js'
+import type { Identity, UserPatch, UserRecord } from './user-store.js'
 
-export interface ThirdLoginInput { code: string, phoneCode?: string, nickname?: string, head_pic?: string }
+export interface ThirdLoginInput { code: string, phoneCode?: string, nickname?: string, head_pic?: string, appid?: string }
 
-/** What the mini-program sees of a user (no appid, no timestamps), as the response schema says. */
+/** What the mini-program sees of a user, as the response schema says: its identity in this app. */
 export type PublicUser = FromSchema<typeof userSchema>
 export type LoginAnswer = FromSchema<typeof loginResponse>
 
-export function publicUser (u: UserRecord): PublicUser {
-  return { openid: u.openid, unionid: u.unionid, nickname: u.nickname, head_pic: u.head_pic, phone: u.phone }
+export function publicUser (u: UserRecord, identity: Identity): PublicUser {
+  return { user_id: u.user_id, appid: identity.appid, openid: identity.openid, unionid: u.unionid, nickname: u.nickname, head_pic: u.head_pic, phone: u.phone }
 }
 
 function fromBroker (err: unknown): ServiceError {
@@ -30,40 +33,72 @@ function fromBroker (err: unknown): ServiceError {
   return brokerFailure(err)
 }
 
+interface Session { openid: string, unionid: string | null }
+
 /**
- * code2session through the broker, then (when a phoneCode came) one phone exchange under the
- * per-user limit, then the user stored and a session issued. A failed phone exchange logs the
- * user in without a new phone and says why in `phone_error`; over the limit, or with the store
- * down, the request fails.
+ * code2session at most once per code: a retry of a login whose answer was lost gets the same
+ * openid (and is_new_user as the first attempt saw it), with no WeChat call.
+ */
+async function exchangeLoginCode (app: FastifyInstance, appid: string, code: string): Promise<{ key: string, session: Session, reused: boolean, newUser: boolean }> {
+  const key = exchangeKey(app.loginConfig.redisKeyPrefix, 'login', appid, code)
+  // The broker's timeout covers code2session; a claim outlives a dead instance by no more.
+  const waitMs = app.loginConfig.brokerTimeoutMs + 1000
+  const result = await exchangeOnce<Session>(app.exchanges, key, async () => {
+    try {
+      return await app.broker.code2session(appid, code)
+    } catch (err) {
+      throw fromBroker(err)
+    }
+  }, { pendingTtlMs: waitMs, waitMs, final: se => se.code === 'invalid_code' || se.code === 'high_risk_user' })
+  if (result.reused) app.loginMetrics.codeReuses.inc({ kind: 'login' })
+  return { key, session: result.value, reused: result.reused, newUser: result.newUser }
+}
+
+/** The phone exchange of a login: its failure logs the user in without a new phone, except over the limit or with the store down. */
+async function loginPhone (app: FastifyInstance, request: FastifyRequest, reply: FastifyReply, identity: Identity, phoneCode: string | undefined, patch: UserPatch): Promise<ErrorBody | null> {
+  if (phoneCode === undefined || phoneCode === '') return null
+  try {
+    patch.phone = await app.exchangePhone(request, reply, identity.appid, identity.openid, phoneCode)
+    return null
+  } catch (err) {
+    const se = toServiceError(err)
+    if (se.code === 'rate_limited' || se.code === 'store_unavailable' || se.code === 'exchange_in_progress') throw se
+    return se.toJSON()
+  }
+}
+
+/**
+ * The app from the body or WeChat's Referer; code2session through the broker (once per code);
+ * one phone exchange under the per-user limit (once per code); the user stored, found by
+ * identity and linked by unionid; login events written; a session issued.
  */
 export async function thirdLogin (app: FastifyInstance, request: FastifyRequest, reply: FastifyReply, input: ThirdLoginInput): Promise<LoginAnswer> {
   const config = app.loginConfig
+  const appid = resolveApp(config.apps, input.appid, request.headers.referer)
   // Before the code is spent: with the store down, the login could not be saved anyway.
   if (app.storeProblem() !== undefined) throw errors.storeUnavailable()
-  let session
-  try {
-    session = await app.broker.code2session(config.appid, input.code)
-  } catch (err) {
-    throw fromBroker(err)
-  }
+  const login = await exchangeLoginCode(app, appid, input.code)
+  const identity = { appid, openid: login.session.openid }
   const patch: UserPatch = {}
-  if (session.unionid !== null) patch.unionid = session.unionid
   if (input.nickname !== undefined && input.nickname !== '') patch.nickname = input.nickname
   if (input.head_pic !== undefined && input.head_pic !== '') patch.head_pic = input.head_pic
+  const phoneError = await loginPhone(app, request, reply, identity, input.phoneCode, patch)
 
-  let phoneError: ErrorBody | null = null
-  if (input.phoneCode !== undefined && input.phoneCode !== '') {
-    try {
-      patch.phone = await app.exchangePhone(request, reply, session.openid, input.phoneCode)
-    } catch (err) {
-      const se = toServiceError(err)
-      if (se.code === 'rate_limited' || se.code === 'store_unavailable') throw se
-      phoneError = se.toJSON()
-    }
+  const { user, isNew, phoneChanged } = await storeCall(app.users.upsertUser(identity, login.session.unionid, patch))
+  // The first attempt created the user but its answer was lost: the retry says so too.
+  const isNewUser = isNew || login.newUser
+  if (isNew) {
+    const marked: Exchange<Session> = { state: 'done', value: login.session, newUser: true }
+    await storeCall(app.exchanges.annotate(login.key, marked))
   }
+  const events: LoginEvent[] = []
+  if (isNew) events.push({ type: 'user.created', user, ...identity })
+  events.push({ type: 'user.logged_in', user, ...identity })
+  if (phoneChanged) events.push({ type: 'user.phone_changed', user, ...identity })
+  await storeCall(app.events.emit(events))
+  for (const e of events) app.loginMetrics.events.inc({ type: e.type })
 
-  const { user, isNew } = await storeCall(app.users.upsertUser(config.appid, session.openid, patch))
   const { token, hash } = newSessionToken()
-  await storeCall(app.sessions.create(hash, { appid: config.appid, openid: session.openid }, config.sessionTtlSeconds))
-  return { token, expires_in: config.sessionTtlSeconds, is_new_user: isNew, user: publicUser(user), phone_error: phoneError }
+  await storeCall(app.sessions.create(hash, { user_id: user.user_id, ...identity }, config.sessionTtlSeconds))
+  return { token, expires_in: config.sessionTtlSeconds, is_new_user: isNewUser, user: publicUser(user, identity), phone_error: phoneError }
 }

@@ -6,13 +6,17 @@ export interface LoginMetrics {
   logins: Counter<'result'>
   phoneExchanges: Counter<'result'>
   rateLimited: Counter<'scope'>
+  codeReuses: Counter<'kind'>
+  events: Counter<'type'>
 }
 
 export function createLoginMetrics (registry: Registry): LoginMetrics {
   return {
     wechat: createWechatApiMetrics(registry),
     logins: new Counter({ name: 'login_requests_total', help: 'thirdLogin requests by result (ok or the error code).', labelNames: ['result'] as const, registers: [registry] }),
-    phoneExchanges: new Counter({ name: 'login_phone_exchanges_total', help: 'phoneCode exchanges by result (ok or the error code).', labelNames: ['result'] as const, registers: [registry] }),
-    rateLimited: new Counter({ name: 'login_rate_limited_total', help: 'Requests refused by a rate limit, by scope (ip, user).', labelNames: ['scope'] as const, registers: [registry] })
+    phoneExchanges: new Counter({ name: 'login_phone_exchanges_total', help: 'phoneCode exchanges WeChat answered or refused, by result; ok is what WeChat bills.', labelNames: ['result'] as const, registers: [registry] }),
+    rateLimited: new Counter({ name: 'login_rate_limited_total', help: 'Requests refused by a rate limit, by scope (ip, user).', labelNames: ['scope'] as const, registers: [registry] }),
+    codeReuses: new Counter({ name: 'login_code_reuses_total', help: 'Retries answered with a code\'s kept exchange, no WeChat call, by kind (login, phone).', labelNames: ['kind'] as const, registers: [registry] }),
+    events: new Counter({ name: 'login_events_total', help: 'Login events written to the Redis Stream, by type.', labelNames: ['type'] as const, registers: [registry] })
   }
 }

@@ -13,7 +13,6 @@ const CODE_ERRCODES = new Set([40029, 40163, 47001, 41008])
 export interface PhoneServiceOptions {
   got: Got
   broker: BrokerClient
-  appid: string
   baseUrl: string
   timeoutMs: number
   metrics: WechatApiMetrics
@@ -34,8 +33,8 @@ export function brokerFailure (err: unknown): ServiceError {
 export class PhoneService {
   constructor (private readonly opts: PhoneServiceOptions) {}
 
-  async exchange (openid: string, phoneCode: string): Promise<PhoneInfo> {
-    const { broker, appid } = this.opts
+  async exchange (appid: string, openid: string, phoneCode: string): Promise<PhoneInfo> {
+    const { broker } = this.opts
     let token: string
     try {
       token = await broker.getAccessToken(appid)

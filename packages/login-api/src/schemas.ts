@@ -1,4 +1,4 @@
-import { ERROR_BODY_SCHEMA, ERROR_RESPONSES } from '@wxlogin/service-kit'
+import { APPID_PATTERN, ERROR_BODY_SCHEMA, ERROR_RESPONSES } from '@wxlogin/service-kit'
 
 /** A code as WeChat issues them: printable ASCII, no spaces. */
 const codeString = { type: 'string', maxLength: 128, pattern: '^[\\x21-\\x7e]*$' } as const
@@ -15,6 +15,8 @@ export const thirdLoginBody = {
   required: ['code'],
   properties: {
     code: { ...codeString, minLength: 1 },
+    // Which mini-program (LOGIN_APPS); without it, WeChat's Referer or the only app served.
+    appid: { type: 'string', maxLength: 32, pattern: APPID_PATTERN },
     // Empty means "not granted": form posts send the field either way.
     phoneCode: codeString,
     nickname,
@@ -34,8 +36,10 @@ const stringOrNull = { type: ['string', 'null'] } as const
 
 export const userSchema = {
   type: 'object',
-  required: ['openid', 'unionid', 'nickname', 'head_pic', 'phone'],
+  required: ['user_id', 'appid', 'openid', 'unionid', 'nickname', 'head_pic', 'phone'],
   properties: {
+    user_id: { type: 'string', description: 'Stable across apps: logins with the same unionid share it' },
+    appid: string,
     openid: string,
     unionid: stringOrNull,
     nickname: stringOrNull,
@@ -61,3 +65,15 @@ export const loginResponse = {
 } as const
 
 export const errorResponses = ERROR_RESPONSES
+
+export const sessionAnswer = {
+  type: 'object',
+  required: ['user_id', 'appid', 'openid'],
+  properties: { user_id: string, appid: string, openid: string }
+} as const
+
+export const logoutQuery = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { all: { type: 'string', enum: ['true', 'false'], description: 'true: end every session of the user, on every device and app' } }
+} as const

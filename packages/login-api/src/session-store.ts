@@ -1,54 +1,76 @@
 import type { RedisHandle } from '@wxlogin/service-kit'
+import { ExpiringMap } from './expiring-map.js'
 
-/** Who a session belongs to. The session's key is the SHA-256 of its token, never the token. */
-export interface SessionRecord { appid: string, openid: string }
+/**
+ * Who a session belongs to, and from which app. The session's key is the SHA-256 of its token,
+ * never the token. Sessions from before user_ids have none (see session-auth).
+ */
+export interface SessionRecord { user_id?: string, appid: string, openid: string }
 
 export interface SessionStore {
   create: (tokenHash: string, session: SessionRecord, ttlSeconds: number) => Promise<void>
   get: (tokenHash: string) => Promise<SessionRecord | null>
   delete: (tokenHash: string) => Promise<boolean>
+  /** Ends every session of a user (logout everywhere); how many there were. */
+  deleteAllOf: (userId: string) => Promise<number>
 }
 
-/** For one replica without Redis. Sessions expire lazily and on a sweep. */
+/** For one replica without Redis. */
 export class MemorySessionStore implements SessionStore {
-  private readonly sessions = new Map<string, { session: SessionRecord, expiresAt: number }>()
+  private readonly sessions = new ExpiringMap<SessionRecord>()
 
   async create (tokenHash: string, session: SessionRecord, ttlSeconds: number): Promise<void> {
-    this.sweep()
-    this.sessions.set(tokenHash, { session, expiresAt: Date.now() + ttlSeconds * 1000 })
+    this.sessions.set(tokenHash, session, ttlSeconds * 1000)
   }
 
   async get (tokenHash: string): Promise<SessionRecord | null> {
-    const entry = this.sessions.get(tokenHash)
-    if (entry === undefined) return null
-    if (entry.expiresAt <= Date.now()) {
-      this.sessions.delete(tokenHash)
-      return null
-    }
-    return entry.session
+    return this.sessions.get(tokenHash) ?? null
   }
 
   async delete (tokenHash: string): Promise<boolean> {
     return this.sessions.delete(tokenHash)
   }
 
-  private sweep (): void {
-    if (this.sessions.size < 10_000) return
-    const now = Date.now()
-    for (const [k, v] of this.sessions) if (v.expiresAt <= now) this.sessions.delete(k)
+  async deleteAllOf (userId: string): Promise<number> {
+    const hashes = [...this.sessions].filter(([, s]) => s.user_id === userId).map(([hash]) => hash)
+    for (const hash of hashes) this.sessions.delete(hash)
+    return hashes.length
   }
 }
 
+/**
+ * `session:{hash}` per session, and `user-sessions:{user_id}`, the set of a user's session
+ * hashes (for logout everywhere), living as long as the user's newest session.
+ */
 export class RedisSessionStore implements SessionStore {
   constructor (private readonly redis: RedisHandle, private readonly prefix: string) {}
 
   private key (hash: string): string { return `${this.prefix}session:${hash}` }
+  private indexKey (userId: string): string { return `${this.prefix}user-sessions:${userId}` }
 
   async create (tokenHash: string, session: SessionRecord, ttlSeconds: number): Promise<void> {
     const key = this.key(tokenHash)
     await this.redis.cmd.set(key, JSON.stringify(session), { EX: ttlSeconds })
+    if (session.user_id !== undefined) {
+      const index = this.indexKey(session.user_id)
+      await this.redis.cmd.sAdd(index, tokenHash)
+      await this.redis.cmd.expire(index, ttlSeconds)
+      await this.redis.replicated(index)
+    }
     // Answered only once a replica has it (REDIS_WAIT_REPLICAS): a failover must not log the user out.
     await this.redis.replicated(key)
+  }
+
+  async deleteAllOf (userId: string): Promise<number> {
+    const index = this.indexKey(userId)
+    const hashes = await this.redis.cmd.sMembers(index)
+    let n = 0
+    // One key a command: the sessions live in other slots of a Cluster.
+    for (const hash of hashes) n += await this.redis.cmd.del(this.key(hash))
+    await this.redis.cmd.del(index)
+    for (const hash of hashes) await this.redis.replicated(this.key(hash))
+    await this.redis.replicated(index)
+    return n
   }
 
   async get (tokenHash: string): Promise<SessionRecord | null> {

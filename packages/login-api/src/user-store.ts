@@ -1,100 +1,191 @@
+import { randomUUID } from 'node:crypto'
 import type { RedisHandle } from '@wxlogin/service-kit'
 
 // A type, not an interface: it must fit the response schemas' open object types.
 export type PhoneInfo = { phoneNumber: string, purePhoneNumber: string, countryCode: string }
 
+/** A person's login in one mini-program (or official account): WeChat's per-app openid. */
+export type Identity = { appid: string, openid: string }
+
 export interface UserRecord {
-  appid: string
-  openid: string
+  /** Stable across the company's apps: logins with the same unionid share it. */
+  user_id: string
   unionid: string | null
   nickname: string | null
   head_pic: string | null
   phone: PhoneInfo | null
+  /** Every app this user has logged in from. */
+  identities: Identity[]
   created_at: string
   updated_at: string
 }
 
 /** Fields a login may change; an absent field keeps what is stored. */
 export interface UserPatch {
-  unionid?: string
   nickname?: string
   head_pic?: string
   phone?: PhoneInfo
 }
 
-/** Users keyed by appid+openid. */
-export interface UserStore {
-  upsertUser: (appid: string, openid: string, patch: UserPatch) => Promise<{ user: UserRecord, isNew: boolean }>
-  getUser: (appid: string, openid: string) => Promise<UserRecord | null>
+export interface UpsertResult {
+  user: UserRecord
+  isNew: boolean
+  /** The stored phone number changed (or was set for the first time). */
+  phoneChanged: boolean
 }
 
+/**
+ * Users keyed by a user_id, found by identity (appid + openid) and linked by unionid: the
+ * first identity with a unionid claims it, and later identities with that unionid, from any
+ * app, join the same user.
+ */
+export interface UserStore {
+  upsertUser: (identity: Identity, unionid: string | null, patch: UserPatch) => Promise<UpsertResult>
+  getUser: (userId: string) => Promise<UserRecord | null>
+  /** The user_id of an identity, or null when it never logged in. */
+  userIdOf: (identity: Identity) => Promise<string | null>
+}
+
+const samePhone = (a: PhoneInfo | null, b: PhoneInfo | undefined): boolean =>
+  b === undefined || (a !== null && a.phoneNumber === b.phoneNumber && a.countryCode === b.countryCode)
+
 /** `patch` over `cur` (or a new user); a field the patch leaves out keeps its value. */
-function merge (cur: UserRecord | null, appid: string, openid: string, patch: UserPatch, now: string): UserRecord {
-  const base: UserRecord = cur ?? { appid, openid, unionid: null, nickname: null, head_pic: null, phone: null, created_at: now, updated_at: now }
-  const user = { ...base, updated_at: now }
-  if (patch.unionid !== undefined) user.unionid = patch.unionid
+function merge (cur: UserRecord, identity: Identity, unionid: string | null, patch: UserPatch, now: string): UserRecord {
+  const user = { ...cur, identities: [...cur.identities], updated_at: now }
+  if (!user.identities.some(i => i.appid === identity.appid && i.openid === identity.openid)) user.identities.push(identity)
+  if (unionid !== null && user.unionid === null) user.unionid = unionid
   if (patch.nickname !== undefined) user.nickname = patch.nickname
   if (patch.head_pic !== undefined) user.head_pic = patch.head_pic
   if (patch.phone !== undefined) user.phone = patch.phone
   return user
 }
 
+const blankUser = (userId: string, now: string): UserRecord =>
+  ({ user_id: userId, unionid: null, nickname: null, head_pic: null, phone: null, identities: [], created_at: now, updated_at: now })
+
 /** For one replica without Redis. */
 export class MemoryUserStore implements UserStore {
   private readonly users = new Map<string, UserRecord>()
+  private readonly byIdentity = new Map<string, string>()
+  private readonly byUnionid = new Map<string, string>()
 
-  async upsertUser (appid: string, openid: string, patch: UserPatch): Promise<{ user: UserRecord, isNew: boolean }> {
-    const key = `${appid}:${openid}`
-    const cur = this.users.get(key) ?? null
-    const user = merge(cur, appid, openid, patch, new Date().toISOString())
-    this.users.set(key, user)
-    return { user, isNew: cur === null }
+  async upsertUser (identity: Identity, unionid: string | null, patch: UserPatch): Promise<UpsertResult> {
+    const idKey = `${identity.appid}:${identity.openid}`
+    let userId = this.byIdentity.get(idKey)
+    if (userId === undefined) {
+      userId = (unionid !== null ? this.byUnionid.get(unionid) : undefined) ?? randomUUID()
+      this.byIdentity.set(idKey, userId)
+    }
+    if (unionid !== null && !this.byUnionid.has(unionid)) this.byUnionid.set(unionid, userId)
+    const now = new Date().toISOString()
+    const cur = this.users.get(userId)
+    const user = merge(cur ?? blankUser(userId, now), identity, unionid, patch, now)
+    this.users.set(userId, user)
+    return { user, isNew: cur === undefined, phoneChanged: !samePhone(cur?.phone ?? null, patch.phone) }
   }
 
-  async getUser (appid: string, openid: string): Promise<UserRecord | null> {
-    return this.users.get(`${appid}:${openid}`) ?? null
+  async getUser (userId: string): Promise<UserRecord | null> {
+    return this.users.get(userId) ?? null
+  }
+
+  async userIdOf (identity: Identity): Promise<string | null> {
+    return this.byIdentity.get(`${identity.appid}:${identity.openid}`) ?? null
   }
 }
 
-// Read-merge-write in one step, so two logins of one openid on two replicas never lose a field
-// and exactly one of them sees is_new_user.
+// Read-merge-write of one user record in one step, so two logins of one user on two replicas
+// never lose a field and exactly one of them sees is_new_user. ARGV[5] is a record written by
+// the login-api before user_ids existed (key user:{appid}:{openid}), adopted as the base.
 const UPSERT = `
 local cur = redis.call('GET', KEYS[1])
 local patch = cjson.decode(ARGV[1])
 local now = ARGV[2]
+local identity = cjson.decode(ARGV[3])
+local unionid = ARGV[4]
 local user
 local isNew = 0
+local oldPhone = cjson.null
 if cur then
   user = cjson.decode(cur)
+  oldPhone = user.phone
+elseif ARGV[5] ~= '' then
+  user = cjson.decode(ARGV[5])
+  user.appid = nil
+  user.openid = nil
+  oldPhone = user.phone
 else
   isNew = 1
-  user = { appid = ARGV[3], openid = ARGV[4], unionid = cjson.null, nickname = cjson.null, head_pic = cjson.null, phone = cjson.null, created_at = now }
+  user = { unionid = cjson.null, nickname = cjson.null, head_pic = cjson.null, phone = cjson.null, created_at = now }
 end
+user.user_id = ARGV[6]
+if type(user.identities) ~= 'table' or next(user.identities) == nil then user.identities = {} end
+local seen = false
+for _, i in ipairs(user.identities) do
+  if i.appid == identity.appid and i.openid == identity.openid then seen = true end
+end
+if not seen then table.insert(user.identities, identity) end
+if unionid ~= '' and (user.unionid == nil or user.unionid == cjson.null) then user.unionid = unionid end
 for k, v in pairs(patch) do user[k] = v end
 user.updated_at = now
 local out = cjson.encode(user)
 redis.call('SET', KEYS[1], out)
-return { isNew, out }
+local changed = 0
+if patch.phone and (oldPhone == nil or oldPhone == cjson.null or oldPhone.phoneNumber ~= patch.phone.phoneNumber) then changed = 1 end
+return { isNew, out, changed }
 `
 
+/**
+ * Keys: `user:{user_id}` (the record), `identity:{appid}:{openid}` and `unionid:{unionid}` (each
+ * a user_id). Each command touches one key, so it works unchanged in a Redis Cluster; races
+ * between replicas are settled by SET NX, the identity key being the authority.
+ */
 export class RedisUserStore implements UserStore {
   constructor (private readonly redis: RedisHandle, private readonly prefix: string) {}
 
-  private userKey (appid: string, openid: string): string { return `${this.prefix}user:${appid}:${openid}` }
+  private userKey (userId: string): string { return `${this.prefix}user:${userId}` }
+  private identityKey (i: Identity): string { return `${this.prefix}identity:${i.appid}:${i.openid}` }
+  private unionidKey (unionid: string): string { return `${this.prefix}unionid:${unionid}` }
+  /** Where the login-api kept a user before user_ids. */
+  private legacyKey (i: Identity): string { return `${this.prefix}user:${i.appid}:${i.openid}` }
 
-  async upsertUser (appid: string, openid: string, patch: UserPatch): Promise<{ user: UserRecord, isNew: boolean }> {
-    const key = this.userKey(appid, openid)
-    const r = await this.redis.cmd.eval(UPSERT, {
-      keys: [key],
-      arguments: [JSON.stringify(patch), new Date().toISOString(), appid, openid]
-    }) as [number, string]
-    // Answered only once a replica has it (REDIS_WAIT_REPLICAS): a failover must not lose a user.
-    await this.redis.replicated(key)
-    return { isNew: Number(r[0]) === 1, user: normalise(JSON.parse(r[1]) as UserRecord) }
+  async userIdOf (identity: Identity): Promise<string | null> {
+    return await this.redis.cmd.get(this.identityKey(identity))
   }
 
-  async getUser (appid: string, openid: string): Promise<UserRecord | null> {
-    const raw = await this.redis.cmd.get(this.userKey(appid, openid))
+  /** The identity's user_id, claimed now if it has none: the unionid's user, or a new one. */
+  private async resolve (identity: Identity, unionid: string | null): Promise<{ userId: string, created: boolean }> {
+    const known = await this.userIdOf(identity)
+    if (known !== null) return { userId: known, created: false }
+    const candidate = (unionid !== null ? await this.redis.cmd.get(this.unionidKey(unionid)) : null) ?? randomUUID()
+    const key = this.identityKey(identity)
+    if (await this.redis.cmd.set(key, candidate, { NX: true }) === 'OK') {
+      await this.redis.replicated(key)
+      return { userId: candidate, created: true }
+    }
+    // Another replica resolved it first: its user_id stands.
+    return { userId: await this.redis.cmd.get(key) ?? candidate, created: false }
+  }
+
+  async upsertUser (identity: Identity, unionid: string | null, patch: UserPatch): Promise<UpsertResult> {
+    const { userId, created } = await this.resolve(identity, unionid)
+    if (unionid !== null) {
+      // The first user to bring a unionid keeps it; an identity resolved before its app was
+      // bound to the Open Platform keeps its own user_id (README: users and unionid).
+      await this.redis.cmd.set(this.unionidKey(unionid), userId, { NX: true })
+    }
+    const legacy = created ? await this.redis.cmd.get(this.legacyKey(identity)) : null
+    const key = this.userKey(userId)
+    const r = await this.redis.cmd.eval(UPSERT, {
+      keys: [key],
+      arguments: [JSON.stringify(patch), new Date().toISOString(), JSON.stringify(identity), unionid ?? '', legacy ?? '', userId]
+    }) as [number, string, number]
+    // Answered only once a replica has it (REDIS_WAIT_REPLICAS): a failover must not lose a user.
+    await this.redis.replicated(key)
+    return { isNew: Number(r[0]) === 1, user: normalise(JSON.parse(r[1]) as UserRecord), phoneChanged: Number(r[2]) === 1 }
+  }
+
+  async getUser (userId: string): Promise<UserRecord | null> {
+    const raw = await this.redis.cmd.get(this.userKey(userId))
     return raw === null ? null : normalise(JSON.parse(raw) as UserRecord)
   }
 }
@@ -103,12 +194,12 @@ export class RedisUserStore implements UserStore {
 function normalise (u: UserRecord): UserRecord {
   const phone = u.phone as unknown
   return {
-    appid: u.appid,
-    openid: u.openid,
+    user_id: u.user_id,
     unionid: u.unionid ?? null,
     nickname: u.nickname ?? null,
     head_pic: u.head_pic ?? null,
     phone: phone !== null && typeof phone === 'object' && typeof (phone as PhoneInfo).purePhoneNumber === 'string' ? phone as PhoneInfo : null,
+    identities: Array.isArray(u.identities) ? u.identities : [],
     created_at: u.created_at,
     updated_at: u.updated_at
   }

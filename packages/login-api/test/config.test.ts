@@ -17,8 +17,23 @@ t.test('defaults from the contract', async t => {
     ipRateLimitMax: 60,
     ipRateLimitWindowSeconds: 60,
     sessionTtlSeconds: 604800,
+    apps: ['wx0123456789'],
+    eventsMaxLen: 100_000,
+    eventsIncludePhone: false,
     trustProxy: { kind: 'none' }
   })
+})
+
+t.test('several mini-programs: LOGIN_APPS, or WECHAT_APPID for one; events', async t => {
+  const { WECHAT_APPID: _one, ...noApp } = base
+  t.same(loadConfig({ ...noApp, LOGIN_APPS: '["wxaaaaaaaaaaaa01","wxbbbbbbbbbbbb02"]' }).apps, ['wxaaaaaaaaaaaa01', 'wxbbbbbbbbbbbb02'])
+  t.throws(() => loadConfig({ ...base, LOGIN_APPS: '["wxaaaaaaaaaaaa01"]' }), /LOGIN_APPS and WECHAT_APPID are both set/)
+  t.throws(() => loadConfig(noApp), /WECHAT_APPID is required \(or LOGIN_APPS/)
+  t.throws(() => loadConfig({ ...noApp, LOGIN_APPS: '[]' }), /LOGIN_APPS must be a non-empty JSON array/)
+  t.throws(() => loadConfig({ ...noApp, LOGIN_APPS: '["not an appid"]' }), /LOGIN_APPS entry 0 is not an appid/)
+  t.throws(() => loadConfig({ ...noApp, LOGIN_APPS: '["wxaaaaaaaaaaaa01","wxaaaaaaaaaaaa01"]' }), /LOGIN_APPS lists an appid twice/)
+  t.match(loadConfig({ ...base, LOGIN_EVENTS_MAXLEN: '5000', EVENTS_INCLUDE_PHONE: 'true' }), { eventsMaxLen: 5000, eventsIncludePhone: true })
+  t.throws(() => loadConfig({ ...base, LOGIN_EVENTS_MAXLEN: '10' }), /LOGIN_EVENTS_MAXLEN must be between/)
 })
 
 t.test('TRUST_PROXY forms', async t => {

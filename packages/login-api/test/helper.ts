@@ -20,7 +20,7 @@ export function testConfig (overrides: Partial<LoginConfig> = {}): LoginConfig {
     brokerUrl: BROKER,
     brokerToken: BROKER_TOKEN,
     brokerTimeoutMs: 1000,
-    appid: APPID,
+    apps: [APPID],
     wechatBaseUrl: WX,
     wechatTimeoutMs: 1000,
     phoneRateLimitMax: 5,
@@ -28,6 +28,8 @@ export function testConfig (overrides: Partial<LoginConfig> = {}): LoginConfig {
     ipRateLimitMax: 1000,
     ipRateLimitWindowSeconds: 60,
     sessionTtlSeconds: 604800,
+    eventsMaxLen: 100_000,
+    eventsIncludePhone: false,
     trustProxy: { kind: 'none' },
     ...overrides
   }

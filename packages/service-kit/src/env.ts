@@ -162,6 +162,23 @@ export function upstreamUrl (reader: EnvReader, name: string, fallback: string, 
  * For server.ts: the configuration, or one line naming the bad variable on stderr and exit 1
  * (no stack trace: an operator needs the variable, not our call stack).
  */
+/**
+ * The apps a service serves: a JSON list in `listVar` (its items for the caller to check), or
+ * one as WECHAT_APPID (checked here); exactly one of the two.
+ */
+export function readAppList (reader: EnvReader, listVar: string, several: string): { list: unknown[] } | { single: string } {
+  const list = reader.json<unknown>(listVar)
+  const single = reader.optionalString('WECHAT_APPID')
+  if (list !== undefined && single !== undefined) throw new ConfigError(listVar, 'and WECHAT_APPID are both set; use one')
+  if (list !== undefined) {
+    if (!Array.isArray(list) || list.length === 0) throw new ConfigError(listVar, 'must be a non-empty JSON array')
+    return { list }
+  }
+  if (single === undefined) throw new ConfigError('WECHAT_APPID', `is required (or ${listVar} for ${several})`)
+  if (!APPID.test(single)) throw new ConfigError('WECHAT_APPID', 'is not a valid appid')
+  return { single }
+}
+
 export function configOrExit<T> (service: string, load: (env: Env) => T, env: Env): T {
   try {
     return load(env)

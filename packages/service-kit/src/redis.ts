@@ -80,8 +80,13 @@ interface ScriptArgs { keys: string[], arguments: string[] }
 /** The commands this project sends, the same in every mode (keys route them in a Cluster). */
 export interface RedisCommands {
   get: (key: string) => Promise<string | null>
-  set: (key: string, value: string, opts?: { EX?: number, PX?: number, NX?: true }) => Promise<string | null>
+  set: (key: string, value: string, opts?: { EX?: number, PX?: number, NX?: true, XX?: true, KEEPTTL?: true }) => Promise<string | null>
   del: (key: string) => Promise<number>
+  expire: (key: string, seconds: number) => Promise<number>
+  sAdd: (key: string, member: string) => Promise<number>
+  sMembers: (key: string) => Promise<string[]>
+  /** XADD with MAXLEN ~ `threshold`: a capped stream. */
+  xAdd: (key: string, id: '*', message: Record<string, string>, opts: { TRIM: { strategy: 'MAXLEN', strategyModifier: '~', threshold: number } }) => Promise<string>
   eval: (script: string, opts: ScriptArgs) => Promise<unknown>
   evalSha: (sha: string, opts: ScriptArgs) => Promise<unknown>
 }

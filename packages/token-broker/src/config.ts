@@ -1,4 +1,4 @@
-import { APPID, ConfigError, EnvReader, readAccessLog, type AccessLogOptions, readRedisConnection, redisUrlList, upstreamUrl, type Env, type RedisConnection } from '@wxlogin/service-kit'
+import { APPID, ConfigError, EnvReader, readAppList, readAccessLog, type AccessLogOptions, readRedisConnection, redisUrlList, upstreamUrl, type Env, type RedisConnection } from '@wxlogin/service-kit'
 
 export type TokenMode = 'stable' | 'classic'
 
@@ -64,15 +64,9 @@ function tokenMode (name: string, value: unknown): TokenMode {
 }
 
 function parseApps (r: EnvReader, defaultMode: TokenMode): WechatAppConfig[] {
-  const list = r.json<unknown>('WECHAT_APPS')
-  const single = r.optionalString('WECHAT_APPID')
-  if (list !== undefined && single !== undefined) throw new ConfigError('WECHAT_APPS', 'and WECHAT_APPID are both set; use one')
-  if (list === undefined) {
-    if (single === undefined) throw new ConfigError('WECHAT_APPID', 'is required (or WECHAT_APPS for several apps)')
-    if (!APPID.test(single)) throw new ConfigError('WECHAT_APPID', 'is not a valid appid')
-    return [{ appid: single, secret: r.secret('WECHAT_SECRET', true), tokenMode: defaultMode }]
-  }
-  if (!Array.isArray(list) || list.length === 0) throw new ConfigError('WECHAT_APPS', 'must be a non-empty JSON array')
+  const apps = readAppList(r, 'WECHAT_APPS', 'several apps')
+  if ('single' in apps) return [{ appid: apps.single, secret: r.secret('WECHAT_SECRET', true), tokenMode: defaultMode }]
+  const { list } = apps
   const seen = new Set<string>()
   return list.map((item: unknown, i) => {
     const o = item as Record<string, unknown> | null

@@ -167,6 +167,11 @@ export class SimState {
     return { ok: true, value: issued }
   }
 
+  /** Every access_token issued so far (tests search logs for them). */
+  issuedTokens (): string[] {
+    return [...this.tokens.keys()]
+  }
+
   /** The app a valid token belongs to, or WeChat's errcode for a missing, unknown or expired one. */
   checkAccessToken (token: string | undefined): Outcome<string> {
     if (token === undefined || token === '') return { ok: false, errcode: 41001 }

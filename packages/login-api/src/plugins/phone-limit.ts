@@ -1,7 +1,9 @@
 import fp from 'fastify-plugin'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { maskPhone, toServiceError } from '@wxlogin/service-kit'
+import { exchangeKey, exchangeOnce } from '../code-exchanges.js'
 import { errors } from '../errors.js'
+import { storeCall } from '../store-call.js'
 import type { PhoneInfo } from '../user-store.js'
 
 declare module 'fastify' {
@@ -10,10 +12,12 @@ declare module 'fastify' {
   }
   interface FastifyInstance {
     /**
-     * One getuserphonenumber exchange under the per-user limit (PHONE_RATE_LIMIT_MAX per
-     * window): counted, or refused with 429 before WeChat is called. Logged with a masked number.
+     * A phoneCode exchanged at most once: a retry gets the kept answer (not counted against the
+     * limit, not billed again). A new exchange is counted against the per-user limit
+     * (PHONE_RATE_LIMIT_MAX per window) or refused with 429 before WeChat is called, which
+     * leaves the code usable after Retry-After.
      */
-    exchangePhone: (request: FastifyRequest, reply: FastifyReply, openid: string, phoneCode: string) => Promise<PhoneInfo>
+    exchangePhone: (request: FastifyRequest, reply: FastifyReply, appid: string, openid: string, phoneCode: string) => Promise<PhoneInfo>
   }
 }
 
@@ -26,9 +30,11 @@ export default fp(async (app) => {
     keyGenerator: (request: FastifyRequest) => request.phoneLimitKey,
     skipOnError: false
   })
+  // A token from the broker, an invalidation, and two WeChat calls at worst.
+  const worstCallMs = 2 * config.brokerTimeoutMs + 2 * config.wechatTimeoutMs + 1000
 
-  async function checkLimit (request: FastifyRequest, reply: FastifyReply, openid: string): Promise<void> {
-    request.phoneLimitKey = `phone:${config.appid}:${openid}`
+  async function checkLimit (request: FastifyRequest, reply: FastifyReply, appid: string, openid: string): Promise<void> {
+    request.phoneLimitKey = `phone:${appid}:${openid}`
     let verdict
     try {
       verdict = await limiter(request)
@@ -45,10 +51,9 @@ export default fp(async (app) => {
     }
   }
 
-  app.decorate('exchangePhone', async (request: FastifyRequest, reply: FastifyReply, openid: string, phoneCode: string): Promise<PhoneInfo> => {
-    await checkLimit(request, reply, openid)
+  async function exchange (request: FastifyRequest, appid: string, openid: string, phoneCode: string): Promise<PhoneInfo> {
     try {
-      const phone = await app.phones.exchange(openid, phoneCode)
+      const phone = await app.phones.exchange(appid, openid, phoneCode)
       metrics.phoneExchanges.inc({ result: 'ok' })
       request.log.info({ phone: maskPhone(phone.purePhoneNumber) }, 'phone number exchanged')
       return phone
@@ -59,5 +64,19 @@ export default fp(async (app) => {
       if (se.code === 'rate_limited') metrics.rateLimited.inc({ scope: 'user' })
       throw se
     }
+  }
+
+  app.decorate('exchangePhone', async (request: FastifyRequest, reply: FastifyReply, appid: string, openid: string, phoneCode: string): Promise<PhoneInfo> => {
+    // Bound to the openid: another user's request with this code never gets this number.
+    const key = exchangeKey(config.redisKeyPrefix, 'phone', appid, openid, phoneCode)
+    const kept = await storeCall(app.exchanges.get(key))
+    if (kept === null) await checkLimit(request, reply, appid, openid)
+    const result = await exchangeOnce(app.exchanges, key, async () => await exchange(request, appid, openid, phoneCode), {
+      pendingTtlMs: worstCallMs,
+      waitMs: worstCallMs,
+      final: se => se.code === 'invalid_phone_code'
+    })
+    if (result.reused) metrics.codeReuses.inc({ kind: 'phone' })
+    return result.value
   })
-}, { name: 'phone-limit', dependencies: ['ip-limit', 'upstreams'] })
+}, { name: 'phone-limit', dependencies: ['ip-limit', 'upstreams', 'stores'] })

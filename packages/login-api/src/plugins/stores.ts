@@ -1,5 +1,7 @@
 import fp from 'fastify-plugin'
 import { openStoreRedis, type RedisHandle } from '@wxlogin/service-kit'
+import { MemoryExchangeStore, RedisExchangeStore, type ExchangeStore } from '../code-exchanges.js'
+import { NoEvents, RedisStreamEvents, type EventSink } from '../events.js'
 import { MemorySessionStore, RedisSessionStore, type SessionStore } from '../session-store.js'
 import { MemoryUserStore, RedisUserStore, type UserStore } from '../user-store.js'
 
@@ -7,6 +9,9 @@ declare module 'fastify' {
   interface FastifyInstance {
     users: UserStore
     sessions: SessionStore
+    /** What became of each login and phone code (retries, concurrent requests). */
+    exchanges: ExchangeStore
+    events: EventSink
     /** The Redis shared by users, sessions and rate limits (any mode); null in memory mode. */
     redis: RedisHandle | null
     /** Why the store cannot serve right now (unreachable, frozen); undefined while it can. */
@@ -22,5 +27,10 @@ export default fp(async (app) => {
   const sessions: SessionStore = redis === null ? new MemorySessionStore() : new RedisSessionStore(redis, redisKeyPrefix)
   app.decorate('users', users)
   app.decorate('sessions', sessions)
+  const exchanges: ExchangeStore = redis === null ? new MemoryExchangeStore() : new RedisExchangeStore(redis)
+  const { eventsMaxLen, eventsIncludePhone } = app.loginConfig
+  const events: EventSink = redis === null ? new NoEvents() : new RedisStreamEvents(redis, redisKeyPrefix, eventsMaxLen, eventsIncludePhone)
+  app.decorate('exchanges', exchanges)
+  app.decorate('events', events)
   app.decorate('storeProblem', () => redis?.problem())
 }, { name: 'stores', dependencies: ['login-context'] })

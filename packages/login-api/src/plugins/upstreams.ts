@@ -17,7 +17,6 @@ export default fp<{ got: Got }>(async (app, { got }) => {
   app.decorate('phones', new PhoneService({
     got,
     broker,
-    appid: config.appid,
     baseUrl: config.wechatBaseUrl,
     timeoutMs: config.wechatTimeoutMs,
     metrics: app.loginMetrics.wechat

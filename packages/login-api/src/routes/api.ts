@@ -1,13 +1,12 @@
 import type { FastifyInstance } from 'fastify'
 import type { JsonSchemaToTsProvider } from '@fastify/type-provider-json-schema-to-ts'
 import { toServiceError } from '@wxlogin/service-kit'
-import { errors } from '../errors.js'
-import { publicUser, thirdLogin } from '../login.js'
+import { thirdLogin } from '../login.js'
 import ipLimit from '../plugins/ip-limit.js'
 import phoneLimit from '../plugins/phone-limit.js'
-import sessionAuth, { sessionOf } from '../plugins/session-auth.js'
-import { errorResponses, loginResponse, phoneBody, thirdLoginBody, userSchema } from '../schemas.js'
-import { storeCall } from '../store-call.js'
+import sessionAuth from '../plugins/session-auth.js'
+import sessionRoutes from './sessions.js'
+import { errorResponses, loginResponse, thirdLoginBody } from '../schemas.js'
 
 export default async function apiRoutes (scope: FastifyInstance): Promise<void> {
   // Inside /api only: the health routes have no IP limit.
@@ -16,7 +15,6 @@ export default async function apiRoutes (scope: FastifyInstance): Promise<void> 
   await scope.register(sessionAuth)
   const app = scope.withTypeProvider<JsonSchemaToTsProvider>()
   const { loginMetrics: metrics } = app
-  const security = [{ session: [] }]
 
   app.post('/user/thirdLogin', {
     schema: {
@@ -33,33 +31,6 @@ export default async function apiRoutes (scope: FastifyInstance): Promise<void> 
     return answer
   })
 
-  app.get('/user/me', {
-    schema: { summary: 'The logged-in user', security, response: { 200: userSchema, ...errorResponses } },
-    preValidation: app.requireSession
-  }, async (request, reply) => {
-    reply.header('cache-control', 'no-store')
-    const { appid, openid } = sessionOf(request)
-    const user = await storeCall(app.users.getUser(appid, openid))
-    if (user === null) throw errors.unauthorized()
-    return publicUser(user)
-  })
-
-  app.post('/user/phone', {
-    schema: { summary: 'Set the user\'s phone number from a phoneCode', security, body: phoneBody, response: { 200: userSchema, ...errorResponses } },
-    preValidation: app.requireSession
-  }, async (request, reply) => {
-    reply.header('cache-control', 'no-store')
-    const { appid, openid } = sessionOf(request)
-    const phone = await app.exchangePhone(request, reply, openid, request.body.phoneCode)
-    const { user } = await storeCall(app.users.upsertUser(appid, openid, { phone }))
-    return publicUser(user)
-  })
-
-  app.post('/user/logout', {
-    schema: { summary: 'End the session: the token stops working', security, response: { 204: { type: 'null', description: 'Logged out' }, ...errorResponses } },
-    preValidation: app.requireSession
-  }, async (request, reply) => {
-    await storeCall(app.sessions.delete(sessionOf(request).tokenHash))
-    return await reply.code(204).send(null)
-  })
+  // The session routes, on the same scope (limits, auth).
+  await app.register(sessionRoutes)
 }

@@ -1,0 +1,49 @@
+import { maskPhone, type RedisHandle } from '@wxlogin/service-kit'
+import type { PhoneInfo, UserRecord } from './user-store.js'
+
+export type LoginEventType = 'user.created' | 'user.logged_in' | 'user.phone_changed'
+
+export interface LoginEvent { type: LoginEventType, user: UserRecord, appid: string, openid: string }
+
+/** Where login events go: a Redis Stream, or nowhere without Redis (README: login events). */
+export interface EventSink {
+  emit: (events: LoginEvent[]) => Promise<void>
+}
+
+export class NoEvents implements EventSink {
+  async emit (): Promise<void> {}
+}
+
+/**
+ * XADD to `${prefix}events`, capped near `maxLen` (MAXLEN ~). Every field is a string; the
+ * phone number is masked unless EVENTS_INCLUDE_PHONE=true. A login is answered only after its
+ * events are written, so a consumer group sees every login at least once (a retried login
+ * may write its events twice).
+ */
+export class RedisStreamEvents implements EventSink {
+  readonly key: string
+  constructor (private readonly redis: RedisHandle, prefix: string, private readonly maxLen: number, private readonly includePhone: boolean) {
+    this.key = `${prefix}events`
+  }
+
+  private phone (p: PhoneInfo | null): string {
+    if (p === null) return ''
+    return this.includePhone ? p.phoneNumber : maskPhone(p.purePhoneNumber)
+  }
+
+  async emit (events: LoginEvent[]): Promise<void> {
+    for (const e of events) {
+      await this.redis.cmd.xAdd(this.key, '*', {
+        type: e.type,
+        user_id: e.user.user_id,
+        appid: e.appid,
+        openid: e.openid,
+        unionid: e.user.unionid ?? '',
+        phone: this.phone(e.user.phone),
+        country_code: e.user.phone?.countryCode ?? '',
+        at: e.user.updated_at
+      }, { TRIM: { strategy: 'MAXLEN', strategyModifier: '~', threshold: this.maxLen } })
+    }
+    if (events.length > 0) await this.redis.replicated(this.key)
+  }
+}

@@ -1,0 +1,79 @@
+import type { FastifyInstance } from 'fastify'
+import type { JsonSchemaToTsProvider } from '@fastify/type-provider-json-schema-to-ts'
+import { errors } from '../errors.js'
+import { publicUser } from '../login.js'
+import { sessionOf } from '../plugins/session-auth.js'
+import { errorResponses, logoutQuery, phoneBody, sessionAnswer, userSchema } from '../schemas.js'
+import { storeCall } from '../store-call.js'
+
+/** What a session token opens: the user, the gateway check, a phone change, logout. */
+export default async function sessionRoutes (scope: FastifyInstance): Promise<void> {
+  const app = scope.withTypeProvider<JsonSchemaToTsProvider>()
+  const { loginMetrics: metrics } = app
+  const security = [{ session: [] }]
+
+  app.get('/user/me', {
+    schema: { summary: 'The logged-in user', security, response: { 200: userSchema, ...errorResponses } },
+    preValidation: app.requireSession
+  }, async (request, reply) => {
+    reply.header('cache-control', 'no-store')
+    const { user_id: userId, appid, openid } = sessionOf(request)
+    const user = await storeCall(app.users.getUser(userId))
+    if (user === null) throw errors.unauthorized()
+    return publicUser(user, { appid, openid })
+  })
+
+  app.get('/user/session', {
+    schema: {
+      summary: 'For API gateways (nginx auth_request, Envoy ext_authz): 200 with X-User-Id, X-User-Openid, X-User-Appid for a live session, else 401',
+      description: 'One Redis read; not rate-limited per IP (a gateway sends every user\'s requests from its own address).',
+      security,
+      response: { 200: sessionAnswer, ...errorResponses }
+    },
+    config: { rateLimit: false },
+    preValidation: app.requireSession
+  }, async (request, reply) => {
+    const { user_id: userId, appid, openid } = sessionOf(request)
+    reply.header('cache-control', 'no-store')
+    reply.header('x-user-id', userId)
+    reply.header('x-user-openid', openid)
+    reply.header('x-user-appid', appid)
+    return { user_id: userId, appid, openid }
+  })
+
+  app.post('/user/phone', {
+    schema: { summary: 'Set the user\'s phone number from a phoneCode', security, body: phoneBody, response: { 200: userSchema, ...errorResponses } },
+    preValidation: app.requireSession
+  }, async (request, reply) => {
+    reply.header('cache-control', 'no-store')
+    const { appid, openid } = sessionOf(request)
+    const phone = await app.exchangePhone(request, reply, appid, openid, request.body.phoneCode)
+    const { user, phoneChanged } = await storeCall(app.users.upsertUser({ appid, openid }, null, { phone }))
+    if (phoneChanged) {
+      await storeCall(app.events.emit([{ type: 'user.phone_changed', user, appid, openid }]))
+      metrics.events.inc({ type: 'user.phone_changed' })
+    }
+    return publicUser(user, { appid, openid })
+  })
+
+  app.post('/user/logout', {
+    schema: {
+      summary: 'End the session (?all=true: every session of the user): the tokens stop working',
+      security,
+      querystring: logoutQuery,
+      response: { 204: { type: 'null', description: 'Logged out' }, ...errorResponses }
+    },
+    preValidation: app.requireSession
+  }, async (request, reply) => {
+    const session = sessionOf(request)
+    if (request.query.all === 'true') {
+      const ended = await storeCall(app.sessions.deleteAllOf(session.user_id))
+      // Sessions issued before user_ids are not in the user's index: this one, at least, ends.
+      await storeCall(app.sessions.delete(session.tokenHash))
+      request.log.info({ sessions: ended }, 'logged out everywhere')
+    } else {
+      await storeCall(app.sessions.delete(session.tokenHash))
+    }
+    return await reply.code(204).send(null)
+  })
+}

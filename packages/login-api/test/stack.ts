@@ -1,0 +1,78 @@
+import type { Test } from 'tap'
+import got from 'got'
+import type { FastifyInstance } from 'fastify'
+import { createSimulator, CONTROL_PREFIX } from '@wxlogin/wechat-sim'
+import { buildApp as buildBroker } from '@wxlogin/token-broker'
+import { loggerOptions } from '@wxlogin/service-kit'
+import { LogCapture, startRedisServer, waitFor, type RedisServer } from '@wxlogin/testing'
+import { APPID, BROKER_TOKEN, build, testConfig } from './helper.js'
+import type { LoginConfig } from '../src/config.js'
+
+export const SECRET = 'replica-test-secret'
+
+export interface Stack {
+  apps: FastifyInstance[]
+  /** Each login-api's log lines, and the broker's, at trace level. */
+  logs: LogCapture[]
+  brokerLogs: LogCapture
+  sim: ReturnType<typeof createSimulator>
+  redis: RedisServer
+  /** A login code and a phone code for `openid` (of `appid`, the first app by default). */
+  mint: (openid: string, opts?: { appid?: string, unionid?: string | null, phoneNumber?: string }) => Promise<{ code: string, phoneCode: string }>
+}
+
+export interface StackOptions {
+  login?: Partial<LoginConfig>
+  brokerTimeouts?: { upstreamTimeoutMs?: number, retryBudgetMs?: number }
+  /** The mini-programs the simulator and broker hold and the login-apis serve. */
+  appids?: string[]
+}
+
+/** Simulator and token-broker on real ports, sharing one real Redis with `instances` login-apis. */
+export async function stack (t: Test, instances: number, opts: StackOptions = {}): Promise<Stack> {
+  const appids = opts.appids ?? [APPID]
+  const redis = await startRedisServer(t)
+  const sim = createSimulator({ apps: appids.map(appid => ({ appid, secret: SECRET })) })
+  await sim.app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => sim.app.close())
+  const simUrl = `http://127.0.0.1:${(sim.app.server.address() as { port: number }).port}`
+  const brokerLogs = new LogCapture()
+  const broker = await buildBroker({
+    host: '127.0.0.1',
+    port: 0,
+    metricsPort: 0,
+    logLevel: 'trace',
+    redis: redis.connection,
+    redlock: [redis.connection],
+    redisKeyPrefix: 'wxbroker:',
+    apps: appids.map(appid => ({ appid, secret: SECRET, tokenMode: 'stable' as const })),
+    clients: [{ name: 'login-api', token: BROKER_TOKEN, apps: appids, admin: false }],
+    wechatBaseUrl: simUrl,
+    refreshAheadSeconds: 300,
+    lockTtlMs: 5000,
+    upstreamTimeoutMs: opts.brokerTimeouts?.upstreamTimeoutMs ?? 2000,
+    retryBudgetMs: opts.brokerTimeouts?.retryBudgetMs ?? 2000,
+    failureMemoryMs: 1000,
+    forceRefreshIntervalMs: 60_000,
+    forceRefreshGraceMs: 60_000,
+    invalidationBudget: { stable: 10, classic: 1000 }
+  }, { logger: loggerOptions('trace', 'token-broker', brokerLogs), got: got.extend({ retry: { limit: 0 } }) })
+  await broker.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => broker.close())
+  const brokerUrl = `http://127.0.0.1:${(broker.server.address() as { port: number }).port}`
+  const apps: FastifyInstance[] = []
+  const logs: LogCapture[] = []
+  for (let i = 0; i < instances; i++) {
+    const built = await build(t, testConfig({ redis: redis.connection, brokerUrl, wechatBaseUrl: simUrl, apps: appids, ...opts.login }))
+    apps.push(built.app)
+    logs.push(built.logs)
+  }
+  for (const app of apps) await waitFor(async () => (await app.inject('/readyz')).statusCode === 200, { what: 'login-api ready' })
+  const mint: Stack['mint'] = async (openid, m = {}) => {
+    const appid = m.appid ?? appids[0]
+    const code = (await sim.app.inject({ method: 'POST', url: `${CONTROL_PREFIX}/login-codes`, payload: { appid, openid, unionid: m.unionid ?? null } })).json().code
+    const phoneCode = (await sim.app.inject({ method: 'POST', url: `${CONTROL_PREFIX}/phone-codes`, payload: { appid, phoneNumber: m.phoneNumber ?? '13800138000', openid } })).json().code
+    return { code, phoneCode }
+  }
+  return { apps, logs, brokerLogs, sim, redis, mint }
+}
