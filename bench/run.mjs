@@ -35,8 +35,11 @@ function row (scenario, metric, measured, target, ok) {
 }
 
 function spawnNode (script, env) {
-  // BENCH_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=prof") go to every service process, to dig into a finding.
-  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean)
+  // BENCH_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=prof") go to every process the bench
+  // starts, to dig into a finding; BENCH_SERVICE_NODE_ARGS (e.g. "--max-old-space-size=96") to
+  // the broker and the login-api only, to try a production flag on them alone.
+  const service = /packages\/(token-broker|login-api)\//.test(script)
+  const nodeArgs = [process.env.BENCH_NODE_ARGS ?? '', service ? process.env.BENCH_SERVICE_NODE_ARGS ?? '' : ''].join(' ').split(' ').filter(Boolean)
   const proc = startServiceProcess(`${root}${script}`, { nodeArgs, env: { HOST: '127.0.0.1', LOG_LEVEL, ...env }, stderr: 'inherit' })
   children.add(proc)
   proc.exited.then(() => children.delete(proc))

@@ -91,6 +91,11 @@ export interface ExchangeOptions {
   waitMs: number
   /** Errors that settle the code for good (it is invalid): kept, so a retry gets them with no call. */
   final: (error: ServiceError) => boolean
+  /**
+   * Runs once the code is claimed, before `work` (a limit check): when it throws, the claim is
+   * released and the code stays unused. A retry answered from a kept exchange never runs it.
+   */
+  beforeWork?: () => Promise<void>
 }
 
 export interface Exchanged<T> { value: T, reused: boolean, newUser: boolean }
@@ -107,7 +112,15 @@ export async function exchangeOnce<T> (store: ExchangeStore, key: string, work: 
   const deadline = Date.now() + opts.waitMs
   let pause = 20
   for (;;) {
-    if (await storeCall(store.claim(key, opts.pendingTtlMs))) return await runClaimed(store, key, work, opts)
+    if (await storeCall(store.claim(key, opts.pendingTtlMs))) {
+      try {
+        await opts.beforeWork?.()
+      } catch (err) {
+        await store.release(key).catch(() => {})
+        throw err
+      }
+      return await runClaimed(store, key, work, opts)
+    }
     const record = await storeCall(store.get(key)) as Exchange<T> | null
     if (record?.state === 'done') return { value: record.value, reused: true, newUser: record.newUser === true }
     if (record?.state === 'failed') {

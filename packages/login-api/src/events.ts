@@ -32,18 +32,17 @@ export class RedisStreamEvents implements EventSink {
   }
 
   async emit (events: LoginEvent[]): Promise<void> {
-    for (const e of events) {
-      await this.redis.cmd.xAdd(this.key, '*', {
-        type: e.type,
-        user_id: e.user.user_id,
-        appid: e.appid,
-        openid: e.openid,
-        unionid: e.user.unionid ?? '',
-        phone: this.phone(e.user.phone),
-        country_code: e.user.phone?.countryCode ?? '',
-        at: e.user.updated_at
-      }, { TRIM: { strategy: 'MAXLEN', strategyModifier: '~', threshold: this.maxLen } })
-    }
+    // Issued in order on one connection, they are pipelined and appended in that order.
+    await Promise.all(events.map(async e => await this.redis.cmd.xAdd(this.key, '*', {
+      type: e.type,
+      user_id: e.user.user_id,
+      appid: e.appid,
+      openid: e.openid,
+      unionid: e.user.unionid ?? '',
+      phone: this.phone(e.user.phone),
+      country_code: e.user.phone?.countryCode ?? '',
+      at: e.user.updated_at
+    }, { TRIM: { strategy: 'MAXLEN', strategyModifier: '~', threshold: this.maxLen } })))
     if (events.length > 0) await this.redis.replicated(this.key)
   }
 }

@@ -50,15 +50,16 @@ export class RedisSessionStore implements SessionStore {
 
   async create (tokenHash: string, session: SessionRecord, ttlSeconds: number): Promise<void> {
     const key = this.key(tokenHash)
-    await this.redis.cmd.set(key, JSON.stringify(session), { EX: ttlSeconds })
+    // Issued together, the three go out in one pipeline (in a Cluster, to their nodes at once).
+    const writes: Array<Promise<unknown>> = [this.redis.cmd.set(key, JSON.stringify(session), { EX: ttlSeconds })]
     if (session.user_id !== undefined) {
       const index = this.indexKey(session.user_id)
-      await this.redis.cmd.sAdd(index, tokenHash)
-      await this.redis.cmd.expire(index, ttlSeconds)
-      await this.redis.replicated(index)
+      writes.push(this.redis.cmd.sAdd(index, tokenHash), this.redis.cmd.expire(index, ttlSeconds))
     }
+    await Promise.all(writes)
     // Answered only once a replica has it (REDIS_WAIT_REPLICAS): a failover must not log the user out.
     await this.redis.replicated(key)
+    if (session.user_id !== undefined) await this.redis.replicated(this.indexKey(session.user_id))
   }
 
   async deleteAllOf (userId: string): Promise<number> {

@@ -152,28 +152,37 @@ export class RedisUserStore implements UserStore {
     return await this.redis.cmd.get(this.identityKey(identity))
   }
 
-  /** The identity's user_id, claimed now if it has none: the unionid's user, or a new one. */
-  private async resolve (identity: Identity, unionid: string | null): Promise<{ userId: string, created: boolean }> {
-    const known = await this.userIdOf(identity)
-    if (known !== null) return { userId: known, created: false }
-    const candidate = (unionid !== null ? await this.redis.cmd.get(this.unionidKey(unionid)) : null) ?? randomUUID()
-    const key = this.identityKey(identity)
-    if (await this.redis.cmd.set(key, candidate, { NX: true }) === 'OK') {
-      await this.redis.replicated(key)
-      return { userId: candidate, created: true }
+  /**
+   * The identity's user_id, claimed now if it has none (the unionid's user, or a new one), and
+   * the previous release's record of it when the identity is new. The reads go out together:
+   * node-redis pipelines commands issued in the same tick.
+   */
+  private async resolve (identity: Identity, unionid: string | null): Promise<{ userId: string, legacy: string | null }> {
+    const [known, unionUser, legacy] = await Promise.all([
+      this.userIdOf(identity),
+      unionid !== null ? this.redis.cmd.get(this.unionidKey(unionid)) : null,
+      this.redis.cmd.get(this.legacyKey(identity))
+    ])
+    let userId = known
+    let created = false
+    if (userId === null) {
+      const candidate = unionUser ?? randomUUID()
+      const key = this.identityKey(identity)
+      created = await this.redis.cmd.set(key, candidate, { NX: true }) === 'OK'
+      // Another replica resolved it first: its user_id stands.
+      userId = created ? candidate : await this.redis.cmd.get(key) ?? candidate
+      if (created) await this.redis.replicated(key)
     }
-    // Another replica resolved it first: its user_id stands.
-    return { userId: await this.redis.cmd.get(key) ?? candidate, created: false }
-  }
-
-  async upsertUser (identity: Identity, unionid: string | null, patch: UserPatch): Promise<UpsertResult> {
-    const { userId, created } = await this.resolve(identity, unionid)
-    if (unionid !== null) {
+    if (unionid !== null && unionUser === null) {
       // The first user to bring a unionid keeps it; an identity resolved before its app was
       // bound to the Open Platform keeps its own user_id (README: users and unionid).
       await this.redis.cmd.set(this.unionidKey(unionid), userId, { NX: true })
     }
-    const legacy = created ? await this.redis.cmd.get(this.legacyKey(identity)) : null
+    return { userId, legacy: created ? legacy : null }
+  }
+
+  async upsertUser (identity: Identity, unionid: string | null, patch: UserPatch): Promise<UpsertResult> {
+    const { userId, legacy } = await this.resolve(identity, unionid)
     const key = this.userKey(userId)
     const r = await this.redis.cmd.eval(UPSERT, {
       keys: [key],

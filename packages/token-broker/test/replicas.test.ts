@@ -344,3 +344,21 @@ t.test('a failed refresh is remembered by every replica: a wrong secret on 3 rep
   t.equal((await late.inject({ method: 'GET', url: TOKEN_URL, headers: auth() })).json().wechat_errcode, 40125)
   t.equal(sim.state.calls.stable_token, before, 'a new replica does not ask WeChat again inside the window')
 })
+
+t.test('an idle broker never lets a ticket expire either: one getticket for all replicas', async t => {
+  const redis = await startRedisServer(t)
+  const sim = await startSim(t, { tokenExpiresIn: 8, stableRenewBeforeSeconds: 5 })
+  const apps = await replicas(t, 2, { redis: redis.connection, redlock: [redis.connection], wechatBaseUrl: sim.url, refreshAheadSeconds: 5 })
+  const ticket = async (app: FastifyInstance): Promise<string> => (await app.inject({ method: 'GET', url: `/v1/apps/${APPID}/tickets/jsapi`, headers: auth() })).json().ticket
+  const first = await ticket(apps[0] as FastifyInstance)
+  await waitFor(async () => await ticket(apps[1] as FastifyInstance) === first, { what: 'both replicas hold the ticket' })
+  const before = sim.state.calls.getticket
+  t.equal(before, 1)
+  // No request from here on until the schedule has fetched a new ticket.
+  await waitFor(() => sim.state.calls.getticket > before, { timeoutMs: 15_000, intervalMs: 100, what: 'a ticket fetch with no request' })
+  await waitFor(async () => {
+    const tickets = await Promise.all(apps.map(async a => await ticket(a)))
+    return tickets.every(x => x !== first && x === tickets[0])
+  }, { timeoutMs: 10_000, what: 'both replicas on the new ticket' })
+  t.equal(sim.state.calls.getticket - before, 1, 'one upstream call for both replicas')
+})

@@ -3,7 +3,6 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { maskPhone, toServiceError } from '@wxlogin/service-kit'
 import { exchangeKey, exchangeOnce } from '../code-exchanges.js'
 import { errors } from '../errors.js'
-import { storeCall } from '../store-call.js'
 import type { PhoneInfo } from '../user-store.js'
 
 declare module 'fastify' {
@@ -69,12 +68,12 @@ export default fp(async (app) => {
   app.decorate('exchangePhone', async (request: FastifyRequest, reply: FastifyReply, appid: string, openid: string, phoneCode: string): Promise<PhoneInfo> => {
     // Bound to the openid: another user's request with this code never gets this number.
     const key = exchangeKey(config.redisKeyPrefix, 'phone', appid, openid, phoneCode)
-    const kept = await storeCall(app.exchanges.get(key))
-    if (kept === null) await checkLimit(request, reply, appid, openid)
     const result = await exchangeOnce(app.exchanges, key, async () => await exchange(request, appid, openid, phoneCode), {
       pendingTtlMs: worstCallMs,
       waitMs: worstCallMs,
-      final: se => se.code === 'invalid_phone_code'
+      final: se => se.code === 'invalid_phone_code',
+      // Only a new exchange counts against the limit; refused, the code stays unused.
+      beforeWork: async () => { await checkLimit(request, reply, appid, openid) }
     })
     if (result.reused) metrics.codeReuses.inc({ kind: 'phone' })
     return result.value
