@@ -1,8 +1,9 @@
 import t from 'tap'
 import Fastify from 'fastify'
 import { createConnection } from 'node:net'
+import { Writable } from 'node:stream'
 import { Registry } from 'prom-client'
-import { ConfigError, createSecretMatcher, errorFields, scrubText, SingleFlight, EnvReader, httpMetrics, installErrorHandling, maskPhone, registerHealthRoutes, ServiceError, shedWhileClosing } from '../src/index.js'
+import { ConfigError, createSecretMatcher, errorFields, loggerOptions, maskMobilesInLine, scrubText, SingleFlight, EnvReader, httpMetrics, installErrorHandling, maskPhone, registerHealthRoutes, ServiceError, shedWhileClosing } from '../src/index.js'
 
 t.test('EnvReader', async t => {
   const r = new EnvReader({ A: ' 5 ', B: 'yes', C: '', U: 'https://x.example/', J: '{"a":1}' })
@@ -178,4 +179,16 @@ t.test('SingleFlight: one run per key, shared by concurrent callers', async t =>
   t.notOk(flights.has('k'), 'forgotten once settled')
   await t.rejects(flights.run('k', async () => { throw new Error('boom') }), /boom/)
   t.equal(await flights.run('k', async () => 8), 8, 'a failure is not remembered')
+})
+
+t.test('every log line has mobile numbers masked, whatever path brought them', async t => {
+  t.equal(maskMobilesInLine('{"msg":"failed for 13800138000","n":"+8613912345678","time":1795564359231}'), '{"msg":"failed for 138****8000","n":"+86139****5678","time":1795564359231}')
+  t.equal(maskMobilesInLine('order 202611240001234 id 12800138000'), 'order 202611240001234 id 12800138000', 'longer runs and non-mobile prefixes are left alone')
+  let written = ''
+  const stream = new Writable({ write (chunk: Buffer, _enc, cb) { written += chunk.toString(); cb() } })
+  const app = Fastify({ logger: loggerOptions('info', 'test', stream) })
+  app.log.info({ detail: 'WeChat said 13800138000 is bound elsewhere' }, 'a message naming 13700137000')
+  await app.close()
+  t.notMatch(written, /13800138000|13700137000/)
+  t.match(written, /138\*\*\*\*8000/)
 })
