@@ -40,7 +40,7 @@ function spawnNode (script, env) {
   // the broker and the login-api only, to try a production flag on them alone.
   const service = /packages\/(token-broker|login-api)\//.test(script)
   const nodeArgs = [process.env.BENCH_NODE_ARGS ?? '', service ? process.env.BENCH_SERVICE_NODE_ARGS ?? '' : ''].join(' ').split(' ').filter(Boolean)
-  const proc = startServiceProcess(`${root}${script}`, { nodeArgs, env: { HOST: '127.0.0.1', LOG_LEVEL, ...env }, stderr: 'inherit' })
+  const proc = startServiceProcess(`${root}${script}`, { nodeArgs, env: { PATH: process.env.PATH, HOST: '127.0.0.1', LOG_LEVEL, ...env }, stderr: 'inherit' })
   children.add(proc)
   proc.exited.then(() => children.delete(proc))
   return proc.child

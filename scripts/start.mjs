@@ -44,7 +44,7 @@ const children = []
 function start (name, script, childEnv) {
   const tag = pretty ? `${colours[name]}[${name}]\x1b[0m ` : `[${name}] `
   const proc = startServiceProcess(`${root}packages/${script}/dist/server.js`, {
-    env: { NODE_ENV: env.NODE_ENV ?? 'development', LOG_LEVEL: logLevel, HOST: host, ...childEnv },
+    env: { PATH: env.PATH, NODE_ENV: env.NODE_ENV ?? 'development', LOG_LEVEL: logLevel, HOST: host, ...childEnv },
     onLine: line => {
       let text = line
       if (pretty && line.startsWith('{')) {

@@ -9,7 +9,7 @@ export type Running = ServiceProcess
 
 /** A node script from the repository root as a child process, stopped when the test ends. */
 export function run (t: Test, script: string, env: Record<string, string>): Running {
-  const proc = startServiceProcess(script, { cwd: root, env })
+  const proc = startServiceProcess(script, { cwd: root, env: { PATH: process.env.PATH ?? '', ...env } })
   t.teardown(async () => { await proc.stop() })
   return proc
 }

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { createInterface } from 'node:readline'
 
 export interface ServiceProcessOptions {
-  /** The child's whole environment besides PATH: nothing leaks in from the parent's. */
+  /** The child's whole environment (pass PATH on where it needs one): nothing leaks in from the parent's. */
   env: Record<string, string | undefined>
   cwd?: string
   /** Node flags before the script (--cpu-prof, --max-old-space-size=...). */
@@ -26,7 +26,7 @@ export interface ServiceProcess {
 export function startServiceProcess (script: string, opts: ServiceProcessOptions): ServiceProcess {
   const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), script], {
     cwd: opts.cwd,
-    env: { PATH: process.env.PATH ?? '', ...opts.env },
+    env: opts.env,
     stdio: ['ignore', 'pipe', opts.stderr === 'inherit' ? 'inherit' : 'pipe']
   })
   let out = ''

@@ -23,6 +23,7 @@ async function startBroker (t: Test, env: Record<string, string>): Promise<Broke
   const metricsPort = await freePort()
   const proc = startServiceProcess(fileURLToPath(new URL('../dist/server.js', import.meta.url)), {
     env: {
+      PATH: process.env.PATH,
       HOST: '127.0.0.1',
       PORT: String(port),
       METRICS_PORT: String(metricsPort),

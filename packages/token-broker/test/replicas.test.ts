@@ -177,6 +177,7 @@ t.test('a replica killed with SIGKILL while holding the lock: another refreshes 
   const child = startServiceProcess(fileURLToPath(new URL('../dist/server.js', import.meta.url)), {
     stderr: 'inherit',
     env: {
+      PATH: process.env.PATH,
       HOST: '127.0.0.1',
       PORT: String(port),
       METRICS_PORT: String(await freePort()),
