@@ -26,10 +26,13 @@ export function expiringBody (field: 'access_token' | 'ticket'): object {
 
 export const tokenBody = expiringBody('access_token')
 
+export const sendToken = (reply: FastifyReply, served: ServedToken): object => sendExpiring(reply, 'access_token', served)
+
 // A token's expiry never changes, so its ISO form is computed once per token, not per request.
 const isoCache = new WeakMap<object, string>()
 
-export function sendToken (reply: FastifyReply, served: ServedToken): object {
+/** The answer for a value that expires (expiringBody's shape), not to be cached by anyone between. */
+export function sendExpiring (reply: FastifyReply, field: 'access_token' | 'ticket', served: ServedToken): object {
   const { record } = served
   let iso = isoCache.get(record)
   if (iso === undefined) {
@@ -38,7 +41,7 @@ export function sendToken (reply: FastifyReply, served: ServedToken): object {
   }
   reply.header('cache-control', 'no-store')
   return {
-    access_token: record.token,
+    [field]: record.token,
     expires_in: Math.max(0, Math.floor((record.expiresAt - Date.now()) / 1000)),
     expires_at: iso
   }

@@ -3,7 +3,7 @@ import { APPID_PATTERN } from '@wxlogin/service-kit'
 import { jssdkConfig } from '../jssdk.js'
 import type { TicketType } from '../wechat-client.js'
 import { TICKET_TYPES } from '../plugins/tokens.js'
-import { appidParams, callerDeadline, errorBody, expiringBody, withinDeadline, type AppParams } from './common.js'
+import { appidParams, callerDeadline, errorBody, expiringBody, sendExpiring, withinDeadline, type AppParams } from './common.js'
 
 const ticketBody = expiringBody('ticket')
 
@@ -36,13 +36,7 @@ export default async function ticketRoutes (app: FastifyInstance): Promise<void>
     onRequest: app.authorizeApp
   }, async (request, reply) => {
     const { appid, type } = request.params
-    const { record } = await withinDeadline(app.tickets[type].getToken(appid), callerDeadline(request), appid)
-    reply.header('cache-control', 'no-store')
-    return {
-      ticket: record.token,
-      expires_in: Math.max(0, Math.floor((record.expiresAt - Date.now()) / 1000)),
-      expires_at: new Date(record.expiresAt).toISOString()
-    }
+    return sendExpiring(reply, 'ticket', await withinDeadline(app.tickets[type].getToken(appid), callerDeadline(request), appid))
   })
 
   app.post<AppParams & { Body: { url: string } }>('/apps/:appid/jssdk-signature', {
