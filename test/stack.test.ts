@@ -62,4 +62,9 @@ t.test('tokens expiring in the simulator are refreshed ahead by the broker; no l
   t.same(failures, [], `all ${logins} logins succeeded with a phone number`)
   t.equal(await brokerRefreshes('miss'), 1, 'only the first token was a miss: the token never ran out')
   t.ok(await brokerRefreshes('ahead') >= 1)
+  // Every hop to WeChat keeps its connection alive: the broker's (tokens, code2session) and the
+  // login-api's (phone numbers), a few connections for all those calls.
+  const calls = await (await fetch(`${sim}/__sim/calls`)).json() as { apiConnections: number, jscode2session: number, getuserphonenumber: number }
+  t.ok(calls.jscode2session + calls.getuserphonenumber >= 20, `${calls.jscode2session + calls.getuserphonenumber} WeChat calls`)
+  t.ok(calls.apiConnections <= 6, `over ${calls.apiConnections} connections`)
 })

@@ -98,7 +98,18 @@ export interface ExchangeOptions {
   beforeWork?: () => Promise<void>
 }
 
-export interface Exchanged<T> { value: T, reused: boolean, newUser: boolean }
+export interface Exchanged<T> {
+  value: T
+  reused: boolean
+  newUser: boolean
+  /**
+   * The answer being kept for retries: the caller goes on (its next store command rides in the
+   * same write) and awaits this before it answers. Rejected with store_unavailable.
+   */
+  settled: Promise<void>
+}
+
+const SETTLED: Promise<void> = Promise.resolve()
 
 const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
 
@@ -122,7 +133,7 @@ export async function exchangeOnce<T> (store: ExchangeStore, key: string, work: 
       return await runClaimed(store, key, work, opts)
     }
     const record = await storeCall(store.get(key)) as Exchange<T> | null
-    if (record?.state === 'done') return { value: record.value, reused: true, newUser: record.newUser === true }
+    if (record?.state === 'done') return { value: record.value, reused: true, newUser: record.newUser === true, settled: SETTLED }
     if (record?.state === 'failed') {
       const e = record.error
       throw new ServiceError(e.code, e.message, e.status, { wechatErrcode: e.wechatErrcode })
@@ -147,8 +158,10 @@ async function runClaimed<T> (store: ExchangeStore, key: string, work: () => Pro
     }
     throw err
   }
-  await storeCall(store.settle(key, { state: 'done', value }, CODE_LIFE_MS))
-  return { value, reused: false, newUser: false }
+  const settled = storeCall(store.settle(key, { state: 'done', value }, CODE_LIFE_MS))
+  // Handled here, awaited by the caller: never an unhandled rejection in between.
+  settled.catch(() => {})
+  return { value, reused: false, newUser: false, settled }
 }
 
 /** The key of a code's exchange: a hash of what identifies it, never the code itself. */

@@ -39,7 +39,7 @@ interface Session { openid: string, unionid: string | null }
  * code2session at most once per code: a retry of a login whose answer was lost gets the same
  * openid (and is_new_user as the first attempt saw it), with no WeChat call.
  */
-async function exchangeLoginCode (app: FastifyInstance, appid: string, code: string): Promise<{ key: string, session: Session, reused: boolean, newUser: boolean }> {
+async function exchangeLoginCode (app: FastifyInstance, appid: string, code: string): Promise<{ key: string, session: Session, reused: boolean, newUser: boolean, settled: Promise<void> }> {
   const key = exchangeKey(app.loginConfig.redisKeyPrefix, 'login', appid, code)
   // The broker's timeout covers code2session; a claim outlives a dead instance by no more.
   const waitMs = app.loginConfig.brokerTimeoutMs + 1000
@@ -51,19 +51,25 @@ async function exchangeLoginCode (app: FastifyInstance, appid: string, code: str
     }
   }, { pendingTtlMs: waitMs, waitMs, final: se => se.code === 'invalid_code' || se.code === 'high_risk_user' })
   if (result.reused) app.loginMetrics.codeReuses.inc({ kind: 'login' })
-  return { key, session: result.value, reused: result.reused, newUser: result.newUser }
+  return { key, session: result.value, reused: result.reused, newUser: result.newUser, settled: result.settled }
 }
 
-/** The phone exchange of a login: its failure logs the user in without a new phone, except over the limit or with the store down. */
-async function loginPhone (app: FastifyInstance, request: FastifyRequest, reply: FastifyReply, identity: Identity, phoneCode: string | undefined, patch: UserPatch): Promise<ErrorBody | null> {
-  if (phoneCode === undefined || phoneCode === '') return null
+const NOTHING_TO_SETTLE: Promise<void> = Promise.resolve()
+
+/**
+ * The phone exchange of a login: its failure logs the user in without a new phone, except over
+ * the limit or with the store down. `settled`: the exchange being kept (see exchangeOnce).
+ */
+async function loginPhone (app: FastifyInstance, request: FastifyRequest, reply: FastifyReply, identity: Identity, phoneCode: string | undefined, patch: UserPatch): Promise<{ error: ErrorBody | null, settled: Promise<void> }> {
+  if (phoneCode === undefined || phoneCode === '') return { error: null, settled: NOTHING_TO_SETTLE }
   try {
-    patch.phone = await app.exchangePhone(request, reply, identity.appid, identity.openid, phoneCode)
-    return null
+    const { phone, settled } = await app.exchangePhone(request, reply, identity.appid, identity.openid, phoneCode)
+    patch.phone = phone
+    return { error: null, settled }
   } catch (err) {
     const se = toServiceError(err)
     if (se.code === 'rate_limited' || se.code === 'store_unavailable' || se.code === 'exchange_in_progress') throw se
-    return se.toJSON()
+    return { error: se.toJSON(), settled: NOTHING_TO_SETTLE }
   }
 }
 
@@ -82,9 +88,14 @@ export async function thirdLogin (app: FastifyInstance, request: FastifyRequest,
   const patch: UserPatch = {}
   if (input.nickname !== undefined && input.nickname !== '') patch.nickname = input.nickname
   if (input.head_pic !== undefined && input.head_pic !== '') patch.head_pic = input.head_pic
-  const phoneError = await loginPhone(app, request, reply, identity, input.phoneCode, patch)
+  // Each code's answer is kept while the next step's first store command rides in the same
+  // write (the phone's claim, the user's reads); each is awaited before anything is answered.
+  const phone = await loginPhone(app, request, reply, identity, input.phoneCode, patch)
+  await login.settled
+  const phoneError = phone.error
 
   const { user, isNew, phoneChanged } = await storeCall(app.users.upsertUser(identity, login.session.unionid, patch))
+  await phone.settled
   // The first attempt created the user but its answer was lost: the retry says so too.
   const isNewUser = isNew || login.newUser
   const events: LoginEvent[] = []

@@ -81,3 +81,18 @@ t.test('a failure a retry may not meet (WeChat busy) is not kept: the retry asks
   t.equal((await login(apps[0] as FastifyInstance, { code })).statusCode, 200, 'the code was not spent by the busy answer')
   t.equal(sim.state.calls.jscode2session, 2)
 })
+
+t.test('Redis killed while code2session is in flight: the login code\'s answer cannot be kept, so the login is a 503 and the phone code is not spent', async t => {
+  const { apps, sim, redis, mint } = await stack(t, 1)
+  const app = apps[0] as FastifyInstance
+  const { code, phoneCode } = await mint('settle-user')
+  // Long enough to kill Redis while WeChat holds the code; within the broker's 1 s timeout.
+  sim.faults.add('jscode2session', { kind: 'latency', latencyMs: 600 }, 1)
+  const pending = login(app, { code, phoneCode })
+  await waitFor(() => sim.state.calls.jscode2session === 1, { what: 'code2session under way' })
+  redis.signal('SIGKILL')
+  const res = await pending
+  t.equal(res.statusCode, 503)
+  t.equal(res.json().error, 'store_unavailable')
+  t.equal(sim.state.calls.getuserphonenumber, 0, 'the (billed) phone exchange was never made')
+})

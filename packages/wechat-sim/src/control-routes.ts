@@ -41,7 +41,7 @@ async function codeRoutes (app: FastifyInstance, { sim }: { sim: SimContext }): 
 
 /** Faults, latency, call counts and reset: how a test makes WeChat misbehave and checks what reached it. */
 async function faultRoutes (app: FastifyInstance, { sim }: { sim: SimContext }): Promise<void> {
-  app.get('/calls', async () => ({ ...sim.state.calls, abandoned: { ...sim.state.abandoned } }))
+  app.get('/calls', async () => ({ ...sim.state.calls, abandoned: { ...sim.state.abandoned }, apiConnections: sim.state.apiConnections }))
 
   app.post<{ Body: { api: Api, kind: Fault['kind'], errcode?: number, status?: number, latency_ms?: number, count?: number } }>('/faults', {
     schema: {

@@ -65,6 +65,11 @@ export class SimState {
   private readonly phoneCodes = new Map<string, PhoneCode>()
   private readonly phoneCalls = new Map<string, number[]>()
   readonly calls = Object.fromEntries(APIS.map(a => [a, 0])) as Record<Api, number>
+  /**
+   * TCP connections that carried WeChat API calls (control calls not counted): far fewer than
+   * the calls when callers keep connections alive, as the services do.
+   */
+  apiConnections = 0
   /** Calls whose caller hung up before the answer: counted in `calls`, never processed. */
   readonly abandoned = Object.fromEntries(APIS.map(a => [a, 0])) as Record<Api, number>
   private readonly tickets = new Map<string, { ticket: string, expiresAt: number }>()
@@ -103,6 +108,7 @@ export class SimState {
     this.clears.clear()
     this.rids.clear()
     for (const api of APIS) { this.calls[api] = 0; this.abandoned[api] = 0 }
+    this.apiConnections = 0
   }
 
   addApp (appid: string, secret: string): void {

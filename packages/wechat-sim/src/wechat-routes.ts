@@ -21,8 +21,13 @@ function interceptor (app: FastifyInstance, sim: SimContext): Intercept {
   })
 
   /** Counts the call, applies latency and any queued fault; true when the fault already answered. */
+  const seen = new WeakSet<object>()
   async function intercept (api: Api, request: FastifyRequest, reply: FastifyReply): Promise<boolean> {
     sim.state.calls[api] += 1
+    if (!seen.has(request.raw.socket)) {
+      seen.add(request.raw.socket)
+      sim.state.apiConnections += 1
+    }
     if (sim.latency.ms > 0) await delay(sim.latency.ms)
     const fault = sim.faults.take(api)
     if (fault?.kind === 'latency') await delay(fault.latencyMs)

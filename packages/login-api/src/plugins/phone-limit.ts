@@ -5,6 +5,9 @@ import { exchangeKey, exchangeOnce } from '../code-exchanges.js'
 import { errors } from '../errors.js'
 import type { PhoneInfo } from '../user-store.js'
 
+/** The number, and its exchange being kept for retries: await `settled` before answering. */
+export interface PhoneExchange { phone: PhoneInfo, settled: Promise<void> }
+
 declare module 'fastify' {
   interface FastifyRequest {
     phoneLimitKey: string
@@ -16,7 +19,7 @@ declare module 'fastify' {
      * (PHONE_RATE_LIMIT_MAX per window) or refused with 429 before WeChat is called, which
      * leaves the code usable after Retry-After.
      */
-    exchangePhone: (request: FastifyRequest, reply: FastifyReply, appid: string, openid: string, phoneCode: string) => Promise<PhoneInfo>
+    exchangePhone: (request: FastifyRequest, reply: FastifyReply, appid: string, openid: string, phoneCode: string) => Promise<PhoneExchange>
   }
 }
 
@@ -65,7 +68,7 @@ export default fp(async (app) => {
     }
   }
 
-  app.decorate('exchangePhone', async (request: FastifyRequest, reply: FastifyReply, appid: string, openid: string, phoneCode: string): Promise<PhoneInfo> => {
+  app.decorate('exchangePhone', async (request: FastifyRequest, reply: FastifyReply, appid: string, openid: string, phoneCode: string): Promise<PhoneExchange> => {
     // Bound to the openid: another user's request with this code never gets this number.
     const key = exchangeKey(config.redisKeyPrefix, 'phone', appid, openid, phoneCode)
     const result = await exchangeOnce(app.exchanges, key, async () => await exchange(request, appid, openid, phoneCode), {
@@ -76,6 +79,6 @@ export default fp(async (app) => {
       beforeWork: async () => { await checkLimit(request, reply, appid, openid) }
     })
     if (result.reused) metrics.codeReuses.inc({ kind: 'phone' })
-    return result.value
+    return { phone: result.value, settled: result.settled }
   })
 }, { name: 'phone-limit', dependencies: ['ip-limit', 'upstreams', 'stores'] })

@@ -47,8 +47,9 @@ export default async function sessionRoutes (scope: FastifyInstance): Promise<vo
   }, async (request, reply) => {
     reply.header('cache-control', 'no-store')
     const { appid, openid } = sessionOf(request)
-    const phone = await app.exchangePhone(request, reply, appid, openid, request.body.phoneCode)
+    const { phone, settled } = await app.exchangePhone(request, reply, appid, openid, request.body.phoneCode)
     const { user, phoneChanged } = await storeCall(app.users.upsertUser({ appid, openid }, null, { phone }))
+    await settled
     if (phoneChanged) {
       await storeCall(app.events.emit([{ type: 'user.phone_changed', user, appid, openid }]))
       metrics.events.inc({ type: 'user.phone_changed' })
