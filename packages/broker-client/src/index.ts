@@ -1,5 +1,6 @@
-import gotDefault, { type Got } from 'got'
+import type { Got } from 'got'
 import { SingleFlight } from '@wxlogin/service-kit/single-flight'
+import { createUpstreamGot } from '@wxlogin/service-kit/upstream-got'
 import { BrokerError, BrokerUnavailableError } from './errors.js'
 
 export { BrokerError, BrokerUnavailableError }
@@ -112,7 +113,7 @@ class TokenCache {
 export function createBrokerClient (opts: BrokerClientOptions): BrokerClient {
   const base = opts.baseUrl.replace(/\/+$/, '')
   const timeoutMs = opts.timeoutMs ?? 5000
-  const http = opts.got ?? gotDefault.extend({ retry: { limit: 0 } })
+  const http = opts.got ?? createUpstreamGot()
   const request = requester(http, base, opts.token, timeoutMs)
   const cache = new TokenCache(opts.refreshMarginMs ?? 60_000)
   // One request per app at a time, whatever the number of callers.

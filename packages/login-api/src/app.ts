@@ -1,8 +1,8 @@
 import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import formbody from '@fastify/formbody'
 import swagger from '@fastify/swagger'
-import gotDefault, { type Got } from 'got'
-import { BODY_LIMIT, createServiceApp, registerHealthRoutes } from '@wxlogin/service-kit'
+import type { Got } from 'got'
+import { BODY_LIMIT, createServiceApp, createUpstreamGot, registerHealthRoutes } from '@wxlogin/service-kit'
 import type { LoginConfig } from './config.js'
 import loginContext from './plugins/login-context.js'
 import stores from './plugins/stores.js'
@@ -20,7 +20,7 @@ export interface BuildOptions {
 
 export async function buildApp (config: LoginConfig, opts: BuildOptions = {}): Promise<FastifyInstance> {
   const app = await createServiceApp({ name: 'login-api', logLevel: config.logLevel, logger: opts.logger, trustProxy: config.trustProxy, accessLog: config.accessLog })
-  const got = opts.got ?? gotDefault.extend({ retry: { limit: 0 } })
+  const got = opts.got ?? createUpstreamGot()
 
   // Describes the routes for docs/openapi (scripts/openapi.mjs); never served on the public port.
   await app.register(swagger, {

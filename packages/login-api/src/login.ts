@@ -90,8 +90,14 @@ export async function thirdLogin (app: FastifyInstance, request: FastifyRequest,
   if (input.head_pic !== undefined && input.head_pic !== '') patch.head_pic = input.head_pic
   // Each code's answer is kept while the next step's first store command rides in the same
   // write (the phone's claim, the user's reads); each is awaited before anything is answered.
-  const phone = await loginPhone(app, request, reply, identity, input.phoneCode, patch)
-  await login.settled
+  let phone: Awaited<ReturnType<typeof loginPhone>>
+  try {
+    phone = await loginPhone(app, request, reply, identity, input.phoneCode, patch)
+  } finally {
+    // Even when the phone step failed (over the limit, say): a login code whose answer could
+    // not be kept is a 503 first, since a retry could no longer use it.
+    await login.settled
+  }
   const phoneError = phone.error
 
   const { user, isNew, phoneChanged } = await storeCall(app.users.upsertUser(identity, login.session.unionid, patch))

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import swagger from '@fastify/swagger'
-import gotDefault, { type Got } from 'got'
-import { createServiceApp, registerHealthRoutes } from '@wxlogin/service-kit'
+import type { Got } from 'got'
+import { createServiceApp, createUpstreamGot, registerHealthRoutes } from '@wxlogin/service-kit'
 import type { BrokerConfig } from './config.js'
 import { createBrokerMetrics } from './metrics.js'
 import tokenStore from './plugins/token-store.js'
@@ -36,7 +36,7 @@ export interface BuildOptions {
 export async function buildApp (config: BrokerConfig, opts: BuildOptions = {}): Promise<FastifyInstance> {
   const app = await createServiceApp({ name: 'token-broker', logLevel: config.logLevel, logger: opts.logger, accessLog: config.accessLog })
   const metrics = createBrokerMetrics(app.registry)
-  const got = opts.got ?? gotDefault.extend({ retry: { limit: 0 } })
+  const got = opts.got ?? createUpstreamGot()
 
   await app.register(swagger, { openapi: OPENAPI })
   await app.register(tokenStore, { config })
