@@ -109,7 +109,8 @@ export interface Exchanged<T> {
   settled: Promise<void>
 }
 
-const SETTLED: Promise<void> = Promise.resolve()
+/** `settled` where nothing is being kept: a reused answer, or no exchange at all. */
+export const SETTLED: Promise<void> = Promise.resolve()
 
 const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
 

@@ -3,7 +3,7 @@ import type { FromSchema } from 'json-schema-to-ts'
 import { BrokerError } from '@wxlogin/broker-client'
 import { toServiceError, type ErrorBody, type ServiceError } from '@wxlogin/service-kit'
 import { resolveApp } from './apps.js'
-import { exchangeKey, exchangeOnce, type Exchange } from './code-exchanges.js'
+import { exchangeKey, exchangeOnce, SETTLED, type Exchange } from './code-exchanges.js'
 import { errors } from './errors.js'
 import type { LoginEvent } from './events.js'
 import { brokerFailure } from './phone-service.js'
@@ -54,14 +54,12 @@ async function exchangeLoginCode (app: FastifyInstance, appid: string, code: str
   return { key, session: result.value, reused: result.reused, newUser: result.newUser, settled: result.settled }
 }
 
-const NOTHING_TO_SETTLE: Promise<void> = Promise.resolve()
-
 /**
  * The phone exchange of a login: its failure logs the user in without a new phone, except over
  * the limit or with the store down. `settled`: the exchange being kept (see exchangeOnce).
  */
 async function loginPhone (app: FastifyInstance, request: FastifyRequest, reply: FastifyReply, identity: Identity, phoneCode: string | undefined, patch: UserPatch): Promise<{ error: ErrorBody | null, settled: Promise<void> }> {
-  if (phoneCode === undefined || phoneCode === '') return { error: null, settled: NOTHING_TO_SETTLE }
+  if (phoneCode === undefined || phoneCode === '') return { error: null, settled: SETTLED }
   try {
     const { phone, settled } = await app.exchangePhone(request, reply, identity.appid, identity.openid, phoneCode)
     patch.phone = phone
@@ -69,7 +67,7 @@ async function loginPhone (app: FastifyInstance, request: FastifyRequest, reply:
   } catch (err) {
     const se = toServiceError(err)
     if (se.code === 'rate_limited' || se.code === 'store_unavailable' || se.code === 'exchange_in_progress') throw se
-    return { error: se.toJSON(), settled: NOTHING_TO_SETTLE }
+    return { error: se.toJSON(), settled: SETTLED }
   }
 }
 
