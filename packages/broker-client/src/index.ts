@@ -30,8 +30,9 @@ export interface Session { openid: string, unionid: string | null }
  * Tells the broker how long this caller will wait (ms), so it gives up on WeChat first: a
  * login code exchanged after the caller timed out would be spent for nothing.
  */
-// The same name as service-kit's DEADLINE_HEADER, which the broker reads; this package has
-// no dependency on the services' kit.
+// The same name as service-kit's DEADLINE_HEADER, which the broker reads. This package takes
+// only service-kit's self-contained subpaths (single-flight, upstream-got), never its index,
+// which would bring Fastify and Redis into every caller.
 export const DEADLINE_HEADER = 'x-deadline-ms'
 /** Time left for the broker's answer to travel back. */
 const DEADLINE_MARGIN_MS = 250
