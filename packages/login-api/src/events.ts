@@ -5,7 +5,7 @@ export type LoginEventType = 'user.created' | 'user.logged_in' | 'user.phone_cha
 
 export interface LoginEvent { type: LoginEventType, user: UserRecord, appid: string, openid: string }
 
-/** Where login events go: a Redis Stream, or nowhere without Redis (README: login events). */
+/** Where login events go: a Redis Stream, or nowhere without Redis (docs/login-api.md: login events). */
 export interface EventSink {
   emit: (events: LoginEvent[]) => Promise<void>
 }

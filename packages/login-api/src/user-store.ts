@@ -175,7 +175,7 @@ export class RedisUserStore implements UserStore {
     }
     if (unionid !== null && unionUser === null) {
       // The first user to bring a unionid keeps it; an identity resolved before its app was
-      // bound to the Open Platform keeps its own user_id (README: users and unionid).
+      // bound to the Open Platform keeps its own user_id (docs/login-api.md: several mini-programs).
       await this.redis.cmd.set(this.unionidKey(unionid), userId, { NX: true })
     }
     return { userId, legacy: created ? legacy : null }
