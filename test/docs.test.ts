@@ -37,7 +37,7 @@ function anchors (markdown: string): Set<string> {
     if (line.startsWith('```')) fenced = !fenced
     const m = fenced ? null : /^#{1,6} (.*)$/.exec(line)
     if (m === null) continue
-    const text = m[1].replace(/`/g, '').replace(/\[([^\]]*)\]\([^)]*\)/g, '$1')
+    const text = (m[1] ?? '').replace(/`/g, '').replace(/\[([^\]]*)\]\([^)]*\)/g, '$1')
     const base = text.trim().toLowerCase().replace(/[^\p{L}\p{N}\s_-]/gu, '').replace(/\s/g, '-')
     const n = seen.get(base) ?? 0
     seen.set(base, n + 1)
@@ -48,7 +48,7 @@ function anchors (markdown: string): Set<string> {
 
 function links (markdown: string): string[] {
   const text = markdown.replace(/```[\s\S]*?```/g, '').replace(/`[^`\n]*`/g, '')
-  return [...text.matchAll(/\]\(([^)\s]+)\)/g)].map(m => m[1])
+  return [...text.matchAll(/\]\(([^)\s]+)\)/g)].map(m => m[1] ?? '')
 }
 
 t.test('every relative link in README*.md and docs/ resolves, anchors too', async t => {
@@ -58,7 +58,7 @@ t.test('every relative link in README*.md and docs/ resolves, anchors too', asyn
     const from = relative(root, file)
     for (const link of links(readFileSync(file, 'utf8'))) {
       if (/^[a-z]+:/i.test(link)) continue
-      const [path, anchor] = link.split('#')
+      const [path = '', anchor] = link.split('#')
       const target = path === '' ? file : join(dirname(file), decodeURIComponent(path))
       if (!existsSync(target)) {
         t.fail(`${from}: ${link} -> no such file`)

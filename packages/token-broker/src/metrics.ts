@@ -1,9 +1,15 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
 import { createWechatApiMetrics, type WechatApiMetrics } from '@wxlogin/service-kit'
-import type { CredentialMetrics } from './token-manager.js'
 
 export type TokenSource = 'memory' | 'redis' | 'upstream'
 export type RefreshReason = 'miss' | 'ahead' | 'invalidated'
+
+/** One credential kind's counters: served by source, refreshes by reason and result, expiry. */
+export interface CredentialMetrics {
+  served: (appid: string, source: TokenSource) => { inc: () => void }
+  refreshed: (appid: string, reason: RefreshReason, result: 'ok' | 'error') => void
+  expiry: (appid: string, unixSeconds: number) => void
+}
 
 export interface BrokerMetrics {
   wechat: WechatApiMetrics

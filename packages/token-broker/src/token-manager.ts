@@ -1,11 +1,14 @@
-import { EventEmitter } from 'node:events'
+import { EventEmitter, once } from 'node:events'
 import type { FastifyBaseLogger } from 'fastify'
 import { BoundChildren, ServiceError, SingleFlight } from '@wxlogin/service-kit'
 import type { WechatAppConfig } from './config.js'
 import { errors } from './errors.js'
-import type { BrokerMetrics, RefreshReason, TokenSource } from './metrics.js'
+import { FailureMemory } from './failure-memory.js'
+import { InvalidationBudget } from './invalidation-budget.js'
+import { RefreshAhead } from './refresh-ahead.js'
+import type { BrokerMetrics, CredentialMetrics, RefreshReason, TokenSource } from './metrics.js'
 import type { RefreshLock } from './refresh-lock.js'
-import { MemoryTokenStore, plausibleFailure, type TokenRecord, type TokenStore } from './token-store.js'
+import type { TokenRecord, TokenStore } from './token-store.js'
 import type { FetchedToken } from './wechat-client.js'
 
 export interface ServedToken { record: TokenRecord, source: TokenSource }
@@ -18,12 +21,6 @@ export interface Credential {
   fetch: (app: WechatAppConfig, force: boolean) => Promise<FetchedToken>
   /** This kind's counters: served by source, refreshes by reason and result, expiry. */
   metrics: CredentialMetrics
-}
-
-export interface CredentialMetrics {
-  served: (appid: string, source: TokenSource) => { inc: () => void }
-  refreshed: (appid: string, reason: RefreshReason, result: 'ok' | 'error') => void
-  expiry: (appid: string, unixSeconds: number) => void
 }
 
 export interface TokenManagerOptions {
@@ -44,16 +41,6 @@ export interface TokenManagerOptions {
   invalidationBudget: { stable: number, classic: number }
 }
 
-/** WeChat's quotas reset at midnight in China (UTC+8). */
-const WECHAT_DAY_OFFSET_MS = 8 * 3600_000
-const DAY_MS = 86_400_000
-
-/** The current WeChat day (YYYY-MM-DD) and the ms until the next one starts. */
-export function wechatDay (now = Date.now()): { day: string, leftMs: number } {
-  const shifted = now + WECHAT_DAY_OFFSET_MS
-  return { day: new Date(shifted).toISOString().slice(0, 10), leftMs: DAY_MS - (shifted % DAY_MS) }
-}
-
 /** A token is not handed out in its last seconds: the caller needs time to use it. */
 const MIN_REMAINING_MS = 5000
 const WAIT_MIN_MS = 10
@@ -69,11 +56,10 @@ export class TokenManager {
   private readonly apps: Map<string, WechatAppConfig>
   private readonly memory = new Map<string, TokenRecord>()
   private readonly inflight = new SingleFlight<string, ServedToken>()
-  private readonly failures = new Map<string, { error: ServiceError, until: number }>()
-  private readonly nextAheadAt = new Map<string, number>()
+  private readonly failures: FailureMemory
+  private readonly budget: InvalidationBudget
   private readonly updates = new EventEmitter()
-  private readonly aheadCooldownMs: number
-  private readonly background = new Set<Promise<unknown>>()
+  private readonly ahead: RefreshAhead
   private readonly kind: string
   private readonly lockResource: string
 
@@ -81,10 +67,16 @@ export class TokenManager {
     this.apps = new Map(opts.apps.map(a => [a.appid, a]))
     this.kind = opts.credential.kind
     this.lockResource = this.kind === 'token' ? '' : this.kind
-    if (this.kind === 'token') for (const a of opts.apps) opts.metrics.budgetLimit.set({ appid: a.appid }, opts.invalidationBudget[a.tokenMode])
+    this.failures = new FailureMemory(opts.store, opts.failureMemoryMs)
+    // Only the access_token's manager reports the budget; tickets refresh with no invalidation.
+    this.budget = new InvalidationBudget({ store: opts.store, metrics: opts.metrics, log: opts.log, intervalMs: opts.forceRefreshIntervalMs, perDay: opts.invalidationBudget }, this.kind === 'token' ? opts.apps : [])
     this.updates.setMaxListeners(0)
-    // Stable tokens come back unchanged until WeChat renews them; don't ask again at once.
-    this.aheadCooldownMs = Math.max(1000, Math.min(30_000, opts.refreshAheadMs / 10))
+    this.ahead = new RefreshAhead({
+      aheadMs: opts.refreshAheadMs,
+      current: appid => this.memory.get(appid),
+      busy: appid => this.inflight.has(appid),
+      refresh: async appid => await this.refresh(appid, 'ahead')
+    })
     opts.store.onUpdate(appid => { this.onRemoteUpdate(appid) })
   }
 
@@ -101,30 +93,7 @@ export class TokenManager {
     if (cur !== undefined && cur.seq > rec.seq) return
     this.memory.set(appid, rec)
     this.opts.credential.metrics.expiry(appid, Math.floor(rec.expiresAt / 1000))
-    this.scheduleAhead(appid, rec.expiresAt - this.opts.refreshAheadMs - Date.now())
-  }
-
-  private readonly aheadTimers = new Map<string, NodeJS.Timeout>()
-  private closing = false
-
-  /**
-   * Refresh-ahead on a schedule, not only when a request happens to come: an idle broker never
-   * lets a token it holds expire. Every replica keeps a timer; the refresh goes through the lock,
-   * so one of them calls WeChat and the others take its token. A little jitter spreads them.
-   */
-  private scheduleAhead (appid: string, inMs: number): void {
-    if (this.closing) return
-    clearTimeout(this.aheadTimers.get(appid))
-    const delay = Math.max(this.aheadCooldownMs, inMs) + Math.floor(Math.random() * 500)
-    const timer = setTimeout(() => {
-      // Try again later should this refresh fail or bring back the same token; a new token
-      // reschedules through remember().
-      this.scheduleAhead(appid, this.aheadCooldownMs)
-      const rec = this.memory.get(appid)
-      if (rec !== undefined) this.maybeRefreshAhead(appid, rec, Date.now())
-    }, delay)
-    timer.unref()
-    this.aheadTimers.set(appid, timer)
+    this.ahead.held(appid, rec)
   }
 
   private readonly counters = new BoundChildren<{ inc: () => void }>()
@@ -146,14 +115,14 @@ export class TokenManager {
     const mem = this.memory.get(appid)
     if (this.usable(mem, now)) {
       this.count(appid, 'memory')
-      this.maybeRefreshAhead(appid, mem, now)
+      this.ahead.maybe(appid, mem, now)
       return { record: mem, source: 'memory' }
     }
     const shared = await this.readStore(appid)
     if (this.usable(shared)) {
       this.remember(appid, shared)
       this.count(appid, 'redis')
-      this.maybeRefreshAhead(appid, shared, Date.now())
+      this.ahead.maybe(appid, shared, Date.now())
       return { record: shared, source: 'redis' }
     }
     const served = await this.refresh(appid, 'miss')
@@ -168,10 +137,7 @@ export class TokenManager {
   async invalidate (appid: string, stale: string): Promise<ServedToken> {
     const current = (await this.readStore(appid)) ?? this.memory.get(appid) ?? null
     if (this.usable(current) && current.token !== stale) {
-      this.remember(appid, current)
-      const source = this.opts.store.shared && this.opts.store.available() ? 'redis' : 'memory'
-      this.count(appid, source)
-      return { record: current, source }
+      return this.serveCurrent(appid, current)
     }
     // A refresh already in flight (a miss, say) may hand back the stale token: then go again.
     for (let i = 0; i < 2; i++) {
@@ -193,12 +159,17 @@ export class TokenManager {
     const current = (await this.readStore(appid)) ?? this.memory.get(appid) ?? null
     if (!this.usable(current)) return await this.getToken(appid)
     if (Date.now() - (current.fetchedAt ?? 0) < graceMs) {
-      this.remember(appid, current)
-      const source = this.opts.store.shared && this.opts.store.available() ? 'redis' : 'memory'
-      this.count(appid, source)
-      return { record: current, source }
+      return this.serveCurrent(appid, current)
     }
     return await this.invalidate(appid, current.token)
+  }
+
+  /** The current token, no refresh: served from the store when it is shared and up. */
+  private serveCurrent (appid: string, current: TokenRecord): ServedToken {
+    this.remember(appid, current)
+    const source = this.opts.store.shared && this.opts.store.available() ? 'redis' : 'memory'
+    this.count(appid, source)
+    return { record: current, source }
   }
 
   private async readStore (appid: string): Promise<TokenRecord | null> {
@@ -208,16 +179,6 @@ export class TokenManager {
     } catch {
       return null
     }
-  }
-
-  private maybeRefreshAhead (appid: string, rec: TokenRecord, now: number): void {
-    if (rec.expiresAt - now >= this.opts.refreshAheadMs) return
-    if (this.inflight.has(appid) || now < (this.nextAheadAt.get(appid) ?? 0)) return
-    this.nextAheadAt.set(appid, now + this.aheadCooldownMs)
-    const p: Promise<unknown> = this.refresh(appid, 'ahead')
-      .catch(() => { /* a failed upstream call was counted and logged in fetchUpstream */ })
-      .finally(() => this.background.delete(p))
-    this.background.add(p)
   }
 
   /** Single flight per app inside this process. */
@@ -273,48 +234,15 @@ export class TokenManager {
     }
   }
 
+  /** Until another replica's update for this app arrives, or `ms` pass. */
   private async waitForUpdate (appid: string, ms: number): Promise<void> {
-    await new Promise<void>(resolve => {
-      const done = (): void => {
-        clearTimeout(timer)
-        this.updates.off(appid, done)
-        resolve()
-      }
-      const timer = setTimeout(done, Math.max(1, ms))
-      this.updates.on(appid, done)
-    })
-  }
-
-  /** A failure this replica or, through the store, any replica remembers. */
-  private async rememberedFailure (appid: string): Promise<ServiceError | null> {
-    const local = this.failures.get(appid)
-    if (local !== undefined && local.until > Date.now()) return local.error
-    if (!this.opts.store.shared || !this.opts.store.available() || this.opts.failureMemoryMs <= 0) return null
-    try {
-      const f = await this.opts.store.recentFailure(appid)
-      return f === null ? null : new ServiceError(f.code, f.message, f.status, { wechatErrcode: f.wechatErrcode })
-    } catch {
-      return null
-    }
-  }
-
-  private async rememberFailure (appid: string, error: ServiceError): Promise<void> {
-    const ttl = this.opts.failureMemoryMs
-    if (ttl <= 0) return
-    this.failures.set(appid, { error, until: Date.now() + ttl })
-    const failure = { code: error.code, message: error.message, status: error.statusCode, ...(error.wechatErrcode !== undefined ? { wechatErrcode: error.wechatErrcode } : {}) }
-    if (!this.opts.store.shared || !this.opts.store.available() || !plausibleFailure(failure)) return
-    try {
-      await this.opts.store.rememberFailure(appid, failure, ttl)
-      // Replicas waiting for this refresh learn of it now rather than at their next poll.
-      await this.opts.store.publish(appid)
-    } catch { /* this replica still remembers it */ }
+    await once(this.updates, appid, { signal: AbortSignal.timeout(Math.max(1, ms)) }).catch(() => {})
   }
 
   private async fetchUpstream (appid: string, reason: RefreshReason, stale: string | undefined): Promise<ServedToken> {
     const app = this.apps.get(appid)
     if (app === undefined) throw errors.unknownApp(appid)
-    const remembered = await this.rememberedFailure(appid)
+    const remembered = await this.failures.recall(appid)
     if (remembered !== null) throw remembered
 
     const { store, log } = this.opts
@@ -326,7 +254,7 @@ export class TokenManager {
     }
     // A stable token survives a normal-mode call: a rejected one can only be replaced by force.
     const force = reason === 'invalidated' && app.tokenMode === 'stable'
-    if (reason === 'invalidated') await this.allowInvalidationRefresh(app)
+    if (reason === 'invalidated') await this.budget.allow(app)
     const requestedAt = Date.now()
     let rec: TokenRecord
     try {
@@ -339,10 +267,10 @@ export class TokenManager {
       const error = err instanceof ServiceError ? err : errors.upstreamUnavailable('unexpected error', undefined, err)
       this.opts.credential.metrics.refreshed(appid, reason, 'error')
       log.error({ appid, kind: this.kind, reason, error: error.code, wechat_errcode: error.wechatErrcode }, 'refresh failed')
-      await this.rememberFailure(appid, error)
+      await this.failures.remember(appid, error)
       throw error
     }
-    this.failures.delete(appid)
+    this.failures.forget(appid)
     this.opts.credential.metrics.refreshed(appid, reason, 'ok')
     log.info({ appid, kind: this.kind, reason, expiresInSeconds: Math.round((rec.expiresAt - requestedAt) / 1000) }, 'refreshed')
 
@@ -363,46 +291,8 @@ export class TokenManager {
     return { record: rec, source: 'upstream' }
   }
 
-  /** Counts used when Redis cannot be asked: this replica's share, rather than no limit. */
-  private readonly localCounts = new MemoryTokenStore()
-
-  /**
-   * A refresh caused by an invalidation spends quota that callers control: forced stable_token
-   * refreshes (20 a day) or /cgi-bin/token calls (about 2,000 a day). They are spaced, and
-   * counted against a daily budget per app, cluster-wide.
-   */
-  private async allowInvalidationRefresh (app: WechatAppConfig): Promise<void> {
-    const { appid } = app
-    const interval = this.opts.forceRefreshIntervalMs
-    const shared = this.opts.store.available() ? this.opts.store : this.localCounts
-    if (interval > 0) {
-      let first: boolean
-      try {
-        first = await shared.claim(appid, 'invalidate', interval)
-      } catch {
-        first = await this.localCounts.claim(appid, 'invalidate', interval)
-      }
-      if (!first) throw errors.forceRefreshThrottled(appid, Math.ceil(interval / 1000))
-    }
-    const limit = this.opts.invalidationBudget[app.tokenMode]
-    const { day, leftMs } = wechatDay()
-    let spent: { used: number, allowed: boolean }
-    try {
-      spent = await shared.spend(appid, day, limit, leftMs + 3600_000)
-    } catch {
-      spent = await this.localCounts.spend(appid, day, limit, leftMs + 3600_000)
-    }
-    this.opts.metrics.budgetUsed.set({ appid }, spent.used)
-    if (!spent.allowed) {
-      this.opts.log.warn({ appid, limit }, 'invalidation refused: the daily refresh budget is spent')
-      throw errors.budgetExhausted(appid, limit, Math.ceil(leftMs / 1000))
-    }
-  }
-
   /** Stops the schedule and lets in-flight background refreshes finish before the store closes. */
   async drain (): Promise<void> {
-    this.closing = true
-    for (const timer of this.aheadTimers.values()) clearTimeout(timer)
-    await Promise.allSettled([...this.background])
+    await this.ahead.drain()
   }
 }

@@ -1,28 +1,7 @@
-import { randomBytes } from 'node:crypto'
+import { APIS, rand, type Api, type Outcome, type RidRecord } from './apis.js'
+import { QuotaBook } from './quota-book.js'
 
-export type Api = 'token' | 'stable_token' | 'jscode2session' | 'getuserphonenumber' | 'getticket' | 'quota_get' | 'rid_get' | 'clear_quota'
-export const APIS: readonly Api[] = ['token', 'stable_token', 'jscode2session', 'getuserphonenumber', 'getticket', 'quota_get', 'rid_get', 'clear_quota']
-
-/** The path WeChat's quota tools know each API by. */
-export const CGI_PATHS: Record<Api, string> = {
-  token: '/cgi-bin/token',
-  stable_token: '/cgi-bin/stable_token',
-  jscode2session: '/sns/jscode2session',
-  getuserphonenumber: '/wxa/business/getuserphonenumber',
-  getticket: '/cgi-bin/ticket/getticket',
-  quota_get: '/cgi-bin/openapi/quota/get',
-  rid_get: '/cgi-bin/openapi/rid/get',
-  clear_quota: '/cgi-bin/clear_quota/v2'
-}
-
-/** Daily limits the simulator reports (WeChat publishes some: 2,000 token calls, 500,000 stable). */
-const DAILY_LIMITS: Record<string, number> = { '/cgi-bin/token': 2000, '/cgi-bin/stable_token': 500_000, '/cgi-bin/ticket/getticket': 100_000 }
-const DEFAULT_DAILY_LIMIT = 100_000
-/** clear_quota resets a month (WeChat: 10). */
-const CLEARS_PER_MONTH = 10
-
-/** What openapi/rid/get tells of a request that WeChat answered with an error. */
-export interface RidRecord { invoke_time: number, cost_in_ms: number, request_url: string, request_body: string, response_body: string, client_ip: string }
+export { APIS, CGI_PATHS, type Api, type Outcome, type RidRecord } from './apis.js'
 
 export interface SimApp { appid: string, secret: string }
 
@@ -44,15 +23,9 @@ export interface SimOptions {
   now?: () => number
 }
 
-export type Outcome<T> = { ok: true, value: T } | { ok: false, errcode: number }
-
 interface TokenInfo { appid: string, expiresAt: number }
 interface LoginCode { appid: string, openid: string, unionid: string | undefined, expiresAt: number, used: boolean }
 interface PhoneCode { appid: string, phoneNumber: string, purePhoneNumber: string, countryCode: string, openid: string | undefined, expiresAt: number, used: boolean }
-
-function rand (bytes: number): string {
-  return randomBytes(bytes).toString('base64url')
-}
 
 /** The simulator's whole state and rules, with no HTTP in it, so each rule is testable alone. */
 export class SimState {
@@ -73,10 +46,8 @@ export class SimState {
   /** Calls whose caller hung up before the answer: counted in `calls`, never processed. */
   readonly abandoned = Object.fromEntries(APIS.map(a => [a, 0])) as Record<Api, number>
   private readonly tickets = new Map<string, { ticket: string, expiresAt: number }>()
-  /** Per app and cgi_path, the calls counted against today's quota. */
-  private readonly usage = new Map<string, Map<string, number>>()
-  private readonly clears = new Map<string, number>()
-  private readonly rids = new Map<string, RidRecord>()
+  /** Today's counts per API, clear_quota, and the rids of failed calls. */
+  readonly quotas = new QuotaBook()
   readonly opts: Required<Omit<SimOptions, 'apps'>>
 
   constructor (options: SimOptions = {}) {
@@ -104,9 +75,7 @@ export class SimState {
     this.phoneCodes.clear()
     this.phoneCalls.clear()
     this.tickets.clear()
-    this.usage.clear()
-    this.clears.clear()
-    this.rids.clear()
+    this.quotas.reset()
     for (const api of APIS) { this.calls[api] = 0; this.abandoned[api] = 0 }
     this.apiConnections = 0
   }
@@ -137,7 +106,7 @@ export class SimState {
     if (grantType !== 'client_credential') return { ok: false, errcode: 40002 }
     const cred = this.checkCredentials(appid, secret)
     if (cred !== 0) return { ok: false, errcode: cred }
-    this.use(appid, 'token')
+    this.quotas.use(appid, 'token')
     const previous = this.classicLatest.get(appid)
     if (previous !== undefined) {
       const info = this.tokens.get(previous)
@@ -153,7 +122,7 @@ export class SimState {
     if (grantType !== 'client_credential') return { ok: false, errcode: 40002 }
     const cred = this.checkCredentials(appid, secret)
     if (cred !== 0) return { ok: false, errcode: cred }
-    this.use(appid, 'stable_token')
+    this.quotas.use(appid, 'stable_token')
     const now = this.now()
     const current = this.stableCurrent.get(appid)
     const info = current !== undefined ? this.tokens.get(current) : undefined
@@ -226,7 +195,7 @@ export class SimState {
   phoneNumber (accessToken: string | undefined, code: string | undefined, openid: string | undefined): Outcome<{ phoneNumber: string, purePhoneNumber: string, countryCode: string, watermark: { timestamp: number, appid: string } }> {
     const tok = this.checkAccessToken(accessToken)
     if (!tok.ok) return tok
-    this.use(tok.value, 'getuserphonenumber')
+    this.quotas.use(tok.value, 'getuserphonenumber')
     if (code === undefined || code === '') return { ok: false, errcode: 47001 }
     const limit = this.opts.phoneLimitPerMinute
     const now = this.now()
@@ -252,18 +221,12 @@ export class SimState {
     }
   }
 
-  private use (appid: string, api: Api): void {
-    const perApp = this.usage.get(appid) ?? new Map<string, number>()
-    perApp.set(CGI_PATHS[api], (perApp.get(CGI_PATHS[api]) ?? 0) + 1)
-    this.usage.set(appid, perApp)
-  }
-
   /** GET /cgi-bin/ticket/getticket: the same ticket while more than stableRenewBeforeSeconds of it remain. */
   ticket (accessToken: string | undefined, type: string | undefined): Outcome<{ ticket: string, expires_in: number }> {
     const tok = this.checkAccessToken(accessToken)
     if (!tok.ok) return tok
     if (type !== 'jsapi' && type !== 'wx_card') return { ok: false, errcode: 40097 }
-    this.use(tok.value, 'getticket')
+    this.quotas.use(tok.value, 'getticket')
     const now = this.now()
     const key = `${tok.value}:${type}`
     let t = this.tickets.get(key)
@@ -277,42 +240,23 @@ export class SimState {
   /** POST /cgi-bin/openapi/quota/get. */
   quota (accessToken: string | undefined, cgiPath: unknown): Outcome<{ quota: { daily_limit: number, used: number, remain: number } }> {
     const tok = this.checkAccessToken(accessToken)
-    if (!tok.ok) return tok
-    if (typeof cgiPath !== 'string' || !cgiPath.startsWith('/')) return { ok: false, errcode: 76003 }
-    this.use(tok.value, 'quota_get')
-    const dailyLimit = DAILY_LIMITS[cgiPath] ?? DEFAULT_DAILY_LIMIT
-    const used = this.usage.get(tok.value)?.get(cgiPath) ?? 0
-    return { ok: true, value: { quota: { daily_limit: dailyLimit, used, remain: Math.max(0, dailyLimit - used) } } }
+    return tok.ok ? this.quotas.quota(tok.value, cgiPath) : tok
   }
 
   /** POST /cgi-bin/clear_quota/v2 with the appsecret: today's counts start again, 10 times a month. */
   clearQuota (appid: string | undefined, appsecret: string | undefined): Outcome<true> {
     const cred = this.checkCredentials(appid, appsecret)
-    if (cred !== 0) return { ok: false, errcode: cred }
-    const id = appid as string
-    const used = this.clears.get(id) ?? 0
-    if (used >= CLEARS_PER_MONTH) return { ok: false, errcode: 48006 }
-    this.clears.set(id, used + 1)
-    this.usage.delete(id)
-    return { ok: true, value: true }
+    return cred !== 0 ? { ok: false, errcode: cred } : this.quotas.clear(appid as string)
   }
 
   /** Keeps what an erroneous call sent and got, for openapi/rid/get; returns its rid. */
   recordRid (record: RidRecord): string {
-    const rid = `${Math.floor(this.now() / 1000).toString(16)}-${randomBytes(4).toString('hex')}-${randomBytes(4).toString('hex')}`
-    this.rids.set(rid, record)
-    // Bounded: a load test answered with errors must not grow the simulator without end.
-    if (this.rids.size > 10_000) this.rids.delete(this.rids.keys().next().value as string)
-    return rid
+    return this.quotas.recordRid(this.now(), record)
   }
 
   /** POST /cgi-bin/openapi/rid/get. */
   rid (accessToken: string | undefined, rid: unknown): Outcome<{ request: RidRecord }> {
     const tok = this.checkAccessToken(accessToken)
-    if (!tok.ok) return tok
-    this.use(tok.value, 'rid_get')
-    const record = typeof rid === 'string' ? this.rids.get(rid) : undefined
-    if (record === undefined) return { ok: false, errcode: 76001 }
-    return { ok: true, value: { request: record } }
+    return tok.ok ? this.quotas.rid(tok.value, rid) : tok
   }
 }

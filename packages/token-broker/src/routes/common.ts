@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { APPID_PATTERN, DEADLINE_HEADER, ERROR_BODY_SCHEMA } from '@wxlogin/service-kit'
+import { APPID_PATTERN, DEADLINE_HEADER, ERROR_BODY_SCHEMA, withTimeout } from '@wxlogin/service-kit'
 import { errors } from '../errors.js'
 import type { ServedToken } from '../token-manager.js'
 
@@ -65,13 +65,5 @@ export function callerDeadline (request: FastifyRequest): number {
  */
 export async function withinDeadline<T> (work: Promise<T>, deadline: number, appid: string): Promise<T> {
   if (deadline === Infinity) return await work
-  let timer: NodeJS.Timeout | undefined
-  const expired = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(errors.tokenUnavailable(appid)), Math.max(0, deadline - Date.now()))
-  })
-  try {
-    return await Promise.race([work, expired])
-  } finally {
-    clearTimeout(timer)
-  }
+  return await withTimeout(work, deadline - Date.now(), () => errors.tokenUnavailable(appid))
 }

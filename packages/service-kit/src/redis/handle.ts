@@ -1,123 +1,10 @@
 import calculateSlot from 'cluster-key-slot'
 import { createClient, createCluster, createSentinel } from 'redis'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
-import { checkUrl, ConfigError, type EnvReader } from './env.js'
-
-export interface RedisNode { host: string, port: number }
-
-/**
- * How to reach Redis: one server (`url`), a Sentinel-monitored master (`sentinels`), or a
- * Cluster (`clusterNodes`, seeds); credentials and TLS apply where a URL names none.
- */
-export interface RedisConnection {
-  url?: string | undefined
-  sentinels?: RedisNode[] | undefined
-  sentinelMaster?: string | undefined
-  clusterNodes?: RedisNode[] | undefined
-  username?: string | undefined
-  password?: string | undefined
-  tls: boolean
-  /** Every command fails after this long: a frozen server must not hang requests. */
-  commandTimeoutMs: number
-  /** Replicas that must acknowledge a write that matters (users, sessions) before it counts. */
-  waitReplicas?: number | undefined
-}
-
-export type RedisMode = 'single' | 'sentinel' | 'cluster'
-
-export function redisMode (c: RedisConnection): RedisMode {
-  if (c.sentinels !== undefined) return 'sentinel'
-  if (c.clusterNodes !== undefined) return 'cluster'
-  return 'single'
-}
-
-function nodeList (r: EnvReader, name: string): RedisNode[] | undefined {
-  const raw = r.optionalString(name)
-  if (raw === undefined) return undefined
-  const nodes = raw.split(',').map(s => s.trim()).filter(Boolean).map(s => {
-    const m = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$/.exec(s)
-    if (m === null || Number(m[2]) > 65535) throw new ConfigError(name, 'must be a comma-separated list of host:port')
-    return { host: (m[1] as string).replace(/^\[|\]$/g, ''), port: Number(m[2]) }
-  })
-  if (nodes.length === 0) throw new ConfigError(name, 'must name at least one host:port')
-  return nodes
-}
-
-/**
- * REDIS_URL (or REDIS_URL_FILE), REDIS_SENTINELS with REDIS_SENTINEL_MASTER, or
- * REDIS_CLUSTER_NODES: at most one. REDIS_USERNAME, REDIS_PASSWORD (or _FILE), REDIS_TLS,
- * REDIS_COMMAND_TIMEOUT_MS, REDIS_WAIT_REPLICAS. Undefined when no Redis is configured.
- */
-export function readRedisConnection (r: EnvReader): RedisConnection | undefined {
-  const url = r.secret('REDIS_URL')
-  const sentinels = nodeList(r, 'REDIS_SENTINELS')
-  const clusterNodes = nodeList(r, 'REDIS_CLUSTER_NODES')
-  const set = [url !== undefined && 'REDIS_URL', sentinels !== undefined && 'REDIS_SENTINELS', clusterNodes !== undefined && 'REDIS_CLUSTER_NODES'].filter(Boolean)
-  if (set.length > 1) throw new ConfigError(set.join(' and '), 'are both set; set one of REDIS_URL, REDIS_SENTINELS, REDIS_CLUSTER_NODES')
-  if (set.length === 0) {
-    for (const name of ['REDIS_USERNAME', 'REDIS_PASSWORD', 'REDIS_SENTINEL_MASTER', 'REDIS_WAIT_REPLICAS']) {
-      if (r.has(name)) throw new ConfigError(name, 'is set but no Redis is (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES)')
-    }
-    return undefined
-  }
-  if (sentinels === undefined && r.has('REDIS_SENTINEL_MASTER')) throw new ConfigError('REDIS_SENTINEL_MASTER', 'needs REDIS_SENTINELS')
-  return {
-    url: url === undefined ? undefined : checkUrl('REDIS_URL', url, ['redis:', 'rediss:']),
-    sentinels,
-    sentinelMaster: sentinels === undefined ? undefined : r.string('REDIS_SENTINEL_MASTER', 'mymaster'),
-    clusterNodes,
-    username: r.optionalString('REDIS_USERNAME'),
-    password: r.secret('REDIS_PASSWORD'),
-    tls: r.bool('REDIS_TLS', false),
-    commandTimeoutMs: r.int('REDIS_COMMAND_TIMEOUT_MS', 1000, { min: 50, max: 60_000 }),
-    // Where replicas exist, a login is answered only once one of them has it.
-    waitReplicas: r.int('REDIS_WAIT_REPLICAS', url === undefined ? 1 : 0, { min: 0, max: 16 })
-  }
-}
-
-interface ScriptArgs { keys: string[], arguments: string[] }
-
-/** The commands this project sends, the same in every mode (keys route them in a Cluster). */
-export interface RedisCommands {
-  get: (key: string) => Promise<string | null>
-  set: (key: string, value: string, opts?: { EX?: number, PX?: number, NX?: true, XX?: true, KEEPTTL?: true }) => Promise<string | null>
-  del: (key: string) => Promise<number>
-  expire: (key: string, seconds: number) => Promise<number>
-  sAdd: (key: string, member: string) => Promise<number>
-  sMembers: (key: string) => Promise<string[]>
-  /** XADD with MAXLEN ~ `threshold`: a capped stream. */
-  xAdd: (key: string, id: '*', message: Record<string, string>, opts: { TRIM: { strategy: 'MAXLEN', strategyModifier: '~', threshold: number } }) => Promise<string>
-  eval: (script: string, opts: ScriptArgs) => Promise<unknown>
-  evalSha: (sha: string, opts: ScriptArgs) => Promise<unknown>
-}
-
-/** Raised when Redis took longer than the command timeout to answer. */
-export class RedisTimeoutError extends Error {
-  readonly code = 'REDIS_TIMEOUT'
-  constructor (ms: number) {
-    super(`Redis did not answer within ${ms} ms`)
-    this.name = 'RedisTimeoutError'
-  }
-}
-
-/** Raised when fewer replicas than REDIS_WAIT_REPLICAS acknowledged a write in time. */
-export class RedisReplicationError extends Error {
-  readonly code = 'REDIS_NOT_REPLICATED'
-  constructor (wanted: number, got: number) {
-    super(`a write reached ${got} of the ${wanted} replicas required`)
-    this.name = 'RedisReplicationError'
-  }
-}
-
-async function withTimeout<T> (p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const expired = new Promise<never>((_resolve, reject) => { timer = setTimeout(() => reject(new RedisTimeoutError(ms)), ms) })
-  try {
-    return await Promise.race([p, expired])
-  } finally {
-    clearTimeout(timer)
-  }
-}
+import { withTimeout } from '../timeout.js'
+import { bounded, RedisReplicationError, RedisTimeoutError, type RedisCommands } from './commands.js'
+import { clientOptions, PROBE_INTERVAL_MS, type ClientOptions } from './client-options.js'
+import { redisMode, type RedisConnection, type RedisMode } from './connection.js'
 
 type Client = ReturnType<typeof createClient>
 type Sentinel = ReturnType<typeof createSentinel>
@@ -126,8 +13,6 @@ type Listener = (message: string) => void
 
 /** How long a WAIT may hold a connection: replication on a healthy network takes about a millisecond. */
 const WAIT_TIMEOUT_MS = 250
-/** Topology checks (PING, Sentinel scan, Cluster rediscovery) run this often. */
-const PROBE_INTERVAL_MS = 1000
 
 /**
  * One logical Redis for a service, in any of the three modes. Every command is bounded by the
@@ -160,38 +45,18 @@ export class RedisHandle {
 
   constructor (private readonly conn: RedisConnection, private readonly log: FastifyBaseLogger, private readonly name: string) {
     this.mode = redisMode(conn)
-    const socket = {
-      connectTimeout: 2000,
-      ...(conn.tls ? { tls: true as const } : {}),
-      reconnectStrategy: (retries: number) => Math.min(50 * 2 ** Math.min(retries, 10), 2000)
-    }
-    const credentials = { username: conn.username, password: conn.password }
-    // Fail fast instead of queueing while disconnected: a queue turns an outage into hung requests.
-    const nodeOptions = { ...credentials, disableOfflineQueue: true, socket }
+    this.options = clientOptions(conn)
     let target: object
-    this.sentinelOptions = {
-      name: conn.sentinelMaster ?? 'mymaster',
-      sentinelRootNodes: conn.sentinels ?? [],
-      scanInterval: PROBE_INTERVAL_MS,
-      nodeClientOptions: nodeOptions,
-      sentinelClientOptions: { socket }
-    }
     if (this.mode === 'sentinel') {
       this.sentinel = this.newSentinel()
       target = this.sentinel
     } else if (this.mode === 'cluster') {
-      this.cluster = createCluster({
-        rootNodes: (conn.clusterNodes ?? []).map(n => ({ socket: { host: n.host, port: n.port } })),
-        defaults: nodeOptions
-      })
+      this.cluster = createCluster(this.options.cluster)
       this.cluster.on('error', (err: Error) => { this.onError(err) })
       this.cluster.on('node-error', (err: Error) => { this.onError(err) })
       target = this.cluster
     } else {
-      const url = conn.url as string
-      const parsed = new URL(url)
-      const urlHasCredentials = parsed.username !== '' || parsed.password !== ''
-      this.client = createClient({ url, ...(urlHasCredentials ? {} : credentials), disableOfflineQueue: true, socket })
+      this.client = createClient(this.options.single)
       this.client.on('error', (err: Error) => { this.onError(err) })
       this.client.on('ready', () => { this.onReady() })
       target = this.client
@@ -199,10 +64,10 @@ export class RedisHandle {
     this.cmd = bounded(() => this.sentinel ?? this.cluster ?? target, conn.commandTimeoutMs) as unknown as RedisCommands
   }
 
-  private readonly sentinelOptions: Parameters<typeof createSentinel>[0]
+  private readonly options: ClientOptions
 
   private newSentinel (): Sentinel {
-    const sentinel = createSentinel(this.sentinelOptions)
+    const sentinel = createSentinel(this.options.sentinel)
     sentinel.on('error', (err: Error) => { this.onError(err) })
     return sentinel
   }
@@ -269,7 +134,7 @@ export class RedisHandle {
       return
     }
     this.probing = true
-    withTimeout(this.ping(), this.conn.commandTimeoutMs).then(
+    withTimeout(this.ping(), this.conn.commandTimeoutMs, () => new RedisTimeoutError(this.conn.commandTimeoutMs)).then(
       () => {
         this.answered = true
         this.lastAnswer = Date.now()
@@ -350,7 +215,7 @@ export class RedisHandle {
     const p = this.cluster !== undefined
       ? this.cluster.sPublish(channel, message)
       : (this.sentinel ?? (this.client as Client)).publish(channel, message)
-    await withTimeout(p, this.conn.commandTimeoutMs)
+    await withTimeout(p, this.conn.commandTimeoutMs, () => new RedisTimeoutError(this.conn.commandTimeoutMs))
   }
 
   /** Replicas connected to the master of a slot (or of the one master), as last read. */
@@ -360,7 +225,8 @@ export class RedisHandle {
     const p = this.cluster !== undefined
       ? this.cluster.sendCommand(key, false, args)
       : this.sentinel !== undefined ? this.sentinel.sendCommand(false, args) : (this.client as Client).sendCommand(args)
-    return await withTimeout(p as Promise<unknown>, WAIT_TIMEOUT_MS + this.conn.commandTimeoutMs)
+    const ms = WAIT_TIMEOUT_MS + this.conn.commandTimeoutMs
+    return await withTimeout(p as Promise<unknown>, ms, () => new RedisTimeoutError(ms))
   }
 
   /**
@@ -406,41 +272,10 @@ export class RedisHandle {
         await Promise.resolve(c.destroy()).catch(() => {})
         return
       }
-      let timer: NodeJS.Timeout | undefined
-      const quit = c.close().then(() => true, () => false)
-      const timeout = new Promise<boolean>(resolve => { timer = setTimeout(() => resolve(false), graceMs) })
-      const clean = await Promise.race([quit, timeout])
-      clearTimeout(timer)
+      const clean = await withTimeout(c.close(), graceMs, () => new RedisTimeoutError(graceMs)).then(() => true, () => false)
       if (!clean && c.isOpen) await Promise.resolve(c.destroy()).catch(() => {})
     }))
   }
-}
-
-/** Calls that manage the connection itself; they have their own time limits or none. */
-const UNBOUNDED = new Set<PropertyKey>(['connect', 'quit', 'close', 'disconnect', 'destroy', 'duplicate',
-  'subscribe', 'unsubscribe', 'pSubscribe', 'pUnsubscribe', 'sSubscribe', 'sUnsubscribe', 'on', 'once', 'off'])
-
-/**
- * Every call that returns a promise fails after `ms`; a late reply still arrives in order and
- * is dropped. Calls go to whatever `current()` returns at the time, so a client can be replaced.
- */
-function bounded (current: () => object, ms: number): object {
-  const wrapped = new Map<PropertyKey, unknown>()
-  return new Proxy({}, {
-    get (_obj, prop) {
-      let fn = wrapped.get(prop)
-      if (fn === undefined) {
-        fn = (...args: unknown[]) => {
-          // Called on the client itself, never on a proxy: node-redis uses private fields.
-          const target = current() as Record<PropertyKey, (...a: unknown[]) => unknown>
-          const r = (target[prop] as (...a: unknown[]) => unknown).apply(target, args)
-          return r instanceof Promise && !UNBOUNDED.has(prop) ? withTimeout(r, ms) : r
-        }
-        wrapped.set(prop, fn)
-      }
-      return fn
-    }
-  })
 }
 
 /**

@@ -1,0 +1,62 @@
+import { withTimeout } from '../timeout.js'
+
+interface ScriptArgs { keys: string[], arguments: string[] }
+
+/** The commands this project sends, the same in every mode (keys route them in a Cluster). */
+export interface RedisCommands {
+  get: (key: string) => Promise<string | null>
+  set: (key: string, value: string, opts?: { EX?: number, PX?: number, NX?: true, XX?: true, KEEPTTL?: true }) => Promise<string | null>
+  del: (key: string) => Promise<number>
+  expire: (key: string, seconds: number) => Promise<number>
+  sAdd: (key: string, member: string) => Promise<number>
+  sMembers: (key: string) => Promise<string[]>
+  /** XADD with MAXLEN ~ `threshold`: a capped stream. */
+  xAdd: (key: string, id: '*', message: Record<string, string>, opts: { TRIM: { strategy: 'MAXLEN', strategyModifier: '~', threshold: number } }) => Promise<string>
+  eval: (script: string, opts: ScriptArgs) => Promise<unknown>
+  evalSha: (sha: string, opts: ScriptArgs) => Promise<unknown>
+}
+
+/** Raised when Redis took longer than the command timeout to answer. */
+export class RedisTimeoutError extends Error {
+  readonly code = 'REDIS_TIMEOUT'
+  constructor (ms: number) {
+    super(`Redis did not answer within ${ms} ms`)
+    this.name = 'RedisTimeoutError'
+  }
+}
+
+/** Raised when fewer replicas than REDIS_WAIT_REPLICAS acknowledged a write in time. */
+export class RedisReplicationError extends Error {
+  readonly code = 'REDIS_NOT_REPLICATED'
+  constructor (wanted: number, got: number) {
+    super(`a write reached ${got} of the ${wanted} replicas required`)
+    this.name = 'RedisReplicationError'
+  }
+}
+
+/** Calls that manage the connection itself; they have their own time limits or none. */
+const UNBOUNDED = new Set<PropertyKey>(['connect', 'quit', 'close', 'disconnect', 'destroy', 'duplicate',
+  'subscribe', 'unsubscribe', 'pSubscribe', 'pUnsubscribe', 'sSubscribe', 'sUnsubscribe', 'on', 'once', 'off'])
+
+/**
+ * Every call that returns a promise fails after `ms`; a late reply still arrives in order and
+ * is dropped. Calls go to whatever `current()` returns at the time, so a client can be replaced.
+ */
+export function bounded (current: () => object, ms: number): object {
+  const wrapped = new Map<PropertyKey, unknown>()
+  return new Proxy({}, {
+    get (_obj, prop) {
+      let fn = wrapped.get(prop)
+      if (fn === undefined) {
+        fn = (...args: unknown[]) => {
+          // Called on the client itself, never on a proxy: node-redis uses private fields.
+          const target = current() as Record<PropertyKey, (...a: unknown[]) => unknown>
+          const r = (target[prop] as (...a: unknown[]) => unknown).apply(target, args)
+          return r instanceof Promise && !UNBOUNDED.has(prop) ? withTimeout(r, ms, () => new RedisTimeoutError(ms)) : r
+        }
+        wrapped.set(prop, fn)
+      }
+      return fn
+    }
+  })
+}

@@ -1,0 +1,3 @@
+export * from './connection.js'
+export * from './commands.js'
+export * from './handle.js'

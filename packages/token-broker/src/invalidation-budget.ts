@@ -1,0 +1,68 @@
+import type { FastifyBaseLogger } from 'fastify'
+import type { WechatAppConfig } from './config.js'
+import { errors } from './errors.js'
+import type { BrokerMetrics } from './metrics.js'
+import { MemoryTokenStore, type TokenStore } from './token-store.js'
+
+/** WeChat's quotas reset at midnight in China (UTC+8). */
+const WECHAT_DAY_OFFSET_MS = 8 * 3600_000
+const DAY_MS = 86_400_000
+
+/** The current WeChat day (YYYY-MM-DD) and the ms until the next one starts. */
+export function wechatDay (now = Date.now()): { day: string, leftMs: number } {
+  const shifted = now + WECHAT_DAY_OFFSET_MS
+  return { day: new Date(shifted).toISOString().slice(0, 10), leftMs: DAY_MS - (shifted % DAY_MS) }
+}
+
+export interface InvalidationBudgetOptions {
+  store: TokenStore
+  metrics: BrokerMetrics
+  log: FastifyBaseLogger
+  /** Least time between two refreshes caused by invalidations of one app, cluster-wide. */
+  intervalMs: number
+  /** Refreshes caused by invalidations, per app and WeChat day, cluster-wide. */
+  perDay: { stable: number, classic: number }
+}
+
+/**
+ * A refresh caused by an invalidation spends quota that callers control: forced stable_token
+ * refreshes (20 a day) or /cgi-bin/token calls (about 2,000 a day). They are spaced, and
+ * counted against a daily budget per app, cluster-wide.
+ */
+export class InvalidationBudget {
+  /** Counts used when Redis cannot be asked: this replica's share, rather than no limit. */
+  private readonly localCounts = new MemoryTokenStore()
+
+  constructor (private readonly opts: InvalidationBudgetOptions, apps: WechatAppConfig[]) {
+    for (const a of apps) opts.metrics.budgetLimit.set({ appid: a.appid }, opts.perDay[a.tokenMode])
+  }
+
+  /** Resolves when this app may refresh for an invalidation now; throws the refusal otherwise. */
+  async allow (app: WechatAppConfig): Promise<void> {
+    const { appid } = app
+    const interval = this.opts.intervalMs
+    const shared = this.opts.store.available() ? this.opts.store : this.localCounts
+    if (interval > 0) {
+      let first: boolean
+      try {
+        first = await shared.claim(appid, 'invalidate', interval)
+      } catch {
+        first = await this.localCounts.claim(appid, 'invalidate', interval)
+      }
+      if (!first) throw errors.forceRefreshThrottled(appid, Math.ceil(interval / 1000))
+    }
+    const limit = this.opts.perDay[app.tokenMode]
+    const { day, leftMs } = wechatDay()
+    let spent: { used: number, allowed: boolean }
+    try {
+      spent = await shared.spend(appid, day, limit, leftMs + 3600_000)
+    } catch {
+      spent = await this.localCounts.spend(appid, day, limit, leftMs + 3600_000)
+    }
+    this.opts.metrics.budgetUsed.set({ appid }, spent.used)
+    if (!spent.allowed) {
+      this.opts.log.warn({ appid, limit }, 'invalidation refused: the daily refresh budget is spent')
+      throw errors.budgetExhausted(appid, limit, Math.ceil(leftMs / 1000))
+    }
+  }
+}
