@@ -21,6 +21,12 @@ export class LocalLock implements RefreshLock {
 type Args = Array<string | number>
 
 /**
+ * Why redlock 5.0.0-beta.2 stays: it is still the newest release (npm's `latest` is 4.2.0, of
+ * 2020, callback-based and without `using`/extension signals); it implements Redlock's quorum
+ * and clock-drift rules, which a hand-written lock would have to get right again; and the only
+ * glue it needs is the adapter below. A maintained replacement speaking node-redis would let
+ * the adapter go.
+ *
  * redlock 5 speaks ioredis' calling convention (`evalsha(hash, numkeys, [...keys, ...args])`);
  * this maps it onto node-redis, which the project uses everywhere else.
  */
