@@ -2,6 +2,7 @@
 // Against a running `pnpm start`: mints a login code and a phone code at the simulator,
 // logs in with both, reads the user back with the session token, retries the login with the
 // same codes (as a mini-program does when the answer is lost) and asks the gateway route.
+import { randomBytes } from 'node:crypto'
 const sim = process.env.SIM_URL ?? 'http://127.0.0.1:3999'
 const api = process.env.LOGIN_URL ?? 'http://127.0.0.1:3000'
 const phoneNumber = process.env.DEMO_PHONE ?? '13800138000'
@@ -26,13 +27,15 @@ async function call (step, url, init = {}) {
 const openid = `demo-${Date.now().toString(36)}`
 const { code } = await call('1. The mini-program calls wx.login() (the simulator mints the code)', `${sim}/__sim/login-codes`, { method: 'POST', body: JSON.stringify({ openid }) })
 const { code: phoneCode } = await call('2. The user taps "allow phone number" (the simulator mints the phoneCode)', `${sim}/__sim/phone-codes`, { method: 'POST', body: JSON.stringify({ phoneNumber, openid }) })
-const login = await call('3. POST /api/user/thirdLogin', `${api}/api/user/thirdLogin`, { method: 'POST', body: JSON.stringify({ code, phoneCode, nickname: 'Demo user', head_pic: 'https://example.com/avatar.png' }) })
+// One random retry_key per login attempt, sent again on its retries: only it gets a kept answer.
+const body = JSON.stringify({ code, phoneCode, nickname: 'Demo user', head_pic: 'https://example.com/avatar.png', retry_key: randomBytes(16).toString('hex') })
+const login = await call('3. POST /api/user/thirdLogin', `${api}/api/user/thirdLogin`, { method: 'POST', body })
 const me = await call('4. GET /api/user/me with the session token', `${api}/api/user/me`, { headers: { authorization: `Bearer ${login.token}` } })
 console.log(`\nLogged in: ${me.user_id} (${me.openid}), phone ${me.phone?.phoneNumber ?? '(none)'}${login.is_new_user ? ' (new user)' : ''}.`)
 
 // The mobile network dropped the answer: the mini-program sends the same request again.
 const before = await (await fetch(`${sim}/__sim/calls`)).json()
-const retry = await call('5. The answer was lost: the mini-program retries with the same code and phoneCode', `${api}/api/user/thirdLogin`, { method: 'POST', body: JSON.stringify({ code, phoneCode, nickname: 'Demo user', head_pic: 'https://example.com/avatar.png' }) })
+const retry = await call('5. The answer was lost: the mini-program retries with the same code, phoneCode and retry_key', `${api}/api/user/thirdLogin`, { method: 'POST', body })
 const after = await (await fetch(`${sim}/__sim/calls`)).json()
 const same = retry.user.user_id === login.user.user_id && retry.user.phone?.phoneNumber === login.user.phone?.phoneNumber && retry.is_new_user === login.is_new_user
 console.log(`\nThe retry got ${same ? 'the same login' : 'a DIFFERENT login'} (user ${retry.user.user_id}, is_new_user ${retry.is_new_user}), with ${after.jscode2session - before.jscode2session} code2session and ${after.getuserphonenumber - before.getuserphonenumber} phone exchanges at WeChat: nothing spent or billed twice.`)

@@ -1,4 +1,4 @@
-import { ServiceError, sha256Hex, type RedisHandle } from '@wxlogin/service-kit'
+import { safeEqualHex, ServiceError, sha256Hex, type RedisHandle } from '@wxlogin/service-kit'
 import { errors } from './errors.js'
 import { ExpiringMap } from './expiring-map.js'
 import { storeCall } from './store-call.js'
@@ -9,8 +9,10 @@ import { storeCall } from './store-call.js'
  */
 export type Exchange<T> =
   | { state: 'pending' }
-  | { state: 'done', value: T, newUser?: boolean }
+  | { state: 'done', value: T, newUser?: boolean, owner?: string }
   | { state: 'failed', error: { code: string, message: string, status: number, wechatErrcode?: number } }
+
+export type DoneExchange<T> = Extract<Exchange<T>, { state: 'done' }>
 
 /** Exchange records, shared by every instance: keyed by a hash, never the code itself. */
 export interface ExchangeStore {
@@ -23,7 +25,16 @@ export interface ExchangeStore {
   annotate: (key: string, record: Exchange<unknown>) => Promise<void>
   /** Removes a pending claim after a failure a retry may not meet (a timeout, a 503). */
   release: (key: string) => Promise<void>
+  /** Counts one more answer given from the kept record; the count so far, this one included. */
+  countReuse: (key: string) => Promise<number>
+  /** Remembers that these exchanges logged `userId` in, for as long as a code lives. */
+  track: (userId: string, keys: string[]) => Promise<void>
+  /** Turns every kept exchange of the user into a used code (logout everywhere, deletion). */
+  revokeAllOf: (userId: string) => Promise<void>
 }
+
+/** What a revoked exchange answers: the code is used, as WeChat would say. */
+const REVOKED: Exchange<never> = { state: 'failed', error: { code: 'invalid_code', message: 'The login code is invalid, expired or already used; call wx.login() again.', status: 400, wechatErrcode: 40163 } }
 
 export class MemoryExchangeStore implements ExchangeStore {
   private readonly records = new ExpiringMap<Exchange<unknown>>()
@@ -40,6 +51,24 @@ export class MemoryExchangeStore implements ExchangeStore {
   async release (key: string): Promise<void> {
     if (this.records.get(key)?.state === 'pending') this.records.delete(key)
   }
+
+  private readonly reuses = new ExpiringMap<number>()
+  private readonly byUser = new ExpiringMap<string[]>()
+
+  async countReuse (key: string): Promise<number> {
+    const n = (this.reuses.get(key) ?? 0) + 1
+    this.reuses.set(key, n, CODE_LIFE_MS)
+    return n
+  }
+
+  async track (userId: string, keys: string[]): Promise<void> {
+    this.byUser.set(userId, [...(this.byUser.get(userId) ?? []), ...keys], CODE_LIFE_MS)
+  }
+
+  async revokeAllOf (userId: string): Promise<void> {
+    for (const key of this.byUser.get(userId) ?? []) this.records.replace(key, REVOKED)
+    this.byUser.delete(userId)
+  }
 }
 
 const RELEASE_PENDING = `
@@ -49,7 +78,7 @@ return 0
 const PENDING = JSON.stringify({ state: 'pending' })
 
 export class RedisExchangeStore implements ExchangeStore {
-  constructor (private readonly redis: RedisHandle) {}
+  constructor (private readonly redis: RedisHandle, private readonly prefix: string) {}
 
   async claim (key: string, ttlMs: number): Promise<boolean> {
     return await this.redis.cmd.set(key, PENDING, { NX: true, PX: ttlMs }) === 'OK'
@@ -79,7 +108,33 @@ export class RedisExchangeStore implements ExchangeStore {
   async release (key: string): Promise<void> {
     await this.redis.cmd.eval(RELEASE_PENDING, { keys: [key], arguments: [PENDING] })
   }
+
+  async countReuse (key: string): Promise<number> {
+    return Number(await this.redis.cmd.eval(COUNT_REUSE, { keys: [`${key}:reuses`], arguments: [String(CODE_LIFE_MS)] }))
+  }
+
+  private userKey (userId: string): string { return `${this.prefix}user-exchanges:${userId}` }
+
+  async track (userId: string, keys: string[]): Promise<void> {
+    const index = this.userKey(userId)
+    await Promise.all([...keys.map(async k => await this.redis.cmd.sAdd(index, k)), this.redis.cmd.expire(index, CODE_LIFE_MS / 1000)])
+  }
+
+  async revokeAllOf (userId: string): Promise<void> {
+    const index = this.userKey(userId)
+    const keys = await this.redis.cmd.sMembers(index)
+    // One key a command: the records live in other slots of a Cluster.
+    await Promise.all(keys.map(async k => await this.redis.cmd.set(k, JSON.stringify(REVOKED), { XX: true, KEEPTTL: true })))
+    await this.redis.cmd.del(index)
+    for (const k of keys) await this.redis.replicated(k)
+  }
 }
+
+const COUNT_REUSE = `
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return n
+`
 
 /** WeChat's codes live 5 minutes: a result kept longer could only answer a replay. */
 export const CODE_LIFE_MS = 300_000
@@ -96,6 +151,11 @@ export interface ExchangeOptions {
    * released and the code stays unused. A retry answered from a kept exchange never runs it.
    */
   beforeWork?: () => Promise<void>
+  /**
+   * Whose answer a kept exchange is: the SHA-256 of the first request's retry_key. A kept answer
+   * goes only to a request with the same one; another (or none) gets `replayed()`.
+   */
+  owner?: { hash: string | undefined, allowNone: boolean, replayed: () => ServiceError }
 }
 
 export interface Exchanged<T> {
@@ -107,6 +167,8 @@ export interface Exchanged<T> {
    * same write) and awaits this before it answers. Rejected with store_unavailable.
    */
   settled: Promise<void>
+  /** The record kept for this exchange (new exchanges only): rewritten by annotate. */
+  record?: DoneExchange<T>
 }
 
 /** `settled` where nothing is being kept: a reused answer, or no exchange at all. */
@@ -134,7 +196,10 @@ export async function exchangeOnce<T> (store: ExchangeStore, key: string, work: 
       return await runClaimed(store, key, work, opts)
     }
     const record = await storeCall(store.get(key)) as Exchange<T> | null
-    if (record?.state === 'done') return { value: record.value, reused: true, newUser: record.newUser === true, settled: SETTLED }
+    if (record?.state === 'done') {
+      checkOwner(record, opts.owner)
+      return { value: record.value, reused: true, newUser: record.newUser === true, settled: SETTLED }
+    }
     if (record?.state === 'failed') {
       const e = record.error
       throw new ServiceError(e.code, e.message, e.status, { wechatErrcode: e.wechatErrcode })
@@ -144,6 +209,19 @@ export async function exchangeOnce<T> (store: ExchangeStore, key: string, work: 
     await sleep(Math.min(pause, Math.max(1, deadline - Date.now())))
     pause = Math.min(pause * 2, 200)
   }
+}
+
+/**
+ * A kept answer is the first caller's: only the same retry_key gets it again. Without this,
+ * whoever read a used code in a log, an analytics SDK or a gateway would get the account for
+ * as long as the answer is kept.
+ */
+function checkOwner (record: { owner?: string }, owner: ExchangeOptions['owner']): void {
+  if (owner === undefined) return
+  const ok = record.owner === undefined
+    ? owner.allowNone && owner.hash === undefined
+    : owner.hash !== undefined && safeEqualHex(record.owner, owner.hash)
+  if (!ok) throw owner.replayed()
 }
 
 async function runClaimed<T> (store: ExchangeStore, key: string, work: () => Promise<T>, opts: ExchangeOptions): Promise<Exchanged<T>> {
@@ -159,10 +237,11 @@ async function runClaimed<T> (store: ExchangeStore, key: string, work: () => Pro
     }
     throw err
   }
-  const settled = storeCall(store.settle(key, { state: 'done', value }, CODE_LIFE_MS))
+  const done: DoneExchange<T> = opts.owner?.hash === undefined ? { state: 'done', value } : { state: 'done', value, owner: opts.owner.hash }
+  const settled = storeCall(store.settle(key, done, CODE_LIFE_MS))
   // Handled here, awaited by the caller: never an unhandled rejection in between.
   settled.catch(() => {})
-  return { value, reused: false, newUser: false, settled }
+  return { value, reused: false, newUser: false, settled, record: done }
 }
 
 /** The key of a code's exchange: a hash of what identifies it, never the code itself. */

@@ -25,6 +25,11 @@ export interface LoginConfig {
   eventsMaxLen: number
   /** Full phone numbers in events; otherwise masked. */
   eventsIncludePhone: boolean
+  /**
+   * A login code first used without a retry_key may be retried without one (the behaviour for
+   * clients older than retry_key). Off: such a code, once used, is answered invalid_code.
+   */
+  retryWithoutKey: boolean
   trustProxy: TrustProxy
   /** LOG_ACCESS_SAMPLE_RATE, LOG_SLOW_REQUEST_MS; errors are always logged. */
   accessLog?: AccessLogOptions
@@ -64,6 +69,7 @@ export function loadConfig (env: Env): LoginConfig {
     sessionTtlSeconds: r.int('SESSION_TTL_SECONDS', 604800, { min: 60 }),
     eventsMaxLen: r.int('LOGIN_EVENTS_MAXLEN', 100_000, { min: 100, max: 100_000_000 }),
     eventsIncludePhone: r.bool('EVENTS_INCLUDE_PHONE', false),
+    retryWithoutKey: r.bool('LOGIN_RETRY_WITHOUT_KEY', false),
     trustProxy: readTrustProxy(r),
     accessLog: readAccessLog(r)
   }

@@ -1,9 +1,9 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { FromSchema } from 'json-schema-to-ts'
 import { BrokerError } from '@wxlogin/broker-client'
-import { toServiceError, type ErrorBody, type ServiceError } from '@wxlogin/service-kit'
+import { sha256Hex, toServiceError, type ErrorBody, type ServiceError } from '@wxlogin/service-kit'
 import { resolveApp } from './apps.js'
-import { exchangeKey, exchangeOnce, SETTLED, type Exchange } from './code-exchanges.js'
+import { exchangeKey, exchangeOnce, SETTLED, type DoneExchange, type Exchange } from './code-exchanges.js'
 import { errors } from './errors.js'
 import type { LoginEvent } from './events.js'
 import { brokerFailure } from './phone-service.js'
@@ -12,7 +12,7 @@ import { newSessionToken } from './sessions.js'
 import { storeCall } from './store-call.js'
 import type { Identity, UserPatch, UserRecord } from './user-store.js'
 
-export interface ThirdLoginInput { code: string, phoneCode?: string, nickname?: string, head_pic?: string, appid?: string }
+export interface ThirdLoginInput { code: string, phoneCode?: string, nickname?: string, head_pic?: string, appid?: string, retry_key?: string }
 
 /** What the mini-program sees of a user, as the response schema says: its identity in this app. */
 export type PublicUser = FromSchema<typeof userSchema>
@@ -35,11 +35,19 @@ function fromBroker (err: unknown): ServiceError {
 
 interface Session { openid: string, unionid: string | null }
 
+function replayed (app: FastifyInstance): ServiceError {
+  app.loginMetrics.replaysRefused.inc()
+  return errors.invalidCode(40163)
+}
+
+/** Sessions one login code can open: the first login and a few retries of it, never a stream. */
+export const RETRY_SESSIONS_PER_CODE = 5
+
 /**
  * code2session at most once per code: a retry of a login whose answer was lost gets the same
  * openid (and is_new_user as the first attempt saw it), with no WeChat call.
  */
-async function exchangeLoginCode (app: FastifyInstance, appid: string, code: string): Promise<{ key: string, session: Session, reused: boolean, newUser: boolean, settled: Promise<void> }> {
+async function exchangeLoginCode (app: FastifyInstance, appid: string, code: string, retryKey: string | undefined): Promise<{ key: string, session: Session, reused: boolean, newUser: boolean, settled: Promise<void>, record?: DoneExchange<Session> }> {
   const key = exchangeKey(app.loginConfig.redisKeyPrefix, 'login', appid, code)
   // The broker's timeout covers code2session; a claim outlives a dead instance by no more.
   const waitMs = app.loginConfig.brokerTimeoutMs + 1000
@@ -49,25 +57,34 @@ async function exchangeLoginCode (app: FastifyInstance, appid: string, code: str
     } catch (err) {
       throw fromBroker(err)
     }
-  }, { pendingTtlMs: waitMs, waitMs, final: se => se.code === 'invalid_code' || se.code === 'high_risk_user' })
+  }, {
+    pendingTtlMs: waitMs,
+    waitMs,
+    final: se => se.code === 'invalid_code' || se.code === 'high_risk_user',
+    owner: {
+      hash: retryKey === undefined ? undefined : sha256Hex(retryKey),
+      allowNone: app.loginConfig.retryWithoutKey,
+      replayed: () => replayed(app)
+    }
+  })
   if (result.reused) app.loginMetrics.codeReuses.inc({ kind: 'login' })
-  return { key, session: result.value, reused: result.reused, newUser: result.newUser, settled: result.settled }
+  return { key, session: result.value, reused: result.reused, newUser: result.newUser, settled: result.settled, record: result.record }
 }
 
 /**
  * The phone exchange of a login: its failure logs the user in without a new phone, except over
  * the limit or with the store down. `settled`: the exchange being kept (see exchangeOnce).
  */
-async function loginPhone (app: FastifyInstance, request: FastifyRequest, reply: FastifyReply, identity: Identity, phoneCode: string | undefined, patch: UserPatch): Promise<{ error: ErrorBody | null, settled: Promise<void> }> {
-  if (phoneCode === undefined || phoneCode === '') return { error: null, settled: SETTLED }
+async function loginPhone (app: FastifyInstance, request: FastifyRequest, reply: FastifyReply, identity: Identity, phoneCode: string | undefined, patch: UserPatch): Promise<{ error: ErrorBody | null, settled: Promise<void>, keys: string[] }> {
+  if (phoneCode === undefined || phoneCode === '') return { error: null, settled: SETTLED, keys: [] }
   try {
-    const { phone, settled } = await app.exchangePhone(request, reply, identity.appid, identity.openid, phoneCode)
+    const { phone, settled, key } = await app.exchangePhone(request, reply, identity.appid, identity.openid, phoneCode)
     patch.phone = phone
-    return { error: null, settled }
+    return { error: null, settled, keys: [key] }
   } catch (err) {
     const se = toServiceError(err)
     if (se.code === 'rate_limited' || se.code === 'store_unavailable' || se.code === 'exchange_in_progress') throw se
-    return { error: se.toJSON(), settled: SETTLED }
+    return { error: se.toJSON(), settled: SETTLED, keys: [] }
   }
 }
 
@@ -81,7 +98,7 @@ export async function thirdLogin (app: FastifyInstance, request: FastifyRequest,
   const appid = resolveApp(config.apps, input.appid, request.headers.referer)
   // Before the code is spent: with the store down, the login could not be saved anyway.
   if (app.storeProblem() !== undefined) throw errors.storeUnavailable()
-  const login = await exchangeLoginCode(app, appid, input.code)
+  const login = await exchangeLoginCode(app, appid, input.code, input.retry_key)
   const identity = { appid, openid: login.session.openid }
   const patch: UserPatch = {}
   if (input.nickname !== undefined && input.nickname !== '') patch.nickname = input.nickname
@@ -98,6 +115,8 @@ export async function thirdLogin (app: FastifyInstance, request: FastifyRequest,
   }
   const phoneError = phone.error
 
+  // Each retry that gets this far opens a session: a few, for a flaky network, never a stream.
+  if (login.reused && await storeCall(app.exchanges.countReuse(login.key)) >= RETRY_SESSIONS_PER_CODE) throw replayed(app)
   const { user, isNew, phoneChanged } = await storeCall(app.users.upsertUser(identity, login.session.unionid, patch))
   await phone.settled
   // The first attempt created the user but its answer was lost: the retry says so too.
@@ -107,10 +126,12 @@ export async function thirdLogin (app: FastifyInstance, request: FastifyRequest,
   events.push({ type: 'user.logged_in', user, ...identity })
   if (phoneChanged) events.push({ type: 'user.phone_changed', user, ...identity })
   const { token, hash } = newSessionToken()
-  const marked: Exchange<Session> = { state: 'done', value: login.session, newUser: true }
+  const marked: Exchange<Session> = { ...(login.record ?? { state: 'done', value: login.session }), newUser: true }
   // Independent writes, issued together: one pipeline rather than one round trip each.
   await storeCall(Promise.all([
     isNew ? app.exchanges.annotate(login.key, marked) : undefined,
+    // So that logout everywhere (or deletion) can take back what a retry would get.
+    login.reused ? undefined : app.exchanges.track(user.user_id, [login.key, ...phone.keys]),
     app.events.emit(events),
     app.sessions.create(hash, { user_id: user.user_id, ...identity }, config.sessionTtlSeconds)
   ]))

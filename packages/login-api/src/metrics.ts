@@ -7,6 +7,7 @@ export interface LoginMetrics {
   phoneExchanges: Counter<'result'>
   rateLimited: Counter<'scope'>
   codeReuses: Counter<'kind'>
+  replaysRefused: Counter
   events: Counter<'type'>
 }
 
@@ -17,6 +18,7 @@ export function createLoginMetrics (registry: Registry): LoginMetrics {
     phoneExchanges: new Counter({ name: 'login_phone_exchanges_total', help: 'phoneCode exchanges WeChat answered or refused, by result; ok is what WeChat bills.', labelNames: ['result'] as const, registers: [registry] }),
     rateLimited: new Counter({ name: 'login_rate_limited_total', help: 'Requests refused by a rate limit, by scope (ip, user).', labelNames: ['scope'] as const, registers: [registry] }),
     codeReuses: new Counter({ name: 'login_code_reuses_total', help: 'Retries answered with a code\'s kept exchange, no WeChat call, by kind (login, phone).', labelNames: ['kind'] as const, registers: [registry] }),
+    replaysRefused: new Counter({ name: 'login_code_replays_refused_total', help: 'Logins with a used code refused: no retry_key, another one, or more retries than a code allows.', registers: [registry] }),
     events: new Counter({ name: 'login_events_total', help: 'Login events written to the Redis Stream, by type.', labelNames: ['type'] as const, registers: [registry] })
   }
 }

@@ -20,7 +20,15 @@ export const thirdLoginBody = {
     // Empty means "not granted": form posts send the field either way.
     phoneCode: codeString,
     nickname,
-    head_pic: headPic
+    head_pic: headPic,
+    // >= 128 random bits, chosen by the client per login attempt and sent again on its retries:
+    // 32+ hex digits, or 22+ base64url characters (not all of them hex digits).
+    retry_key: {
+      type: 'string',
+      maxLength: 128,
+      pattern: '^(?:[0-9a-fA-F]{32,128}|(?=[A-Za-z0-9_-]*[g-zG-Z_-])[A-Za-z0-9_-]{22,128})$',
+      description: 'A fresh random value per login attempt, the same on its retries: only it gets a kept answer'
+    }
   }
 } as const
 

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import type { Test } from 'tap'
 import nock from 'nock'
 import got from 'got'
@@ -7,6 +8,9 @@ import { LogCapture, TEST_SERVICE_DEFAULTS } from '@wxlogin/testing'
 import { buildApp, type LoginConfig } from '../src/app.js'
 
 export { metricValue, useNock } from '@wxlogin/testing'
+
+/** A login attempt's retry_key, as the mini-program client makes one: 128 random bits. */
+export const retryKey = (): string => randomBytes(16).toString('hex')
 
 export const APPID = 'wxlogintest000001'
 export const BROKER = 'http://broker.test'
@@ -30,6 +34,7 @@ export function testConfig (overrides: Partial<LoginConfig> = {}): LoginConfig {
     sessionTtlSeconds: 604800,
     eventsMaxLen: 100_000,
     eventsIncludePhone: false,
+    retryWithoutKey: false,
     trustProxy: { kind: 'none' },
     ...overrides
   }

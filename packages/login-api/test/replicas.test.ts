@@ -2,18 +2,19 @@ import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { CONTROL_PREFIX } from '@wxlogin/wechat-sim'
 import { startRedisServer, waitFor } from '@wxlogin/testing'
-import { APPID, build, login, testConfig } from './helper.js'
+import { APPID, build, login, retryKey, testConfig } from './helper.js'
 import { stack } from './stack.js'
 
 t.test('the whole thirdLogin end to end: simulator, broker, login-api, Redis', async t => {
   const { apps, sim, mint } = await stack(t, 1)
   const app = apps[0] as FastifyInstance
   const { code, phoneCode } = await mint('e2e-user')
-  const res = await login(app, { code, phoneCode, nickname: 'E2E' })
+  const key = retryKey()
+  const res = await login(app, { code, phoneCode, nickname: 'E2E', retry_key: key })
   t.equal(res.statusCode, 200)
   t.match(res.json(), { is_new_user: true, user: { openid: 'e2e-user', nickname: 'E2E', phone: { purePhoneNumber: '13800138000', countryCode: '86' } }, phone_error: null })
   const calls = { ...sim.state.calls }
-  const again = await login(app, { code, phoneCode })
+  const again = await login(app, { code, phoneCode, retry_key: key })
   t.equal(again.statusCode, 200, 'a retry of the same codes (its answer was lost) logs in again')
   t.match(again.json(), { is_new_user: true, user: { user_id: res.json().user.user_id, phone: { purePhoneNumber: '13800138000' } }, phone_error: null })
   t.not(again.json().token, res.json().token, 'with a session of its own')

@@ -1,7 +1,7 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { metricValue, waitFor } from '@wxlogin/testing'
-import { login } from './helper.js'
+import { login, retryKey } from './helper.js'
 import { stack } from './stack.js'
 
 // Mobile networks drop answers: a mini-program retries thirdLogin with the same code and phoneCode.
@@ -10,10 +10,11 @@ t.test('a retry on another instance gets the same login, with no WeChat call and
   const { apps, sim, mint } = await stack(t, 2)
   const [a, b] = apps as [FastifyInstance, FastifyInstance]
   const { code, phoneCode } = await mint('retry-user')
-  const first = await login(a, { code, phoneCode, nickname: 'First' })
+  const key = retryKey()
+  const first = await login(a, { code, phoneCode, nickname: 'First', retry_key: key })
   t.equal(first.statusCode, 200)
   const calls = { ...sim.state.calls }
-  const retry = await login(b, { code, phoneCode, nickname: 'First' })
+  const retry = await login(b, { code, phoneCode, nickname: 'First', retry_key: key })
   t.equal(retry.statusCode, 200, 'not 40163: the code\'s exchange was kept')
   t.same({ ...retry.json(), token: 'x' }, { ...first.json(), token: 'x' }, 'the same answer: user, phone, is_new_user')
   t.not(retry.json().token, first.json().token, 'a session of its own')
@@ -34,7 +35,8 @@ t.test('two concurrent requests with the same codes on two instances: one WeChat
   // Slow enough that the second request arrives while the first is still exchanging.
   sim.faults.add('jscode2session', { kind: 'latency', latencyMs: 300 }, 1)
   sim.faults.add('getuserphonenumber', { kind: 'latency', latencyMs: 300 }, 1)
-  const [x, y] = await Promise.all((apps as FastifyInstance[]).map(async app => await login(app, { code, phoneCode })))
+  const key = retryKey()
+  const [x, y] = await Promise.all((apps as FastifyInstance[]).map(async app => await login(app, { code, phoneCode, retry_key: key })))
   t.equal(x?.statusCode, 200)
   t.equal(y?.statusCode, 200, 'the second is answered, not refused with 40163')
   t.equal(x?.json().user.user_id, y?.json().user.user_id)
@@ -48,14 +50,15 @@ t.test('a request refused by the per-user limit leaves its codes usable: the ret
   const [a, b] = apps as [FastifyInstance, FastifyInstance]
   t.equal((await login(a, { ...await mint('limited') })).statusCode, 200, 'the window\'s one exchange')
   const { code, phoneCode } = await mint('limited')
-  const refused = await login(a, { code, phoneCode })
+  const key = retryKey()
+  const refused = await login(a, { code, phoneCode, retry_key: key })
   t.equal(refused.statusCode, 429)
   t.ok(Number(refused.headers['retry-after']) >= 1)
   t.equal(sim.state.calls.getuserphonenumber, 1, 'the refused phoneCode never reached WeChat')
   const codeCalls = sim.state.calls.jscode2session
   // Once the window has passed, the same request (on another instance) goes through.
   const retried = await waitFor(async () => {
-    const r = await login(b, { code, phoneCode })
+    const r = await login(b, { code, phoneCode, retry_key: key })
     return r.statusCode === 200 ? r : null
   }, { timeoutMs: 5000, intervalMs: 100, what: 'the retry after the window' })
   t.equal(retried.json().user.phone.purePhoneNumber, '13800138000')

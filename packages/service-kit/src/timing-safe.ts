@@ -4,6 +4,12 @@ export function sha256Hex (value: string): string {
   return createHash('sha256').update(value).digest('hex')
 }
 
+/** Two hex digests compared in constant time (for their length); false when either is malformed. */
+export function safeEqualHex (a: string, b: string): boolean {
+  if (a.length !== b.length || !/^[0-9a-f]*$/i.test(a) || !/^[0-9a-f]*$/i.test(b)) return false
+  return timingSafeEqual(Buffer.from(a, 'hex'), Buffer.from(b, 'hex'))
+}
+
 /**
  * Finds which of several secrets a presented value matches, in constant time: the presented
  * value is hashed once and compared against every stored hash (computed once, up front).

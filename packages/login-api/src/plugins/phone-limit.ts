@@ -6,7 +6,7 @@ import { errors } from '../errors.js'
 import type { PhoneInfo } from '../user-store.js'
 
 /** The number, and its exchange being kept for retries: await `settled` before answering. */
-export interface PhoneExchange { phone: PhoneInfo, settled: Promise<void> }
+export interface PhoneExchange { phone: PhoneInfo, settled: Promise<void>, key: string }
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -79,6 +79,6 @@ export default fp(async (app) => {
       beforeWork: async () => { await checkLimit(request, reply, appid, openid) }
     })
     if (result.reused) metrics.codeReuses.inc({ kind: 'phone' })
-    return { phone: result.value, settled: result.settled }
+    return { phone: result.value, settled: result.settled, key }
   })
 }, { name: 'phone-limit', dependencies: ['ip-limit', 'upstreams', 'stores'] })

@@ -27,7 +27,7 @@ export default fp(async (app) => {
   const sessions: SessionStore = redis === null ? new MemorySessionStore() : new RedisSessionStore(redis, redisKeyPrefix)
   app.decorate('users', users)
   app.decorate('sessions', sessions)
-  const exchanges: ExchangeStore = redis === null ? new MemoryExchangeStore() : new RedisExchangeStore(redis)
+  const exchanges: ExchangeStore = redis === null ? new MemoryExchangeStore() : new RedisExchangeStore(redis, redisKeyPrefix)
   const { eventsMaxLen, eventsIncludePhone } = app.loginConfig
   const events: EventSink = redis === null ? new NoEvents() : new RedisStreamEvents(redis, redisKeyPrefix, eventsMaxLen, eventsIncludePhone)
   app.decorate('exchanges', exchanges)

@@ -69,6 +69,8 @@ export default async function sessionRoutes (scope: FastifyInstance): Promise<vo
     const session = sessionOf(request)
     if (request.query.all === 'true') {
       const ended = await storeCall(app.sessions.deleteAllOf(session.user_id))
+      // A kept login answer would open a new session to whoever retries it: those end too.
+      await storeCall(app.exchanges.revokeAllOf(session.user_id))
       // Sessions issued before user_ids are not in the user's index: this one, at least, ends.
       await storeCall(app.sessions.delete(session.tokenHash))
       request.log.info({ sessions: ended }, 'logged out everywhere')
