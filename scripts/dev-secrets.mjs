@@ -36,6 +36,9 @@ const token = random(32)
 write('broker_token.txt', token)
 write('broker_clients.json', JSON.stringify([{ name: 'login-api', token, apps: [appid] }]))
 write('grafana_admin_password.txt', random(12))
+// The login-api's key for phone numbers at rest: <key id>:<base64 of 32 random bytes> a line;
+// rotate by adding a new line on top (the first encrypts, every line decrypts).
+write('pii_keys.txt', `k${new Date().toISOString().slice(0, 10).replace(/-/g, '')}:${randomBytes(32).toString('base64')}`)
 const passwords = {
   TOKEN_BROKER: write('redis_broker_password.txt', random(32)),
   LOGIN_API: write('redis_login_password.txt', random(32)),

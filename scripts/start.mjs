@@ -5,7 +5,7 @@
 // Real WeChat: set WECHAT_APPID and WECHAT_SECRET (and no WECHAT_API_BASE_URL); the simulator
 // is then not started. Shared stores: set REDIS_URL.
 import { randomBytes } from 'node:crypto'
-import { existsSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { prettyFactory } from 'pino-pretty'
 // Only this module: the package's index would load nock as well.
@@ -27,6 +27,17 @@ const realWechat = env.WECHAT_APPID !== undefined && env.WECHAT_SECRET !== undef
 const appid = env.WECHAT_APPID ?? 'wxdev0000000000001'
 const secret = env.WECHAT_SECRET ?? `dev-${randomBytes(16).toString('hex')}`
 const clientToken = randomBytes(32).toString('base64url')
+// Phone numbers are sealed at rest with this key (PII_ENCRYPTION_KEY_FILE). Kept between runs in
+// deploy/secrets/ (never committed), so users stored in Redis by an earlier run stay readable.
+function devPiiKeys () {
+  if (env.PII_ENCRYPTION_KEY_FILE !== undefined) return { PII_ENCRYPTION_KEY_FILE: env.PII_ENCRYPTION_KEY_FILE }
+  const file = `${root}deploy/secrets/dev-pii-keys.txt`
+  if (!existsSync(file)) {
+    mkdirSync(`${root}deploy/secrets`, { recursive: true, mode: 0o700 })
+    writeFileSync(file, `dev:${randomBytes(32).toString('base64')}\n`, { mode: 0o600 })
+  }
+  return { PII_ENCRYPTION_KEY: readFileSync(file, 'utf8').trim() }
+}
 const wechatBase = realWechat ? 'https://api.weixin.qq.com' : (env.WECHAT_API_BASE_URL ?? `http://${host}:${ports.sim}`)
 const logLevel = env.LOG_LEVEL ?? 'info'
 
@@ -116,6 +127,7 @@ try {
     WECHAT_API_ALLOW_HTTP: String(wechatBase.startsWith('http:')),
     BROKER_URL: `http://${host}:${ports.broker}`,
     BROKER_TOKEN: clientToken,
+    ...devPiiKeys(),
     ...redis
   })
   await ready('login', `http://${host}:${ports.login}/readyz`)

@@ -3,6 +3,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import { dirname, join, relative } from 'node:path'
 import { loadConfig as loadBrokerConfig } from '@wxlogin/token-broker'
 import { loadConfig as loadLoginConfig } from '@wxlogin/login-api'
+import { TEST_PII_KEYS } from '@wxlogin/testing'
 import { root } from './helpers.js'
 
 // The README is an index over docs/: a moved section must not leave a dead link behind, and a
@@ -88,8 +89,8 @@ const brokerEnvs: Array<Record<string, string>> = [
 ]
 const loginEnvs: Array<Record<string, string>> = [
   { WECHAT_APPID: 'wx1234567890abcdef', BROKER_URL: 'http://127.0.0.1:3001', BROKER_TOKEN: token },
-  { LOGIN_APPS: '["wx1234567890abcdef"]', BROKER_URL: 'http://127.0.0.1:3001', BROKER_TOKEN: token, REDIS_SENTINELS: '127.0.0.1:26390' },
-  { LOGIN_APPS: '["wx1234567890abcdef"]', BROKER_URL: 'http://127.0.0.1:3001', BROKER_TOKEN: token, REDIS_URL: 'redis://127.0.0.1:6390' }
+  { LOGIN_APPS: '["wx1234567890abcdef"]', BROKER_URL: 'http://127.0.0.1:3001', BROKER_TOKEN: token, REDIS_SENTINELS: '127.0.0.1:26390', PII_ENCRYPTION_KEY: TEST_PII_KEYS },
+  { LOGIN_APPS: '["wx1234567890abcdef"]', BROKER_URL: 'http://127.0.0.1:3001', BROKER_TOKEN: token, REDIS_URL: 'redis://127.0.0.1:6390', PII_ENCRYPTION_KEY: TEST_PII_KEYS }
 ]
 
 t.test('every variable the two config modules read is in docs/configuration.md', async t => {

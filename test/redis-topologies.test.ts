@@ -2,7 +2,7 @@
 // token-brokers and two login-apis as processes, logins driven continuously while the master
 // that holds them is SIGKILLed.
 import t, { type Test } from 'tap'
-import { freePort, startCluster, startSentinelTopology, waitFor } from '@wxlogin/testing'
+import { freePort, startCluster, startSentinelTopology, TEST_PII_KEYS, waitFor } from '@wxlogin/testing'
 import { run } from './helpers.js'
 
 const APPID = 'wxtopology00000001'
@@ -41,7 +41,7 @@ async function services (t: Test, redisEnv: Record<string, string>): Promise<Sta
   for (const b of brokers) await waitFor(async () => (await fetch(`${b.url}/readyz`).then(r => r.json(), () => ({}))).status === 'ready', { timeoutMs: 20_000, what: 'a broker ready' })
   const logins = []
   for (let i = 0; i < 2; i++) {
-    logins.push(await service('packages/login-api/dist/server.js', { BROKER_URL: (brokers[i] as { url: string }).url, BROKER_TOKEN, IP_RATE_LIMIT_MAX: '100000' }))
+    logins.push(await service('packages/login-api/dist/server.js', { BROKER_URL: (brokers[i] as { url: string }).url, BROKER_TOKEN, IP_RATE_LIMIT_MAX: '100000', PII_ENCRYPTION_KEY: TEST_PII_KEYS }))
   }
   for (const l of logins) await waitFor(async () => (await fetch(`${l}/readyz`).catch(() => null))?.status === 200, { timeoutMs: 20_000, what: 'a login-api ready' })
   return { sim, logins, brokers }

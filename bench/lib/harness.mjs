@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
 // Not the testing package's index: it loads nock, whose interceptor would sit in this process's
 // own HTTP client (a new connection for every request, through an extra layer).
-import { freePort } from '../../packages/testing/dist/ports.js'
+import { freePort, TEST_PII_KEYS } from '../../packages/testing/dist/ports.js'
 import { startServiceProcess } from '../../packages/testing/dist/service-process.js'
 import { waitFor } from '../../packages/testing/dist/wait.js'
 
@@ -230,7 +230,7 @@ export async function loginApi (simUrl, brokerUrl, redisUrl) {
     WECHAT_API_ALLOW_HTTP: 'true',
     BROKER_URL: brokerUrl,
     BROKER_TOKEN: CLIENT_TOKEN,
-    ...(redisUrl ? { REDIS_URL: redisUrl } : {}),
+    ...(redisUrl ? { REDIS_URL: redisUrl, PII_ENCRYPTION_KEY: TEST_PII_KEYS } : {}),
     IP_RATE_LIMIT_MAX: '100000000'
   })
   const url = `http://127.0.0.1:${port}`

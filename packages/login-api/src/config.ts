@@ -1,3 +1,4 @@
+import { parsePiiKeys, type PiiKey } from './pii.js'
 import { APPID, ConfigError, EnvReader, readAppList, readAccessLog, type AccessLogOptions, readRedisConnection, readTrustProxy, upstreamUrl, type Env, type RedisConnection, type TrustProxy } from '@wxlogin/service-kit'
 
 export interface LoginConfig {
@@ -10,6 +11,8 @@ export interface LoginConfig {
   redisKeyPrefix: string
   brokerUrl: string
   brokerToken: string
+  /** BROKER_ALLOW_HTTP: plain http to a broker on another host is intended (no warning). */
+  brokerAllowHttp: boolean
   /** Per broker request; the broker is told what is left of it and gives up first. */
   brokerTimeoutMs: number
   /** The mini-programs this login-api serves (LOGIN_APPS, or WECHAT_APPID alone). */
@@ -30,6 +33,8 @@ export interface LoginConfig {
    * clients older than retry_key). Off: such a code, once used, is answered invalid_code.
    */
   retryWithoutKey: boolean
+  /** PII_ENCRYPTION_KEY_FILE: phone numbers sealed at rest. Required with Redis; optional in memory. */
+  piiKeys?: PiiKey[] | undefined
   trustProxy: TrustProxy
   /** LOG_ACCESS_SAMPLE_RATE, LOG_SLOW_REQUEST_MS; errors are always logged. */
   accessLog?: AccessLogOptions
@@ -44,19 +49,31 @@ function readApps (r: EnvReader): string[] {
   return apps.list as string[]
 }
 
+/** Phone numbers are personal information: a store that keeps them on disk keeps them sealed. */
+function readPiiKeys (r: EnvReader, persistent: boolean): PiiKey[] | undefined {
+  const text = r.secret('PII_ENCRYPTION_KEY')
+  if (text === undefined) {
+    if (persistent) throw new ConfigError('PII_ENCRYPTION_KEY_FILE', 'is required with a persistent store (Redis): phone numbers are encrypted at rest (`pnpm dev-secrets` writes one)')
+    return undefined
+  }
+  return parsePiiKeys(text)
+}
+
 export function loadConfig (env: Env): LoginConfig {
   const r = new EnvReader(env)
   const apps = readApps(r)
   const brokerToken = r.secret('BROKER_TOKEN', true)
+  const redis = readRedisConnection(r)
   return {
     host: r.string('HOST', '0.0.0.0'),
     port: r.port('PORT', 3000),
     metricsPort: r.port('METRICS_PORT', 9464),
     logLevel: r.level('LOG_LEVEL'),
-    redis: readRedisConnection(r),
+    redis,
     redisKeyPrefix: r.string('REDIS_KEY_PREFIX', 'wxlogin:'),
     brokerUrl: r.url('BROKER_URL'),
     brokerToken,
+    brokerAllowHttp: r.bool('BROKER_ALLOW_HTTP', false),
     brokerTimeoutMs: r.int('BROKER_TIMEOUT_MS', 3000, { min: 500, max: 60_000 }),
     apps,
     // getuserphonenumber carries the access_token in its query string.
@@ -70,6 +87,7 @@ export function loadConfig (env: Env): LoginConfig {
     eventsMaxLen: r.int('LOGIN_EVENTS_MAXLEN', 100_000, { min: 100, max: 100_000_000 }),
     eventsIncludePhone: r.bool('EVENTS_INCLUDE_PHONE', false),
     retryWithoutKey: r.bool('LOGIN_RETRY_WITHOUT_KEY', false),
+    piiKeys: readPiiKeys(r, redis !== undefined),
     trustProxy: readTrustProxy(r),
     accessLog: readAccessLog(r)
   }

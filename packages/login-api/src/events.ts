@@ -1,7 +1,7 @@
 import { maskPhone, type RedisHandle } from '@wxlogin/service-kit'
 import type { PhoneInfo, UserRecord } from './user-store.js'
 
-export type LoginEventType = 'user.created' | 'user.logged_in' | 'user.phone_changed'
+export type LoginEventType = 'user.created' | 'user.logged_in' | 'user.phone_changed' | 'user.deleted'
 
 export interface LoginEvent { type: LoginEventType, user: UserRecord, appid: string, openid: string }
 

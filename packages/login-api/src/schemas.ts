@@ -80,6 +80,13 @@ export const sessionAnswer = {
   properties: { user_id: string, appid: string, openid: string }
 } as const
 
+export const deleteAccountBody = {
+  type: 'object',
+  required: ['confirm'],
+  additionalProperties: false,
+  properties: { confirm: { type: 'boolean', const: true, description: 'Must be true: the account and everything kept of it are deleted' } }
+} as const
+
 export const logoutQuery = {
   type: 'object',
   additionalProperties: false,

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { RedisHandle } from '@wxlogin/service-kit'
+import type { PiiCipher } from './pii.js'
 
 // A type, not an interface: it must fit the response schemas' open object types.
 export type PhoneInfo = { phoneNumber: string, purePhoneNumber: string, countryCode: string }
@@ -44,6 +45,8 @@ export interface UserStore {
   getUser: (userId: string) => Promise<UserRecord | null>
   /** The user_id of an identity, or null when it never logged in. */
   userIdOf: (identity: Identity) => Promise<string | null>
+  /** Removes the user, its identities and its unionid link; the record as it was, or null. */
+  deleteUser: (userId: string) => Promise<UserRecord | null>
 }
 
 const samePhone = (a: PhoneInfo | null, b: PhoneInfo | undefined): boolean =>
@@ -91,6 +94,15 @@ export class MemoryUserStore implements UserStore {
   async userIdOf (identity: Identity): Promise<string | null> {
     return this.byIdentity.get(`${identity.appid}:${identity.openid}`) ?? null
   }
+
+  async deleteUser (userId: string): Promise<UserRecord | null> {
+    const user = this.users.get(userId)
+    if (user === undefined) return null
+    for (const i of user.identities) this.byIdentity.delete(`${i.appid}:${i.openid}`)
+    if (user.unionid !== null && this.byUnionid.get(user.unionid) === userId) this.byUnionid.delete(user.unionid)
+    this.users.delete(userId)
+    return user
+  }
 }
 
 // Read-merge-write of one user record in one step, so two logins of one user on two replicas
@@ -129,9 +141,14 @@ for k, v in pairs(patch) do user[k] = v end
 user.updated_at = now
 local out = cjson.encode(user)
 redis.call('SET', KEYS[1], out)
-local changed = 0
-if patch.phone and (oldPhone == nil or oldPhone == cjson.null or oldPhone.phoneNumber ~= patch.phone.phoneNumber) then changed = 1 end
-return { isNew, out, changed }
+if oldPhone == nil then oldPhone = cjson.null end
+return { isNew, out, cjson.encode(oldPhone) }
+`
+
+// A record written again only if nobody changed it since it was read (re-encryption on read).
+const REWRITE_UNCHANGED = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2]) return 1 end
+return 0
 `
 
 /**
@@ -140,7 +157,7 @@ return { isNew, out, changed }
  * between replicas are settled by SET NX, the identity key being the authority.
  */
 export class RedisUserStore implements UserStore {
-  constructor (private readonly redis: RedisHandle, private readonly prefix: string) {}
+  constructor (private readonly redis: RedisHandle, private readonly prefix: string, private readonly pii: PiiCipher) {}
 
   private userKey (userId: string): string { return `${this.prefix}user:${userId}` }
   private identityKey (i: Identity): string { return `${this.prefix}identity:${i.appid}:${i.openid}` }
@@ -184,30 +201,77 @@ export class RedisUserStore implements UserStore {
   async upsertUser (identity: Identity, unionid: string | null, patch: UserPatch): Promise<UpsertResult> {
     const { userId, legacy } = await this.resolve(identity, unionid)
     const key = this.userKey(userId)
+    const stored = patch.phone === undefined ? patch : { ...patch, phone: this.pii.seal(patch.phone, phoneContext(userId)) }
     const r = await this.redis.cmd.eval(UPSERT, {
       keys: [key],
-      arguments: [JSON.stringify(patch), new Date().toISOString(), JSON.stringify(identity), unionid ?? '', legacy ?? '', userId]
-    }) as [number, string, number]
+      arguments: [JSON.stringify(stored), new Date().toISOString(), JSON.stringify(identity), unionid ?? '', legacy ?? '', userId]
+    }) as [number, string, string]
     // Answered only once a replica has it (REDIS_WAIT_REPLICAS): a failover must not lose a user.
     await this.redis.replicated(key)
-    return { isNew: Number(r[0]) === 1, user: normalise(JSON.parse(r[1]) as UserRecord), phoneChanged: Number(r[2]) === 1 }
+    const oldPhone = this.phoneOf(JSON.parse(r[2]), userId)
+    const user = await this.opened(key, r[1])
+    return { isNew: Number(r[0]) === 1, user, phoneChanged: !samePhone(oldPhone, patch.phone) }
   }
 
   async getUser (userId: string): Promise<UserRecord | null> {
-    const raw = await this.redis.cmd.get(this.userKey(userId))
-    return raw === null ? null : normalise(JSON.parse(raw) as UserRecord)
+    const key = this.userKey(userId)
+    const raw = await this.redis.cmd.get(key)
+    return raw === null ? null : await this.opened(key, raw)
+  }
+
+  private phoneOf (stored: unknown, userId: string): PhoneInfo | null {
+    const phone = this.pii.open<unknown>(stored, phoneContext(userId))
+    return phone !== null && typeof phone === 'object' && typeof (phone as PhoneInfo).purePhoneNumber === 'string' ? phone as PhoneInfo : null
+  }
+
+  /**
+   * The record with its phone decrypted. One stored in clear (before encryption) or under a key
+   * that no longer encrypts is sealed again with the current key, if nobody changed it since.
+   */
+  private async opened (key: string, raw: string): Promise<UserRecord> {
+    const record = JSON.parse(raw) as UserRecord
+    const user = normalise(record, this.phoneOf(record.phone, record.user_id))
+    if (this.pii.stale(record.phone) && user.phone !== null) {
+      const resealed = JSON.stringify({ ...record, phone: this.pii.seal(user.phone, phoneContext(record.user_id)) })
+      await this.redis.cmd.eval(REWRITE_UNCHANGED, { keys: [key], arguments: [raw, resealed] })
+    }
+    return user
+  }
+
+  async deleteUser (userId: string): Promise<UserRecord | null> {
+    const user = await this.getUser(userId)
+    if (user === null) return null
+    const keys = [
+      ...user.identities.flatMap(i => [this.identityKey(i), this.legacyKey(i)]),
+      ...(user.unionid !== null ? [this.unionidKey(user.unionid)] : []),
+      this.userKey(userId)
+    ]
+    // The unionid link is removed only where it names this user. One key a command (Cluster).
+    await Promise.all(keys.map(async k => await this.redis.cmd.eval(DELETE_IF_OURS, { keys: [k], arguments: [userId] })))
+    for (const k of keys) await this.redis.replicated(k)
+    return user
   }
 }
 
+// Deletes an index key that names this user, and the user's own record (a JSON object).
+const DELETE_IF_OURS = `
+local v = redis.call('GET', KEYS[1])
+if v == false then return 0 end
+if v == ARGV[1] or string.sub(v, 1, 1) == '{' then return redis.call('DEL', KEYS[1]) end
+return 0
+`
+
+/** Authenticated with each sealed phone number: it opens only in the record it was written for. */
+const phoneContext = (userId: string): string => `user:${userId}:phone`
+
 /** cjson encodes an empty Lua table as {} and drops nulls set in Lua; give the record its shape back. */
-function normalise (u: UserRecord): UserRecord {
-  const phone = u.phone as unknown
+function normalise (u: UserRecord, phone: PhoneInfo | null): UserRecord {
   return {
     user_id: u.user_id,
     unionid: u.unionid ?? null,
     nickname: u.nickname ?? null,
     head_pic: u.head_pic ?? null,
-    phone: phone !== null && typeof phone === 'object' && typeof (phone as PhoneInfo).purePhoneNumber === 'string' ? phone as PhoneInfo : null,
+    phone,
     identities: Array.isArray(u.identities) ? u.identities : [],
     created_at: u.created_at,
     updated_at: u.updated_at

@@ -1,6 +1,7 @@
 import t from 'tap'
 import { spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
+import { TEST_PII_KEYS } from '@wxlogin/testing'
 import { loadConfig } from '../src/config.js'
 
 const base = { BROKER_URL: 'http://127.0.0.1:3001', BROKER_TOKEN: 'tok-0123456789abcdef', WECHAT_APPID: 'wx0123456789' }
@@ -54,7 +55,7 @@ t.test('getuserphonenumber carries the access_token: plain http only when explic
 })
 
 t.test('Redis credentials: REDIS_USERNAME and REDIS_PASSWORD beside a URL that names none', async t => {
-  t.match(loadConfig({ ...base, REDIS_URL: 'redis://redis-1:6400', REDIS_USERNAME: 'login-api', REDIS_PASSWORD: 'pw', REDIS_COMMAND_TIMEOUT_MS: '750' }).redis,
+  t.match(loadConfig({ ...base, REDIS_URL: 'redis://redis-1:6400', REDIS_USERNAME: 'login-api', REDIS_PASSWORD: 'pw', REDIS_COMMAND_TIMEOUT_MS: '750', PII_ENCRYPTION_KEY: TEST_PII_KEYS }).redis,
     { url: 'redis://redis-1:6400', username: 'login-api', password: 'pw', commandTimeoutMs: 750 })
 })
 

@@ -4,8 +4,9 @@ import nock from 'nock'
 import got from 'got'
 import type { FastifyInstance } from 'fastify'
 import { loggerOptions } from '@wxlogin/service-kit'
-import { LogCapture, TEST_SERVICE_DEFAULTS } from '@wxlogin/testing'
+import { LogCapture, TEST_PII_KEYS, TEST_SERVICE_DEFAULTS } from '@wxlogin/testing'
 import { buildApp, type LoginConfig } from '../src/app.js'
+import { parsePiiKeys } from '../src/pii.js'
 
 export { metricValue, useNock } from '@wxlogin/testing'
 
@@ -23,6 +24,7 @@ export function testConfig (overrides: Partial<LoginConfig> = {}): LoginConfig {
     redisKeyPrefix: 'wxlogin:',
     brokerUrl: BROKER,
     brokerToken: BROKER_TOKEN,
+    brokerAllowHttp: false,
     brokerTimeoutMs: 1000,
     apps: [APPID],
     wechatBaseUrl: WX,
@@ -35,6 +37,7 @@ export function testConfig (overrides: Partial<LoginConfig> = {}): LoginConfig {
     eventsMaxLen: 100_000,
     eventsIncludePhone: false,
     retryWithoutKey: false,
+    piiKeys: parsePiiKeys(TEST_PII_KEYS),
     trustProxy: { kind: 'none' },
     ...overrides
   }

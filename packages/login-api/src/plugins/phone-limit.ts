@@ -71,7 +71,8 @@ export default fp(async (app) => {
   app.decorate('exchangePhone', async (request: FastifyRequest, reply: FastifyReply, appid: string, openid: string, phoneCode: string): Promise<PhoneExchange> => {
     // Bound to the openid: another user's request with this code never gets this number.
     const key = exchangeKey(config.redisKeyPrefix, 'phone', appid, openid, phoneCode)
-    const result = await exchangeOnce(app.exchanges, key, async () => await exchange(request, appid, openid, phoneCode), {
+    // Kept sealed (PII_ENCRYPTION_KEY_FILE), bound to this exchange's key.
+    const result = await exchangeOnce(app.exchanges, key, async () => app.pii.seal(await exchange(request, appid, openid, phoneCode), key), {
       pendingTtlMs: worstCallMs,
       waitMs: worstCallMs,
       final: se => se.code === 'invalid_phone_code',
@@ -79,6 +80,6 @@ export default fp(async (app) => {
       beforeWork: async () => { await checkLimit(request, reply, appid, openid) }
     })
     if (result.reused) metrics.codeReuses.inc({ kind: 'phone' })
-    return { phone: result.value, settled: result.settled, key }
+    return { phone: app.pii.open<PhoneInfo>(result.value, key), settled: result.settled, key }
   })
 }, { name: 'phone-limit', dependencies: ['ip-limit', 'upstreams', 'stores'] })

@@ -3,6 +3,7 @@ import { openStoreRedis, type RedisHandle } from '@wxlogin/service-kit'
 import { MemoryExchangeStore, RedisExchangeStore, type ExchangeStore } from '../code-exchanges.js'
 import { NoEvents, RedisStreamEvents, type EventSink } from '../events.js'
 import { MemorySessionStore, RedisSessionStore, type SessionStore } from '../session-store.js'
+import { PiiCipher } from '../pii.js'
 import { MemoryUserStore, RedisUserStore, type UserStore } from '../user-store.js'
 
 declare module 'fastify' {
@@ -12,6 +13,8 @@ declare module 'fastify' {
     /** What became of each login and phone code (retries, concurrent requests). */
     exchanges: ExchangeStore
     events: EventSink
+    /** Seals personal data at rest (PII_ENCRYPTION_KEY_FILE); a pass-through without keys. */
+    pii: PiiCipher
     /** The Redis shared by users, sessions and rate limits (any mode); null in memory mode. */
     redis: RedisHandle | null
     /** Why the store cannot serve right now (unreachable, frozen); undefined while it can. */
@@ -23,7 +26,9 @@ export default fp(async (app) => {
   const { redis: connection, redisKeyPrefix } = app.loginConfig
   const redis = openStoreRedis(app, connection, 'No Redis is configured (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES): users, sessions and rate limits live in this process only; run a single replica')
   app.decorate('redis', redis)
-  const users: UserStore = redis === null ? new MemoryUserStore() : new RedisUserStore(redis, redisKeyPrefix)
+  const pii = new PiiCipher(app.loginConfig.piiKeys)
+  app.decorate('pii', pii)
+  const users: UserStore = redis === null ? new MemoryUserStore() : new RedisUserStore(redis, redisKeyPrefix, pii)
   const sessions: SessionStore = redis === null ? new MemorySessionStore() : new RedisSessionStore(redis, redisKeyPrefix)
   app.decorate('users', users)
   app.decorate('sessions', sessions)

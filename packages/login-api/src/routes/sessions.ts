@@ -3,8 +3,9 @@ import type { JsonSchemaToTsProvider } from '@fastify/type-provider-json-schema-
 import { errors } from '../errors.js'
 import { publicUser } from '../login.js'
 import { sessionOf } from '../plugins/session-auth.js'
-import { errorResponses, logoutQuery, phoneBody, sessionAnswer, userSchema } from '../schemas.js'
+import { deleteAccountBody, errorResponses, logoutQuery, phoneBody, sessionAnswer, userSchema } from '../schemas.js'
 import { storeCall } from '../store-call.js'
+import { deleteAccount } from '../account-deletion.js'
 
 /** What a session token opens: the user, the gateway check, a phone change, logout. */
 export default async function sessionRoutes (scope: FastifyInstance): Promise<void> {
@@ -55,6 +56,24 @@ export default async function sessionRoutes (scope: FastifyInstance): Promise<vo
       metrics.events.inc({ type: 'user.phone_changed' })
     }
     return publicUser(user, { appid, openid })
+  })
+
+  app.delete('/user/me', {
+    schema: {
+      summary: 'Delete the account (注销): the user, its identities, sessions, kept code answers and limits; a user.deleted event',
+      security,
+      body: deleteAccountBody,
+      response: { 204: { type: 'null', description: 'Deleted' }, ...errorResponses }
+    },
+    preValidation: app.requireSession
+  }, async (request, reply) => {
+    const { user_id: userId, appid, openid, tokenHash } = sessionOf(request)
+    await deleteAccount(app, userId, { appid, openid })
+    // Sessions last: a deletion that failed half way can be retried with the same session.
+    await storeCall(app.sessions.deleteAllOf(userId))
+    await storeCall(app.sessions.delete(tokenHash))
+    request.log.info({ user_id: userId }, 'account deleted')
+    return await reply.code(204).send(null)
   })
 
   app.post('/user/logout', {
