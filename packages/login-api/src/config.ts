@@ -23,7 +23,13 @@ export interface LoginConfig {
   phoneRateLimitWindowSeconds: number
   ipRateLimitMax: number
   ipRateLimitWindowSeconds: number
+  /** IPv6 clients are limited by their network of this many bits (one subscriber's /64). */
+  ipv6Prefix: number
+  /** Failing code exchanges per app and window, past which IPs that fail are shed before WeChat. */
+  codeFailures: { budget: number, windowSeconds: number, perIp: number }
   sessionTtlSeconds: number
+  /** Sessions one user may hold at once; a new login ends the oldest beyond it. */
+  sessionsPerUserMax: number
   /** Login events on the Redis Stream `${redisKeyPrefix}events`, capped near this length. */
   eventsMaxLen: number
   /** Full phone numbers in events; otherwise masked. */
@@ -83,7 +89,14 @@ export function loadConfig (env: Env): LoginConfig {
     phoneRateLimitWindowSeconds: r.int('PHONE_RATE_LIMIT_WINDOW_SECONDS', 60, { min: 1 }),
     ipRateLimitMax: r.int('IP_RATE_LIMIT_MAX', 60, { min: 1 }),
     ipRateLimitWindowSeconds: r.int('IP_RATE_LIMIT_WINDOW_SECONDS', 60, { min: 1 }),
+    ipv6Prefix: r.int('IP_RATE_LIMIT_IPV6_PREFIX', 64, { min: 16, max: 128 }),
+    codeFailures: {
+      budget: r.int('CODE_FAILURE_BUDGET', 100, { min: 1 }),
+      windowSeconds: r.int('CODE_FAILURE_WINDOW_SECONDS', 60, { min: 1, max: 3600 }),
+      perIp: r.int('CODE_FAILURE_IP_MAX', 3, { min: 1 })
+    },
     sessionTtlSeconds: r.int('SESSION_TTL_SECONDS', 604800, { min: 60 }),
+    sessionsPerUserMax: r.int('SESSIONS_PER_USER_MAX', 20, { min: 1, max: 10_000 }),
     eventsMaxLen: r.int('LOGIN_EVENTS_MAXLEN', 100_000, { min: 100, max: 100_000_000 }),
     eventsIncludePhone: r.bool('EVENTS_INCLUDE_PHONE', false),
     retryWithoutKey: r.bool('LOGIN_RETRY_WITHOUT_KEY', false),

@@ -9,6 +9,7 @@ export const errors = {
     headers: { 'retry-after': String(retryAfterSeconds) },
     wechatErrcode: errcode
   }),
+  codeSpray: (retryAfterSeconds: number) => new ServiceError('rate_limited', `Too many invalid login codes from this network; retry in ${retryAfterSeconds} s.`, 429, { headers: { 'retry-after': String(retryAfterSeconds) } }),
   ipRateLimited: (retryAfterSeconds: number) => new ServiceError('rate_limited', `Too many requests; retry in ${retryAfterSeconds} s.`, 429),
   highRiskUser: (errcode?: number) => new ServiceError('high_risk_user', 'WeChat blocked this user as high-risk.', 403, { wechatErrcode: errcode }),
   /** `what` is public (WeChat, the token service); `detail` goes to the log only. */

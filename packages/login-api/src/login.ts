@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { FromSchema } from 'json-schema-to-ts'
 import { BrokerError } from '@wxlogin/broker-client'
-import { sha256Hex, toServiceError, type ErrorBody, type ServiceError } from '@wxlogin/service-kit'
+import { clientAddress, limitAddress, sha256Hex, toServiceError, type ErrorBody, type ServiceError } from '@wxlogin/service-kit'
 import { resolveApp } from './apps.js'
 import { exchangeKey, exchangeOnce, SETTLED, type DoneExchange, type Exchange } from './code-exchanges.js'
 import { errors } from './errors.js'
@@ -47,20 +47,36 @@ export const RETRY_SESSIONS_PER_CODE = 5
  * code2session at most once per code: a retry of a login whose answer was lost gets the same
  * openid (and is_new_user as the first attempt saw it), with no WeChat call.
  */
-async function exchangeLoginCode (app: FastifyInstance, appid: string, code: string, retryKey: string | undefined): Promise<{ key: string, session: Session, reused: boolean, newUser: boolean, settled: Promise<void>, record?: DoneExchange<Session> }> {
+async function exchangeLoginCode (app: FastifyInstance, request: FastifyRequest, appid: string, code: string, retryKey: string | undefined): Promise<{ key: string, session: Session, reused: boolean, newUser: boolean, settled: Promise<void>, record?: DoneExchange<Session> }> {
   const key = exchangeKey(app.loginConfig.redisKeyPrefix, 'login', appid, code)
   // The broker's timeout covers code2session; a claim outlives a dead instance by no more.
   const waitMs = app.loginConfig.brokerTimeoutMs + 1000
+  const ip = limitAddress(clientAddress(request.ip, request.socket.remoteAddress), app.loginConfig.ipv6Prefix)
+  // Asked together with the code's claim (one round trip); consulted only for a new exchange.
+  const shed = app.codeFailures.shed(appid, ip)
+  shed.catch(() => {})
   const result = await exchangeOnce<Session>(app.exchanges, key, async () => {
     try {
       return await app.broker.code2session(appid, code)
     } catch (err) {
-      throw fromBroker(err)
+      const se = fromBroker(err)
+      if (se.code === 'invalid_code') {
+        app.loginMetrics.codeFailures.inc({ appid })
+        await app.codeFailures.record(appid, ip).catch(() => {})
+      }
+      throw se
     }
   }, {
     pendingTtlMs: waitMs,
     waitMs,
     final: se => se.code === 'invalid_code' || se.code === 'high_risk_user',
+    beforeWork: async () => {
+      // A store that cannot answer does not shed: the spray guard never locks users out.
+      if (await shed.catch(() => false)) {
+        app.loginMetrics.codeFailuresShed.inc({ appid })
+        throw errors.codeSpray(app.loginConfig.codeFailures.windowSeconds)
+      }
+    },
     owner: {
       hash: retryKey === undefined ? undefined : sha256Hex(retryKey),
       allowNone: app.loginConfig.retryWithoutKey,
@@ -98,7 +114,7 @@ export async function thirdLogin (app: FastifyInstance, request: FastifyRequest,
   const appid = resolveApp(config.apps, input.appid, request.headers.referer)
   // Before the code is spent: with the store down, the login could not be saved anyway.
   if (app.storeProblem() !== undefined) throw errors.storeUnavailable()
-  const login = await exchangeLoginCode(app, appid, input.code, input.retry_key)
+  const login = await exchangeLoginCode(app, request, appid, input.code, input.retry_key)
   const identity = { appid, openid: login.session.openid }
   const patch: UserPatch = {}
   if (input.nickname !== undefined && input.nickname !== '') patch.nickname = input.nickname
@@ -133,7 +149,7 @@ export async function thirdLogin (app: FastifyInstance, request: FastifyRequest,
     // So that logout everywhere (or deletion) can take back what a retry would get.
     login.reused ? undefined : app.exchanges.track(user.user_id, [login.key, ...phone.keys]),
     app.events.emit(events),
-    app.sessions.create(hash, { user_id: user.user_id, ...identity }, config.sessionTtlSeconds)
+    app.sessions.create(hash, { user_id: user.user_id, ...identity }, config.sessionTtlSeconds, config.sessionsPerUserMax)
   ]))
   for (const e of events) app.loginMetrics.events.inc({ type: e.type })
   return { token, expires_in: config.sessionTtlSeconds, is_new_user: isNewUser, user: publicUser(user, identity), phone_error: phoneError }

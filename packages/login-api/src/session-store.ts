@@ -8,7 +8,8 @@ import { ExpiringMap } from './expiring-map.js'
 export interface SessionRecord { user_id?: string, appid: string, openid: string }
 
 export interface SessionStore {
-  create: (tokenHash: string, session: SessionRecord, ttlSeconds: number) => Promise<void>
+  /** Stores a session; the user's oldest sessions beyond `maxPerUser` end. */
+  create: (tokenHash: string, session: SessionRecord, ttlSeconds: number, maxPerUser: number) => Promise<void>
   get: (tokenHash: string) => Promise<SessionRecord | null>
   delete: (tokenHash: string) => Promise<boolean>
   /** Ends every session of a user (logout everywhere); how many there were. */
@@ -19,8 +20,12 @@ export interface SessionStore {
 export class MemorySessionStore implements SessionStore {
   private readonly sessions = new ExpiringMap<SessionRecord>()
 
-  async create (tokenHash: string, session: SessionRecord, ttlSeconds: number): Promise<void> {
+  async create (tokenHash: string, session: SessionRecord, ttlSeconds: number, maxPerUser: number): Promise<void> {
     this.sessions.set(tokenHash, session, ttlSeconds * 1000)
+    if (session.user_id === undefined) return
+    const mine = [...this.sessions].filter(([, s]) => s.user_id === session.user_id).map(([hash]) => hash)
+    // Map order is insertion order: the oldest first.
+    for (const hash of mine.slice(0, Math.max(0, mine.length - maxPerUser))) this.sessions.delete(hash)
   }
 
   async get (tokenHash: string): Promise<SessionRecord | null> {
@@ -39,36 +44,43 @@ export class MemorySessionStore implements SessionStore {
 }
 
 /**
- * `session:{hash}` per session, and `user-sessions:{user_id}`, the set of a user's session
- * hashes (for logout everywhere), living as long as the user's newest session.
+ * `session:{hash}` per session, and `user-sessions-by-age:{user_id}`, a sorted set of the user's
+ * session hashes by creation time (for logout everywhere and the per-user cap), living as long as
+ * the user's newest session. `user-sessions:{user_id}` is the previous release's unordered index,
+ * still read by logout everywhere until it expires.
  */
 export class RedisSessionStore implements SessionStore {
   constructor (private readonly redis: RedisHandle, private readonly prefix: string) {}
 
   private key (hash: string): string { return `${this.prefix}session:${hash}` }
-  private indexKey (userId: string): string { return `${this.prefix}user-sessions:${userId}` }
+  private indexKey (userId: string): string { return `${this.prefix}user-sessions-by-age:${userId}` }
+  private legacyIndexKey (userId: string): string { return `${this.prefix}user-sessions:${userId}` }
 
-  async create (tokenHash: string, session: SessionRecord, ttlSeconds: number): Promise<void> {
+  async create (tokenHash: string, session: SessionRecord, ttlSeconds: number, maxPerUser: number): Promise<void> {
     const key = this.key(tokenHash)
-    // Issued together, the three go out in one pipeline (in a Cluster, to their nodes at once).
+    // Issued together, the two go out in one pipeline (in a Cluster, to their nodes at once).
     const writes: Array<Promise<unknown>> = [this.redis.cmd.set(key, JSON.stringify(session), { EX: ttlSeconds })]
-    if (session.user_id !== undefined) {
-      const index = this.indexKey(session.user_id)
-      writes.push(this.redis.cmd.sAdd(index, tokenHash), this.redis.cmd.expire(index, ttlSeconds))
+    const index = session.user_id === undefined ? undefined : this.indexKey(session.user_id)
+    if (index !== undefined) {
+      writes.push(this.redis.cmd.eval(INDEX_AND_CAP, { keys: [index], arguments: [tokenHash, String(Date.now()), String(ttlSeconds), String(maxPerUser)] }))
     }
-    await Promise.all(writes)
+    const [, evicted] = await Promise.all(writes) as [unknown, string[] | undefined]
+    // One key a command: the evicted sessions live in other slots of a Cluster.
+    await Promise.all((evicted ?? []).map(async hash => await this.redis.cmd.del(this.key(hash))))
     // Answered only once a replica has it (REDIS_WAIT_REPLICAS): a failover must not log the user out.
     await this.redis.replicated(key)
-    if (session.user_id !== undefined) await this.redis.replicated(this.indexKey(session.user_id))
+    if (index !== undefined) await this.redis.replicated(index)
   }
 
   async deleteAllOf (userId: string): Promise<number> {
     const index = this.indexKey(userId)
-    const hashes = await this.redis.cmd.sMembers(index)
+    const legacy = this.legacyIndexKey(userId)
+    const [byAge, old] = await Promise.all([this.redis.cmd.zRange(index, 0, -1), this.redis.cmd.sMembers(legacy)])
+    const hashes = [...new Set([...byAge, ...old])]
     let n = 0
     // One key a command: the sessions live in other slots of a Cluster.
     for (const hash of hashes) n += await this.redis.cmd.del(this.key(hash))
-    await this.redis.cmd.del(index)
+    await Promise.all([this.redis.cmd.del(index), this.redis.cmd.del(legacy)])
     for (const hash of hashes) await this.redis.replicated(this.key(hash))
     await this.redis.replicated(index)
     return n
@@ -87,3 +99,15 @@ export class RedisSessionStore implements SessionStore {
     return deleted
   }
 }
+
+// Adds the session to the user's index by age and pops the oldest beyond the cap (returned, so
+// their records can be deleted); the index lives as long as the newest session.
+const INDEX_AND_CAP = `
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+local over = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[4])
+if over <= 0 then return {} end
+local oldest = redis.call('ZRANGE', KEYS[1], 0, over - 1)
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, over - 1)
+return oldest
+`

@@ -184,6 +184,13 @@ t.test('Redis ACLs (deploy/redis/users.acl.template): the login-api user cannot 
   await t.rejects(loginApi.sendCommand(['FLUSHALL']), /NOPERM/)
   const brokerUser = await as('token-broker')
   await t.rejects(brokerUser.set('wxlogin:session:x', '{}'), /NOPERM/, 'the broker cannot forge a session either')
+  // Commands the services never send, that would list the other's names or replace code.
+  for (const [who, c] of [['login-api', loginApi], ['token-broker', brokerUser]] as const) {
+    for (const cmd of [['SCAN', '0'], ['RANDOMKEY'], ['PUBSUB', 'CHANNELS'], ['PUBSUB', 'SHARDCHANNELS'], ['FUNCTION', 'LOAD', "#!lua name=x\nredis.register_function('f', function() return 1 end)"], ['FUNCTION', 'FLUSH'], ['SCRIPT', 'FLUSH'], ['SCRIPT', 'LOAD', 'return 1']]) {
+      await t.rejects(c.sendCommand(cmd), /NOPERM/, `${who}: ${cmd.slice(0, 2).join(' ')} is refused`)
+    }
+    t.equal(await c.sendCommand(['EVAL', 'return 1', '0']), 1, `${who}: EVAL still runs`)
+  }
 
   // The whole login works under the restricted user: Lua upsert, sessions, rate limits.
   const nock = useNock(t)

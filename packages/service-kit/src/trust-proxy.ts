@@ -59,3 +59,37 @@ export function clientAddress (ip: string | undefined, socketAddress: string | u
   if (ip !== undefined && isIP(ip) !== 0) return ip
   return socketAddress ?? 'unknown'
 }
+
+/** An IPv6 address as its eight 16-bit groups (an embedded IPv4 tail included); null if not IPv6. */
+function ipv6Groups (address: string): number[] | null {
+  if (isIP(address) !== 6) return null
+  let text = address.replace(/%.*$/, '')
+  const v4 = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text)
+  if (v4 !== null) {
+    const [a, b, c, d] = v4.slice(1).map(Number) as [number, number, number, number]
+    text = `${text.slice(0, v4.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`
+  }
+  const [head = '', tail] = text.split('::')
+  const part = (s: string | undefined): number[] => s === undefined || s === '' ? [] : s.split(':').map(h => parseInt(h, 16))
+  const left = part(head)
+  const right = part(tail)
+  return tail === undefined ? left : [...left, ...new Array<number>(8 - left.length - right.length).fill(0), ...right]
+}
+
+/**
+ * What a per-IP limit counts by: an IPv4 address as it is (also when it arrives IPv4-mapped),
+ * an IPv6 address by its network of `ipv6Prefix` bits. One subscriber usually holds a whole /64,
+ * so counting each /128 would let it pass any limit by changing addresses.
+ */
+export function limitAddress (address: string, ipv6Prefix: number): string {
+  const groups = ipv6Groups(address)
+  if (groups === null) return address
+  if (groups.slice(0, 5).every(g => g === 0) && groups[5] === 0xffff) {
+    return `${(groups[6] as number) >> 8}.${(groups[6] as number) & 255}.${(groups[7] as number) >> 8}.${(groups[7] as number) & 255}`
+  }
+  const masked = groups.map((g, i) => {
+    const bits = Math.max(0, Math.min(16, ipv6Prefix - i * 16))
+    return bits === 0 ? 0 : g & (0xffff << (16 - bits)) & 0xffff
+  })
+  return `${masked.map(g => g.toString(16)).join(':')}/${ipv6Prefix}`
+}

@@ -22,6 +22,8 @@ export interface InvalidationBudgetOptions {
   intervalMs: number
   /** Refreshes caused by invalidations, per app and WeChat day, cluster-wide. */
   perDay: { stable: number, classic: number }
+  /** Clients and the apps they may use: those sharing an app share its budget equally. */
+  clients: Array<{ name: string, apps: string[] }>
 }
 
 /**
@@ -33,12 +35,28 @@ export class InvalidationBudget {
   /** Counts used when Redis cannot be asked: this replica's share, rather than no limit. */
   private readonly localCounts = new MemoryTokenStore()
 
-  constructor (private readonly opts: InvalidationBudgetOptions, apps: WechatAppConfig[]) {
-    for (const a of apps) opts.metrics.budgetLimit.set({ appid: a.appid }, opts.perDay[a.tokenMode])
+  constructor (private readonly opts: InvalidationBudgetOptions, apps: WechatAppConfig[], reports: boolean) {
+    for (const a of apps) {
+      this.modes.set(a.appid, a.tokenMode)
+      if (reports) opts.metrics.budgetLimit.set({ appid: a.appid }, opts.perDay[a.tokenMode])
+    }
   }
 
-  /** Resolves when this app may refresh for an invalidation now; throws the refusal otherwise. */
-  async allow (app: WechatAppConfig): Promise<void> {
+  /** How much of the app's daily budget one client may spend: an equal share among its clients. */
+  share (appid: string): number {
+    const limit = this.opts.perDay[this.modes.get(appid) ?? 'stable']
+    const sharing = this.opts.clients.filter(c => c.apps.includes('*') || c.apps.includes(appid)).length
+    return Math.max(1, Math.ceil(limit / Math.max(1, sharing)))
+  }
+
+  private readonly modes = new Map<string, 'stable' | 'classic'>()
+
+  /**
+   * Resolves when this app may refresh for an invalidation now; throws the refusal otherwise.
+   * With `client`, its own share is spent first: one client posting valid tokens to invalidate
+   * cannot spend what the others need for their real 40001s.
+   */
+  async allow (app: WechatAppConfig, client?: string): Promise<void> {
     const { appid } = app
     const interval = this.opts.intervalMs
     const shared = this.opts.store.available() ? this.opts.store : this.localCounts
@@ -53,12 +71,19 @@ export class InvalidationBudget {
     }
     const limit = this.opts.perDay[app.tokenMode]
     const { day, leftMs } = wechatDay()
-    let spent: { used: number, allowed: boolean }
-    try {
-      spent = await shared.spend(appid, day, limit, leftMs + 3600_000)
-    } catch {
-      spent = await this.localCounts.spend(appid, day, limit, leftMs + 3600_000)
+    const spend = async (name: string, max: number): Promise<{ used: number, allowed: boolean }> => {
+      try {
+        return await shared.spend(appid, name, max, leftMs + 3600_000)
+      } catch {
+        return await this.localCounts.spend(appid, name, max, leftMs + 3600_000)
+      }
     }
+    const share = this.share(appid)
+    if (client !== undefined && share < limit && !(await spend(`${day}:client:${client}`, share)).allowed) {
+      this.opts.log.warn({ appid, client, share }, 'invalidation refused: this client\'s share of the daily refresh budget is spent')
+      throw errors.budgetExhausted(appid, share, Math.ceil(leftMs / 1000), client)
+    }
+    const spent = await spend(day, limit)
     this.opts.metrics.budgetUsed.set({ appid }, spent.used)
     if (!spent.allowed) {
       this.opts.log.warn({ appid, limit }, 'invalidation refused: the daily refresh budget is spent')

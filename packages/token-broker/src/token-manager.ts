@@ -39,6 +39,8 @@ export interface TokenManagerOptions {
   forceRefreshIntervalMs: number
   /** Refreshes caused by invalidations, per app and WeChat day, cluster-wide. */
   invalidationBudget: { stable: number, classic: number }
+  /** The broker's clients: each one that may use an app gets an equal share of its budget. */
+  clients: Array<{ name: string, apps: string[] }>
 }
 
 /** A token is not handed out in its last seconds: the caller needs time to use it. */
@@ -69,7 +71,7 @@ export class TokenManager {
     this.lockResource = this.kind === 'token' ? '' : this.kind
     this.failures = new FailureMemory(opts.store, opts.failureMemoryMs)
     // Only the access_token's manager reports the budget; tickets refresh with no invalidation.
-    this.budget = new InvalidationBudget({ store: opts.store, metrics: opts.metrics, log: opts.log, intervalMs: opts.forceRefreshIntervalMs, perDay: opts.invalidationBudget }, this.kind === 'token' ? opts.apps : [])
+    this.budget = new InvalidationBudget({ store: opts.store, metrics: opts.metrics, log: opts.log, intervalMs: opts.forceRefreshIntervalMs, perDay: opts.invalidationBudget, clients: opts.clients }, opts.apps, this.kind === 'token')
     this.updates.setMaxListeners(0)
     this.ahead = new RefreshAhead({
       aheadMs: opts.refreshAheadMs,
@@ -134,14 +136,14 @@ export class TokenManager {
    * Compare-and-refresh: only when `stale` is still the current token does anything go
    * upstream; otherwise the current token is the answer.
    */
-  async invalidate (appid: string, stale: string): Promise<ServedToken> {
+  async invalidate (appid: string, stale: string, client?: string): Promise<ServedToken> {
     const current = (await this.readStore(appid)) ?? this.memory.get(appid) ?? null
     if (this.usable(current) && current.token !== stale) {
       return this.serveCurrent(appid, current)
     }
     // A refresh already in flight (a miss, say) may hand back the stale token: then go again.
     for (let i = 0; i < 2; i++) {
-      const served = await this.refresh(appid, 'invalidated', stale)
+      const served = await this.refresh(appid, 'invalidated', stale, client)
       if (served.record.token !== stale) {
         this.count(appid, served.source)
         return served
@@ -155,13 +157,13 @@ export class TokenManager {
    * than `graceMs` (another caller's force has just replaced it), else compare-and-refresh
    * against it. A caller looping on force_refresh gets the same fresh token, not 20 refreshes.
    */
-  async forceRefresh (appid: string, graceMs: number): Promise<ServedToken> {
+  async forceRefresh (appid: string, graceMs: number, client?: string): Promise<ServedToken> {
     const current = (await this.readStore(appid)) ?? this.memory.get(appid) ?? null
     if (!this.usable(current)) return await this.getToken(appid)
     if (Date.now() - (current.fetchedAt ?? 0) < graceMs) {
       return this.serveCurrent(appid, current)
     }
-    return await this.invalidate(appid, current.token)
+    return await this.invalidate(appid, current.token, client)
   }
 
   /** The current token, no refresh: served from the store when it is shared and up. */
@@ -182,8 +184,8 @@ export class TokenManager {
   }
 
   /** Single flight per app inside this process. */
-  private async refresh (appid: string, reason: RefreshReason, stale?: string): Promise<ServedToken> {
-    return await this.inflight.run(appid, async () => await this.refreshAcrossReplicas(appid, reason, stale))
+  private async refresh (appid: string, reason: RefreshReason, stale?: string, client?: string): Promise<ServedToken> {
+    return await this.inflight.run(appid, async () => await this.refreshAcrossReplicas(appid, reason, stale, client))
   }
 
   /** True when `rec` makes an upstream call for this reason unnecessary. */
@@ -194,9 +196,9 @@ export class TokenManager {
     return true
   }
 
-  private async refreshAcrossReplicas (appid: string, reason: RefreshReason, stale: string | undefined): Promise<ServedToken> {
+  private async refreshAcrossReplicas (appid: string, reason: RefreshReason, stale: string | undefined, client: string | undefined): Promise<ServedToken> {
     const { store, lock } = this.opts
-    if (!store.shared || !store.available()) return await this.fetchUpstream(appid, reason, stale)
+    if (!store.shared || !store.available()) return await this.fetchUpstream(appid, reason, stale, client)
 
     const started = Date.now()
     const deadline = started + this.opts.waitTimeoutMs
@@ -208,11 +210,11 @@ export class TokenManager {
         this.remember(appid, cur)
         return { record: cur, source: 'redis' }
       }
-      if (!store.available()) return await this.fetchUpstream(appid, reason, stale)
+      if (!store.available()) return await this.fetchUpstream(appid, reason, stale, client)
       const held = await lock.tryAcquire(appid, this.lockResource)
       if (held === 'unavailable') {
         this.opts.log.warn({ appid, kind: this.kind }, 'refresh lock quorum unavailable; refreshing from this replica alone')
-        return await this.fetchUpstream(appid, reason, stale)
+        return await this.fetchUpstream(appid, reason, stale, client)
       }
       if (held !== 'busy') {
         this.opts.metrics.lockWait.observe((Date.now() - started) / 1000)
@@ -223,7 +225,7 @@ export class TokenManager {
             this.remember(appid, again)
             return { record: again, source: 'redis' }
           }
-          return await this.fetchUpstream(appid, reason, stale)
+          return await this.fetchUpstream(appid, reason, stale, client)
         } finally {
           await held.release()
         }
@@ -239,7 +241,7 @@ export class TokenManager {
     await once(this.updates, appid, { signal: AbortSignal.timeout(Math.max(1, ms)) }).catch(() => {})
   }
 
-  private async fetchUpstream (appid: string, reason: RefreshReason, stale: string | undefined): Promise<ServedToken> {
+  private async fetchUpstream (appid: string, reason: RefreshReason, stale: string | undefined, client: string | undefined): Promise<ServedToken> {
     const app = this.apps.get(appid)
     if (app === undefined) throw errors.unknownApp(appid)
     const remembered = await this.failures.recall(appid)
@@ -254,7 +256,7 @@ export class TokenManager {
     }
     // A stable token survives a normal-mode call: a rejected one can only be replaced by force.
     const force = reason === 'invalidated' && app.tokenMode === 'stable'
-    if (reason === 'invalidated') await this.budget.allow(app)
+    if (reason === 'invalidated') await this.budget.allow(app, client)
     const requestedAt = Date.now()
     let rec: TokenRecord
     try {

@@ -10,7 +10,7 @@ import { RedisTokenStore } from '../src/token-store.js'
 
 const silentLog = Fastify({ logger: false }).log
 import type { BrokerConfig } from '../src/config.js'
-import { APPID, CLIENT_TOKEN, SECRET, auth, build, metricValue, testConfig } from './helper.js'
+import { APPID, CLIENT_TOKEN, OTHER_CLIENT_TOKEN, SECRET, auth, build, metricValue, testConfig } from './helper.js'
 
 const TOKEN_URL = `/v1/apps/${APPID}/access-token`
 
@@ -242,6 +242,39 @@ t.test('the daily invalidation budget: 100 invalidations of the current token ov
       t.equal((await getToken(apps[0] as FastifyInstance)).token, current, 'the current token is still served')
     })
   }
+})
+
+t.test('clients share an app\'s invalidation budget: one posting valid tokens spends only its own share', async t => {
+  const redis = await startRedisServer(t)
+  const sim = await startSim(t, { forceRefreshMinIntervalSeconds: 0 })
+  const apps = await replicas(t, 2, {
+    redis: redis.connection,
+    redlock: [redis.connection],
+    wechatBaseUrl: sim.url,
+    forceRefreshIntervalMs: 0,
+    invalidationBudget: { stable: 4, classic: 4 },
+    clients: [
+      { name: 'login-api', token: CLIENT_TOKEN, apps: [APPID], admin: false },
+      { name: 'other', token: OTHER_CLIENT_TOKEN, apps: ['*'], admin: false }
+    ]
+  })
+  const post = async (i: number, token: string, stale: string): Promise<{ statusCode: number, json: () => any }> =>
+    await (apps[i % 2] as FastifyInstance).inject({ method: 'POST', url: `${TOKEN_URL}/invalidate`, headers: auth(token), payload: { access_token: stale } })
+  let current = (await getToken(apps[0] as FastifyInstance)).token
+  const abusive: number[] = []
+  for (let i = 0; i < 10; i++) {
+    const res = await post(i, OTHER_CLIENT_TOKEN, current)
+    abusive.push(res.statusCode)
+    if (res.statusCode === 200) current = res.json().access_token
+    else t.match(res.json(), { error: 'refresh_budget_exhausted', message: /client other \(its share\)/ })
+  }
+  t.same(abusive, [200, 200, 429, 429, 429, 429, 429, 429, 429, 429], 'its share: 2 of the 4')
+  for (let i = 0; i < 2; i++) {
+    const res = await post(i, CLIENT_TOKEN, current)
+    t.equal(res.statusCode, 200, 'the other client\'s real 40001 is still answered')
+    current = res.json().access_token
+  }
+  t.equal((await post(0, CLIENT_TOKEN, current)).statusCode, 429, 'and its own share ends too')
 })
 
 t.test('classic mode: invalidations are spaced cluster-wide too', async t => {

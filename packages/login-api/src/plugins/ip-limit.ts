@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import rateLimit, { type RateLimitPluginOptions } from '@fastify/rate-limit'
 import type { FastifyRequest } from 'fastify'
-import { clientAddress } from '@wxlogin/service-kit'
+import { clientAddress, limitAddress } from '@wxlogin/service-kit'
 import { errors } from '../errors.js'
 import { nodeRedisRateLimitStore } from '../rate-limit-store.js'
 
@@ -17,7 +17,7 @@ export default fp(async (app) => {
     max: config.ipRateLimitMax,
     timeWindow: config.ipRateLimitWindowSeconds * 1000,
     // Only an address: the trusted hops decide it, and a client's string never becomes a key.
-    keyGenerator: (request: FastifyRequest) => `ip:${clientAddress(request.ip, request.socket.remoteAddress)}`,
+    keyGenerator: (request: FastifyRequest) => `ip:${limitAddress(clientAddress(request.ip, request.socket.remoteAddress), config.ipv6Prefix)}`,
     skipOnError: true,
     ...(store !== undefined ? { store: store as unknown as RateLimitPluginOptions['store'] } : {}),
     errorResponseBuilder: (_request: FastifyRequest, context: { ttl: number }) => {

@@ -3,6 +3,7 @@ import { openStoreRedis, type RedisHandle } from '@wxlogin/service-kit'
 import { MemoryExchangeStore, RedisExchangeStore, type ExchangeStore } from '../code-exchanges.js'
 import { NoEvents, RedisStreamEvents, type EventSink } from '../events.js'
 import { MemorySessionStore, RedisSessionStore, type SessionStore } from '../session-store.js'
+import { MemoryCodeFailures, RedisCodeFailures, type CodeFailureGuard } from '../code-failures.js'
 import { PiiCipher } from '../pii.js'
 import { MemoryUserStore, RedisUserStore, type UserStore } from '../user-store.js'
 
@@ -13,6 +14,8 @@ declare module 'fastify' {
     /** What became of each login and phone code (retries, concurrent requests). */
     exchanges: ExchangeStore
     events: EventSink
+    /** Failing login codes per app and IP: a forged-code spray is shed before WeChat. */
+    codeFailures: CodeFailureGuard
     /** Seals personal data at rest (PII_ENCRYPTION_KEY_FILE); a pass-through without keys. */
     pii: PiiCipher
     /** The Redis shared by users, sessions and rate limits (any mode); null in memory mode. */
@@ -36,6 +39,9 @@ export default fp(async (app) => {
   const { eventsMaxLen, eventsIncludePhone } = app.loginConfig
   const events: EventSink = redis === null ? new NoEvents() : new RedisStreamEvents(redis, redisKeyPrefix, eventsMaxLen, eventsIncludePhone)
   app.decorate('exchanges', exchanges)
+  const failureOpts = app.loginConfig.codeFailures
+  const codeFailures: CodeFailureGuard = redis === null ? new MemoryCodeFailures(failureOpts) : new RedisCodeFailures(redis, redisKeyPrefix, failureOpts)
+  app.decorate('codeFailures', codeFailures)
   app.decorate('events', events)
   app.decorate('storeProblem', () => redis?.problem())
 }, { name: 'stores', dependencies: ['login-context'] })

@@ -10,6 +10,7 @@ export interface RedisCommands {
   expire: (key: string, seconds: number) => Promise<number>
   sAdd: (key: string, member: string) => Promise<number>
   sMembers: (key: string) => Promise<string[]>
+  zRange: (key: string, start: number, stop: number) => Promise<string[]>
   /** XADD with MAXLEN ~ `threshold`: a capped stream. */
   xAdd: (key: string, id: '*', message: Record<string, string>, opts: { TRIM: { strategy: 'MAXLEN', strategyModifier: '~', threshold: number } }) => Promise<string>
   eval: (script: string, opts: ScriptArgs) => Promise<unknown>

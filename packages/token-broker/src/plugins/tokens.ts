@@ -50,6 +50,7 @@ export default fp<TokensPluginOptions>(async (app, { config, got, metrics, backo
     failureMemoryMs: config.failureMemoryMs,
     forceRefreshIntervalMs: config.forceRefreshIntervalMs,
     invalidationBudget: config.invalidationBudget,
+    clients: config.clients,
     waitTimeoutMs: config.lockTtlMs + config.retryBudgetMs + config.upstreamTimeoutMs
   })
 

@@ -30,7 +30,7 @@ export default async function v1Routes (app: FastifyInstance): Promise<void> {
     onRequest: app.authorizeApp
   }, async (request, reply) => {
     const { appid } = request.params
-    const served = await withinDeadline(app.tokens.invalidate(appid, request.body.access_token), callerDeadline(request), appid)
+    const served = await withinDeadline(app.tokens.invalidate(appid, request.body.access_token, request.brokerClient?.name), callerDeadline(request), appid)
     request.log.info({ appid: request.params.appid, client: request.brokerClient?.name, source: served.source }, 'token invalidation')
     return sendToken(reply, served)
   })

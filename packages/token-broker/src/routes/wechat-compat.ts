@@ -96,7 +96,7 @@ export default async function wechatCompatRoutes (app: FastifyInstance, { forceR
     const appid = authorize(request, request.body)
     if (typeof appid !== 'string') return appid
     if (request.body.force_refresh !== true) return answer(reply, await app.tokens.getToken(appid))
-    const served = await app.tokens.forceRefresh(appid, forceRefreshGraceMs)
+    const served = await app.tokens.forceRefresh(appid, forceRefreshGraceMs, request.brokerClient?.name)
     request.log.info({ appid, client: request.brokerClient?.name, source: served.source }, 'WeChat-shaped force_refresh')
     return answer(reply, served)
   })
