@@ -19,7 +19,7 @@ export interface BuildOptions {
 }
 
 export async function buildApp (config: LoginConfig, opts: BuildOptions = {}): Promise<FastifyInstance> {
-  const app = await createServiceApp({ name: 'login-api', logLevel: config.logLevel, logger: opts.logger, trustProxy: config.trustProxy, accessLog: config.accessLog })
+  const app = await createServiceApp({ name: 'login-api', logLevel: config.logLevel, logger: opts.logger, trustProxy: config.trustProxy, accessLog: config.accessLog, http: config.http })
   const got = opts.got ?? createUpstreamGot()
 
   // Describes the routes for docs/openapi (scripts/openapi.mjs); never served on the public port.

@@ -1,5 +1,5 @@
 import { parsePiiKeys, type PiiKey } from './pii.js'
-import { APPID, ConfigError, EnvReader, readAppList, readAccessLog, type AccessLogOptions, readRedisConnection, readTrustProxy, upstreamUrl, type Env, type RedisConnection, type TrustProxy } from '@wxlogin/service-kit'
+import { APPID, ConfigError, EnvReader, readAppList, readAccessLog, type AccessLogOptions, readHttpLimits, type HttpLimits, readRedisConnection, readTrustProxy, upstreamUrl, type Env, type RedisConnection, type TrustProxy } from '@wxlogin/service-kit'
 
 export interface LoginConfig {
   host: string
@@ -44,6 +44,8 @@ export interface LoginConfig {
   trustProxy: TrustProxy
   /** LOG_ACCESS_SAMPLE_RATE, LOG_SLOW_REQUEST_MS; errors are always logged. */
   accessLog?: AccessLogOptions
+  /** REQUEST_TIMEOUT_SECONDS: how long a client may take to send a request. */
+  http?: HttpLimits
 }
 
 /** LOGIN_APPS (a JSON list of appids) or WECHAT_APPID (one app); one of them. */
@@ -102,7 +104,8 @@ export function loadConfig (env: Env): LoginConfig {
     retryWithoutKey: r.bool('LOGIN_RETRY_WITHOUT_KEY', false),
     piiKeys: readPiiKeys(r, redis !== undefined),
     trustProxy: readTrustProxy(r),
-    accessLog: readAccessLog(r)
+    accessLog: readAccessLog(r),
+    http: readHttpLimits(r)
   }
 }
 

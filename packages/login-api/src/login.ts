@@ -117,7 +117,7 @@ export async function thirdLogin (app: FastifyInstance, request: FastifyRequest,
   const login = await exchangeLoginCode(app, request, appid, input.code, input.retry_key)
   const identity = { appid, openid: login.session.openid }
   const patch: UserPatch = {}
-  if (input.nickname !== undefined && input.nickname !== '') patch.nickname = input.nickname
+  if (input.nickname !== undefined && input.nickname !== '') patch.nickname = input.nickname.normalize('NFC')
   if (input.head_pic !== undefined && input.head_pic !== '') patch.head_pic = input.head_pic
   // Each code's answer is kept while the next step's first store command rides in the same
   // write (the phone's claim, the user's reads); each is awaited before anything is answered.

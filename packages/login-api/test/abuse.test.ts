@@ -50,3 +50,37 @@ t.test('sessions per user are capped: a new login ends the oldest beyond SESSION
     t.equal((await (apps[0] as FastifyInstance).inject({ url: '/api/user/me', headers: { authorization: `Bearer ${token}` } })).statusCode, 401, 'logout everywhere still finds every session')
   }
 })
+
+t.test('nicknames: NFC-normalised; invisible and format characters refused before anything is spent', async t => {
+  const { apps, sim, mint } = await stack(t, 1)
+  const app = apps[0] as FastifyInstance
+  const refused: Array<[string, string]> = [
+    ['ad\u00adm\u00adin', 'soft hyphens'],
+    ['admin\u200b', 'a zero-width space'],
+    ['ad\u2060min', 'a word joiner'],
+    ['admin\u{E0041}\u{E0042}', 'tag characters'],
+    ['a\uFDD0b', 'a noncharacter'],
+    ['a\uFFFEb', 'a noncharacter (U+FFFE)'],
+    ['\u3164', 'a Hangul filler that shows as nothing'],
+    ['a\uE000b', 'private use'],
+    ['abc\u202Egnp.exe', 'a bidi override'],
+    ['a\u0007b', 'a control character']
+  ]
+  for (const [nickname, what] of refused) {
+    const res = await login(app, { code: 'never-used', nickname })
+    t.equal(res.statusCode, 400, `refused: ${what}`)
+    t.equal(res.json().error, 'invalid_body')
+  }
+  t.equal(sim.state.calls.jscode2session, 0, 'none reached WeChat')
+  const accepted: Array<[string, string, string]> = [
+    ['张三', '张三', 'Chinese'],
+    ['Ame\u0301lie', 'Am\u00e9lie', 'a combining accent, stored composed (NFC)'],
+    ['👨\u200d👩\u200d👧', '👨\u200d👩\u200d👧', 'an emoji family (zero-width joiners)'],
+    ['❤\uFE0F', '❤\uFE0F', 'an emoji variation selector']
+  ]
+  for (const [nickname, stored, what] of accepted) {
+    const res = await login(app, { ...await mint(`nick-${what.length}`), nickname })
+    t.equal(res.statusCode, 200, `accepted: ${what}`)
+    t.equal(res.json().user.nickname, stored)
+  }
+})

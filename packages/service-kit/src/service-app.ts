@@ -1,10 +1,12 @@
-import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import type { Server } from 'node:http'
+import Fastify, { LogController, type FastifyHttpOptions, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { Registry } from 'prom-client'
 import { installErrorHandling, shedWhileClosing } from './errors.js'
 import { loggerOptions } from './logger.js'
 import { createRegistry, httpMetrics } from './metrics.js'
 import { trustFn, type TrustProxy } from './trust-proxy.js'
 import { installAccessLog, type AccessLogOptions } from './access-log.js'
+import { boundedServerOptions, clientErrorHandler, frameworkErrors, type HttpLimits } from './http-limits.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -21,6 +23,8 @@ export interface ServiceAppOptions {
   trustProxy?: TrustProxy
   /** Which requests are logged (errors and slow ones always); default: no sampling, 1 s is slow. */
   accessLog?: AccessLogOptions | undefined
+  /** REQUEST_TIMEOUT_SECONDS; default 10 s to send headers and body. */
+  http?: HttpLimits | undefined
 }
 
 export const BODY_LIMIT = 16 * 1024
@@ -31,13 +35,17 @@ export const BODY_LIMIT = 16 * 1024
  * JSON only (text/plain is a 415), a registry of its own and the HTTP duration histogram.
  */
 export async function createServiceApp (opts: ServiceAppOptions): Promise<FastifyInstance> {
+  const limits = opts.http ?? { requestTimeoutMs: 10_000 }
   const app = Fastify({
     logger: opts.logger ?? loggerOptions(opts.logLevel, opts.name),
+    http: boundedServerOptions(limits),
+    clientErrorHandler,
+    frameworkErrors,
     // A function: fastify 5 ignores a bare hop count (it fails closed), and `true` would trust
     // the client's own left-most X-Forwarded-For.
     trustProxy: trustFn(opts.trustProxy ?? { kind: 'none' }),
     bodyLimit: BODY_LIMIT,
-    requestTimeout: 30_000,
+    requestTimeout: limits.requestTimeoutMs,
     // Fastify's two lines per request would be most of the cost of a memory-served token at
     // the default level: the access log below logs errors, slow requests and a sample.
     logController: new LogController({ disableRequestLogging: true }),
@@ -45,7 +53,7 @@ export async function createServiceApp (opts: ServiceAppOptions): Promise<Fastif
     return503OnClosing: false,
     // A number where a token or code belongs is a client bug to report, not to coerce.
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false } }
-  } satisfies FastifyServerOptions)
+  } satisfies FastifyHttpOptions<Server>)
   const registry = createRegistry()
   app.decorate('registry', registry)
   installAccessLog(app, opts.accessLog ?? { sampleRate: 0, slowMs: 1000 })

@@ -15,7 +15,12 @@ export function safeEqualHex (a: string, b: string): boolean {
  * value is hashed once and compared against every stored hash (computed once, up front).
  */
 export function createSecretMatcher<T> (entries: Array<{ secret: string, value: T }>): (presented: string) => T | null {
-  const hashed = entries.map(e => ({ hash: createHash('sha256').update(e.secret).digest(), value: e.value }))
+  return createHashMatcher(entries.map(e => ({ sha256: sha256Hex(e.secret), value: e.value })))
+}
+
+/** The same, against SHA-256 digests (hex) of the secrets: configuration that never holds them in clear. */
+export function createHashMatcher<T> (entries: Array<{ sha256: string, value: T }>): (presented: string) => T | null {
+  const hashed = entries.map(e => ({ hash: Buffer.from(e.sha256, 'hex'), value: e.value }))
   return (presented) => {
     const h = createHash('sha256').update(presented).digest()
     let found: T | null = null

@@ -34,14 +34,14 @@ export interface BuildOptions {
 }
 
 export async function buildApp (config: BrokerConfig, opts: BuildOptions = {}): Promise<FastifyInstance> {
-  const app = await createServiceApp({ name: 'token-broker', logLevel: config.logLevel, logger: opts.logger, accessLog: config.accessLog })
+  const app = await createServiceApp({ name: 'token-broker', logLevel: config.logLevel, logger: opts.logger, accessLog: config.accessLog, http: config.http })
   const metrics = createBrokerMetrics(app.registry)
   const got = opts.got ?? createUpstreamGot()
 
   await app.register(swagger, { openapi: OPENAPI })
   await app.register(tokenStore, { config })
   await app.register(tokens, { config, got, metrics, backoffBaseMs: opts.backoffBaseMs })
-  await app.register(clientAuth, { clients: config.clients })
+  await app.register(clientAuth, { clients: config.clients, metrics })
   await app.register(v1Routes, { prefix: '/v1' })
   await app.register(ticketRoutes, { prefix: '/v1' })
   await app.register(quotaRoutes, { prefix: '/v1', metrics })

@@ -15,5 +15,6 @@ export const errors = {
   budgetExhausted: (appid: string, limit: number, seconds: number, client?: string) => new ServiceError('refresh_budget_exhausted', `The token of ${appid} was refreshed after invalidations ${limit} times today${client === undefined ? '' : ` for client ${client} (its share)`} (TOKEN_INVALIDATION_DAILY_BUDGET); the rest of WeChat's daily quota is kept for the schedule. The budget resets at midnight UTC+8.`, 429, { headers: { 'retry-after': String(seconds) } }),
   notAdmin: (name: string) => new ServiceError('forbidden', `Client ${name} is not an admin client ("admin": true in BROKER_CLIENTS).`, 403),
   clearQuotaExhausted: (errcode: number) => new ServiceError('clear_quota_exhausted', 'WeChat allows 10 quota resets a month, and they are used up.', 429, { wechatErrcode: errcode }),
+  unknownRid: (errcode: number) => new ServiceError('unknown_rid', 'WeChat knows no request with this rid (it keeps them for a few days).', 404, { wechatErrcode: errcode }),
   sameTokenAgain: () => new ServiceError('wechat_error', 'WeChat issued the rejected token again.', 502)
 }

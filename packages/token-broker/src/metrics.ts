@@ -24,6 +24,7 @@ export interface BrokerMetrics {
   ticketExpiry: Gauge<'appid' | 'type'>
   upstreamTokenCalls: Counter<'appid' | 'api' | 'force'>
   quotaClears: Counter<'appid' | 'result'>
+  authFailures: Counter<'route' | 'errcode'>
 }
 
 /** The access_token's counters, as a manager of one credential kind sees them. */
@@ -63,6 +64,7 @@ export function createBrokerMetrics (registry: Registry): BrokerMetrics {
     ticketRefreshes: counter('token_broker_ticket_refreshes_total', 'Upstream ticket fetches this replica made, by type, reason and result.', ['appid', 'type', 'reason', 'result']),
     ticketExpiry: gauge('token_broker_ticket_expiry_timestamp_seconds', 'When the ticket this replica holds expires (Unix seconds).', ['appid', 'type']),
     upstreamTokenCalls: counter('token_broker_upstream_token_calls_total', 'Calls this replica made to WeChat\'s token endpoints (each counts against that endpoint\'s daily quota), by api and force_refresh.', ['appid', 'api', 'force']),
-    quotaClears: counter('token_broker_quota_clears_total', 'clear_quota calls (WeChat allows 10 a month), by result.', ['appid', 'result'])
+    quotaClears: counter('token_broker_quota_clears_total', 'clear_quota calls (WeChat allows 10 a month), by result.', ['appid', 'result']),
+    authFailures: counter('token_broker_auth_failures_total', 'Callers refused for their client token or app, by route and errcode (WeChat\'s on /cgi-bin routes: 40125, 40013, ...; unauthorized or forbidden on /v1).', ['route', 'errcode'])
   }
 }

@@ -118,7 +118,14 @@ export class WechatClient {
 
   /** POST /cgi-bin/openapi/rid/get: what the request behind a WeChat error's rid sent and got. */
   async rid (accessToken: string, rid: string): Promise<Record<string, unknown>> {
-    return await this.openapiCall('rid_get', '/cgi-bin/openapi/rid/get', accessToken, { rid }, 'the rid query')
+    try {
+      return await this.openapiCall('rid_get', '/cgi-bin/openapi/rid/get', accessToken, { rid }, 'the rid query')
+    } catch (err) {
+      // 76001: no such rid (or older than WeChat keeps), 76002: not a rid. The caller's mistake.
+      const errcode = (err as { wechatErrcode?: number }).wechatErrcode
+      if (errcode === 76001 || errcode === 76002) throw errors.unknownRid(errcode)
+      throw err
+    }
   }
 
   private async openapiCall (api: 'quota_get' | 'rid_get', path: string, accessToken: string, json: Record<string, unknown>, what: string): Promise<Record<string, unknown>> {

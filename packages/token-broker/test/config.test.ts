@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import t from 'tap'
 import { spawnSync } from 'node:child_process'
 import { mkdtempSync, writeFileSync } from 'node:fs'
@@ -7,7 +8,7 @@ import { fileURLToPath } from 'node:url'
 import { ConfigError } from '@wxlogin/service-kit'
 import { loadConfig } from '../src/config.js'
 
-const clients = JSON.stringify([{ name: 'login-api', token: 'a-client-token-of-length', apps: ['*'] }])
+const clients = JSON.stringify([{ name: 'login-api', token: 'a-client-token-of-length-0123456789', apps: ['*'] }])
 const base = { WECHAT_APPID: 'wx1234567890', WECHAT_SECRET: 'sec', BROKER_CLIENTS: clients }
 
 t.test('defaults from the contract', async t => {
@@ -32,10 +33,24 @@ t.test('admin clients (the quota reset); the force_refresh grace period', async 
   const c = loadConfig({
     ...base,
     TOKEN_FORCE_REFRESH_GRACE_SECONDS: '5',
-    BROKER_CLIENTS: JSON.stringify([{ name: 'ops', token: 'an-admin-token-of-length', apps: ['*'], admin: true }, { name: 'svc', token: 'a-client-token-of-length', apps: ['wx1'] }])
+    BROKER_CLIENTS: JSON.stringify([{ name: 'ops', token: 'an-admin-token-of-length-0123456789', apps: ['*'], admin: true }, { name: 'svc', token: 'a-client-token-of-length-0123456789', apps: ['wx1'] }])
   })
   t.same(c.clients.map(x => [x.name, x.admin]), [['ops', true], ['svc', false]])
   t.equal(c.forceRefreshGraceMs, 5000)
+})
+
+t.test('BROKER_CLIENTS keeps only hashes: token, token_sha256, and lists of either while a token rotates', async t => {
+  const sha = (x: string): string => createHash('sha256').update(x).digest('hex')
+  const c = loadConfig({
+    ...base,
+    BROKER_CLIENTS: JSON.stringify([
+      { name: 'a', token: 'a-client-token-of-length-0123456789', apps: ['*'] },
+      { name: 'b', token_sha256: sha('b-client-token-of-length-0123456789').toUpperCase(), apps: ['*'] },
+      { name: 'c', tokens: ['c-old-client-token-of-length-012345'], tokens_sha256: [sha('c-new-client-token-of-length-012345')], apps: ['*'] }
+    ])
+  })
+  t.same(c.clients.map(x => x.tokenHashes), [[sha('a-client-token-of-length-0123456789')], [sha('b-client-token-of-length-0123456789')], [sha('c-old-client-token-of-length-012345'), sha('c-new-client-token-of-length-012345')]])
+  t.notMatch(JSON.stringify(c.clients), /client-token-of-length/, 'no token in clear is kept')
 })
 
 t.test('REDLOCK_URLS defaults to REDIS_URL; several apps; classic mode', async t => {
@@ -108,12 +123,19 @@ t.test('_FILE forms read secrets from files', async t => {
 const bad: Array<[Record<string, string | undefined>, RegExp]> = [
   [{ ...base, BROKER_CLIENTS: undefined }, /BROKER_CLIENTS is required/],
   [{ ...base, BROKER_CLIENTS: '[' }, /BROKER_CLIENTS is not valid JSON/],
-  [{ ...base, BROKER_CLIENTS: '[{"name":"x","token":"short","apps":["*"]}]' }, /BROKER_CLIENTS client x needs a "token" of at least 16/],
+  [{ ...base, BROKER_CLIENTS: '[{"name":"x","token":"short","apps":["*"]}]' }, /BROKER_CLIENTS client x: token 1 is shorter than 32 characters/],
+  [{ ...base, BROKER_CLIENTS: '[{"name":"x","token":"abababababababababababababababababab","apps":["*"]}]' }, /BROKER_CLIENTS client x: token 1 has fewer than 8 distinct characters/],
+  [{ ...base, BROKER_CLIENTS: '[{"name":"x","token":"a-client-token with-a-space-0123456789","apps":["*"]}]' }, /BROKER_CLIENTS client x: token 1 contains whitespace/],
+  [{ ...base, BROKER_CLIENTS: '[{"name":"x","token":"a-client-token-of-length-0123456789\\n","apps":["*"]}]' }, /BROKER_CLIENTS client x: token 1 contains whitespace/],
+  [{ ...base, BROKER_CLIENTS: '[{"name":"x","token":"a-client-token-of-length-0123456789","apps":["*"]},{"name":"y","tokens":["another-client-token-0123456789abc","a-client-token-of-length-0123456789"],"apps":["*"]}]' }, /BROKER_CLIENTS client y: has the same token as client x/],
+  [{ ...base, BROKER_CLIENTS: '[{"name":"x","tokens":[],"apps":["*"]}]' }, /BROKER_CLIENTS client x: "tokens" must be a non-empty list/],
+  [{ ...base, BROKER_CLIENTS: '[{"name":"x","token_sha256":"abc","apps":["*"]}]' }, /BROKER_CLIENTS client x: token_sha256 1 is not 64 hex digits/],
+  [{ ...base, BROKER_CLIENTS: '[{"name":"x","apps":["*"]}]' }, /BROKER_CLIENTS client x: needs "token", "token_sha256", "tokens" or "tokens_sha256"/],
   [{ ...base, WECHAT_APPID: undefined }, /WECHAT_APPID is required/],
   [{ ...base, WECHAT_SECRET: undefined }, /WECHAT_SECRET is required/],
   [{ ...base, WECHAT_APPS: '[]' }, /WECHAT_APPS and WECHAT_APPID are both set/],
   [{ BROKER_CLIENTS: clients, WECHAT_APPS: '[{"appid":"wx1"}]' }, /WECHAT_APPS entry 0 has no "secret"/],
-  [{ ...base, BROKER_CLIENTS: '[{"name":"x","token":"a-client-token-of-length","apps":["*"],"admin":"yes"}]' }, /BROKER_CLIENTS client x: "admin" must be true or false/],
+  [{ ...base, BROKER_CLIENTS: '[{"name":"x","token":"a-client-token-of-length-0123456789","apps":["*"],"admin":"yes"}]' }, /BROKER_CLIENTS client x: "admin" must be true or false/],
   [{ ...base, TOKEN_FORCE_REFRESH_GRACE_SECONDS: '-1' }, /TOKEN_FORCE_REFRESH_GRACE_SECONDS must be between/],
   [{ ...base, WECHAT_TOKEN_MODE: 'fast' }, /WECHAT_TOKEN_MODE must be "stable" or "classic"/],
   [{ ...base, PORT: 'eighty' }, /PORT must be a whole number/],

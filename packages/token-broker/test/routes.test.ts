@@ -1,4 +1,5 @@
 import t from 'tap'
+import { sha256Hex } from '@wxlogin/service-kit'
 import { APPID, CLIENT_TOKEN, OTHER_CLIENT_TOKEN, SECRET, WX, auth, build, metricValue, testConfig, tokenReply, useNock } from './helper.js'
 
 const TOKEN_URL = `/v1/apps/${APPID}/access-token`
@@ -24,6 +25,38 @@ t.test('auth: 401 without or with a wrong token, 403 for another app, 404 for an
   const bad = await app.inject({ method: 'GET', url: '/v1/apps/not%20an%20appid/access-token', headers: auth() })
   t.equal(bad.statusCode, 400)
   t.equal(bad.json().error, 'invalid_body')
+})
+
+t.test('a token rotates with no moment where callers fail: the old and the new one both authenticate, by hash', async t => {
+  useNock(t)
+  const old = 'rotating-client-token-old-0123456789'
+  const next = 'rotating-client-token-new-0123456789'
+  const { app } = await build(t, testConfig({ clients: [{ name: 'rotating', tokenHashes: [sha256Hex(old), sha256Hex(next)], apps: [APPID], admin: false }] }))
+  for (const token of [old, next]) {
+    const res = await app.inject({ url: `/v1/apps/${APPID}/quota?cgi_path=`, headers: auth(token) })
+    t.equal(res.statusCode, 400, 'authenticated (then refused for its query, before any WeChat call)')
+  }
+  t.equal((await app.inject({ url: `/v1/apps/${APPID}/quota?cgi_path=`, headers: auth(CLIENT_TOKEN) })).statusCode, 401, 'a token not listed is not')
+})
+
+t.test('refused callers are visible: counted by route and errcode, logged at warn (rate-limited), never with their token', async t => {
+  const { app, logs } = await build(t)
+  const wrong = 'a-wrong-client-token-0123456789abcdef'
+  for (let i = 0; i < 100; i++) {
+    const res = await app.inject({ url: `/cgi-bin/token?grant_type=client_credential&appid=${APPID}&secret=${wrong}${i}` })
+    t.equal(res.json().errcode, 40125)
+  }
+  await app.inject({ method: 'POST', url: '/cgi-bin/stable_token', payload: { grant_type: 'client_credential', appid: APPID, secret: wrong } })
+  for (let i = 0; i < 5; i++) await app.inject({ url: `/v1/apps/${APPID}/access-token`, headers: auth(wrong) })
+  await app.inject({ url: `/v1/apps/${APPID}/access-token`, headers: auth(OTHER_CLIENT_TOKEN) })
+  t.equal(await metricValue(app, 'token_broker_auth_failures_total', { route: '/cgi-bin/token', errcode: '40125' }), 100)
+  t.equal(await metricValue(app, 'token_broker_auth_failures_total', { route: '/cgi-bin/stable_token', errcode: '40125' }), 1)
+  t.equal(await metricValue(app, 'token_broker_auth_failures_total', { route: '/v1/apps/:appid/access-token', errcode: 'unauthorized' }), 5)
+  t.equal(await metricValue(app, 'token_broker_auth_failures_total', { route: '/v1/apps/:appid/access-token', errcode: 'forbidden' }), 1)
+  const warned = logs.lines().filter(l => l.msg === 'client authentication failed')
+  t.equal(warned.length, 4, 'one line per route and errcode, not one per request')
+  t.ok(warned.every(l => l.level === 40))
+  t.notMatch(logs.text(), wrong, 'the token a caller sent is never logged')
 })
 
 t.test('GET access-token: upstream once, then from memory; contract shape and no-store', async t => {

@@ -2,7 +2,7 @@ import t, { type Test } from 'tap'
 import { createHash } from 'node:crypto'
 import { createSimulator, type Simulator } from '@wxlogin/wechat-sim'
 import { jssdkSignature, pageUrlForSignature } from '../src/jssdk.js'
-import { scrubSecrets } from '../src/scrub.js'
+import { scrubBody, scrubRidRecord, scrubUrl } from '../src/scrub.js'
 import { APPID, CLIENT_TOKEN, SECRET, auth, build, metricValue, testConfig } from './helper.js'
 
 const ADMIN_TOKEN = 'client-token-admin-0123456789abcdef'
@@ -88,17 +88,26 @@ t.test('rid: who caused an error, with tokens, codes and phone numbers scrubbed'
   t.notMatch(JSON.stringify(request), /13800138000|phone-code-123/, 'no phone number, no code')
   t.notMatch(JSON.stringify(request), token)
   t.match(request.response_body, /40001/)
-  t.equal((await app.inject({ method: 'GET', url: `/v1/apps/${APPID}/rid/nope`, headers: auth() })).json().wechat_errcode, 76001)
+  const unknown = await app.inject({ method: 'GET', url: `/v1/apps/${APPID}/rid/nope`, headers: auth() })
+  t.equal(unknown.statusCode, 404, 'an unknown rid is the caller\'s mistake, not a 502')
+  t.match(unknown.json(), { error: 'unknown_rid', wechat_errcode: 76001 })
+  t.notOk(logs.lines().some(l => Number(l.level) >= 50), 'nothing logged at error')
   t.equal((await app.inject({ method: 'GET', url: `/v1/apps/${APPID}/rid/a%20b`, headers: auth() })).statusCode, 400)
   t.notMatch(logs.text(), token)
 })
 
-t.test('scrubSecrets: query strings, JSON fields and mobile numbers', async t => {
-  t.equal(scrubSecrets('access_token=abc&appid=wx1&secret=s'), 'access_token=***&appid=wx1&secret=***')
-  t.equal(scrubSecrets('{"errcode":0,"code":"c","phoneNumber":"+8613800138000","n":1}'), '{"errcode":0,"code":"***","phoneNumber":"***","n":1}')
-  t.equal(scrubSecrets('{"ticket": "t\\"x", "expires_in": 7200}'), '{"ticket": "***", "expires_in": 7200}')
-  t.equal(scrubSecrets('call 13800138000 or +8613912345678'), 'call *** or ***')
-  t.equal(scrubSecrets('order 202611240001234'), 'order 202611240001234', 'long numbers are not phone numbers')
+t.test('the rid scrubber is an allow-list: only fields WeChat documents keep their values', async t => {
+  t.equal(scrubUrl('access_token=abc&appid=wx1&secret=s'), 'access_token=***&appid=wx1&secret=***')
+  t.equal(scrubUrl('https://api.weixin.qq.com/wxa/x?access_token=a&lang=zh_CN&refresh_token=r'), 'https://api.weixin.qq.com/wxa/x?access_token=***&lang=zh_CN&refresh_token=***')
+  t.equal(scrubBody('{"errcode":0,"code":"c","phoneNumber":"+8613800138000","n":1}'), '{"errcode":0,"code":"***","phoneNumber":"***","n":"***"}')
+  t.equal(scrubBody('{"refresh_token":"r","nested":{"openid":"o","authorizer_refresh_token":"x"},"list":["a",{"appid":"wx1"}]}'),
+    '{"refresh_token":"***","nested":{"openid":"o","authorizer_refresh_token":"***"},"list":["***",{"appid":"wx1"}]}', 'names no deny-list foresaw')
+  t.equal(scrubBody('{"errmsg":"call 13800138000 or +447700900123 \\"x\\""}'), '{"errmsg":"call *** or +447700900123 \\"x\\""}', 'escaped JSON parses; kept text still loses mainland numbers')
+  t.equal(scrubBody('{"mobile":"+447700900123"}'), '{"mobile":"***"}', 'a foreign number in an unknown field goes too')
+  t.equal(scrubBody('<html>13800138000 secret</html>'), '***', 'not JSON, not a query: replaced whole')
+  t.equal(scrubBody('grant_type=client_credential&secret=s'), 'grant_type=client_credential&secret=***')
+  t.same(scrubRidRecord({ invoke_time: 1, cost_in_ms: 2, client_ip: '1.2.3.4', request_url: 'a=1', request_body: '{}', response_body: '{"errcode":40001}', extra: 'x' }),
+    { invoke_time: 1, cost_in_ms: 2, client_ip: '1.2.3.4', request_url: 'a=***', request_body: '{}', response_body: '{"errcode":40001}', extra: '***' })
 })
 
 t.test('quota/clear: admin clients only, logged with the client\'s name, counted', async t => {

@@ -1,7 +1,9 @@
 import fp from 'fastify-plugin'
-import { APPID, createSecretMatcher, ServiceError } from '@wxlogin/service-kit'
+import { APPID, createHashMatcher, ServiceError, sha256Hex } from '@wxlogin/service-kit'
 import type { BrokerClientConfig } from '../config.js'
+import { AuthFailures } from '../auth-failures.js'
 import { errors } from '../errors.js'
+import type { BrokerMetrics } from '../metrics.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -12,13 +14,20 @@ declare module 'fastify' {
     authorizeApp: (request: import('fastify').FastifyRequest<{ Params: { appid: string } }>) => Promise<void>
     /** The client a token belongs to (compared in constant time), or null. */
     brokerClientFor: (token: string) => BrokerClientConfig | null
+    /** Counts and logs (rate-limited) a refused client, by route and errcode. */
+    authFailures: AuthFailures
   }
 }
 
-export default fp<{ clients: BrokerClientConfig[] }>(async (app, { clients }) => {
+export default fp<{ clients: BrokerClientConfig[], metrics: BrokerMetrics }>(async (app, { clients, metrics }) => {
   app.decorateRequest('brokerClient', null)
+  const failures = new AuthFailures(metrics.authFailures, app.log)
+  app.decorate('authFailures', failures)
 
-  const match = createSecretMatcher(clients.map(c => ({ secret: c.token, value: c })))
+  const match = createHashMatcher(clients.flatMap(c => [
+    ...(c.token !== undefined ? [sha256Hex(c.token)] : []),
+    ...(c.tokenHashes ?? [])
+  ].map(sha256 => ({ sha256, value: c }))))
 
   function authenticate (header: string | undefined): BrokerClientConfig | null {
     if (header === undefined) return null
@@ -30,13 +39,20 @@ export default fp<{ clients: BrokerClientConfig[] }>(async (app, { clients }) =>
 
   app.decorate('authorizeApp', async (request: import('fastify').FastifyRequest<{ Params: { appid: string } }>) => {
     const client = authenticate(request.headers.authorization)
-    if (client === null) throw errors.unauthorized()
+    const route = request.routeOptions.url ?? 'unknown'
+    if (client === null) {
+      failures.record(route, 'unauthorized', { ip: request.ip })
+      throw errors.unauthorized()
+    }
     request.brokerClient = client
     const { appid } = request.params
     // Authentication runs before schema validation (an unknown caller learns nothing about
     // our schemas), so the appid's shape is checked here.
     if (!APPID.test(appid)) throw new ServiceError('invalid_body', 'Invalid request: params/appid is not an appid.', 400)
-    if (!client.apps.includes('*') && !client.apps.includes(appid)) throw errors.forbidden(appid)
+    if (!client.apps.includes('*') && !client.apps.includes(appid)) {
+      failures.record(route, 'forbidden', { ip: request.ip, client: client.name })
+      throw errors.forbidden(appid)
+    }
     if (!app.tokens.hasApp(appid)) throw errors.unknownApp(appid)
   })
 }, { name: 'client-auth', dependencies: ['tokens'] })

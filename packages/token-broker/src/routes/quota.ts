@@ -3,7 +3,7 @@ import { APPID_PATTERN } from '@wxlogin/service-kit'
 import type { WechatAppConfig } from '../config.js'
 import { errors } from '../errors.js'
 import type { BrokerMetrics } from '../metrics.js'
-import { scrubSecrets } from '../scrub.js'
+import { scrubRidRecord } from '../scrub.js'
 import { appidParams, errorBody, type AppParams } from './common.js'
 
 const counts = { type: 'object', properties: { daily_limit: { type: 'integer' }, used: { type: 'integer' }, remain: { type: 'integer' } } } as const
@@ -33,13 +33,6 @@ const ridBody = {
     }
   }
 } as const
-
-function scrubRequest (request: unknown): Record<string, unknown> {
-  const r = (typeof request === 'object' && request !== null ? request : {}) as Record<string, unknown>
-  const out: Record<string, unknown> = {}
-  for (const [k, v] of Object.entries(r)) out[k] = typeof v === 'string' ? scrubSecrets(v) : v
-  return out
-}
 
 export default async function quotaRoutes (app: FastifyInstance, { metrics }: { metrics: BrokerMetrics }): Promise<void> {
   const security = [{ bearer: [] }]
@@ -77,7 +70,7 @@ export default async function quotaRoutes (app: FastifyInstance, { metrics }: { 
     const { appid, rid } = request.params
     const body = await app.withAccessToken(appid, async token => await app.wechat.rid(token, rid))
     reply.header('cache-control', 'no-store')
-    return { request: scrubRequest(body.request) }
+    return { request: scrubRidRecord(body.request) }
   })
 
   app.post<AppParams>('/apps/:appid/quota/clear', {

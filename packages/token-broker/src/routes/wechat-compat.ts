@@ -57,14 +57,19 @@ export default async function wechatCompatRoutes (app: FastifyInstance, { forceR
 
   /** The app a valid client may use, or WeChat's error for the request. */
   function authorize (request: FastifyRequest, c: Credentials): string | WechatError {
-    if (c.grant_type !== 'client_credential') return wx(40002, 'invalid grant_type')
-    if (c.appid === undefined || c.appid === '') return wx(41002, 'appid missing')
-    if (c.secret === undefined || c.secret === '') return wx(41004, 'appsecret missing')
+    const refused = (errcode: number, errmsg: string): WechatError => {
+      // Answered with HTTP 200, as WeChat does: without this a wrong token would be invisible.
+      app.authFailures.record(request.routeOptions.url ?? 'unknown', errcode, { ip: request.ip, client: request.brokerClient?.name })
+      return wx(errcode, errmsg)
+    }
+    if (c.grant_type !== 'client_credential') return refused(40002, 'invalid grant_type')
+    if (c.appid === undefined || c.appid === '') return refused(41002, 'appid missing')
+    if (c.secret === undefined || c.secret === '') return refused(41004, 'appsecret missing')
     const client = app.brokerClientFor(c.secret)
-    if (client === null) return wx(40125, 'invalid appsecret: not a client token of this broker')
+    if (client === null) return refused(40125, 'invalid appsecret: not a client token of this broker')
     request.brokerClient = client
-    if (!client.apps.includes('*') && !client.apps.includes(c.appid)) return wx(40125, `invalid appsecret: client ${client.name} may not use this app`)
-    if (!APPID.test(c.appid) || !app.tokens.hasApp(c.appid)) return wx(40013, 'invalid appid: the broker holds no such app')
+    if (!client.apps.includes('*') && !client.apps.includes(c.appid)) return refused(40125, `invalid appsecret: client ${client.name} may not use this app`)
+    if (!APPID.test(c.appid) || !app.tokens.hasApp(c.appid)) return refused(40013, 'invalid appid: the broker holds no such app')
     return c.appid
   }
 
