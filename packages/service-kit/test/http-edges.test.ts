@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { connect } from 'node:net'
 import Fastify from 'fastify'
 import { Writable } from 'node:stream'
@@ -16,7 +16,7 @@ class Lines extends Writable {
   }
 }
 
-async function serve (t: Parameters<Parameters<typeof t.test>[1]>[0], requestTimeoutMs = 1000): Promise<{ port: number, logs: Lines }> {
+async function serve (t: Test, requestTimeoutMs = 1000): Promise<{ port: number, logs: Lines }> {
   const logs = new Lines()
   const app = await createServiceApp({ name: 'edge', logLevel: 'info', logger: loggerOptions('info', 'edge', logs), http: { requestTimeoutMs } })
   app.get('/cgi-bin/token', async () => ({ ok: true }))
