@@ -10,13 +10,13 @@ export async function openapiDocuments () {
     ...placeholder,
     WECHAT_APPID: 'wx0000000000000000',
     WECHAT_SECRET: 'placeholder',
-    BROKER_CLIENTS: JSON.stringify([{ name: 'docs', token: 'placeholder-token-0000', apps: ['*'] }])
+    BROKER_CLIENTS: JSON.stringify([{ name: 'docs', token: 'placeholder-client-token-0123456789abcdef', apps: ['*'] }])
   }), { logger: false })
   const login = await buildLogin(loginConfig({
     ...placeholder,
     WECHAT_APPID: 'wx0000000000000000',
     BROKER_URL: 'http://127.0.0.1:3001',
-    BROKER_TOKEN: 'placeholder-token-0000'
+    BROKER_TOKEN: 'placeholder-client-token-0123456789abcdef'
   }), { logger: false })
   const docs = {}
   for (const [name, app] of [['token-broker', broker], ['login-api', login]]) {

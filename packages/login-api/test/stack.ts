@@ -49,6 +49,8 @@ export async function stack (t: Test, instances: number, opts: StackOptions = {}
     clients: [{ name: 'login-api', token: BROKER_TOKEN, apps: appids, admin: false }],
     wechatBaseUrl: simUrl,
     refreshAheadSeconds: 300,
+    verifyFloorMs: 5000,
+    reaskWindowMs: 60_000,
     lockTtlMs: 5000,
     upstreamTimeoutMs: opts.brokerTimeouts?.upstreamTimeoutMs ?? 2000,
     retryBudgetMs: opts.brokerTimeouts?.retryBudgetMs ?? 2000,

@@ -3,7 +3,7 @@ import type { Got } from 'got'
 import { LATENCY_BUCKETS } from './metrics.js'
 
 export type WechatApi = 'token' | 'stable_token' | 'jscode2session' | 'getuserphonenumber' |
-  'getticket' | 'quota_get' | 'rid_get' | 'clear_quota'
+  'getticket' | 'quota_get' | 'rid_get' | 'clear_quota' | 'getcallbackip'
 
 export interface WechatApiMetrics {
   requests: Counter<'api' | 'result'>

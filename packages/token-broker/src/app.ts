@@ -6,11 +6,13 @@ import type { BrokerConfig } from './config.js'
 import { createBrokerMetrics } from './metrics.js'
 import tokenStore from './plugins/token-store.js'
 import tokens from './plugins/tokens.js'
+import tokenChecks from './plugins/token-checks.js'
 import clientAuth from './plugins/client-auth.js'
 import v1Routes from './routes/v1.js'
 import ticketRoutes from './routes/tickets.js'
 import quotaRoutes from './routes/quota.js'
 import wechatCompatRoutes from './routes/wechat-compat.js'
+import wechatTicketRoutes from './routes/wechat-ticket.js'
 
 export { loadConfig } from './config.js'
 export type { BrokerConfig, WechatAppConfig, BrokerClientConfig, TokenMode } from './config.js'
@@ -41,11 +43,13 @@ export async function buildApp (config: BrokerConfig, opts: BuildOptions = {}): 
   await app.register(swagger, { openapi: OPENAPI })
   await app.register(tokenStore, { config })
   await app.register(tokens, { config, got, metrics, backoffBaseMs: opts.backoffBaseMs })
+  await app.register(tokenChecks, { config, metrics })
   await app.register(clientAuth, { clients: config.clients, metrics })
   await app.register(v1Routes, { prefix: '/v1' })
   await app.register(ticketRoutes, { prefix: '/v1' })
   await app.register(quotaRoutes, { prefix: '/v1', metrics })
   await app.register(wechatCompatRoutes, { prefix: '/cgi-bin', forceRefreshGraceMs: config.forceRefreshGraceMs })
+  await app.register(wechatTicketRoutes, { prefix: '/cgi-bin', appids: config.apps.map(a => a.appid) })
   registerHealthRoutes(app, {
     redis: async () => app.storeHealth()
   })

@@ -51,6 +51,10 @@ export interface BrokerConfig {
    * token is older than this; a younger one is the answer.
    */
   forceRefreshGraceMs: number
+  /** Least time between two checks of an app's token with WeChat, cluster-wide. */
+  verifyFloorMs: number
+  /** The same token asked for again by the same caller within this: it may be dead, check it. */
+  reaskWindowMs: number
   /**
    * Refreshes caused by invalidations, per app and day (WeChat's day, UTC+8), cluster-wide. WeChat
    * allows 20 forced stable_token refreshes and about 2,000 /cgi-bin/token calls a day; the rest
@@ -183,6 +187,8 @@ export function loadConfig (env: Env): BrokerConfig {
     failureMemoryMs: r.int('TOKEN_FAILURE_MEMORY_SECONDS', 5, { min: 0, max: 3600 }) * 1000,
     forceRefreshIntervalMs: r.int('TOKEN_FORCE_REFRESH_MIN_INTERVAL_SECONDS', 60, { min: 0, max: 86_400 }) * 1000,
     forceRefreshGraceMs: r.int('TOKEN_FORCE_REFRESH_GRACE_SECONDS', 60, { min: 0, max: 3600 }) * 1000,
+    verifyFloorMs: r.int('TOKEN_VERIFY_MIN_INTERVAL_SECONDS', 5, { min: 1, max: 3600 }) * 1000,
+    reaskWindowMs: r.int('TOKEN_REASK_WINDOW_SECONDS', 60, { min: 1, max: 3600 }) * 1000,
     invalidationBudget: budget,
     accessLog: readAccessLog(r),
     http: readHttpLimits(r)

@@ -25,6 +25,7 @@ export interface BrokerMetrics {
   upstreamTokenCalls: Counter<'appid' | 'api' | 'force'>
   quotaClears: Counter<'appid' | 'result'>
   authFailures: Counter<'route' | 'errcode'>
+  verifications: Counter<'appid' | 'result'>
 }
 
 /** The access_token's counters, as a manager of one credential kind sees them. */
@@ -65,6 +66,7 @@ export function createBrokerMetrics (registry: Registry): BrokerMetrics {
     ticketExpiry: gauge('token_broker_ticket_expiry_timestamp_seconds', 'When the ticket this replica holds expires (Unix seconds).', ['appid', 'type']),
     upstreamTokenCalls: counter('token_broker_upstream_token_calls_total', 'Calls this replica made to WeChat\'s token endpoints (each counts against that endpoint\'s daily quota), by api and force_refresh.', ['appid', 'api', 'force']),
     quotaClears: counter('token_broker_quota_clears_total', 'clear_quota calls (WeChat allows 10 a month), by result.', ['appid', 'result']),
+    verifications: counter('token_broker_verifications_total', 'Checks with WeChat (getcallbackip) of a token a caller may hold dead, by result: valid, invalid, unknown (WeChat did not say), shared_* (another replica\'s verdict), skipped (no verdict in time).', ['appid', 'result']),
     authFailures: counter('token_broker_auth_failures_total', 'Callers refused for their client token or app, by route and errcode (WeChat\'s on /cgi-bin routes: 40125, 40013, ...; unauthorized or forbidden on /v1).', ['route', 'errcode'])
   }
 }

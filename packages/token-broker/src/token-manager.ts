@@ -1,47 +1,15 @@
 import { EventEmitter, once } from 'node:events'
-import type { FastifyBaseLogger } from 'fastify'
 import { BoundChildren, ServiceError, SingleFlight } from '@wxlogin/service-kit'
 import type { WechatAppConfig } from './config.js'
 import { errors } from './errors.js'
 import { FailureMemory } from './failure-memory.js'
 import { InvalidationBudget } from './invalidation-budget.js'
 import { RefreshAhead } from './refresh-ahead.js'
-import type { BrokerMetrics, CredentialMetrics, RefreshReason, TokenSource } from './metrics.js'
-import type { RefreshLock } from './refresh-lock.js'
-import type { TokenRecord, TokenStore } from './token-store.js'
-import type { FetchedToken } from './wechat-client.js'
+import type { ServedToken, TokenManagerOptions } from './credential.js'
+import type { RefreshReason, TokenSource } from './metrics.js'
+import type { TokenRecord } from './token-store.js'
 
-export interface ServedToken { record: TokenRecord, source: TokenSource }
-
-/** What a manager keeps warm: the access_token, or a ticket that is fetched with it. */
-export interface Credential {
-  /** 'token', 'ticket:jsapi', 'ticket:wx_card': in logs, lock and key names. */
-  kind: string
-  /** One upstream fetch; `force` asks WeChat for a new value (stable_token's force_refresh). */
-  fetch: (app: WechatAppConfig, force: boolean) => Promise<FetchedToken>
-  /** This kind's counters: served by source, refreshes by reason and result, expiry. */
-  metrics: CredentialMetrics
-}
-
-export interface TokenManagerOptions {
-  apps: WechatAppConfig[]
-  credential: Credential
-  store: TokenStore
-  lock: RefreshLock
-  /** Lock waits and the invalidation budget. */
-  metrics: BrokerMetrics
-  log: FastifyBaseLogger
-  refreshAheadMs: number
-  failureMemoryMs: number
-  /** How long a caller waits for another replica's refresh before giving up. */
-  waitTimeoutMs: number
-  /** Least time between two refreshes caused by invalidations of one app, cluster-wide. */
-  forceRefreshIntervalMs: number
-  /** Refreshes caused by invalidations, per app and WeChat day, cluster-wide. */
-  invalidationBudget: { stable: number, classic: number }
-  /** The broker's clients: each one that may use an app gets an equal share of its budget. */
-  clients: Array<{ name: string, apps: string[] }>
-}
+export type { Credential, ServedToken, TokenManagerOptions } from './credential.js'
 
 /** A token is not handed out in its last seconds: the caller needs time to use it. */
 const MIN_REMAINING_MS = 5000
@@ -83,6 +51,8 @@ export class TokenManager {
   }
 
   hasApp (appid: string): boolean { return this.apps.has(appid) }
+  /** The app's current record, from the store or memory, never refreshed (null when there is none). */
+  async peek (appid: string): Promise<TokenRecord | null> { return (await this.readStore(appid)) ?? this.memory.get(appid) ?? null }
   getApp (appid: string): WechatAppConfig | undefined { return this.apps.get(appid) }
 
   private usable (rec: TokenRecord | null | undefined, now = Date.now()): rec is TokenRecord {
@@ -154,15 +124,15 @@ export class TokenManager {
 
   /**
    * A WeChat-shaped force_refresh, which names no token: the current token when it is younger
-   * than `graceMs` (another caller's force has just replaced it), else compare-and-refresh
-   * against it. A caller looping on force_refresh gets the same fresh token, not 20 refreshes.
+   * than `graceMs` (another caller's force has just replaced it) and WeChat does not refuse it
+   * (`verify`: age is no proof that it works), else compare-and-refresh against it. A caller
+   * looping on force_refresh gets the same fresh token, not 20 refreshes.
    */
-  async forceRefresh (appid: string, graceMs: number, client?: string): Promise<ServedToken> {
+  async forceRefresh (appid: string, graceMs: number, client?: string, verify?: (appid: string, token: string) => Promise<string>): Promise<ServedToken> {
     const current = (await this.readStore(appid)) ?? this.memory.get(appid) ?? null
     if (!this.usable(current)) return await this.getToken(appid)
-    if (Date.now() - (current.fetchedAt ?? 0) < graceMs) {
-      return this.serveCurrent(appid, current)
-    }
+    const young = Date.now() - (current.fetchedAt ?? 0) < graceMs
+    if (young && (verify === undefined || await verify(appid, current.token) !== 'invalid')) return this.serveCurrent(appid, current)
     return await this.invalidate(appid, current.token, client)
   }
 

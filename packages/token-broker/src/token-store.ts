@@ -61,6 +61,9 @@ export interface TokenStore {
   rememberFailure: (appid: string, failure: RememberedFailure, ttlMs: number) => Promise<void>
   /** The failure remembered for `appid`, if it has not expired. */
   recentFailure: (appid: string) => Promise<RememberedFailure | null>
+  /** A short note for every replica (a token check's verdict), living `ttlMs`; `readNote` reads it. */
+  note: (appid: string, name: string, value: string, ttlMs: number) => Promise<void>
+  readNote: (appid: string, name: string) => Promise<string | null>
 }
 
 /** Only what a broker writes is believed: a known error code, a short message, a 5xx status. */
@@ -114,6 +117,16 @@ export class MemoryTokenStore implements TokenStore {
     if ((this.claims.get(key) ?? 0) > now) return false
     this.claims.set(key, now + ttlMs)
     return true
+  }
+
+  private readonly notes = new Map<string, { value: string, until: number }>()
+  async note (appid: string, name: string, value: string, ttlMs: number): Promise<void> {
+    this.notes.set(`${appid}:${name}`, { value, until: Date.now() + ttlMs })
+  }
+
+  async readNote (appid: string, name: string): Promise<string | null> {
+    const n = this.notes.get(`${appid}:${name}`)
+    return n !== undefined && n.until > Date.now() ? n.value : null
   }
 
   private readonly failures = new Map<string, { failure: RememberedFailure, until: number }>()
@@ -268,5 +281,13 @@ export class RedisTokenStore implements TokenStore {
 
   async recentFailure (appid: string): Promise<RememberedFailure | null> {
     return await this.readChecked<RememberedFailure>(this.key(appid, this.keys.failure), plausibleFailure)
+  }
+
+  async note (appid: string, name: string, value: string, ttlMs: number): Promise<void> {
+    await this.redis.cmd.set(this.key(appid, `note:${name}`), value, { PX: Math.max(1, ttlMs) })
+  }
+
+  async readNote (appid: string, name: string): Promise<string | null> {
+    return await this.redis.cmd.get(this.key(appid, `note:${name}`))
   }
 }

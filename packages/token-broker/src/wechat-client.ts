@@ -111,6 +111,24 @@ export class WechatClient {
     return { token: ticket, expiresInSeconds: expiresIn }
   }
 
+  /**
+   * Whether WeChat still takes this access_token: GET /cgi-bin/getcallbackip, read-only, with no
+   * effect on any token quota (openapi/quota/get would work too, but it counts against the
+   * quota tool's own small allowance). Anything but a clear answer about the token throws.
+   */
+  async checkToken (accessToken: string): Promise<'valid' | 'invalid'> {
+    const outcome = await this.withRetries({
+      api: 'getcallbackip',
+      method: 'GET',
+      url: `${this.opts.baseUrl}/cgi-bin/getcallbackip`,
+      searchParams: { access_token: accessToken },
+      timeoutMs: this.opts.timeoutMs
+    }, retryableRead)
+    if (outcome.kind === 'ok') return 'valid'
+    if (outcome.kind === 'errcode' && TOKEN_REJECTED.has(outcome.errcode)) return 'invalid'
+    throw callError(outcome, 'the token check')
+  }
+
   /** POST /cgi-bin/openapi/quota/get: an API's daily quota, its use, and what remains. */
   async quota (accessToken: string, cgiPath: string): Promise<Record<string, unknown>> {
     return await this.openapiCall('quota_get', '/cgi-bin/openapi/quota/get', accessToken, { cgi_path: cgiPath }, 'the quota query')

@@ -1,50 +1,10 @@
-import t, { type Test } from 'tap'
-import { fileURLToPath } from 'node:url'
-import { createSimulator, type Simulator } from '@wxlogin/wechat-sim'
-import { freePort, startRedisServer, startServiceProcess, waitFor } from '@wxlogin/testing'
+import t from 'tap'
+import { startRedisServer, waitFor } from '@wxlogin/testing'
 import { APPID, CLIENT_TOKEN, OTHER_CLIENT_TOKEN, SECRET, auth, build, metricValue, testConfig } from './helper.js'
+import { startBroker, startSim, type BrokerProcess } from './broker-processes.js'
 
 // Black-box: broker processes (dist/server.js) on a real Redis, WeChat simulated over HTTP, and
 // callers that know nothing but WeChat's own API shapes.
-
-const ADMIN_TOKEN = 'client-token-admin-0123456789abcdef'
-
-async function startSim (t: Test, opts: Parameters<typeof createSimulator>[0] = {}): Promise<Simulator & { url: string }> {
-  const sim = createSimulator({ apps: [{ appid: APPID, secret: SECRET }], ...opts })
-  await sim.app.listen({ port: 0, host: '127.0.0.1' })
-  t.teardown(() => sim.app.close())
-  return { ...sim, url: `http://127.0.0.1:${(sim.app.server.address() as { port: number }).port}` }
-}
-
-interface BrokerProcess { url: string, metrics: () => Promise<string>, stderr: () => string }
-
-async function startBroker (t: Test, env: Record<string, string>): Promise<BrokerProcess> {
-  const port = await freePort()
-  const metricsPort = await freePort()
-  const proc = startServiceProcess(fileURLToPath(new URL('../dist/server.js', import.meta.url)), {
-    env: {
-      PATH: process.env.PATH,
-      HOST: '127.0.0.1',
-      PORT: String(port),
-      METRICS_PORT: String(metricsPort),
-      LOG_LEVEL: 'info',
-      WECHAT_APPID: APPID,
-      WECHAT_SECRET: SECRET,
-      BROKER_CLIENTS: JSON.stringify([
-        { name: 'orders-service', token: CLIENT_TOKEN, apps: ['*'] },
-        { name: 'other', token: OTHER_CLIENT_TOKEN, apps: ['wxsomeotherapp0001'] },
-        { name: 'ops', token: ADMIN_TOKEN, apps: ['*'], admin: true }
-      ]),
-      WECHAT_API_ALLOW_HTTP: 'true',
-      ...env
-    }
-  })
-  // The tests read the whole output (both streams) for secrets.
-  t.teardown(async () => { await proc.stop() })
-  const url = `http://127.0.0.1:${port}`
-  await waitFor(async () => (await (await fetch(`${url}/readyz`)).json() as { status: string }).status === 'ready', { what: 'broker ready' })
-  return { url, metrics: async () => await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text(), stderr: proc.output }
-}
 
 /**
  * What an SDK does, and nothing more: WeChat's token URLs on a configurable host, the token kept

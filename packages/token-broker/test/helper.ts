@@ -25,6 +25,8 @@ export function testConfig (overrides: Partial<BrokerConfig> = {}): BrokerConfig
     ],
     wechatBaseUrl: WX,
     refreshAheadSeconds: 300,
+    verifyFloorMs: 5000,
+    reaskWindowMs: 60_000,
     lockTtlMs: 5000,
     upstreamTimeoutMs: 1000,
     retryBudgetMs: 2000,

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 
-export type Api = 'token' | 'stable_token' | 'jscode2session' | 'getuserphonenumber' | 'getticket' | 'quota_get' | 'rid_get' | 'clear_quota'
-export const APIS: readonly Api[] = ['token', 'stable_token', 'jscode2session', 'getuserphonenumber', 'getticket', 'quota_get', 'rid_get', 'clear_quota']
+export type Api = 'token' | 'stable_token' | 'jscode2session' | 'getuserphonenumber' | 'getticket' | 'quota_get' | 'rid_get' | 'clear_quota' | 'getcallbackip'
+export const APIS: readonly Api[] = ['token', 'stable_token', 'jscode2session', 'getuserphonenumber', 'getticket', 'quota_get', 'rid_get', 'clear_quota', 'getcallbackip']
 
 /** The path WeChat's quota tools know each API by. */
 export const CGI_PATHS: Record<Api, string> = {
@@ -12,7 +12,8 @@ export const CGI_PATHS: Record<Api, string> = {
   getticket: '/cgi-bin/ticket/getticket',
   quota_get: '/cgi-bin/openapi/quota/get',
   rid_get: '/cgi-bin/openapi/rid/get',
-  clear_quota: '/cgi-bin/clear_quota/v2'
+  clear_quota: '/cgi-bin/clear_quota/v2',
+  getcallbackip: '/cgi-bin/getcallbackip'
 }
 
 /** What openapi/rid/get tells of a request that WeChat answered with an error. */

@@ -41,6 +41,13 @@ async function codeRoutes (app: FastifyInstance, { sim }: { sim: SimContext }): 
 
 /** Faults, latency, call counts and reset: how a test makes WeChat misbehave and checks what reached it. */
 async function faultRoutes (app: FastifyInstance, { sim }: { sim: SimContext }): Promise<void> {
+  app.post<{ Body: { appid?: string, access_token?: string } | undefined }>('/revoke', {
+    schema: { body: { type: ['object', 'null'], additionalProperties: false, properties: { appid: { type: 'string' }, access_token: { type: 'string' } } } }
+  }, async (request) => {
+    const b = request.body ?? {}
+    return { revoked: sim.state.revoke(b.appid ?? (b.access_token === undefined ? sim.state.apps.keys().next().value : undefined), b.access_token) }
+  })
+
   app.get('/calls', async () => ({ ...sim.state.calls, abandoned: { ...sim.state.abandoned }, apiConnections: sim.state.apiConnections }))
 
   app.post<{ Body: { api: Api, kind: Fault['kind'], errcode?: number, status?: number, latency_ms?: number, count?: number } }>('/faults', {

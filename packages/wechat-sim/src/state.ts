@@ -142,6 +142,31 @@ export class SimState {
     return { ok: true, value: issued }
   }
 
+  /**
+   * WeChat revoking tokens (a secret reset, another party's force refresh): the token, or every
+   * token of the app, answers 40001 from now on, and the next token call issues a new one.
+   */
+  revoke (appid: string | undefined, token: string | undefined): number {
+    let n = 0
+    for (const [t, info] of this.tokens) {
+      if ((token !== undefined && t === token) || (token === undefined && info.appid === appid)) {
+        this.tokens.delete(t)
+        if (this.stableCurrent.get(info.appid) === t) this.stableCurrent.delete(info.appid)
+        if (this.classicLatest.get(info.appid) === t) this.classicLatest.delete(info.appid)
+        n++
+      }
+    }
+    return n
+  }
+
+  /** GET /cgi-bin/getcallbackip: read-only, so a cheap way to ask whether a token works. */
+  callbackIp (accessToken: string | undefined): Outcome<{ ip_list: string[] }> {
+    const tok = this.checkAccessToken(accessToken)
+    if (!tok.ok) return tok
+    this.quotas.use(tok.value, 'getcallbackip')
+    return { ok: true, value: { ip_list: ['101.226.103.0/25', '101.226.62.0/26'] } }
+  }
+
   /** Every access_token issued so far (tests search logs for them). */
   issuedTokens (): string[] {
     return [...this.tokens.keys()]

@@ -121,6 +121,11 @@ export default async function wechatRoutes (app: FastifyInstance, { sim }: { sim
     return answerWithRid(request, outcome, value => ({ errcode: 0, errmsg: 'ok', phone_info: value }))
   })
 
+  app.get<{ Querystring: Record<string, string | undefined> }>('/cgi-bin/getcallbackip', async (request, reply) => {
+    if (await intercept('getcallbackip', request, reply)) return reply
+    return answerWithRid(request, sim.state.callbackIp(request.query.access_token), v => v)
+  })
+
   app.get<{ Querystring: Record<string, string | undefined> }>('/cgi-bin/ticket/getticket', async (request, reply) => {
     if (await intercept('getticket', request, reply)) return reply
     return answerWithRid(request, sim.state.ticket(request.query.access_token, request.query.type), v => ({ errcode: 0, errmsg: 'ok', ...v }))

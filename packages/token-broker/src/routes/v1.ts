@@ -10,7 +10,8 @@ export default async function v1Routes (app: FastifyInstance): Promise<void> {
     onRequest: app.authorizeApp
   }, async (request, reply) => {
     const { appid } = request.params
-    return sendToken(reply, await withinDeadline(app.tokens.getToken(appid), callerDeadline(request), appid))
+    const served = await withinDeadline(app.tokens.getToken(appid), callerDeadline(request), appid)
+    return sendToken(reply, await withinDeadline(app.recheckServed(request, appid, served), callerDeadline(request), appid))
   })
 
   app.post<AppParams & { Body: { access_token: string } }>('/apps/:appid/access-token/invalidate', {

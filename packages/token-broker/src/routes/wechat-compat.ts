@@ -87,7 +87,7 @@ export default async function wechatCompatRoutes (app: FastifyInstance, { forceR
   }, async (request, reply) => {
     const appid = authorize(request, request.query)
     if (typeof appid !== 'string') return appid
-    return answer(reply, await app.tokens.getToken(appid))
+    return answer(reply, await app.recheckServed(request, appid, await app.tokens.getToken(appid)))
   })
 
   app.post<{ Body: Credentials & { force_refresh?: boolean } }>('/stable_token', {
@@ -100,8 +100,8 @@ export default async function wechatCompatRoutes (app: FastifyInstance, { forceR
   }, async (request, reply) => {
     const appid = authorize(request, request.body)
     if (typeof appid !== 'string') return appid
-    if (request.body.force_refresh !== true) return answer(reply, await app.tokens.getToken(appid))
-    const served = await app.tokens.forceRefresh(appid, forceRefreshGraceMs, request.brokerClient?.name)
+    if (request.body.force_refresh !== true) return answer(reply, await app.recheckServed(request, appid, await app.tokens.getToken(appid)))
+    const served = await app.tokens.forceRefresh(appid, forceRefreshGraceMs, request.brokerClient?.name, app.verifyToken)
     request.log.info({ appid, client: request.brokerClient?.name, source: served.source }, 'WeChat-shaped force_refresh')
     return answer(reply, served)
   })
