@@ -60,6 +60,18 @@ export async function createServiceApp (opts: ServiceAppOptions): Promise<Fastif
   installErrorHandling(app)
   shedWhileClosing(app)
   app.removeContentTypeParser('text/plain')
+  // wx.request sends content-type: application/json on every POST, also without data: a route
+  // that takes no body (logout) must accept an empty one. fastify's own parser does the rest
+  // (prototype poisoning refused); a route that needs a body still fails its schema.
+  const json = app.getDefaultJsonParser('error', 'error')
+  app.removeContentTypeParser('application/json')
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    if (body === '') {
+      done(null, undefined)
+      return
+    }
+    json(request, body as string, done)
+  })
   await app.register(httpMetrics, { registry })
   return app
 }

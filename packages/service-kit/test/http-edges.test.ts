@@ -81,3 +81,16 @@ t.test('/readyz reuses its checks\' answer for a second: the public port cannot 
   await app.inject('/readyz')
   t.equal(calls, 2, 'asked again after a second')
 })
+
+t.test('an empty body with content-type: application/json (what wx.request sends without data) is no body, not a 400', async t => {
+  const app = await createServiceApp({ name: 'edge', logLevel: 'silent' })
+  app.post('/logout', async (request) => ({ body: request.body ?? null }))
+  app.post('/needs', { schema: { body: { type: 'object', required: ['x'] } } }, async () => ({ ok: true }))
+  t.teardown(() => app.close())
+  const empty = await app.inject({ method: 'POST', url: '/logout', headers: { 'content-type': 'application/json' }, payload: '' })
+  t.equal(empty.statusCode, 200)
+  t.same(empty.json(), { body: null })
+  t.equal((await app.inject({ method: 'POST', url: '/logout', headers: { 'content-type': 'application/json' }, payload: '{"a":1}' })).json().body.a, 1, 'a body still parses')
+  t.equal((await app.inject({ method: 'POST', url: '/logout', headers: { 'content-type': 'application/json' }, payload: '{"__proto__":{"x":1}}' })).statusCode, 400, 'prototype poisoning still refused')
+  t.equal((await app.inject({ method: 'POST', url: '/needs', headers: { 'content-type': 'application/json' }, payload: '' })).statusCode, 400, 'a route that needs a body still says so')
+})

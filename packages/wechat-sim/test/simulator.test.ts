@@ -130,7 +130,7 @@ t.test('HTTP: the WeChat APIs with WeChat shapes, and the control API', async t 
 
   const { apiConnections, ...calls } = (await app.inject(`${CONTROL_PREFIX}/calls`)).json()
   t.ok(apiConnections >= 1 && apiConnections <= 5, 'the connections that carried the 5 calls')
-  t.same(calls, { token: 2, stable_token: 1, jscode2session: 1, getuserphonenumber: 1, getticket: 0, quota_get: 0, rid_get: 0, clear_quota: 0, abandoned: { token: 0, stable_token: 0, jscode2session: 0, getuserphonenumber: 0, getticket: 0, quota_get: 0, rid_get: 0, clear_quota: 0 } })
+  t.same(calls, { token: 2, stable_token: 1, jscode2session: 1, getuserphonenumber: 1, getticket: 0, quota_get: 0, rid_get: 0, clear_quota: 0, getcallbackip: 0, abandoned: { token: 0, stable_token: 0, jscode2session: 0, getuserphonenumber: 0, getticket: 0, quota_get: 0, rid_get: 0, clear_quota: 0, getcallbackip: 0 } })
 
   const bulk = (await app.inject({ method: 'POST', url: `${CONTROL_PREFIX}/login-codes`, payload: { count: 3 } })).json().codes as Array<{ code: string, openid: string }>
   t.equal(bulk.length, 3)
@@ -153,9 +153,16 @@ t.test('HTTP: the WeChat APIs with WeChat shapes, and the control API', async t 
   t.equal(rejected.statusCode, 400)
 
   t.equal((await app.inject({ method: 'POST', url: `${CONTROL_PREFIX}/reset` })).statusCode, 204)
-  t.same((await app.inject(`${CONTROL_PREFIX}/calls`)).json(), { token: 0, stable_token: 0, jscode2session: 0, getuserphonenumber: 0, getticket: 0, quota_get: 0, rid_get: 0, clear_quota: 0, abandoned: { token: 0, stable_token: 0, jscode2session: 0, getuserphonenumber: 0, getticket: 0, quota_get: 0, rid_get: 0, clear_quota: 0 }, apiConnections: 0 })
+  t.same((await app.inject(`${CONTROL_PREFIX}/calls`)).json(), { token: 0, stable_token: 0, jscode2session: 0, getuserphonenumber: 0, getticket: 0, quota_get: 0, rid_get: 0, clear_quota: 0, getcallbackip: 0, abandoned: { token: 0, stable_token: 0, jscode2session: 0, getuserphonenumber: 0, getticket: 0, quota_get: 0, rid_get: 0, clear_quota: 0, getcallbackip: 0 }, apiConnections: 0 })
   const after = await app.inject({ method: 'POST', url: `/wxa/business/getuserphonenumber?access_token=${token}`, payload: { code: 'x' } })
   t.equal(after.json().errcode, 40001, 'reset forgets tokens')
+
+  // Revocation, as after a secret reset: the token answers 40001, the next token call issues another.
+  const live = (await app.inject({ method: 'POST', url: '/cgi-bin/stable_token', payload: body })).json().access_token as string
+  t.match((await app.inject(`/cgi-bin/getcallbackip?access_token=${live}`)).json(), { ip_list: [String] }, 'getcallbackip: the cheap check')
+  t.same((await app.inject({ method: 'POST', url: `${CONTROL_PREFIX}/revoke`, payload: { appid: APPID } })).json(), { revoked: 1 })
+  t.equal((await app.inject(`/cgi-bin/getcallbackip?access_token=${live}`)).json().errcode, 40001)
+  t.not((await app.inject({ method: 'POST', url: '/cgi-bin/stable_token', payload: body })).json().access_token, live, 'a new token after the revocation')
 })
 
 t.test('HTTP: latency and dropped connections on a real socket', async t => {

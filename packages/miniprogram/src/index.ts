@@ -1,0 +1,241 @@
+/// <reference types="miniprogram-api-typings" />
+/**
+ * @wxlogin/miniprogram: the mini-program's half of the login. One wx.login per attempt; a
+ * network error, a timeout, a 5xx or 503 is retried with the SAME code, phoneCode and retry_key
+ * (a new wx.login would burn them: the phone code is then lost); an invalid code gets one fresh
+ * wx.login. Concurrent logins share one; on a 401 every request waits for one silent re-login.
+ * CommonJS, ES2015, no dependencies, no Node built-ins: WeChat DevTools' 构建 npm takes it as it
+ * is, and Taro or uni-app pass their own wx-shaped `api`.
+ */
+
+type Callbacks<T> = { success?: (res: T) => void, fail?: (err: { errMsg: string, errno?: number }) => void }
+export interface RequestAnswer { statusCode: number, data: any, header: Record<string, string> }
+
+/** What the client uses of `wx` (Taro and uni-app offer the same calls). */
+export interface WxApi {
+  login: (opts: Callbacks<{ code: string }> & { timeout?: number }) => void
+  request: (opts: Callbacks<RequestAnswer> & { url: string, method?: string, data?: unknown, header?: Record<string, string>, timeout?: number }) => void
+  getStorageSync: (key: string) => any
+  setStorageSync: (key: string, value: any) => void
+  removeStorageSync: (key: string) => void
+  getRandomValues?: (opts: Callbacks<{ randomValues: ArrayBuffer }> & { length: number }) => void
+}
+
+export interface RetryOptions {
+  /** Attempts with the same codes, the first included (default 5). */
+  attempts?: number
+  /** The first pause; each next one doubles (default 500 ms). */
+  baseDelayMs?: number
+  /** A 429 whose Retry-After is at most this is waited out (default 10 s); a longer one rejects. */
+  maxRetryAfterMs?: number
+}
+
+export interface ClientOptions {
+  baseUrl: string
+  appid?: string
+  api?: WxApi
+  storageKey?: string
+  timeoutMs?: number
+  retry?: RetryOptions
+}
+
+export interface StoredSession { token: string, expiresAt: number, user: any, refreshToken?: string, refreshExpiresAt?: number }
+
+/** A login or request the server refused, or that could not reach it. `code` is the server's `error`. */
+export class LoginError extends Error {
+  readonly code: string
+  readonly statusCode: number | undefined
+  readonly wechatErrcode: number | undefined
+  constructor (code: string, message: string, statusCode?: number, wechatErrcode?: number) {
+    super(message)
+    this.name = 'LoginError'
+    this.code = code
+    this.statusCode = statusCode
+    this.wechatErrcode = wechatErrcode
+  }
+}
+
+export type PhoneCodeResult = { code: string } | { error: 'user_denied' | 'no_quota' | 'failed', errno?: number, errMsg?: string }
+
+/**
+ * The phoneCode of a `bindgetphonenumber` or `bindgetrealtimephonenumber` event, or why there is
+ * none: the user refused (`getPhoneNumber:fail user deny` on iOS, `:fail:user deny` on Android),
+ * no quota left (errno 1400001: the component is paid per success), or another failure.
+ */
+export function phoneCodeFrom (event: { detail?: { code?: string, errMsg?: string, errno?: number } }): PhoneCodeResult {
+  const d = event?.detail ?? {}
+  if (typeof d.code === 'string' && d.code !== '') return { code: d.code }
+  const errMsg = d.errMsg
+  const errno = d.errno
+  if (errno === 1400001) return { error: 'no_quota', errno, errMsg }
+  if (typeof errMsg === 'string' && /fail:? ?user deny|fail:? ?user cancel/.test(errMsg)) return { error: 'user_denied', errno, errMsg }
+  return { error: 'failed', errno, errMsg }
+}
+
+const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
+
+function hex (bytes: ArrayLike<number>): string {
+  let out = ''
+  for (let i = 0; i < bytes.length; i++) out += ((bytes[i] as number) + 0x100).toString(16).slice(1)
+  return out
+}
+
+export interface LoginClient {
+  login: (opts?: { phoneCode?: string, nickname?: string, head_pic?: string }) => Promise<any>
+  bindPhone: (phoneCode: string) => Promise<any>
+  request: (opts: { url: string, method?: string, data?: unknown, header?: Record<string, string> }) => Promise<RequestAnswer>
+  session: () => StoredSession | null
+  logout: (opts?: { all?: boolean }) => Promise<void>
+  phoneCodeFrom: typeof phoneCodeFrom
+}
+
+/** The runtime's own `wx` (looked up with typeof: elsewhere it is simply not there). */
+function runtimeWx (): WxApi {
+  if (typeof wx === 'undefined') throw new Error('createLoginClient: no wx API here; pass `api`')
+  return wx as unknown as WxApi
+}
+
+export function createLoginClient (options: ClientOptions): LoginClient {
+  const api: WxApi = options.api ?? runtimeWx()
+  const base = options.baseUrl.replace(/\/+$/, '')
+  const storageKey = options.storageKey ?? 'wxlogin:session'
+  const timeoutMs = options.timeoutMs ?? 10000
+  const retry = { attempts: 5, baseDelayMs: 500, maxRetryAfterMs: 10000, ...options.retry }
+
+  function call (url: string, method: string, data: unknown, header: Record<string, string>): Promise<RequestAnswer> {
+    return new Promise((resolve, reject) => {
+      api.request({
+        url: url.charAt(0) === '/' ? base + url : url,
+        method,
+        data,
+        header,
+        timeout: timeoutMs,
+        success: res => { resolve({ statusCode: res.statusCode, data: res.data, header: res.header ?? {} }) },
+        fail: err => {
+          const timeout = /timeout/i.test(err?.errMsg ?? '')
+          reject(new LoginError(timeout ? 'timeout' : 'network_error', err?.errMsg ?? 'request failed'))
+        }
+      })
+    })
+  }
+
+  const wxLogin = (): Promise<string> => new Promise((resolve, reject) => {
+    api.login({
+      timeout: timeoutMs,
+      success: res => { resolve(res.code) },
+      fail: err => { reject(new LoginError('wx_login_failed', err?.errMsg ?? 'wx.login failed')) }
+    })
+  })
+
+  /** 128 random bits for one login attempt's retry_key (the server keeps only its hash). */
+  const retryKey = (): Promise<string> => new Promise(resolve => {
+    const weak = (): void => {
+      const b: number[] = []
+      for (let i = 0; i < 16; i++) b.push(Math.floor(Math.random() * 256))
+      resolve(hex(b))
+    }
+    if (api.getRandomValues === undefined) { weak(); return }
+    api.getRandomValues({ length: 16, success: res => { resolve(hex(new Uint8Array(res.randomValues))) }, fail: weak })
+  })
+
+  function session (): StoredSession | null {
+    let s: StoredSession | null = null
+    try { s = api.getStorageSync(storageKey) || null } catch (e) { s = null }
+    if (s === null || typeof s.token !== 'string') return null
+    if (s.expiresAt <= Date.now()) {
+      try { api.removeStorageSync(storageKey) } catch (e) {}
+      return null
+    }
+    return s
+  }
+
+  function keep (body: any): void {
+    const s: StoredSession = { token: body.token, expiresAt: Date.now() + body.expires_in * 1000, user: body.user }
+    if (typeof body.refresh_token === 'string') s.refreshToken = body.refresh_token
+    api.setStorageSync(storageKey, s)
+  }
+
+  const refused = (res: RequestAnswer): LoginError => {
+    const d = res.data ?? {}
+    return new LoginError(typeof d.error === 'string' ? d.error : `http_${res.statusCode}`, typeof d.message === 'string' ? d.message : `HTTP ${res.statusCode}`, res.statusCode, d.wechat_errcode)
+  }
+
+  /** One attempt: its codes and retry_key are sent again, unchanged, on every retry. */
+  async function attempt (extra: Record<string, unknown>, freshAfterInvalid: boolean): Promise<any> {
+    const body: Record<string, unknown> = { ...extra, code: await wxLogin(), retry_key: await retryKey() }
+    if (options.appid !== undefined) body.appid = options.appid
+    let lastError: LoginError = new LoginError('network_error', 'no attempt made')
+    for (let i = 0; i < retry.attempts; i++) {
+      if (i > 0) await sleep(retry.baseDelayMs * Math.pow(2, i - 1))
+      let res: RequestAnswer
+      try {
+        res = await call('/api/user/thirdLogin', 'POST', body, { 'content-type': 'application/json' })
+      } catch (err) {
+        lastError = err as LoginError
+        continue
+      }
+      if (res.statusCode === 200) { keep(res.data); return res.data }
+      const err = refused(res)
+      if (res.statusCode >= 500) { lastError = err; continue }
+      if (res.statusCode === 429) {
+        const after = Number(res.header['Retry-After'] ?? res.header['retry-after'] ?? 0) * 1000
+        if (after > retry.maxRetryAfterMs) throw err
+        await sleep(after)
+        i--
+        lastError = err
+        continue
+      }
+      if (err.code === 'invalid_code' && freshAfterInvalid) return await attempt(extra, false)
+      throw err
+    }
+    throw lastError
+  }
+
+  let inflight: Promise<any> | null = null
+  function login (opts: { phoneCode?: string, nickname?: string, head_pic?: string } = {}): Promise<any> {
+    if (inflight !== null) return inflight
+    const extra: Record<string, unknown> = {}
+    if (opts.phoneCode !== undefined) extra.phoneCode = opts.phoneCode
+    if (opts.nickname !== undefined) extra.nickname = opts.nickname
+    if (opts.head_pic !== undefined) extra.head_pic = opts.head_pic
+    const p = attempt(extra, true)
+    inflight = p
+    const clear = (): void => { if (inflight === p) inflight = null }
+    p.then(clear, clear)
+    return p
+  }
+
+  async function request (opts: { url: string, method?: string, data?: unknown, header?: Record<string, string> }): Promise<RequestAnswer> {
+    const send = (token: string | undefined): Promise<RequestAnswer> =>
+      call(opts.url, opts.method ?? 'GET', opts.data, token === undefined ? { ...opts.header } : { ...opts.header, authorization: `Bearer ${token}` })
+    const used = session()?.token
+    const res = await send(used)
+    if (res.statusCode !== 401) return res
+    // Another request may have logged in again meanwhile: replay with its session, else one
+    // silent login (code only) shared by every request that met the 401.
+    const now = session()?.token
+    if (now === undefined || now === used) await login()
+    const again = await send(session()?.token)
+    if (again.statusCode === 401) throw refused(again)
+    return again
+  }
+
+  async function bindPhone (phoneCode: string): Promise<any> {
+    const res = await request({ url: '/api/user/phone', method: 'POST', data: { phoneCode }, header: { 'content-type': 'application/json' } })
+    if (res.statusCode !== 200) throw refused(res)
+    const s = session()
+    if (s !== null) api.setStorageSync(storageKey, { ...s, user: res.data })
+    return res.data
+  }
+
+  async function logout (opts: { all?: boolean } = {}): Promise<void> {
+    const s = session()
+    try {
+      if (s !== null) await call(`/api/user/logout${opts.all === true ? '?all=true' : ''}`, 'POST', undefined, { 'content-type': 'application/json', authorization: `Bearer ${s.token}` })
+    } finally {
+      try { api.removeStorageSync(storageKey) } catch (e) {}
+    }
+  }
+
+  return { login, bindPhone, request, session, logout, phoneCodeFrom }
+}
