@@ -41,7 +41,8 @@ export interface BrokerClient {
   getAccessToken: (appid: string) => Promise<string>
   /** Tells the broker WeChat rejected `staleToken`; resolves to a different, current token. */
   invalidate: (appid: string, staleToken: string) => Promise<string>
-  code2session: (appid: string, jsCode: string) => Promise<Session>
+  /** With `retryKeySha256` the broker keeps the answer for the code's life, for this client and key alone. */
+  code2session: (appid: string, jsCode: string, retryKeySha256?: string) => Promise<Session>
   /** Readiness probe: the broker answers /healthz. */
   ping: () => Promise<boolean>
 }
@@ -134,8 +135,8 @@ export function createBrokerClient (opts: BrokerClientOptions): BrokerClient {
       return cache.remember(appid, await request<TokenBody>('POST', path(appid, '/access-token/invalidate'), { access_token: staleToken }))
     },
 
-    async code2session (appid, jsCode) {
-      const body = await request<Record<string, unknown>>('POST', path(appid, '/code2session'), { js_code: jsCode })
+    async code2session (appid, jsCode, retryKeySha256) {
+      const body = await request<Record<string, unknown>>('POST', path(appid, '/code2session'), retryKeySha256 === undefined ? { js_code: jsCode } : { js_code: jsCode, retry_key_sha256: retryKeySha256 })
       // An empty openid would log every such user in as one user.
       if (typeof body.openid !== 'string' || !/^[\w-]{1,128}$/.test(body.openid)) throw new BrokerUnavailableError('answer without a valid openid')
       const unionid = typeof body.unionid === 'string' && /^[\w-]{1,128}$/.test(body.unionid) ? body.unionid : null

@@ -18,6 +18,8 @@ export type DoneExchange<T> = Extract<Exchange<T>, { state: 'done' }>
 export interface ExchangeStore {
   /** Marks `key` pending for `ttlMs`; true when this caller got it (nobody had it). */
   claim: (key: string, ttlMs: number) => Promise<boolean>
+  /** Extends a pending claim by `ttlMs` (its owner is still working); nothing once it is settled. */
+  renew: (key: string, ttlMs: number) => Promise<void>
   get: (key: string) => Promise<Exchange<unknown> | null>
   /** Replaces the record (pending → done or failed), living `ttlMs`. */
   settle: (key: string, record: Exchange<unknown>, ttlMs: number) => Promise<void>
@@ -43,6 +45,10 @@ export class MemoryExchangeStore implements ExchangeStore {
     if (this.records.get(key) !== undefined) return false
     this.records.set(key, { state: 'pending' }, ttlMs)
     return true
+  }
+
+  async renew (key: string, ttlMs: number): Promise<void> {
+    if (this.records.get(key)?.state === 'pending') this.records.set(key, { state: 'pending' }, ttlMs)
   }
 
   async get (key: string): Promise<Exchange<unknown> | null> { return this.records.get(key) ?? null }
@@ -75,6 +81,10 @@ const RELEASE_PENDING = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 `
+const RENEW_PENDING = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+`
 const PENDING = JSON.stringify({ state: 'pending' })
 
 export class RedisExchangeStore implements ExchangeStore {
@@ -82,6 +92,10 @@ export class RedisExchangeStore implements ExchangeStore {
 
   async claim (key: string, ttlMs: number): Promise<boolean> {
     return await this.redis.cmd.set(key, PENDING, { NX: true, PX: ttlMs }) === 'OK'
+  }
+
+  async renew (key: string, ttlMs: number): Promise<void> {
+    await this.redis.cmd.eval(RENEW_PENDING, { keys: [key], arguments: [PENDING, String(ttlMs)] })
   }
 
   async get (key: string): Promise<Exchange<unknown> | null> {
@@ -139,10 +153,14 @@ return n
 /** WeChat's codes live 5 minutes: a result kept longer could only answer a replay. */
 export const CODE_LIFE_MS = 300_000
 
-export interface ExchangeOptions {
-  /** How long a claim outlives an instance that died while exchanging: its worst-case call. */
-  pendingTtlMs: number
-  /** How long a request waits for another instance's exchange of the same code. */
+/**
+ * A claim lives this long unless its owner renews it (every third of it, while it works): an
+ * instance that died, or a release that failed while Redis was unreachable, holds a code no
+ * longer than this after the fact. The README states the bound a retry can meet.
+ */
+export const CLAIM_LEASE_MS = 3000
+
+export interface ExchangeOptions {  /** How long a request waits for another instance's exchange of the same code. */
   waitMs: number
   /** Errors that settle the code for good (it is invalid): kept, so a retry gets them with no call. */
   final: (error: ServiceError) => boolean
@@ -186,14 +204,19 @@ export async function exchangeOnce<T> (store: ExchangeStore, key: string, work: 
   const deadline = Date.now() + opts.waitMs
   let pause = 20
   for (;;) {
-    if (await storeCall(store.claim(key, opts.pendingTtlMs))) {
+    if (await storeCall(store.claim(key, CLAIM_LEASE_MS))) {
+      const lease = setInterval(() => { store.renew(key, CLAIM_LEASE_MS).catch(() => {}) }, CLAIM_LEASE_MS / 3)
       try {
-        await opts.beforeWork?.()
-      } catch (err) {
-        await store.release(key).catch(() => {})
-        throw err
+        try {
+          await opts.beforeWork?.()
+        } catch (err) {
+          await store.release(key).catch(() => {})
+          throw err
+        }
+        return await runClaimed(store, key, work, opts)
+      } finally {
+        clearInterval(lease)
       }
-      return await runClaimed(store, key, work, opts)
     }
     const record = await storeCall(store.get(key)) as Exchange<T> | null
     if (record?.state === 'done') {

@@ -57,7 +57,8 @@ async function exchangeLoginCode (app: FastifyInstance, request: FastifyRequest,
   shed.catch(() => {})
   const result = await exchangeOnce<Session>(app.exchanges, key, async () => {
     try {
-      return await app.broker.code2session(appid, code)
+      // The broker keeps the answer too: a retry on another instance, after this one died mid-call, still gets it.
+      return await app.broker.code2session(appid, code, retryKey === undefined ? undefined : sha256Hex(retryKey))
     } catch (err) {
       const se = fromBroker(err)
       if (se.code === 'invalid_code') {
@@ -67,7 +68,6 @@ async function exchangeLoginCode (app: FastifyInstance, request: FastifyRequest,
       throw se
     }
   }, {
-    pendingTtlMs: waitMs,
     waitMs,
     final: se => se.code === 'invalid_code' || se.code === 'high_risk_user',
     beforeWork: async () => {

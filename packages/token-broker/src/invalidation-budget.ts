@@ -2,7 +2,8 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { WechatAppConfig } from './config.js'
 import { errors } from './errors.js'
 import type { BrokerMetrics } from './metrics.js'
-import { MemoryTokenStore, type TokenStore } from './token-store.js'
+import { MemoryTokenStore } from './memory-token-store.js'
+import type { TokenStore } from './token-store.js'
 
 /** WeChat's quotas reset at midnight in China (UTC+8). */
 const WECHAT_DAY_OFFSET_MS = 8 * 3600_000

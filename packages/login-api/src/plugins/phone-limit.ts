@@ -73,7 +73,6 @@ export default fp(async (app) => {
     const key = exchangeKey(config.redisKeyPrefix, 'phone', appid, openid, phoneCode)
     // Kept sealed (PII_ENCRYPTION_KEY_FILE), bound to this exchange's key.
     const result = await exchangeOnce(app.exchanges, key, async () => app.pii.seal(await exchange(request, appid, openid, phoneCode), key), {
-      pendingTtlMs: worstCallMs,
       waitMs: worstCallMs,
       final: se => se.code === 'invalid_phone_code',
       // Only a new exchange counts against the limit; refused, the code stays unused.

@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin'
 import type { FastifyRequest } from 'fastify'
+import { CodeAnswers } from '../code-answers.js'
 import type { BrokerConfig } from '../config.js'
 import type { BrokerMetrics } from '../metrics.js'
 import { ReaskDetector } from '../reask.js'
@@ -16,6 +17,8 @@ declare module 'fastify' {
     recheckServed: (request: FastifyRequest, appid: string, served: ServedToken) => Promise<ServedToken>
     /** Asks WeChat whether `token` works: one check per app at a time and per floor, cluster-wide. */
     verifyToken: (appid: string, token: string) => Promise<Verdict>
+    /** code2session answers kept for the code's life, for the same client and retry key. */
+    codeAnswers: CodeAnswers
   }
 }
 
@@ -32,6 +35,8 @@ export default fp<{ config: BrokerConfig, metrics: BrokerMetrics }>(async (app, 
   const verifyToken = async (appid: string, token: string): Promise<Verdict> => await verifier.verify(appid, token)
 
   app.decorate('verifyToken', verifyToken)
+  // A code's claim outlives no more than its WeChat call with retries.
+  app.decorate('codeAnswers', new CodeAnswers(app.credentialStores.token, config.retryBudgetMs + config.upstreamTimeoutMs + 1000))
   app.decorate('recheckServed', async (request: FastifyRequest, appid: string, served: ServedToken): Promise<ServedToken> => {
     const client = request.brokerClient?.name
     const caller = `${client ?? ''}\0${request.ip}`

@@ -36,7 +36,7 @@ export default async function v1Routes (app: FastifyInstance): Promise<void> {
     return sendToken(reply, served)
   })
 
-  app.post<AppParams & { Body: { js_code: string } }>('/apps/:appid/code2session', {
+  app.post<AppParams & { Body: { js_code: string, retry_key_sha256?: string } }>('/apps/:appid/code2session', {
     schema: {
       summary: 'Exchange a wx.login() code for openid and unionid',
       security,
@@ -45,7 +45,10 @@ export default async function v1Routes (app: FastifyInstance): Promise<void> {
         type: 'object',
         required: ['js_code'],
         additionalProperties: false,
-        properties: { js_code: { type: 'string', minLength: 1, maxLength: 128, pattern: '^[\\x21-\\x7e]+$' } }
+        properties: {
+          js_code: { type: 'string', minLength: 1, maxLength: 128, pattern: '^[\\x21-\\x7e]+$' },
+          retry_key_sha256: { type: 'string', pattern: '^[0-9a-fA-F]{64}$', description: 'The SHA-256 of the login attempt\'s retry_key: the answer is kept for the code\'s life and given again only to this client with this value' }
+        }
       },
       response: {
         200: { type: 'object', required: ['openid', 'unionid'], properties: { openid: { type: 'string' }, unionid: { type: ['string', 'null'] } } },
@@ -59,6 +62,11 @@ export default async function v1Routes (app: FastifyInstance): Promise<void> {
     reply.header('cache-control', 'no-store')
     // authorizeApp has established that the app exists.
     const wxApp = app.tokens.getApp(request.params.appid) as WechatAppConfig
-    return await app.wechat.code2session(wxApp, request.body.js_code, callerDeadline(request))
+    const { js_code: code, retry_key_sha256: retryKey } = request.body
+    const call = async (): Promise<{ openid: string, unionid: string | null }> => await app.wechat.code2session(wxApp, code, callerDeadline(request))
+    if (retryKey === undefined) return await call()
+    const { session, kept } = await app.codeAnswers.exchange(wxApp.appid, request.brokerClient?.name ?? '', retryKey, code, call)
+    if (kept) request.log.info({ appid: wxApp.appid, client: request.brokerClient?.name }, 'code2session answered from the kept answer (a retry)')
+    return session
   })
 }

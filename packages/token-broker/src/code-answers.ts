@@ -1,0 +1,57 @@
+import { safeEqualHex, ServiceError, sha256Hex } from '@wxlogin/service-kit'
+import { errors } from './errors.js'
+import type { TokenStore } from './token-store.js'
+
+export interface Session { openid: string, unionid: string | null }
+
+/** WeChat's codes live 5 minutes: an answer kept longer could only serve a replay. */
+const CODE_LIFE_MS = 300_000
+
+/**
+ * code2session answers kept at the broker, the process that talks to WeChat: when the login-api
+ * that asked dies while WeChat is answering (a rolling deploy, an OOM kill), its retry on another
+ * instance still gets the code's answer instead of WeChat's 40163. Kept under the SHA-256 of the
+ * code, for the code's life, bound to the client and the caller's retry_key_sha256, so an answer
+ * kept here opens no replay the login-api refuses; session_key is never kept. Single flight per
+ * code across replicas: a second request waits for the first's answer.
+ */
+export class CodeAnswers {
+  constructor (private readonly store: TokenStore, private readonly pendingMs: number) {}
+
+  async exchange (appid: string, client: string, retryKeySha256: string, code: string, call: () => Promise<Session>): Promise<{ session: Session, kept: boolean }> {
+    const name = `c2s:${sha256Hex(code)}`
+    const owner = sha256Hex(`${client}\0${retryKeySha256.toLowerCase()}`)
+    const deadline = Date.now() + this.pendingMs
+    for (;;) {
+      const kept = await this.read(appid, name)
+      if (kept !== null) {
+        // Another client, or another attempt: what WeChat itself would say of a used code.
+        if (!safeEqualHex(kept.owner, owner)) throw errors.invalidCode(40163)
+        return { session: { openid: kept.openid, unionid: kept.unionid }, kept: true }
+      }
+      if (await this.store.claim(appid, name, this.pendingMs)) break
+      if (Date.now() >= deadline) throw new ServiceError('exchange_in_progress', 'This code is still being exchanged; retry in a second.', 503, { headers: { 'retry-after': '1' } })
+      await new Promise(resolve => setTimeout(resolve, 50))
+    }
+    let session: Session
+    try {
+      session = await call()
+    } catch (err) {
+      await this.store.releaseClaim(appid, name).catch(() => {})
+      throw err
+    }
+    await this.store.note(appid, name, JSON.stringify({ owner, openid: session.openid, unionid: session.unionid }), CODE_LIFE_MS).catch(() => {})
+    return { session, kept: false }
+  }
+
+  private async read (appid: string, name: string): Promise<{ owner: string, openid: string, unionid: string | null } | null> {
+    const raw = await this.store.readNote(appid, name).catch(() => null)
+    if (raw === null) return null
+    try {
+      const v = JSON.parse(raw) as { owner?: unknown, openid?: unknown, unionid?: unknown }
+      return typeof v.owner === 'string' && typeof v.openid === 'string' ? { owner: v.owner, openid: v.openid, unionid: typeof v.unionid === 'string' ? v.unionid : null } : null
+    } catch {
+      return null
+    }
+  }
+}
