@@ -41,8 +41,27 @@ export class TokenVerifier {
     return v === 'valid' || v === 'invalid' ? v : null
   }
 
+  /** This replica's own floor and verdicts, for when the store cannot be asked. */
+  private readonly local = new Map<string, { at: number, token: string, verdict: Verdict }>()
+
+  /** Redis down: never wait on it (the token path must stay fast); check from here, at most once per floor. */
+  private async alone (appid: string, token: string): Promise<Verdict> {
+    const last = this.local.get(appid)
+    if (last !== undefined && Date.now() - last.at < this.opts.floorMs) return last.token === token ? last.verdict : 'unknown'
+    const entry = { at: Date.now(), token, verdict: 'unknown' as Verdict }
+    this.local.set(appid, entry)
+    try {
+      entry.verdict = await this.opts.check(appid, token)
+    } catch {
+      entry.verdict = 'unknown'
+    }
+    this.opts.metrics.inc({ appid, result: entry.verdict })
+    return entry.verdict
+  }
+
   private async clusterWide (appid: string, token: string): Promise<Verdict> {
     const { store, metrics } = this.opts
+    if (!store.available()) return await this.alone(appid, token)
     const name = `verdict:${sha256Hex(token).slice(0, 32)}`
     const known = await this.read(appid, name)
     if (known !== null) {
