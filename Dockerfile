@@ -12,6 +12,7 @@ RUN npm i -g pnpm@10
 COPY package.json pnpm-lock.yaml pnpm-workspace.yaml .npmrc tsconfig.base.json ./
 COPY packages ./packages
 COPY test/package.json ./test/
+COPY examples/miniprogram/package.json ./examples/miniprogram/
 RUN pnpm install --frozen-lockfile --ignore-scripts
 RUN pnpm --filter "@wxlogin/${SERVICE}..." build
 # Production dependencies only, workspace packages included as built output.
