@@ -12,3 +12,17 @@ declare module 'co-wechat-api' {
     getIp (): Promise<{ ip_list: string[] }>
   }
 }
+
+// node-easywechat 3.6.2 ships types for its index only; these are the deep modules a user
+// imports to give its AccessToken an HTTP client pointed at the broker.
+declare module 'node-easywechat/dist/MiniApp/AccessToken.js' {
+  export default class AccessToken {
+    constructor (appId: string, secret: string, key?: string | null, cache?: unknown, httpClient?: unknown, stable?: boolean)
+    getToken (): Promise<string>
+    getStableAccessToken (forceRefresh?: boolean): Promise<string>
+  }
+}
+declare module 'node-easywechat/dist/Core/HttpClient/HttpClient.js' {
+  const HttpClient: { create: (config?: { baseURL?: string }) => unknown }
+  export default HttpClient
+}

@@ -3,6 +3,8 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import WechatAPI from 'co-wechat-api'
+import EasyAccessToken from 'node-easywechat/dist/MiniApp/AccessToken.js'
+import EasyHttpClient from 'node-easywechat/dist/Core/HttpClient/HttpClient.js'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { fileURLToPath } from 'node:url'
@@ -102,6 +104,25 @@ t.test('wechat-jssdk 5.1.0: its accessTokenUrl and ticketUrl at the broker; the 
   t.equal(sim.state.calls.stable_token - before, 1, 'the broker checked, found the token dead, refreshed once')
   const check = await (await fetch(`${sim.url}/cgi-bin/getcallbackip?access_token=${refreshed.accessToken}`)).json() as Record<string, unknown>
   t.ok(Array.isArray(check.ip_list), 'the SDK holds a token WeChat takes')
+})
+
+t.test('node-easywechat 3.6.2 (stable, force_refresh) on two brokers: a revoked token within the grace is checked, not handed back', async t => {
+  const sim = await startSim(t, { forceRefreshMinIntervalSeconds: 0 })
+  const [a, b] = await brokers(t, 2, sim) as [BrokerProcess, BrokerProcess]
+  // Its own AccessToken class with an HTTP client whose base is the broker, stable mode.
+  const one = new EasyAccessToken(APPID, CLIENT_TOKEN, null, null, EasyHttpClient.create({ baseURL: `${a.url}/` }), true)
+  const two = new EasyAccessToken(APPID, CLIENT_TOKEN, null, null, EasyHttpClient.create({ baseURL: `${b.url}/` }), true)
+  const first = await one.getToken()
+  t.equal(await two.getToken(), first, 'one token for both')
+  await revoke(sim)
+  const before = sim.state.calls.stable_token
+  // What its users do after a 40001: force a refresh. The token is seconds old: inside the grace.
+  const [x, y] = await Promise.all([one.getStableAccessToken(true), two.getStableAccessToken(true)])
+  t.not(x, first, 'not the revoked token back')
+  t.equal(x, y)
+  t.equal(sim.state.calls.stable_token - before, 1, 'one upstream refresh for both')
+  const check = await (await fetch(`${sim.url}/cgi-bin/getcallbackip?access_token=${x}`)).json() as Record<string, unknown>
+  t.ok(Array.isArray(check.ip_list), 'WeChat takes it')
 })
 
 t.test('getticket: the broker\'s ticket for the app of a token it serves; WeChat\'s 40001 for any other', async t => {
