@@ -156,7 +156,9 @@ t.test('metricNames reads PromQL as intended', async t => {
 t.test('the running services export every metric the dashboard and the alerts use, and promtool accepts their output', async t => {
   const ports = await stackPorts()
   const stack = run(t, 'scripts/start.mjs', { ...ports, LOG_LEVEL: 'warn' })
-  await waitFor(() => stack.output().includes('The stack is running'), { timeoutMs: 60_000, what: 'the stack to start' })
+  // Its output is the diagnosis when it does not come up (a port taken, a service that exited).
+  await waitFor(() => stack.output().includes('The stack is running'), { timeoutMs: 90_000, what: 'the stack to start' })
+    .catch((err: Error) => { throw new Error(`${err.message}; pnpm start printed: ${stack.output().slice(-3000)}`) })
   const demo = run(t, 'scripts/demo.mjs', { SIM_URL: `http://127.0.0.1:${ports.SIM_PORT}`, LOGIN_URL: `http://127.0.0.1:${ports.LOGIN_PORT}` })
   t.equal(await demo.exited, 0, 'a login was driven through the stack')
 
