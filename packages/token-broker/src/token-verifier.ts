@@ -32,8 +32,15 @@ export class TokenVerifier {
 
   constructor (private readonly opts: TokenVerifierOptions) {}
 
+  /** The last verdict this replica learned per app, reused for the floor: a caller that re-asks in a loop costs no Redis read. */
+  private readonly recent = new Map<string, { token: string, verdict: Verdict, until: number }>()
+
   async verify (appid: string, token: string): Promise<Verdict> {
-    return await this.inflight.run(`${appid}\0${token}`, async () => await this.clusterWide(appid, token))
+    const known = this.recent.get(appid)
+    if (known !== undefined && known.token === token && known.until > Date.now()) return known.verdict
+    const verdict = await this.inflight.run(`${appid}\0${token}`, async () => await this.clusterWide(appid, token))
+    if (verdict !== 'unknown') this.recent.set(appid, { token, verdict, until: Date.now() + this.opts.floorMs })
+    return verdict
   }
 
   private async read (appid: string, name: string): Promise<Verdict | null> {
