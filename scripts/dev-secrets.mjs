@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Writes random development secrets for docker-compose.yml to deploy/secrets/ (or SECRETS_DIR);
 // keeps files that exist.
-import { createHash, randomBytes } from 'node:crypto'
+import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto'
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 
@@ -39,6 +39,14 @@ write('grafana_admin_password.txt', random(12))
 // The login-api's key for phone numbers at rest: <key id>:<base64 of 32 random bytes> a line;
 // rotate by adding a new line on top (the first encrypts, every line decrypts).
 write('pii_keys.txt', `k${new Date().toISOString().slice(0, 10).replace(/-/g, '')}:${randomBytes(32).toString('base64')}`)
+// The login-api's session signing keys (SESSION_FORMAT=jwt): a JWKS with private keys, the first
+// signs, every one verifies; rotate by adding a new key on top, waiting ACCESS_TOKEN_TTL_SECONDS
+// after every verifier has the new JWKS, then removing the old one (docs/sessions-jwt.md).
+const signingKey = () => {
+  const jwk = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' })
+  return { ...jwk, kid: `es256-${new Date().toISOString().slice(0, 10).replace(/-/g, '')}-${randomBytes(3).toString('hex')}`, alg: 'ES256', use: 'sig' }
+}
+write('session_signing_keys.json', JSON.stringify({ keys: [signingKey()] }))
 const passwords = {
   TOKEN_BROKER: write('redis_broker_password.txt', random(32)),
   LOGIN_API: write('redis_login_password.txt', random(32)),

@@ -8,6 +8,7 @@ import loginContext from './plugins/login-context.js'
 import stores from './plugins/stores.js'
 import upstreams from './plugins/upstreams.js'
 import apiRoutes from './routes/api.js'
+import { jwksRoute } from './routes/tokens.js'
 
 export { loadConfig, worstCaseLoginMs } from './config.js'
 export type { LoginConfig } from './config.js'
@@ -35,6 +36,8 @@ export async function buildApp (config: LoginConfig, opts: BuildOptions = {}): P
   await app.register(stores)
   await app.register(upstreams, { got })
   await app.register(apiRoutes, { prefix: '/api' })
+  const signed = app.signedSessions
+  if (signed !== null) await jwksRoute(app, signed)
   registerHealthRoutes(app, {
     redis: async () => {
       const problem = app.storeProblem()

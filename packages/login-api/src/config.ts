@@ -1,4 +1,5 @@
 import { parsePiiKeys, type PiiKey } from './pii.js'
+import { parseSigningKeys, type SigningKey } from './signing-keys.js'
 import { APPID, ConfigError, EnvReader, readAppList, readAccessLog, type AccessLogOptions, readHttpLimits, type HttpLimits, readRedisConnection, readTrustProxy, upstreamUrl, type Env, type RedisConnection, type TrustProxy } from '@wxlogin/service-kit'
 
 export interface LoginConfig {
@@ -39,6 +40,11 @@ export interface LoginConfig {
    * clients older than retry_key). Off: such a code, once used, is answered invalid_code.
    */
   retryWithoutKey: boolean
+  /**
+   * SESSION_FORMAT=jwt: thirdLogin answers a signed access token and a rotating refresh token
+   * (docs/sessions-jwt.md); undefined: opaque session tokens (the default).
+   */
+  jwt?: JwtSessionConfig | undefined
   /** PII_ENCRYPTION_KEY_FILE: phone numbers sealed at rest. Required with Redis; optional in memory. */
   piiKeys?: PiiKey[] | undefined
   trustProxy: TrustProxy
@@ -46,6 +52,34 @@ export interface LoginConfig {
   accessLog?: AccessLogOptions
   /** REQUEST_TIMEOUT_SECONDS: how long a client may take to send a request. */
   http?: HttpLimits
+}
+
+export interface JwtSessionConfig {
+  /** SESSION_SIGNING_KEYS_FILE: the first signs, all verify. */
+  keys: SigningKey[]
+  issuer: string
+  audience: string
+  /** ACCESS_TOKEN_TTL_SECONDS: the access token's life; the refresh token lives SESSION_TTL_SECONDS. */
+  accessTtlSeconds: number
+  /** REFRESH_TOKEN_GRACE_SECONDS: how long the refresh token spent last answers again with the same successor. */
+  graceSeconds: number
+}
+
+function readJwt (r: EnvReader, sessionTtlSeconds: number): JwtSessionConfig | undefined {
+  const format = r.string('SESSION_FORMAT', 'opaque')
+  if (format !== 'opaque' && format !== 'jwt') throw new ConfigError('SESSION_FORMAT', 'must be opaque or jwt')
+  if (format === 'opaque') return undefined
+  const text = r.secret('SESSION_SIGNING_KEYS')
+  if (text === undefined) throw new ConfigError('SESSION_SIGNING_KEYS_FILE', 'is required with SESSION_FORMAT=jwt (a JWKS with private keys; `pnpm dev-secrets` writes one)')
+  const accessTtlSeconds = r.int('ACCESS_TOKEN_TTL_SECONDS', 900, { min: 30, max: 86_400 })
+  if (accessTtlSeconds > sessionTtlSeconds) throw new ConfigError('ACCESS_TOKEN_TTL_SECONDS', 'must not exceed SESSION_TTL_SECONDS (the refresh token\'s life)')
+  return {
+    keys: parseSigningKeys(text),
+    issuer: r.string('SESSION_JWT_ISSUER', 'wxlogin'),
+    audience: r.string('SESSION_JWT_AUDIENCE', 'wxlogin-api'),
+    accessTtlSeconds,
+    graceSeconds: r.int('REFRESH_TOKEN_GRACE_SECONDS', 5, { min: 0, max: 60 })
+  }
 }
 
 /** LOGIN_APPS (a JSON list of appids) or WECHAT_APPID (one app); one of them. */
@@ -72,6 +106,7 @@ export function loadConfig (env: Env): LoginConfig {
   const apps = readApps(r)
   const brokerToken = r.secret('BROKER_TOKEN', true)
   const redis = readRedisConnection(r)
+  const sessionTtlSeconds = r.int('SESSION_TTL_SECONDS', 604800, { min: 60 })
   return {
     host: r.string('HOST', '0.0.0.0'),
     port: r.port('PORT', 3000),
@@ -97,7 +132,8 @@ export function loadConfig (env: Env): LoginConfig {
       windowSeconds: r.int('CODE_FAILURE_WINDOW_SECONDS', 60, { min: 1, max: 3600 }),
       perIp: r.int('CODE_FAILURE_IP_MAX', 3, { min: 1 })
     },
-    sessionTtlSeconds: r.int('SESSION_TTL_SECONDS', 604800, { min: 60 }),
+    sessionTtlSeconds,
+    jwt: readJwt(r, sessionTtlSeconds),
     sessionsPerUserMax: r.int('SESSIONS_PER_USER_MAX', 20, { min: 1, max: 10_000 }),
     eventsMaxLen: r.int('LOGIN_EVENTS_MAXLEN', 100_000, { min: 100, max: 100_000_000 }),
     eventsIncludePhone: r.bool('EVENTS_INCLUDE_PHONE', false),

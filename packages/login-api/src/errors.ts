@@ -3,6 +3,8 @@ import { ServiceError } from '@wxlogin/service-kit'
 /** Every error the login-api answers with: code, message, status (and WeChat's errcode where it answered). */
 export const errors = {
   unauthorized: () => new ServiceError('unauthorized', 'A valid session is required (Authorization: Bearer <token>).', 401),
+  /** Spent, revoked, expired or unknown: the same answer for each, so a thief learns nothing. */
+  invalidRefreshToken: () => new ServiceError('invalid_refresh_token', 'The refresh token is invalid, expired, revoked or already used; log in again.', 401),
   invalidCode: (errcode?: number) => new ServiceError('invalid_code', 'The login code is invalid, expired or already used; call wx.login() again.', 400, { wechatErrcode: errcode }),
   invalidPhoneCode: (errcode?: number) => new ServiceError('invalid_phone_code', 'The phone code is invalid, expired or already used; ask the user again.', 400, { wechatErrcode: errcode }),
   rateLimited: (retryAfterSeconds: number, errcode?: number) => new ServiceError('rate_limited', `Too many phone number requests; retry in ${retryAfterSeconds} s.`, 429, {

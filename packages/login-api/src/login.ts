@@ -141,16 +141,24 @@ export async function thirdLogin (app: FastifyInstance, request: FastifyRequest,
   if (isNew) events.push({ type: 'user.created', user, ...identity })
   events.push({ type: 'user.logged_in', user, ...identity })
   if (phoneChanged) events.push({ type: 'user.phone_changed', user, ...identity })
-  const { token, hash } = newSessionToken()
   const marked: Exchange<Session> = { ...(login.record ?? { state: 'done', value: login.session }), newUser: true }
   // Independent writes, issued together: one pipeline rather than one round trip each.
-  await storeCall(Promise.all([
+  const [,,, session] = await storeCall(Promise.all([
     isNew ? app.exchanges.annotate(login.key, marked) : undefined,
     // So that logout everywhere (or deletion) can take back what a retry would get.
     login.reused ? undefined : app.exchanges.track(user.user_id, [login.key, ...phone.keys]),
     app.events.emit(events),
-    app.sessions.create(hash, { user_id: user.user_id, ...identity }, config.sessionTtlSeconds, config.sessionsPerUserMax)
+    issueSession(app, user.user_id, identity)
   ]))
   for (const e of events) app.loginMetrics.events.inc({ type: e.type })
-  return { token, expires_in: config.sessionTtlSeconds, is_new_user: isNewUser, user: publicUser(user, identity), phone_error: phoneError }
+  return { ...session, is_new_user: isNewUser, user: publicUser(user, identity), phone_error: phoneError }
+}
+
+/** An opaque session token, or with SESSION_FORMAT=jwt a signed access token and a refresh token. */
+async function issueSession (app: FastifyInstance, userId: string, identity: Identity): Promise<{ token: string, expires_in: number, refresh_token?: string }> {
+  const config = app.loginConfig
+  if (app.signedSessions !== null) return await app.signedSessions.issue(userId, identity)
+  const { token, hash } = newSessionToken()
+  await app.sessions.create(hash, { user_id: userId, ...identity }, config.sessionTtlSeconds, config.sessionsPerUserMax)
+  return { token, expires_in: config.sessionTtlSeconds }
 }

@@ -11,6 +11,7 @@ export interface LoginMetrics {
   codeFailures: Counter<'appid'>
   codeFailuresShed: Counter<'appid'>
   events: Counter<'type'>
+  refreshes: Counter<'result'>
 }
 
 export function createLoginMetrics (registry: Registry): LoginMetrics {
@@ -23,6 +24,7 @@ export function createLoginMetrics (registry: Registry): LoginMetrics {
     replaysRefused: new Counter({ name: 'login_code_replays_refused_total', help: 'Logins with a used code refused: no retry_key, another one, or more retries than a code allows.', registers: [registry] }),
     codeFailures: new Counter({ name: 'login_code_failures_total', help: 'Login codes WeChat refused (40029/40163), by app: a spray of forged codes shows here.', labelNames: ['appid'] as const, registers: [registry] }),
     codeFailuresShed: new Counter({ name: 'login_code_failures_shed_total', help: 'Logins refused before WeChat because the app is over CODE_FAILURE_BUDGET and the client IP has failed itself.', labelNames: ['appid'] as const, registers: [registry] }),
-    events: new Counter({ name: 'login_events_total', help: 'Login events written to the Redis Stream, by type.', labelNames: ['type'] as const, registers: [registry] })
+    events: new Counter({ name: 'login_events_total', help: 'Login events written to the Redis Stream, by type.', labelNames: ['type'] as const, registers: [registry] }),
+    refreshes: new Counter({ name: 'login_token_refreshes_total', help: 'POST /api/user/token/refresh by result: rotated, grace (a repeat within the grace), reuse (a spent token: its family revoked), unknown, conflict.', labelNames: ['result'] as const, registers: [registry] })
   }
 }

@@ -72,8 +72,9 @@ export const loginResponse = {
   type: 'object',
   required: ['token', 'expires_in', 'is_new_user', 'user', 'phone_error'],
   properties: {
-    token: string,
-    expires_in: { type: 'integer' },
+    token: { type: 'string', description: 'The session token: opaque, or with SESSION_FORMAT=jwt a signed JWT (verify it against /.well-known/jwks.json)' },
+    expires_in: { type: 'integer', description: 'Seconds the token lives: SESSION_TTL_SECONDS, or ACCESS_TOKEN_TTL_SECONDS for a JWT' },
+    refresh_token: { type: 'string', description: 'SESSION_FORMAT=jwt only: exchanged once at POST /api/user/token/refresh for a new pair' },
     is_new_user: { type: 'boolean' },
     user: userSchema,
     phone_error: { ...ERROR_BODY_SCHEMA, type: ['object', 'null'] }
@@ -81,6 +82,35 @@ export const loginResponse = {
 } as const
 
 export const errorResponses = ERROR_RESPONSES
+
+export const refreshBody = {
+  type: 'object',
+  required: ['refresh_token'],
+  additionalProperties: false,
+  properties: { refresh_token: { type: 'string', minLength: 1, maxLength: 256, pattern: '^[\\x21-\\x7e]*$' } }
+} as const
+
+export const refreshAnswer = {
+  type: 'object',
+  required: ['token', 'expires_in', 'refresh_token'],
+  properties: {
+    token: { type: 'string', description: 'A new access token (JWT)' },
+    expires_in: { type: 'integer', description: 'Seconds the access token lives (ACCESS_TOKEN_TTL_SECONDS)' },
+    refresh_token: { type: 'string', description: 'The next refresh token: the one sent is spent' }
+  }
+} as const
+
+const publicJwk = {
+  type: 'object',
+  required: ['kty', 'kid', 'alg', 'use'],
+  properties: { kty: string, kid: string, alg: string, use: string, crv: string, x: string, y: string }
+} as const
+
+export const jwksAnswer = {
+  type: 'object',
+  required: ['keys'],
+  properties: { keys: { type: 'array', items: publicJwk } }
+} as const
 
 export const sessionAnswer = {
   type: 'object',

@@ -102,7 +102,7 @@ export class RedisSessionStore implements SessionStore {
 
 // Adds the session to the user's index by age and pops the oldest beyond the cap (returned, so
 // their records can be deleted); the index lives as long as the newest session.
-const INDEX_AND_CAP = `
+export const INDEX_AND_CAP = `
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 local over = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[4])

@@ -16,3 +16,10 @@ export function bearer (header: string | undefined): string | null {
   const m = /^Bearer\s+([A-Za-z0-9_-]{16,128})\s*$/i.exec(header)
   return m?.[1] ?? null
 }
+
+/** A bearer JWT (SESSION_FORMAT=jwt), or null: three base64url parts, a bound on its length. */
+export function bearerJwt (header: string | undefined): string | null {
+  if (header === undefined || header.length > 4096) return null
+  const m = /^Bearer\s+([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)\s*$/i.exec(header)
+  return m?.[1] ?? null
+}

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto'
+import { generateKeyPairSync, randomBytes } from 'node:crypto'
 import type { Test } from 'tap'
 import nock from 'nock'
 import got from 'got'
@@ -7,6 +7,7 @@ import { loggerOptions } from '@wxlogin/service-kit'
 import { LogCapture, TEST_PII_KEYS, TEST_SERVICE_DEFAULTS } from '@wxlogin/testing'
 import { buildApp, type LoginConfig } from '../src/app.js'
 import { parsePiiKeys } from '../src/pii.js'
+import { parseSigningKeys } from '../src/signing-keys.js'
 
 export { metricValue, useNock } from '@wxlogin/testing'
 
@@ -76,3 +77,21 @@ export const wechat = {
 
 export const login = async (app: FastifyInstance, payload: object | string, headers: Record<string, string> = {}): Promise<ReturnType<FastifyInstance['inject']> extends Promise<infer R> ? R : never> =>
   await app.inject({ method: 'POST', url: '/api/user/thirdLogin', payload, headers })
+
+/** A JWKS with private keys, as SESSION_SIGNING_KEYS_FILE holds one: one key per kid given. */
+export function signingKeysText (...keys: Array<{ kid: string, alg?: 'ES256' | 'EdDSA' }>): string {
+  return JSON.stringify({
+    keys: keys.map(({ kid, alg = 'ES256' }) => {
+      const pair = alg === 'ES256' ? generateKeyPairSync('ec', { namedCurve: 'P-256' }) : generateKeyPairSync('ed25519')
+      return { ...pair.privateKey.export({ format: 'jwk' }), kid, alg, use: 'sig' }
+    })
+  })
+}
+
+/** testConfig in SESSION_FORMAT=jwt with these keys (signingKeysText). */
+export function jwtConfig (keysText: string, overrides: Partial<LoginConfig> = {}, jwt: Partial<NonNullable<LoginConfig['jwt']>> = {}): LoginConfig {
+  return testConfig({
+    jwt: { keys: parseSigningKeys(keysText), issuer: 'https://login.test', audience: 'wxlogin-test', accessTtlSeconds: 900, graceSeconds: 5, ...jwt },
+    ...overrides
+  })
+}

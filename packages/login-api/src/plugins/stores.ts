@@ -6,6 +6,10 @@ import { MemorySessionStore, RedisSessionStore, type SessionStore } from '../ses
 import { MemoryCodeFailures, RedisCodeFailures, type CodeFailureGuard } from '../code-failures.js'
 import { PiiCipher } from '../pii.js'
 import { MemoryUserStore, RedisUserStore, type UserStore } from '../user-store.js'
+import { AccessTokens } from '../access-tokens.js'
+import { MemoryRefreshStore, RedisRefreshStore } from '../refresh-store.js'
+import { SignedSessions } from '../signed-sessions.js'
+import { successorKey } from '../signing-keys.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -18,6 +22,8 @@ declare module 'fastify' {
     codeFailures: CodeFailureGuard
     /** Seals personal data at rest (PII_ENCRYPTION_KEY_FILE); a pass-through without keys. */
     pii: PiiCipher
+    /** SESSION_FORMAT=jwt: signed access tokens and their refresh families; null for opaque sessions. */
+    signedSessions: SignedSessions | null
     /** The Redis shared by users, sessions and rate limits (any mode); null in memory mode. */
     redis: RedisHandle | null
     /** Why the store cannot serve right now (unreachable, frozen); undefined while it can. */
@@ -43,5 +49,14 @@ export default fp(async (app) => {
   const codeFailures: CodeFailureGuard = redis === null ? new MemoryCodeFailures(failureOpts) : new RedisCodeFailures(redis, redisKeyPrefix, failureOpts)
   app.decorate('codeFailures', codeFailures)
   app.decorate('events', events)
+  const jwt = app.loginConfig.jwt
+  const signed = jwt === undefined
+    ? null
+    : new SignedSessions(
+      await AccessTokens.create({ keys: jwt.keys, issuer: jwt.issuer, audience: jwt.audience, ttlSeconds: jwt.accessTtlSeconds }),
+      redis === null ? new MemoryRefreshStore() : new RedisRefreshStore(redis, redisKeyPrefix),
+      { refreshTtlSeconds: app.loginConfig.sessionTtlSeconds, graceSeconds: jwt.graceSeconds, maxPerUser: app.loginConfig.sessionsPerUserMax, successorKey: successorKey(jwt.keys[0] as (typeof jwt.keys)[0]) }
+    )
+  app.decorate('signedSessions', signed)
   app.decorate('storeProblem', () => redis?.problem())
 }, { name: 'stores', dependencies: ['login-context'] })

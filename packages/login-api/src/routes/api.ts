@@ -6,6 +6,7 @@ import ipLimit from '../plugins/ip-limit.js'
 import phoneLimit from '../plugins/phone-limit.js'
 import sessionAuth from '../plugins/session-auth.js'
 import sessionRoutes from './sessions.js'
+import { refreshRoutes } from './tokens.js'
 import { errorResponses, loginResponse, thirdLoginBody } from '../schemas.js'
 
 export default async function apiRoutes (scope: FastifyInstance): Promise<void> {
@@ -33,4 +34,6 @@ export default async function apiRoutes (scope: FastifyInstance): Promise<void> 
 
   // The session routes, on the same scope (limits, auth).
   await app.register(sessionRoutes)
+  const signed = app.signedSessions
+  if (signed !== null) await app.register(async (s) => { await refreshRoutes(s, signed) })
 }

@@ -2,10 +2,25 @@ import type { FastifyInstance } from 'fastify'
 import type { JsonSchemaToTsProvider } from '@fastify/type-provider-json-schema-to-ts'
 import { errors } from '../errors.js'
 import { publicUser } from '../login.js'
-import { sessionOf } from '../plugins/session-auth.js'
+import { sessionOf, type AuthenticatedSession } from '../plugins/session-auth.js'
 import { deleteAccountBody, errorResponses, logoutQuery, phoneBody, sessionAnswer, userSchema } from '../schemas.js'
 import { storeCall } from '../store-call.js'
 import { deleteAccount } from '../account-deletion.js'
+
+/** This session: an opaque one deleted, a signed one's refresh family revoked. */
+async function endSession (app: FastifyInstance, session: AuthenticatedSession): Promise<void> {
+  if (session.family !== undefined) await storeCall(app.signedSessions?.revoke(session.family) ?? Promise.resolve())
+  else await storeCall(app.sessions.delete(session.tokenHash))
+}
+
+/** Every session of the user, opaque and signed; how many ended. */
+async function endAllSessions (app: FastifyInstance, session: AuthenticatedSession): Promise<number> {
+  const opaque = await storeCall(app.sessions.deleteAllOf(session.user_id))
+  const signed = await storeCall(app.signedSessions?.revokeAllOf(session.user_id) ?? Promise.resolve(0))
+  // Sessions issued before user_ids are not in the user's index: this one, at least, ends.
+  await endSession(app, session)
+  return opaque + signed
+}
 
 /** What a session token opens: the user, the gateway check, a phone change, logout. */
 export default async function sessionRoutes (scope: FastifyInstance): Promise<void> {
@@ -67,11 +82,11 @@ export default async function sessionRoutes (scope: FastifyInstance): Promise<vo
     },
     preValidation: app.requireSession
   }, async (request, reply) => {
-    const { user_id: userId, appid, openid, tokenHash } = sessionOf(request)
+    const session = sessionOf(request)
+    const { user_id: userId, appid, openid } = session
     await deleteAccount(app, userId, { appid, openid })
     // Sessions last: a deletion that failed half way can be retried with the same session.
-    await storeCall(app.sessions.deleteAllOf(userId))
-    await storeCall(app.sessions.delete(tokenHash))
+    await endAllSessions(app, session)
     request.log.info({ user_id: userId }, 'account deleted')
     return await reply.code(204).send(null)
   })
@@ -87,14 +102,12 @@ export default async function sessionRoutes (scope: FastifyInstance): Promise<vo
   }, async (request, reply) => {
     const session = sessionOf(request)
     if (request.query.all === 'true') {
-      const ended = await storeCall(app.sessions.deleteAllOf(session.user_id))
       // A kept login answer would open a new session to whoever retries it: those end too.
       await storeCall(app.exchanges.revokeAllOf(session.user_id))
-      // Sessions issued before user_ids are not in the user's index: this one, at least, ends.
-      await storeCall(app.sessions.delete(session.tokenHash))
+      const ended = await endAllSessions(app, session)
       request.log.info({ sessions: ended }, 'logged out everywhere')
     } else {
-      await storeCall(app.sessions.delete(session.tokenHash))
+      await endSession(app, session)
     }
     return await reply.code(204).send(null)
   })

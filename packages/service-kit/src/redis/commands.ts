@@ -6,7 +6,10 @@ interface ScriptArgs { keys: string[], arguments: string[] }
 export interface RedisCommands {
   get: (key: string) => Promise<string | null>
   set: (key: string, value: string, opts?: { EX?: number, PX?: number, NX?: true, XX?: true, KEEPTTL?: true }) => Promise<string | null>
-  del: (key: string) => Promise<number>
+  /** Several keys only where they share a slot (a hash tag) in a Cluster. */
+  del: (key: string | string[]) => Promise<number>
+  exists: (key: string) => Promise<number>
+  hSet: (key: string, fields: Record<string, string>) => Promise<number>
   expire: (key: string, seconds: number) => Promise<number>
   sAdd: (key: string, member: string) => Promise<number>
   sMembers: (key: string) => Promise<string[]>
