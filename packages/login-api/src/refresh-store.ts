@@ -58,7 +58,7 @@ export class MemoryRefreshStore implements RefreshStore {
       this.families.set(familyId, { ...f, prev: tokenHash, prevAt: now, current: successorHash }, ttlSeconds * 1000)
       return { result: 'rotated', family }
     }
-    if (tokenHash === f.prev && now - f.prevAt <= graceMs) return successorHash === f.current ? { result: 'grace', family } : { result: 'conflict' }
+    if (tokenHash === f.prev && now - f.prevAt < graceMs) return successorHash === f.current ? { result: 'grace', family } : { result: 'conflict' }
     if (f.spent.has(tokenHash)) {
       this.families.delete(familyId)
       return { result: 'reuse', family }
@@ -89,7 +89,7 @@ if ARGV[1] == f[4] then
   redis.call('EXPIRE', KEYS[2], ARGV[5])
   return {'rotated', f[1], f[2], f[3]}
 end
-if ARGV[1] == f[5] and tonumber(ARGV[3]) - tonumber(f[6]) <= tonumber(ARGV[4]) then
+if ARGV[1] == f[5] and tonumber(ARGV[3]) - tonumber(f[6]) < tonumber(ARGV[4]) then
   if ARGV[2] == f[4] then return {'grace', f[1], f[2], f[3]} end
   return {'conflict'}
 end

@@ -4,6 +4,8 @@
  * network error, a timeout, a 5xx or 503 is retried with the SAME code, phoneCode and retry_key
  * (a new wx.login would burn them: the phone code is then lost); an invalid code gets one fresh
  * wx.login. Concurrent logins share one; on a 401 every request waits for one silent re-login.
+ * With signed sessions (SESSION_FORMAT=jwt) the access token is refreshed a minute before it
+ * expires and on a 401, one refresh shared by every request; a refused refresh logs in again.
  * CommonJS, ES2015, no dependencies, no Node built-ins: WeChat DevTools' 构建 npm takes it as it
  * is, and Taro or uni-app pass their own wx-shaped `api`.
  */
@@ -138,19 +140,29 @@ export function createLoginClient (options: ClientOptions): LoginClient {
     api.getRandomValues({ length: 16, success: res => { resolve(hex(new Uint8Array(res.randomValues))) }, fail: weak })
   })
 
-  function session (): StoredSession | null {
+  /** What storage holds, expired or not (an expired access token may still be refreshed). */
+  function stored (): StoredSession | null {
     let s: StoredSession | null = null
     try { s = api.getStorageSync(storageKey) || null } catch (e) { s = null }
-    if (s === null || typeof s.token !== 'string') return null
+    return s === null || typeof s.token !== 'string' ? null : s
+  }
+
+  function forget (): void {
+    try { api.removeStorageSync(storageKey) } catch (e) {}
+  }
+
+  function session (): StoredSession | null {
+    const s = stored()
+    if (s === null) return null
     if (s.expiresAt <= Date.now()) {
-      try { api.removeStorageSync(storageKey) } catch (e) {}
+      if (s.refreshToken === undefined) forget()
       return null
     }
     return s
   }
 
-  function keep (body: any): void {
-    const s: StoredSession = { token: body.token, expiresAt: Date.now() + body.expires_in * 1000, user: body.user }
+  function keep (body: any, user?: any): void {
+    const s: StoredSession = { token: body.token, expiresAt: Date.now() + body.expires_in * 1000, user: body.user ?? user }
     if (typeof body.refresh_token === 'string') s.refreshToken = body.refresh_token
     api.setStorageSync(storageKey, s)
   }
@@ -205,16 +217,61 @@ export function createLoginClient (options: ClientOptions): LoginClient {
     return p
   }
 
+  /**
+   * Signed sessions (SESSION_FORMAT=jwt): the refresh token for a new pair, shared by every
+   * request that needs it. A lost answer is sent again with the same refresh token (the server
+   * answers the same successor for a few seconds); a refused one ends the session. True when a
+   * new pair is stored.
+   */
+  let refreshing: Promise<boolean> | null = null
+  function refresh (): Promise<boolean> {
+    if (refreshing !== null) return refreshing
+    const p = (async (): Promise<boolean> => {
+      const s = stored()
+      if (s === null || s.refreshToken === undefined) return false
+      for (let i = 0; i < retry.attempts; i++) {
+        if (i > 0) await sleep(retry.baseDelayMs * Math.pow(2, i - 1))
+        let res: RequestAnswer
+        try {
+          res = await call('/api/user/token/refresh', 'POST', { refresh_token: s.refreshToken }, { 'content-type': 'application/json' })
+        } catch (e) {
+          continue
+        }
+        if (res.statusCode === 200) { keep(res.data, s.user); return true }
+        if (res.statusCode >= 500) continue
+        // Spent, revoked or expired: only a new login helps.
+        if (stored()?.refreshToken === s.refreshToken) forget()
+        return false
+      }
+      return false
+    })()
+    refreshing = p
+    const clear = (): void => { if (refreshing === p) refreshing = null }
+    p.then(clear, clear)
+    return p
+  }
+
+  /** A refresh a minute before the access token expires, so requests rarely meet a 401. */
+  const REFRESH_AHEAD_MS = 60000
+  async function liveToken (): Promise<string | undefined> {
+    const s = stored()
+    if (s !== null && s.refreshToken !== undefined && s.expiresAt - Date.now() < REFRESH_AHEAD_MS) await refresh()
+    return session()?.token
+  }
+
   async function request (opts: { url: string, method?: string, data?: unknown, header?: Record<string, string> }): Promise<RequestAnswer> {
     const send = (token: string | undefined): Promise<RequestAnswer> =>
       call(opts.url, opts.method ?? 'GET', opts.data, token === undefined ? { ...opts.header } : { ...opts.header, authorization: `Bearer ${token}` })
-    const used = session()?.token
+    const used = await liveToken()
     const res = await send(used)
     if (res.statusCode !== 401) return res
-    // Another request may have logged in again meanwhile: replay with its session, else one
-    // silent login (code only) shared by every request that met the 401.
+    // Another request may have refreshed or logged in meanwhile: replay with its session; else
+    // one refresh, or failing that one silent login (code only), shared by every request that
+    // met the 401.
     const now = session()?.token
-    if (now === undefined || now === used) await login()
+    if (now === undefined || now === used) {
+      if (!(await refresh())) await login()
+    }
     const again = await send(session()?.token)
     if (again.statusCode === 401) throw refused(again)
     return again
@@ -229,6 +286,8 @@ export function createLoginClient (options: ClientOptions): LoginClient {
   }
 
   async function logout (opts: { all?: boolean } = {}): Promise<void> {
+    // An expired access token is refreshed first: logout then ends its refresh family too.
+    await liveToken().catch(() => undefined)
     const s = session()
     try {
       if (s !== null) await call(`/api/user/logout${opts.all === true ? '?all=true' : ''}`, 'POST', undefined, { 'content-type': 'application/json', authorization: `Bearer ${s.token}` })
