@@ -1,7 +1,7 @@
 // SESSION_FORMAT=jwt in one process (memory stores): access tokens that a stock library verifies
 // against the published JWKS, every refusal, key rotation, refresh rotation and reuse detection,
 // logout and its limits. Redis, two instances and a failover: jwt-redis.test.ts.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { createHmac, createPublicKey, type JsonWebKey } from 'node:crypto'
 import jsonwebtoken from 'jsonwebtoken'
 import { importJWK, SignJWT } from 'jose'
@@ -29,7 +29,7 @@ const gateway = async (app: FastifyInstance, token: string): Promise<number> =>
 const refresh = async (app: FastifyInstance, refreshToken: string): Promise<{ statusCode: number, json: () => any }> =>
   await app.inject({ method: 'POST', url: '/api/user/token/refresh', payload: { refresh_token: refreshToken } })
 
-async function jwtApp (t: Parameters<Parameters<typeof t.test>[1]>[0], keys = signingKeysText({ kid: 'k1' }), jwt = {}): Promise<{ app: FastifyInstance, logs: Awaited<ReturnType<typeof build>>['logs'], signIn: (openid: string) => Promise<any> }> {
+async function jwtApp (t: Test, keys = signingKeysText({ kid: 'k1' }), jwt = {}): Promise<{ app: FastifyInstance, logs: Awaited<ReturnType<typeof build>>['logs'], signIn: (openid: string) => Promise<any> }> {
   const nock = useNock(t)
   const { app, logs } = await build(t, jwtConfig(keys, {}, jwt))
   let n = 0
