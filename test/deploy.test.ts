@@ -112,6 +112,11 @@ t.test('dev-secrets: a private directory, the Redis ACL file rendered with passw
   t.notMatch(acl, brokerPw, 'only the hash is in the ACL file')
   t.notMatch(acl, /\{\{/, 'every placeholder filled')
   t.match(acl, /^user default on nopass resetkeys resetchannels -@all \+ping$/m)
+  // The session signing keys: a JWKS the login-api accepts in jwt mode, mounted by compose.
+  const { loadConfig } = await import('../packages/login-api/dist/app.js')
+  const config = loadConfig({ BROKER_URL: 'http://127.0.0.1:3001', BROKER_TOKEN: 'x'.repeat(40), WECHAT_APPID: 'wxdev0000000000001', SESSION_FORMAT: 'jwt', SESSION_SIGNING_KEYS_FILE: join(dir, 'session_signing_keys.json') })
+  t.match(config.jwt?.keys, [{ alg: 'ES256', kid: /^es256-/ }], 'session_signing_keys.json is an ES256 JWKS the login-api loads')
+  t.equal(statSync(join(dir, 'session_signing_keys.json')).mode & 0o777, 0o644, 'readable by the container user, inside the private directory')
 })
 
 t.test('the one Dockerfile: every COPY source exists; compose builds each service from it', async t => {
