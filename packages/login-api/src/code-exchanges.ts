@@ -185,7 +185,10 @@ export interface Exchanged<T> {
    * same write) and awaits this before it answers. Rejected with store_unavailable.
    */
   settled: Promise<void>
-  /** The record kept for this exchange (new exchanges only): rewritten by annotate. */
+  /**
+   * The record kept for this exchange (the one written, or the one a retry found): rewritten by
+   * annotate, so it keeps its owner (a record without one would refuse the next retry).
+   */
   record?: DoneExchange<T>
 }
 
@@ -221,7 +224,7 @@ export async function exchangeOnce<T> (store: ExchangeStore, key: string, work: 
     const record = await storeCall(store.get(key)) as Exchange<T> | null
     if (record?.state === 'done') {
       checkOwner(record, opts.owner)
-      return { value: record.value, reused: true, newUser: record.newUser === true, settled: SETTLED }
+      return { value: record.value, reused: true, newUser: record.newUser === true, settled: SETTLED, record }
     }
     if (record?.state === 'failed') {
       const e = record.error

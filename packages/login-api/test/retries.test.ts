@@ -1,7 +1,9 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { metricValue, waitFor } from '@wxlogin/testing'
-import { login, retryKey } from './helper.js'
+import { sha256Hex } from '@wxlogin/service-kit'
+import { APPID, build, login, retryKey, useNock } from './helper.js'
+import { exchangeKey } from '../src/code-exchanges.js'
 import { stack } from './stack.js'
 
 // Mobile networks drop answers: a mini-program retries thirdLogin with the same code and phoneCode.
@@ -98,4 +100,23 @@ t.test('Redis killed while code2session is in flight: the login code\'s answer c
   t.equal(res.statusCode, 503)
   t.equal(res.json().error, 'store_unavailable')
   t.equal(sim.state.calls.getuserphonenumber, 0, 'the (billed) phone exchange was never made')
+})
+
+t.test('the retry that creates the user keeps the kept answer bound to its retry_key: a further retry still logs in', async t => {
+  // The first attempt exchanged the code and kept the answer, then its instance died (or the
+  // broker failed the phone step) before the user was written. Seeded here as that instance left it.
+  const nock = useNock(t)
+  const { app } = await build(t)
+  const key = retryKey()
+  const record = { state: 'done' as const, value: { openid: 'openid-orphan', unionid: null }, owner: sha256Hex(key) }
+  await app.exchanges.settle(exchangeKey('wxlogin:', 'login', APPID, 'orphan-code'), record, 300_000)
+  const retry = await login(app, { code: 'orphan-code', retry_key: key })
+  t.equal(retry.statusCode, 200, 'the retry logs in from the kept answer (no broker call)')
+  t.equal(retry.json().is_new_user, true, 'and creates the user')
+  const again = await login(app, { code: 'orphan-code', retry_key: key })
+  t.equal(again.statusCode, 200, `a further retry (its answer lost too) logs in, not invalid_code: ${again.body}`)
+  t.equal(again.json().user.user_id, retry.json().user.user_id)
+  t.equal(again.json().is_new_user, true)
+  t.equal((await login(app, { code: 'orphan-code', retry_key: retryKey() })).statusCode, 400, 'another retry_key is still refused')
+  t.ok(nock.isDone())
 })

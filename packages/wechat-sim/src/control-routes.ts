@@ -48,7 +48,13 @@ async function faultRoutes (app: FastifyInstance, { sim }: { sim: SimContext }):
     return { revoked: sim.state.revoke(b.appid ?? (b.access_token === undefined ? sim.state.apps.keys().next().value : undefined), b.access_token) }
   })
 
-  app.get('/calls', async () => ({ ...sim.state.calls, abandoned: { ...sim.state.abandoned }, apiConnections: sim.state.apiConnections }))
+  app.get('/calls', async () => ({
+    ...sim.state.calls,
+    abandoned: { ...sim.state.abandoned },
+    apiConnections: sim.state.apiConnections,
+    reused_codes: { ...sim.state.reusedCodes },
+    exchanged_codes: { ...sim.state.exchangedCodes }
+  }))
 
   app.post<{ Body: { api: Api, kind: Fault['kind'], errcode?: number, status?: number, latency_ms?: number, count?: number } }>('/faults', {
     schema: {

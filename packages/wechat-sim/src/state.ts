@@ -43,6 +43,13 @@ export class SimState {
    * the calls when callers keep connections alive, as the services do.
    */
   apiConnections = 0
+  /**
+   * Codes presented again after they were exchanged (WeChat answers 40163 / 40029): what a
+   * caller that spends a code twice shows here, whatever it answers its own client.
+   */
+  readonly reusedCodes = { login: 0, phone: 0 }
+  /** Codes exchanged successfully: every phone one is a billed call. */
+  readonly exchangedCodes = { login: 0, phone: 0 }
   /** Calls whose caller hung up before the answer: counted in `calls`, never processed. */
   readonly abandoned = Object.fromEntries(APIS.map(a => [a, 0])) as Record<Api, number>
   private readonly tickets = new Map<string, { ticket: string, expiresAt: number }>()
@@ -77,6 +84,7 @@ export class SimState {
     this.tickets.clear()
     this.quotas.reset()
     for (const api of APIS) { this.calls[api] = 0; this.abandoned[api] = 0 }
+    this.reusedCodes.login = this.reusedCodes.phone = this.exchangedCodes.login = this.exchangedCodes.phone = 0
     this.apiConnections = 0
   }
 
@@ -196,8 +204,12 @@ export class SimState {
     if (jsCode === undefined || jsCode === '') return { ok: false, errcode: 41008 }
     const entry = this.loginCodes.get(jsCode)
     if (entry === undefined || entry.appid !== appid || entry.expiresAt <= this.now()) return { ok: false, errcode: 40029 }
-    if (entry.used) return { ok: false, errcode: 40163 }
+    if (entry.used) {
+      this.reusedCodes.login++
+      return { ok: false, errcode: 40163 }
+    }
     entry.used = true
+    this.exchangedCodes.login++
     const value: { openid: string, session_key: string, unionid?: string } = { openid: entry.openid, session_key: rand(16) }
     if (entry.unionid !== undefined) value.unionid = entry.unionid
     return { ok: true, value }
@@ -231,10 +243,12 @@ export class SimState {
       this.phoneCalls.set(openid, recent)
     }
     const entry = this.phoneCodes.get(code)
+    if (entry?.used === true) this.reusedCodes.phone++
     if (entry === undefined || entry.used || entry.expiresAt <= now) return { ok: false, errcode: 40029 }
     if (entry.appid !== tok.value) return { ok: false, errcode: 40013 }
     if (openid !== undefined && entry.openid !== undefined && entry.openid !== openid) return { ok: false, errcode: 40029 }
     entry.used = true
+    this.exchangedCodes.phone++
     return {
       ok: true,
       value: {
