@@ -226,11 +226,12 @@ export class TokenManager {
     }
     // A stable token survives a normal-mode call: a rejected one can only be replaced by force.
     const force = reason === 'invalidated' && app.tokenMode === 'stable'
-    if (reason === 'invalidated') await this.budget.allow(app, client)
     const requestedAt = Date.now()
+    const sibling = force ? await this.siblingsToken(app, stale) : undefined
+    if (sibling === undefined && reason === 'invalidated') await this.budget.allow(app, client)
     let rec: TokenRecord
     try {
-      const fetched = await this.opts.credential.fetch(app, force)
+      const fetched = sibling ?? await this.opts.credential.fetch(app, force)
       const previous = this.memory.get(appid)
       // WeChat handing back the token we hold (stable mode, normal call) does not make it newer.
       const fetchedAt = previous?.token === fetched.token ? (previous.fetchedAt ?? requestedAt) : requestedAt
@@ -261,6 +262,19 @@ export class TokenManager {
     }
     this.remember(appid, rec)
     return { record: rec, source: 'upstream' }
+  }
+
+  /**
+   * With the shared store unreachable this replica cannot see a sibling's refresh, but WeChat can:
+   * a normal-mode stable_token call answers WeChat's current token, where forcing would invalidate
+   * a sibling's fresh one (or meet 45011, too soon after its force). That token when it is not the
+   * rejected one; otherwise (or if the call fails) undefined, and the caller forces as before.
+   */
+  private async siblingsToken (app: WechatAppConfig, stale: string | undefined): Promise<{ token: string, expiresInSeconds: number } | undefined> {
+    const { store } = this.opts
+    if (stale === undefined || !store.shared || store.available()) return undefined
+    const current = await this.opts.credential.fetch(app, false).catch(() => undefined)
+    return current !== undefined && current.token !== stale ? current : undefined
   }
 
   /** Stops the schedule and lets in-flight background refreshes finish before the store closes. */

@@ -396,3 +396,30 @@ t.test('an idle broker never lets a ticket expire either: one getticket for all 
   }, { timeoutMs: 10_000, what: 'both replicas on the new ticket' })
   t.equal(sim.state.calls.getticket - before, 1, 'one upstream call for both replicas')
 })
+
+t.test('Redis down and the token revoked: a replica asks WeChat for the current stable token before forcing, so it never invalidates its sibling\'s fresh one', async t => {
+  const redis = await startRedisServer(t)
+  const sim = await startSim(t)
+  const [a, b] = await replicas(t, 2, { redis: redis.connection, redlock: [redis.connection], wechatBaseUrl: sim.url, forceRefreshIntervalMs: 0 }) as [FastifyInstance, FastifyInstance]
+  const first = await getToken(a)
+  t.equal((await getToken(b)).token, first.token)
+  await redis.stop()
+  await waitFor(async () => (await b.inject('/readyz')).json().status === 'degraded', { what: 'Redis down for both' })
+  sim.state.revoke(APPID, undefined)
+  const fromA = await invalidate(a, first.token)
+  t.equal(fromA.status, 200)
+  t.not(fromA.token, first.token, 'A replaced the revoked token')
+  t.equal(sim.state.forcedRefreshes, 0, 'WeChat had no current token after the revocation: A\'s normal-mode call issued one')
+  // B still holds the revoked token in memory; a force from B would invalidate A's.
+  const fromB = await invalidate(b, first.token)
+  t.equal(fromB.status, 200)
+  t.equal(fromB.token, fromA.token, 'B gets the token A has, from WeChat, without forcing')
+  t.equal(sim.state.forcedRefreshes, 0, 'no force refresh at all')
+  const works = await sim.app.inject(`/cgi-bin/getcallbackip?access_token=${fromA.token}`)
+  t.notOk('errcode' in works.json(), 'A\'s token still works at WeChat')
+  // The same token WeChat still answers: then, and only then, a force.
+  const again = await invalidate(a, fromA.token)
+  t.equal(again.status, 200)
+  t.not(again.token, fromA.token)
+  t.equal(sim.state.forcedRefreshes, 1, 'forced once, when WeChat answered the rejected token itself')
+})

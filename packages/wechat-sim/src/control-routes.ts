@@ -53,7 +53,8 @@ async function faultRoutes (app: FastifyInstance, { sim }: { sim: SimContext }):
     abandoned: { ...sim.state.abandoned },
     apiConnections: sim.state.apiConnections,
     reused_codes: { ...sim.state.reusedCodes },
-    exchanged_codes: { ...sim.state.exchangedCodes }
+    exchanged_codes: { ...sim.state.exchangedCodes },
+    forced_refreshes: sim.state.forcedRefreshes
   }))
 
   app.post<{ Body: { api: Api, kind: Fault['kind'], errcode?: number, status?: number, latency_ms?: number, count?: number } }>('/faults', {

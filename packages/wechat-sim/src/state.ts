@@ -48,6 +48,8 @@ export class SimState {
    * caller that spends a code twice shows here, whatever it answers its own client.
    */
   readonly reusedCodes = { login: 0, phone: 0 }
+  /** stable_token calls in force mode that replaced the token (each one invalidates the previous). */
+  forcedRefreshes = 0
   /** Codes exchanged successfully: every phone one is a billed call. */
   readonly exchangedCodes = { login: 0, phone: 0 }
   /** Calls whose caller hung up before the answer: counted in `calls`, never processed. */
@@ -84,7 +86,7 @@ export class SimState {
     this.tickets.clear()
     this.quotas.reset()
     for (const api of APIS) { this.calls[api] = 0; this.abandoned[api] = 0 }
-    this.reusedCodes.login = this.reusedCodes.phone = this.exchangedCodes.login = this.exchangedCodes.phone = 0
+    this.reusedCodes.login = this.reusedCodes.phone = this.exchangedCodes.login = this.exchangedCodes.phone = this.forcedRefreshes = 0
     this.apiConnections = 0
   }
 
@@ -141,6 +143,7 @@ export class SimState {
       if (last !== undefined && now - last < this.opts.forceRefreshMinIntervalSeconds * 1000) return { ok: false, errcode: 45011 }
       day.push(now)
       this.forceLog.set(appid, day)
+      this.forcedRefreshes++
       if (info !== undefined) info.expiresAt = now
     } else if (current !== undefined && info !== undefined && info.expiresAt - now > this.opts.stableRenewBeforeSeconds * 1000) {
       return { ok: true, value: { access_token: current, expires_in: Math.floor((info.expiresAt - now) / 1000) } }
