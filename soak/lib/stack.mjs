@@ -39,8 +39,13 @@ export class Stack {
 
   async start ({ ownSentinels, ownMaster } = {}) {
     let redisEnv
+    this.prefixes = { broker: {}, login: {} }
     if (ownSentinels !== undefined) {
       redisEnv = { REDIS_SENTINELS: ownSentinels, REDIS_SENTINEL_MASTER: ownMaster ?? 'mymaster' }
+      if (process.env.SOAK_REDIS_USERNAME !== undefined) redisEnv.REDIS_USERNAME = process.env.SOAK_REDIS_USERNAME
+      if (process.env.SOAK_REDIS_PASSWORD !== undefined) redisEnv.REDIS_PASSWORD = process.env.SOAK_REDIS_PASSWORD
+      // Never the services' own keys on someone's Redis.
+      this.prefixes = { broker: { REDIS_KEY_PREFIX: 'soak:wxbroker:' }, login: { REDIS_KEY_PREFIX: 'soak:wxlogin:' } }
     } else {
       const topo = await startSentinelTopology(this, { replicas: 2 })
       this.redis = { topo, dir: mkdtempSync(join(tmpdir(), 'soak-redis-')), processes: new Map(topo.servers.map(s => [s.port, s.child])) }
@@ -58,6 +63,7 @@ export class Stack {
     for (const name of ['broker-a', 'broker-b']) {
       this.brokers.push(await this.service(name, 'packages/token-broker/dist/server.js', {
         ...common,
+        ...this.prefixes.broker,
         WECHAT_APPS: JSON.stringify(APPS.map(appid => ({ appid, secret: SECRET }))),
         BROKER_CLIENTS: JSON.stringify(clients)
       }))
@@ -66,6 +72,7 @@ export class Stack {
     for (const [i, name] of ['login-a', 'login-b'].entries()) {
       this.logins.push(await this.service(name, 'packages/login-api/dist/server.js', {
         ...common,
+        ...this.prefixes.login,
         LOGIN_APPS: JSON.stringify(APPS),
         BROKER_URL: this.brokers[i].url,
         BROKER_TOKEN: LOGIN_TOKEN,
