@@ -11,6 +11,7 @@ import { idleLogin } from './scenarios/idle-login.mjs'
 import { login } from './scenarios/login.mjs'
 import { stampede } from './scenarios/stampede.mjs'
 import { waitCost } from './scenarios/wait-cost.mjs'
+import { roundTrips } from './scenarios/round-trips.mjs'
 
 function print () {
   const cols = ['scenario', 'metric', 'measured', 'target', 'status']
@@ -30,6 +31,7 @@ try {
   if (only === undefined || only === 'stampede') await stampede()
   if (only === undefined || only === 'login') await login()
   if (only === undefined || only === 'wait') await waitCost()
+  if (only === undefined || only === 'round-trips') await roundTrips()
 } finally {
   await stopAll()
 }

@@ -10,6 +10,8 @@ export const CYCLE_SECONDS = 150
 const FIRST_CYCLE_AT = 15
 /** How long a Redis failover may take to reach the services: sentinels' 1 s down-after, the election, a client's 5 s rediscovery. */
 export const FAILOVER_BOUND_SECONDS = 20
+/** Revocations per app in a run: well inside the broker's daily budget of 10 (see schedule()). */
+const REVOCATIONS_PER_APP = 4
 /** How long after a service restarts or a WeChat fault ends its effects may still show. */
 const SETTLE_SECONDS = 10
 
@@ -49,6 +51,10 @@ export function schedule (stack, seconds, { ownRedis }) {
       if (f.redis === true && ownRedis) continue
       if (start + f.at >= seconds - 20) continue
       if (f.restarts === true && start > FIRST_CYCLE_AT && start + f.at > seconds / 2) continue
+      // WeChat forces at most 20 stable refreshes a day per app and the broker keeps 10 of them for
+      // invalidations (TOKEN_INVALIDATION_DAILY_BUDGET): past that a revoked token stays revoked
+      // by design. A run revokes each app at most REVOCATIONS_PER_APP times.
+      if (f.revokes !== undefined && start >= FIRST_CYCLE_AT + REVOCATIONS_PER_APP * CYCLE_SECONDS) continue
       all.push({ ...f, at: start + f.at })
     }
   }

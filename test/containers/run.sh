@@ -61,7 +61,14 @@ cleanup () {
 }
 trap cleanup EXIT
 
-for _ in $(seq 1 100); do [ -S "$tmp/podman.sock" ] && break; sleep 0.1; done
+# The API socket: on a busy machine, or podman's first run (storage set up), 10 s was not always
+# enough, and going on without it failed later with errors that did not say why.
+for _ in $(seq 1 600); do [ -S "$tmp/podman.sock" ] && break; sleep 0.1; done
+if [ ! -S "$tmp/podman.sock" ]; then
+  echo "podman's API socket did not appear within 60 s; its log:" >&2
+  cat "$tmp/service.log" >&2
+  exit 1
+fi
 
 bash test/containers/standins.sh
 node scripts/dev-secrets.mjs >/dev/null
