@@ -52,7 +52,7 @@ try {
   log(`\n${text}\n`)
   for (const w of run.windows.filter(x => x.failed !== undefined)) log(`fault failed: ${w.name}: ${w.failed}`)
   for (const f of stack.fatal.slice(0, 5)) log(`${f.service}: ${f.line}`)
-  for (const line of details({ load, windows: run.windows, t0, stack })) log(line)
+  for (const line of details({ load, windows: run.windows, t0, stack, deadSessions })) log(line)
   writeFileSync(`${root}soak/last-run.md`, `${new Date().toISOString()}: ${seconds} s at ${rate} journeys/s\n\n${text}\n`)
   const failed = rows.filter(r => r[3] === false).length
   log(failed === 0 ? 'soak passed' : `soak FAILED: ${failed} rows`)

@@ -84,7 +84,7 @@ export class Load {
     const userId = r.data.user.user_id
     this.note(this.byIdentity, `${appid}:${openid}`, userId)
     if (unionid !== null) this.note(this.byUnionid, unionid, userId)
-    this.sessions.push({ token: r.data.token, openid, appid, userId })
+    this.sessions.push({ token: r.data.token, openid, appid, userId, at: Date.now(), unionid })
     return userId
   }
 
@@ -181,14 +181,14 @@ export class Load {
     await Promise.all([...this.inflight])
   }
 
-  /** After the run: every session answered 200 must still open the gateway route. */
+  /** After the run: every session answered 200 must still open the gateway route; the ones that do not. */
   async checkSessions () {
-    let dead = 0
+    const dead = []
     const queue = [...this.sessions]
     await Promise.all(Array.from({ length: 16 }, async () => {
       for (let s = queue.pop(); s !== undefined; s = queue.pop()) {
         const r = await send(`${this.stack.logins[0].url}/api/user/session`, { method: 'GET', token: s.token })
-        if (r.status !== 200) dead++
+        if (r.status !== 200) dead.push({ ...s, status: r.status })
       }
     }))
     return dead

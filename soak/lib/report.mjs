@@ -74,7 +74,7 @@ export function report ({ load, windows, faults, calls, deadSessions, exits, fat
   const ok200 = logins.filter(a => a.status === 200).length
   rows.push(['logins answered 200 (answers, journeys)', `${ok200} answers, ${load.journeys.filter(j => j.status === 200).length} of ${load.journeys.length} journeys`, '', undefined])
   rows.push(['faults run (each at least once, overlapping)', `${windows.filter(w => w.failed === undefined).length} of ${faults.length}: ${[...new Set(faults.map(f => f.name))].length} kinds`, 'all', windows.every(w => w.failed === undefined) && windows.length === faults.length])
-  rows.push(['sessions answered 200 that no longer work', `${deadSessions} of ${load.sessions.length}`, '0', deadSessions === 0])
+  rows.push(['sessions answered 200 that no longer work', `${deadSessions.length} of ${load.sessions.length}`, '0', deadSessions.length === 0])
   const dupIdentity = [...load.byIdentity.values()].filter(s => s.size > 1).length
   const dupUnion = [...load.byUnionid.values()].filter(s => s.size > 1).length
   rows.push(['users duplicated (per openid, per unionid, a resent login)', `${dupIdentity}, ${dupUnion}, ${load.mismatches ?? 0} (of ${load.byIdentity.size} openids, ${load.byUnionid.size} unionids)`, '0, 0, 0', dupIdentity + dupUnion + (load.mismatches ?? 0) === 0])
@@ -112,13 +112,19 @@ export function report ({ load, windows, faults, calls, deadSessions, exits, fat
 }
 
 /** The answers behind a failed row, with their time into the run and the faults around them. */
-export function details ({ load, windows, t0, stack }) {
+export function details ({ load, windows, t0, stack, deadSessions }) {
   const lines = []
   const rel = at => `${((at - t0) / 1000).toFixed(1)} s`
   const near = at => windows.filter(w => at >= w.start - 15_000 && at <= w.end + 15_000).map(w => `${w.name} [${rel(w.start)}-${rel(w.end)}]`).join('; ')
   for (const a of load.answers.filter(x => x.error === 'invalid_code' || x.error === 'invalid_phone_code' || ((x.status === 503 || x.status === 0) && !inWindow(windows, x.at))).slice(0, 20)) {
     lines.push(`${rel(a.at)} ${a.kind} ${a.path} ${a.status} ${a.error ?? ''} (${a.ms} ms, resend ${a.resend}) near: ${near(a.at) || 'no fault'}`)
   }
+  for (const d of deadSessions.slice(0, 20)) lines.push(`session answered at ${rel(d.at)} (${d.openid}) now ${d.status} near: ${near(d.at) || 'no fault'}`)
+  for (const [unionid, ids] of [...load.byUnionid].filter(([, v]) => v.size > 1).slice(0, 10)) {
+    const when = load.sessions.filter(x => x.unionid === unionid).map(x => `${rel(x.at)} ${x.appid.slice(-1)}:${x.userId.slice(0, 8)}`).join(', ')
+    lines.push(`unionid with ${ids.size} user_ids: logins ${when} near: ${near(load.sessions.find(x => x.unionid === unionid)?.at ?? 0) || 'no fault'}`)
+  }
+  for (const [identity, ids] of [...load.byIdentity].filter(([, v]) => v.size > 1).slice(0, 10)) lines.push(`identity ${identity} with ${ids.size} user_ids`)
   for (const c of stack.tokenCalls) lines.push(`token calls ${c.from} -> ${c.to} at ${rel(c.at)} near: ${near(c.at) || 'start'}`)
   return lines
 }

@@ -1,5 +1,6 @@
 import { parsePiiKeys, type PiiKey } from './pii.js'
 import { parseSigningKeys, type SigningKey } from './signing-keys.js'
+import { KEEP_PATIENCE_MS } from './code-exchanges.js'
 import { APPID, ConfigError, EnvReader, readAppList, readAccessLog, type AccessLogOptions, readHttpLimits, type HttpLimits, readRedisConnection, readTrustProxy, upstreamUrl, type Env, type RedisConnection, type TrustProxy } from '@wxlogin/service-kit'
 
 export interface LoginConfig {
@@ -147,9 +148,10 @@ export function loadConfig (env: Env): LoginConfig {
 
 /**
  * The longest a thirdLogin can take: code2session and a token from the broker, then up to two
- * phone exchanges with an invalidation between them. SIGTERM waits this long plus a margin, so
+ * phone exchanges with an invalidation between them, and the answers' patience for a store that
+ * stopped answering (KEEP_PATIENCE_MS). SIGTERM waits this long plus a margin, so
  * a deploy never drops a phone exchange that WeChat has already billed.
  */
 export function worstCaseLoginMs (c: LoginConfig): number {
-  return 3 * c.brokerTimeoutMs + 2 * c.wechatTimeoutMs
+  return 3 * c.brokerTimeoutMs + 2 * c.wechatTimeoutMs + KEEP_PATIENCE_MS
 }

@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import { openStoreRedis, type RedisHandle } from '@wxlogin/service-kit'
-import { MemoryExchangeStore, RedisExchangeStore, type ExchangeStore } from '../code-exchanges.js'
+import { MemoryExchangeStore, RedisExchangeStore, type ExchangeStore } from '../exchange-store.js'
 import { NoEvents, RedisStreamEvents, type EventSink } from '../events.js'
 import { MemorySessionStore, RedisSessionStore, type SessionStore } from '../session-store.js'
 import { MemoryCodeFailures, RedisCodeFailures, type CodeFailureGuard } from '../code-failures.js'
