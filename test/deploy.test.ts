@@ -98,7 +98,7 @@ t.test('each service has its own Redis user; passwords come from secrets', async
   for (const name of ['redis-1', 'redis-2', 'redis-3']) {
     t.match((s[name]?.command as string[]).join(' '), /--aclfile \/run\/secrets\/redis_users_acl/, `${name} loads the ACL file`)
   }
-  t.match(String(s['login-api']?.stop_grace_period), /^(30s|30)$/, 'a deploy waits for the slowest login')
+  t.match(String(s['login-api']?.stop_grace_period), /^(40s|40)$/, 'a deploy waits for the slowest login')
 })
 
 t.test('dev-secrets: a private directory, the Redis ACL file rendered with password hashes', async t => {
