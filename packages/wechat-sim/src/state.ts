@@ -43,15 +43,11 @@ export class SimState {
    * the calls when callers keep connections alive, as the services do.
    */
   apiConnections = 0
-  /**
-   * Codes presented again after they were exchanged (WeChat answers 40163 / 40029): what a
-   * caller that spends a code twice shows here, whatever it answers its own client.
-   */
+  /** Codes presented again after their exchange (a caller spending a code twice), and codes exchanged (phone: billed). */
   readonly reusedCodes = { login: 0, phone: 0 }
-  /** stable_token calls in force mode that replaced the token (each one invalidates the previous). */
-  forcedRefreshes = 0
-  /** Codes exchanged successfully: every phone one is a billed call. */
   readonly exchangedCodes = { login: 0, phone: 0 }
+  /** stable_token force calls that replaced the token (each one invalidates the one before). */
+  forcedRefreshes = 0
   /** Calls whose caller hung up before the answer: counted in `calls`, never processed. */
   readonly abandoned = Object.fromEntries(APIS.map(a => [a, 0])) as Record<Api, number>
   private readonly tickets = new Map<string, { ticket: string, expiresAt: number }>()
