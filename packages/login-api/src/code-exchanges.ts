@@ -133,7 +133,7 @@ async function runClaimed<T> (store: ExchangeStore, key: string, work: () => Pro
  * failover, a frozen master) before the request gives up with a 503. The code is spent and a
  * phone exchange billed by then: without the answer kept, a retry would meet 40163 or 40029.
  */
-export const KEEP_PATIENCE_MS = 10_000
+export const KEEP_PATIENCE_MS = 15_000
 
 /** The answer kept, tried again every 250 ms while the store is away, for KEEP_PATIENCE_MS. */
 async function keep (store: ExchangeStore, key: string, record: Exchange<unknown>): Promise<void> {
