@@ -17,8 +17,9 @@ async function endSession (app: FastifyInstance, session: AuthenticatedSession):
 async function endAllSessions (app: FastifyInstance, session: AuthenticatedSession): Promise<number> {
   const opaque = await storeCall(app.sessions.deleteAllOf(session.user_id))
   const signed = await storeCall(app.signedSessions?.revokeAllOf(session.user_id) ?? Promise.resolve(0))
-  // Sessions issued before user_ids are not in the user's index: this one, at least, ends.
-  await endSession(app, session)
+  // Opaque sessions issued before user_ids are not in the user's index: this one, at least, ends.
+  // (A signed session's family is in the index, revoked above.)
+  if (session.family === undefined) await storeCall(app.sessions.delete(session.tokenHash))
   return opaque + signed
 }
 
