@@ -2,9 +2,11 @@ import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import formbody from '@fastify/formbody'
 import swagger from '@fastify/swagger'
 import type { Got } from 'got'
-import { BODY_LIMIT, createServiceApp, createUpstreamGot, registerHealthRoutes } from '@wxlogin/service-kit'
+import { BODY_LIMIT, createServiceApp, createUpstreamGot, registerHealthRoutes, type ReadyCheck } from '@wxlogin/service-kit'
+import type { SqlDatabase } from './sql/database.js'
 import type { LoginConfig } from './config.js'
 import loginContext from './plugins/login-context.js'
+import database from './plugins/database.js'
 import stores from './plugins/stores.js'
 import upstreams from './plugins/upstreams.js'
 import apiRoutes from './routes/api.js'
@@ -33,6 +35,7 @@ export async function buildApp (config: LoginConfig, opts: BuildOptions = {}): P
   })
   await app.register(formbody, { bodyLimit: BODY_LIMIT })
   await app.register(loginContext, { config })
+  await app.register(database)
   await app.register(stores)
   await app.register(upstreams, { got })
   await app.register(apiRoutes, { prefix: '/api' })
@@ -40,10 +43,18 @@ export async function buildApp (config: LoginConfig, opts: BuildOptions = {}): P
   if (signed !== null) await jwksRoute(app, signed)
   registerHealthRoutes(app, {
     redis: async () => {
-      const problem = app.storeProblem()
+      const problem = app.redis?.problem()
       return problem === undefined ? { ok: true } : { ok: false, reason: problem }
     },
+    ...(app.database === null ? {} : { database: databaseCheck(app.database) }),
     broker: async () => await app.broker.ping() ? { ok: true } : { ok: false, reason: 'token broker unreachable' }
   })
   return app
+}
+
+function databaseCheck (db: SqlDatabase): ReadyCheck {
+  return async () => {
+    const problem = db.problem()
+    return problem === undefined ? { ok: true } : { ok: false, reason: problem }
+  }
 }

@@ -1,6 +1,7 @@
 import { parsePiiKeys, type PiiKey } from './pii.js'
 import { parseSigningKeys, type SigningKey } from './signing-keys.js'
 import { KEEP_PATIENCE_MS } from './code-exchanges.js'
+import { readDatabaseConfig, type DatabaseConfig } from './sql/database-config.js'
 import { APPID, ConfigError, EnvReader, readAppList, readAccessLog, type AccessLogOptions, readHttpLimits, type HttpLimits, readRedisConnection, readTrustProxy, upstreamUrl, type Env, type RedisConnection, type TrustProxy } from '@wxlogin/service-kit'
 
 export interface LoginConfig {
@@ -11,6 +12,8 @@ export interface LoginConfig {
   /** Unset: users, sessions and limits live in this process (one replica). */
   redis: RedisConnection | undefined
   redisKeyPrefix: string
+  /** DATABASE_URL: users in PostgreSQL or MySQL; unset, they live with the rest (Redis or memory). */
+  database?: DatabaseConfig | undefined
   brokerUrl: string
   brokerToken: string
   /** BROKER_ALLOW_HTTP: plain http to a broker on another host is intended (no warning). */
@@ -46,7 +49,7 @@ export interface LoginConfig {
    * (docs/sessions-jwt.md); undefined: opaque session tokens (the default).
    */
   jwt?: JwtSessionConfig | undefined
-  /** PII_ENCRYPTION_KEY_FILE: phone numbers sealed at rest. Required with Redis; optional in memory. */
+  /** PII_ENCRYPTION_KEY_FILE: phone numbers sealed at rest. Required with Redis or SQL; optional in memory. */
   piiKeys?: PiiKey[] | undefined
   trustProxy: TrustProxy
   /** LOG_ACCESS_SAMPLE_RATE, LOG_SLOW_REQUEST_MS; errors are always logged. */
@@ -96,7 +99,7 @@ function readApps (r: EnvReader): string[] {
 function readPiiKeys (r: EnvReader, persistent: boolean): PiiKey[] | undefined {
   const text = r.secret('PII_ENCRYPTION_KEY')
   if (text === undefined) {
-    if (persistent) throw new ConfigError('PII_ENCRYPTION_KEY_FILE', 'is required with a persistent store (Redis): phone numbers are encrypted at rest (`pnpm dev-secrets` writes one)')
+    if (persistent) throw new ConfigError('PII_ENCRYPTION_KEY_FILE', 'is required with a persistent store (Redis or DATABASE_URL): phone numbers are encrypted at rest (`pnpm dev-secrets` writes one)')
     return undefined
   }
   return parsePiiKeys(text)
@@ -107,6 +110,7 @@ export function loadConfig (env: Env): LoginConfig {
   const apps = readApps(r)
   const brokerToken = r.secret('BROKER_TOKEN', true)
   const redis = readRedisConnection(r)
+  const database = readDatabaseConfig(r)
   const sessionTtlSeconds = r.int('SESSION_TTL_SECONDS', 604800, { min: 60 })
   return {
     host: r.string('HOST', '0.0.0.0'),
@@ -115,6 +119,7 @@ export function loadConfig (env: Env): LoginConfig {
     logLevel: r.level('LOG_LEVEL'),
     redis,
     redisKeyPrefix: r.string('REDIS_KEY_PREFIX', 'wxlogin:'),
+    database,
     brokerUrl: r.url('BROKER_URL'),
     brokerToken,
     brokerAllowHttp: r.bool('BROKER_ALLOW_HTTP', false),
@@ -139,7 +144,7 @@ export function loadConfig (env: Env): LoginConfig {
     eventsMaxLen: r.int('LOGIN_EVENTS_MAXLEN', 100_000, { min: 100, max: 100_000_000 }),
     eventsIncludePhone: r.bool('EVENTS_INCLUDE_PHONE', false),
     retryWithoutKey: r.bool('LOGIN_RETRY_WITHOUT_KEY', false),
-    piiKeys: readPiiKeys(r, redis !== undefined),
+    piiKeys: readPiiKeys(r, redis !== undefined || database !== undefined),
     trustProxy: readTrustProxy(r),
     accessLog: readAccessLog(r),
     http: readHttpLimits(r)

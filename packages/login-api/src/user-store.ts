@@ -49,7 +49,7 @@ export interface UserStore {
   deleteUser: (userId: string) => Promise<UserRecord | null>
 }
 
-const samePhone = (a: PhoneInfo | null, b: PhoneInfo | undefined): boolean =>
+export const samePhone = (a: PhoneInfo | null, b: PhoneInfo | undefined): boolean =>
   b === undefined || (a !== null && a.phoneNumber === b.phoneNumber && a.countryCode === b.countryCode)
 
 /** `patch` over `cur` (or a new user); a field the patch leaves out keeps its value. */
@@ -262,7 +262,7 @@ return 0
 `
 
 /** Authenticated with each sealed phone number: it opens only in the record it was written for. */
-const phoneContext = (userId: string): string => `user:${userId}:phone`
+export const phoneContext = (userId: string): string => `user:${userId}:phone`
 
 /** cjson encodes an empty Lua table as {} and drops nulls set in Lua; give the record its shape back. */
 function normalise (u: UserRecord, phone: PhoneInfo | null): UserRecord {

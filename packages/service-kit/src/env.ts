@@ -9,6 +9,29 @@ export class ConfigError extends Error {
   }
 }
 
+/**
+ * Thrown while a service starts when something outside it is not as it needs (a database
+ * schema older than the release); startOrExit() prints its message alone, without a stack.
+ */
+export class StartupError extends Error {
+  readonly code = 'startup_failed'
+  constructor (message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'StartupError'
+  }
+}
+
+/** `start`, or one line on stderr and exit 1 for a StartupError (anything else is thrown on). */
+export async function startOrExit<T> (service: string, start: Promise<T>): Promise<T> {
+  try {
+    return await start
+  } catch (err) {
+    if (!(err instanceof StartupError)) throw err
+    process.stderr.write(`${service}: ${err.message}\n`)
+    process.exit(1)
+  }
+}
+
 export type Env = Record<string, string | undefined>
 
 /** A WeChat appid as this project accepts it (config, routes, client permissions). */

@@ -6,6 +6,7 @@ import { MemorySessionStore, RedisSessionStore, type SessionStore } from '../ses
 import { MemoryCodeFailures, RedisCodeFailures, type CodeFailureGuard } from '../code-failures.js'
 import { PiiCipher } from '../pii.js'
 import { MemoryUserStore, RedisUserStore, type UserStore } from '../user-store.js'
+import { SqlUserStore } from '../sql/sql-user-store.js'
 import { AccessTokens } from '../access-tokens.js'
 import { MemoryRefreshStore, RedisRefreshStore } from '../refresh-store.js'
 import { SignedSessions } from '../signed-sessions.js'
@@ -37,7 +38,9 @@ export default fp(async (app) => {
   app.decorate('redis', redis)
   const pii = new PiiCipher(app.loginConfig.piiKeys)
   app.decorate('pii', pii)
-  const users: UserStore = redis === null ? new MemoryUserStore() : new RedisUserStore(redis, redisKeyPrefix, pii)
+  const users: UserStore = app.database !== null
+    ? new SqlUserStore(app.database, pii)
+    : redis === null ? new MemoryUserStore() : new RedisUserStore(redis, redisKeyPrefix, pii)
   const sessions: SessionStore = redis === null ? new MemorySessionStore() : new RedisSessionStore(redis, redisKeyPrefix)
   app.decorate('users', users)
   app.decorate('sessions', sessions)
@@ -58,5 +61,5 @@ export default fp(async (app) => {
       { refreshTtlSeconds: app.loginConfig.sessionTtlSeconds, graceSeconds: jwt.graceSeconds, maxPerUser: app.loginConfig.sessionsPerUserMax, successorKey: successorKey(jwt.keys[0] as (typeof jwt.keys)[0]) }
     )
   app.decorate('signedSessions', signed)
-  app.decorate('storeProblem', () => redis?.problem())
-}, { name: 'stores', dependencies: ['login-context'] })
+  app.decorate('storeProblem', () => redis?.problem() ?? app.database?.problem())
+}, { name: 'stores', dependencies: ['login-context', 'database'] })

@@ -1,6 +1,6 @@
 import calculateSlot from 'cluster-key-slot'
 import { createClient, createCluster, createSentinel } from 'redis'
-import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
+import type { FastifyBaseLogger } from 'fastify'
 import { withTimeout } from '../timeout.js'
 import { bounded, RedisReplicationError, RedisTimeoutError, type RedisCommands } from './commands.js'
 import { clientOptions, PROBE_INTERVAL_MS, type ClientOptions } from './client-options.js'
@@ -263,6 +263,20 @@ export class RedisHandle {
    * Closes gracefully when connected (pending replies arrive), at once otherwise: QUIT on a
    * client that is reconnecting would wait for a server that may never come back.
    */
+  /**
+   * A raw command sender for each master (the one master, or each master of a Cluster), for
+   * tools that walk every key (SCAN); requests never need it.
+   */
+  async masters (): Promise<Array<(args: string[]) => Promise<unknown>>> {
+    if (this.cluster !== undefined) {
+      const cluster = this.cluster
+      return await Promise.all(cluster.masters.map(async m => { const c = await cluster.nodeClient(m); return async (args: string[]) => await c.sendCommand(args) }))
+    }
+    if (this.sentinel !== undefined) { const s = this.sentinel; return [async (args: string[]) => await s.sendCommand(false, args)] }
+    const c = this.client as Client
+    return [async (args: string[]) => await c.sendCommand(args)]
+  }
+
   async close (graceMs = 2000): Promise<void> {
     this.closed = true
     clearInterval(this.timer)
@@ -281,18 +295,4 @@ export class RedisHandle {
       if (!clean && c.isOpen) await Promise.resolve(c.destroy()).catch(() => {})
     }))
   }
-}
-
-/**
- * The Redis a service's stores share, started, and closed with the app; or null when no Redis
- * is configured, with `memoryWarning` logged (the stores then live in this process: one replica).
- */
-export function openStoreRedis (app: FastifyInstance, connection: RedisConnection | undefined, memoryWarning: string): RedisHandle | null {
-  if (connection === undefined) {
-    app.log.warn(memoryWarning)
-    return null
-  }
-  const redis = new RedisHandle(connection, app.log, 'store').start()
-  app.addHook('onClose', async () => { await redis.close() })
-  return redis
 }

@@ -1,0 +1,23 @@
+import { migrateToLatest, pendingMigrations } from '../sql/schema.js'
+import { databaseTarget } from '../plugins/database.js'
+import { failure, toolDatabase, toolLog } from './tool-env.js'
+
+// `pnpm migrate`: applies the user store's pending migrations to DATABASE_URL; `--check` only
+// says whether any are pending (exit 3 if so), for a deploy pipeline's gate.
+const { database, config } = toolDatabase(process.env, 'migrate')
+const check = process.argv.includes('--check')
+try {
+  const target = databaseTarget(config.url)
+  if (check) {
+    const pending = await pendingMigrations(database.db, config.dialect)
+    toolLog.info(pending.length === 0 ? `migrate: ${target} is up to date` : `migrate: ${target} needs: ${pending.join(', ')}`)
+    process.exitCode = pending.length === 0 ? 0 : 3
+  } else {
+    const applied = await migrateToLatest(database.db, config.dialect)
+    toolLog.info(applied.length === 0 ? `migrate: ${target} was up to date` : `migrate: ${target}: applied ${applied.join(', ')}`)
+  }
+} catch (err) {
+  await database.close().catch(() => {})
+  failure('migrate', err)
+}
+await database.close()

@@ -1,0 +1,195 @@
+import { randomUUID } from 'node:crypto'
+import type { Kysely, Transaction } from 'kysely'
+import { maskPhone } from '@wxlogin/service-kit'
+import type { PiiCipher } from '../pii.js'
+import { phoneContext, samePhone, type Identity, type PhoneInfo, type UpsertResult, type UserPatch, type UserRecord, type UserStore } from '../user-store.js'
+import type { SqlDatabase } from './database.js'
+import type { Tables, UsersTable } from './schema.js'
+
+/** A transaction that lost a race it can win on a second try (the other side has committed by then). */
+class Again extends Error {}
+
+const ATTEMPTS = 5
+
+/** Deadlocks, serialization failures and unique violations: each resolved by running the transaction again. */
+function retryable (err: unknown): boolean {
+  if (err instanceof Again) return true
+  const code = (err as { code?: unknown, errno?: unknown }).code
+  const errno = (err as { errno?: unknown }).errno
+  return code === '40P01' || code === '40001' || code === '23505' || errno === 1213 || errno === 1062
+}
+
+/** A sealed value as it is ("pii1:..."); a value in clear (no key configured) as JSON. */
+const stored = (v: unknown): string => typeof v === 'string' ? v : JSON.stringify(v)
+
+export type Db = Kysely<Tables> | Transaction<Tables>
+type PhoneColumns = Pick<UsersTable, 'phone_sealed' | 'phone_masked' | 'phone_country_code'>
+
+/** INSERT that does nothing when a unique key is taken; true when the row went in. */
+export async function insertIfAbsent<T extends keyof Tables> (trx: Db, mysql: boolean, table: T, row: Tables[T]): Promise<boolean> {
+  const q = trx.insertInto(table).values(row as never)
+  const r = await (mysql ? q.ignore() : q.onConflict(oc => oc.doNothing())).executeTakeFirst()
+  return Number(r.numInsertedOrUpdatedRows ?? 0n) > 0
+}
+
+/** The sealed phone, and what may be read without the key. */
+export function phoneColumns (pii: PiiCipher, userId: string, phone: PhoneInfo): PhoneColumns {
+  return {
+    phone_sealed: stored(pii.seal(phone, phoneContext(userId))),
+    phone_masked: maskPhone(phone.purePhoneNumber),
+    phone_country_code: phone.countryCode
+  }
+}
+
+/**
+ * Users in PostgreSQL or MySQL (docs/sql-users.md). One transaction a login, at READ COMMITTED,
+ * its races settled by the unique keys: the identity (appid, openid) is the authority for who
+ * an identity is, the unionid's unique index for which user a unionid joins. An insert that
+ * meets a concurrent uncommitted twin waits for it, then does nothing; the loser reads the
+ * winner's row, or starts again.
+ */
+export class SqlUserStore implements UserStore {
+  private readonly db: Kysely<Tables>
+  private readonly mysql: boolean
+
+  constructor (private readonly database: SqlDatabase, private readonly pii: PiiCipher) {
+    this.db = database.db
+    this.mysql = database.config.dialect === 'mysql'
+  }
+
+  private async insertIfAbsent<T extends keyof Tables> (trx: Db, table: T, row: Tables[T]): Promise<boolean> {
+    return await insertIfAbsent(trx, this.mysql, table, row)
+  }
+
+  private async attempt<T> (work: (trx: Transaction<Tables>, live: () => void) => Promise<T>): Promise<T> {
+    return await this.database.run(async live => {
+      for (let i = 1; ; i++) {
+        try {
+          return await this.db.transaction().setIsolationLevel('read committed').execute(async trx => await work(trx, live))
+        } catch (err) {
+          if (i >= ATTEMPTS || !retryable(err)) throw err
+          live()
+        }
+      }
+    })
+  }
+
+  async upsertUser (identity: Identity, unionid: string | null, patch: UserPatch): Promise<UpsertResult> {
+    return await this.attempt(async (trx, live) => {
+      const now = new Date()
+      let isNew = false
+      let userId = (await trx.selectFrom('wxlogin_identities').select('user_id')
+        .where('appid', '=', identity.appid).where('openid', '=', identity.openid).executeTakeFirst())?.user_id
+      if (userId === undefined) {
+        live()
+        userId = unionid === null ? undefined : await this.ownerOf(trx, unionid)
+        if (userId === undefined) {
+          const candidate = randomUUID()
+          live()
+          if (await this.insertIfAbsent(trx, 'wxlogin_users', blankRow(candidate, unionid, now))) {
+            userId = candidate
+            isNew = true
+          } else {
+            // The unionid went to a concurrent first login, committed by now: join its user.
+            userId = unionid === null ? undefined : await this.ownerOf(trx, unionid)
+            if (userId === undefined) throw new Again()
+          }
+        }
+        live()
+        // Another login of this identity claimed it first: ours rolls back (with any user it made).
+        if (!await this.insertIfAbsent(trx, 'wxlogin_identities', { ...identity, user_id: userId, created_at: now })) throw new Again()
+      }
+      live()
+      const cur = await trx.selectFrom('wxlogin_users').selectAll().where('user_id', '=', userId).forUpdate().executeTakeFirst()
+      if (cur === undefined) throw new Again()
+      const oldPhone = this.phoneOf(cur)
+      const set: Partial<UsersTable> = { updated_at: now }
+      if (unionid !== null && cur.unionid === null && !isNew) {
+        // The first user to bring a unionid keeps it; one resolved before its app joined the Open
+        // Platform keeps its own user_id and no unionid (docs/sql-users.md).
+        live()
+        if (await this.ownerOf(trx, unionid) === undefined) set.unionid = unionid
+      }
+      if (patch.nickname !== undefined) set.nickname = patch.nickname
+      if (patch.head_pic !== undefined) set.head_pic = patch.head_pic
+      if (patch.phone !== undefined) Object.assign(set, this.phoneColumns(userId, patch.phone))
+      live()
+      await trx.updateTable('wxlogin_users').set(set).where('user_id', '=', userId).execute()
+      const identities = await this.identitiesOf(trx, userId)
+      live()
+      const user = toRecord({ ...cur, ...set }, identities, patch.phone ?? oldPhone)
+      return { user, isNew, phoneChanged: !samePhone(oldPhone, patch.phone) }
+    })
+  }
+
+  private async ownerOf (trx: Db, unionid: string): Promise<string | undefined> {
+    return (await trx.selectFrom('wxlogin_users').select('user_id').where('unionid', '=', unionid).executeTakeFirst())?.user_id
+  }
+
+  private async identitiesOf (trx: Db, userId: string): Promise<Identity[]> {
+    return await trx.selectFrom('wxlogin_identities').select(['appid', 'openid']).where('user_id', '=', userId)
+      .orderBy('created_at').orderBy('appid').orderBy('openid').execute()
+  }
+
+  private phoneColumns (userId: string, phone: PhoneInfo): PhoneColumns {
+    return phoneColumns(this.pii, userId, phone)
+  }
+
+  private phoneOf (row: UsersTable): PhoneInfo | null {
+    if (row.phone_sealed === null) return null
+    return this.pii.open<PhoneInfo>(sealed(row.phone_sealed), phoneContext(row.user_id))
+  }
+
+  async getUser (userId: string): Promise<UserRecord | null> {
+    return await this.database.run(async () => {
+      const row = await this.db.selectFrom('wxlogin_users').selectAll().where('user_id', '=', userId).executeTakeFirst()
+      if (row === undefined) return null
+      const phone = this.phoneOf(row)
+      if (phone !== null && this.pii.stale(sealed(row.phone_sealed as string))) {
+        // Sealed under a key that no longer encrypts (rotation): sealed again, unless changed since.
+        await this.db.updateTable('wxlogin_users').set(this.phoneColumns(userId, phone))
+          .where('user_id', '=', userId).where('phone_sealed', '=', row.phone_sealed).execute()
+      }
+      return toRecord(row, await this.identitiesOf(this.db, userId), phone)
+    })
+  }
+
+  async userIdOf (identity: Identity): Promise<string | null> {
+    return await this.database.run(async () => (await this.db.selectFrom('wxlogin_identities').select('user_id')
+      .where('appid', '=', identity.appid).where('openid', '=', identity.openid).executeTakeFirst())?.user_id ?? null)
+  }
+
+  async deleteUser (userId: string): Promise<UserRecord | null> {
+    return await this.attempt(async (trx, live) => {
+      const row = await trx.selectFrom('wxlogin_users').selectAll().where('user_id', '=', userId).forUpdate().executeTakeFirst()
+      if (row === undefined) return null
+      const identities = await this.identitiesOf(trx, userId)
+      live()
+      await trx.deleteFrom('wxlogin_identities').where('user_id', '=', userId).execute()
+      await trx.deleteFrom('wxlogin_users').where('user_id', '=', userId).execute()
+      live()
+      return toRecord(row, identities, this.phoneOf(row))
+    })
+  }
+}
+
+export const blankRow = (userId: string, unionid: string | null, now: Date): UsersTable => ({
+  user_id: userId, unionid, nickname: null, head_pic: null, phone_sealed: null, phone_masked: null, phone_country_code: null, created_at: now, updated_at: now
+})
+
+const sealed = (s: string): unknown => s.startsWith('pii1:') ? s : JSON.parse(s)
+
+const iso = (d: Date | string): string => (d instanceof Date ? d : new Date(d)).toISOString()
+
+function toRecord (row: UsersTable, identities: Identity[], phone: PhoneInfo | null): UserRecord {
+  return {
+    user_id: row.user_id,
+    unionid: row.unionid,
+    nickname: row.nickname,
+    head_pic: row.head_pic,
+    phone,
+    identities: identities.map(i => ({ appid: i.appid, openid: i.openid })),
+    created_at: iso(row.created_at),
+    updated_at: iso(row.updated_at)
+  }
+}
