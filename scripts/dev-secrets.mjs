@@ -47,6 +47,9 @@ const signingKey = () => {
   return { ...jwk, kid: `es256-${new Date().toISOString().slice(0, 10).replace(/-/g, '')}-${randomBytes(3).toString('hex')}`, alg: 'ES256', use: 'sig' }
 }
 write('session_signing_keys.json', JSON.stringify({ keys: [signingKey()] }))
+// The users' PostgreSQL (docker-compose.yml's postgres service) and the login-api's URL for it.
+const databasePassword = write('database_password.txt', random(32))
+write('database_url.txt', `postgres://wxlogin:${databasePassword}@postgres:5432/wxlogin`)
 const passwords = {
   TOKEN_BROKER: write('redis_broker_password.txt', random(32)),
   LOGIN_API: write('redis_login_password.txt', random(32)),

@@ -35,7 +35,7 @@ t.test('the compose file parses and has what an operator needs', async t => {
   }
   const compose = parse(read('docker-compose.yml'), { merge: true }) as Compose
   const s = compose.services
-  t.same(Object.keys(s).sort(), ['grafana', 'login-api', 'prometheus', 'redis-1', 'redis-2', 'redis-3', 'token-broker'])
+  t.same(Object.keys(s).sort(), ['grafana', 'login-api', 'postgres', 'prometheus', 'redis-1', 'redis-2', 'redis-3', 'token-broker'])
   for (const [name, svc] of Object.entries(s)) {
     t.ok(svc.healthcheck, `${name} has a health check`)
     t.ok(svc.restart, `${name} has a restart policy`)
@@ -99,6 +99,11 @@ t.test('each service has its own Redis user; passwords come from secrets', async
     t.match((s[name]?.command as string[]).join(' '), /--aclfile \/run\/secrets\/redis_users_acl/, `${name} loads the ACL file`)
   }
   t.match(String(s['login-api']?.stop_grace_period), /^(40s|40)$/, 'a deploy waits for the slowest login')
+  const loginEnv = s['login-api']?.environment as Record<string, string>
+  t.equal(loginEnv.DATABASE_URL_FILE, '/run/secrets/database_url', 'users in PostgreSQL, its URL a secret')
+  t.equal(loginEnv.MIGRATE_ON_START, 'true', 'compose applies the schema at start')
+  t.match(s['login-api']?.depends_on, { postgres: { condition: 'service_healthy' } })
+  t.equal((s.postgres?.environment as Record<string, string>).POSTGRES_PASSWORD_FILE, '/run/secrets/database_password')
 })
 
 t.test('dev-secrets: a private directory, the Redis ACL file rendered with password hashes', async t => {
@@ -117,6 +122,10 @@ t.test('dev-secrets: a private directory, the Redis ACL file rendered with passw
   const config = loadConfig({ BROKER_URL: 'http://127.0.0.1:3001', BROKER_TOKEN: 'x'.repeat(40), WECHAT_APPID: 'wxdev0000000000001', SESSION_FORMAT: 'jwt', SESSION_SIGNING_KEYS_FILE: join(dir, 'session_signing_keys.json') })
   t.match(config.jwt?.keys, [{ alg: 'ES256', kid: /^es256-/ }], 'session_signing_keys.json is an ES256 JWKS the login-api loads')
   t.equal(statSync(join(dir, 'session_signing_keys.json')).mode & 0o777, 0o644, 'readable by the container user, inside the private directory')
+  // The users' database: the login-api's URL carries the password the postgres service is given.
+  const dbPw = readFileSync(join(dir, 'database_password.txt'), 'utf8').trim()
+  t.equal(readFileSync(join(dir, 'database_url.txt'), 'utf8').trim(), `postgres://wxlogin:${dbPw}@postgres:5432/wxlogin`)
+  t.equal(loadConfig({ BROKER_URL: 'http://127.0.0.1:3001', BROKER_TOKEN: 'x'.repeat(40), WECHAT_APPID: 'wxdev0000000000001', PII_ENCRYPTION_KEY_FILE: join(dir, 'pii_keys.txt'), DATABASE_URL_FILE: join(dir, 'database_url.txt') }).database?.dialect, 'postgres')
 })
 
 t.test('the one Dockerfile: every COPY source exists; compose builds each service from it', async t => {

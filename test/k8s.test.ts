@@ -48,6 +48,7 @@ const MODEL_PATHS: Record<string, string> = {
   'v1/Secret': 'kubernetes-models/v1/Secret',
   'v1/Service': 'kubernetes-models/v1/Service',
   'apps/v1/Deployment': 'kubernetes-models/apps/v1/Deployment',
+  'batch/v1/Job': 'kubernetes-models/batch/v1/Job',
   'policy/v1/PodDisruptionBudget': 'kubernetes-models/policy/v1/PodDisruptionBudget',
   'autoscaling/v2/HorizontalPodAutoscaler': 'kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler',
   'networking.k8s.io/v1/NetworkPolicy': 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy',
@@ -71,7 +72,7 @@ t.test('kustomize renders deploy/k8s, and every document is valid', async t => {
   const example = render(join(dir, 'overlays/example'))
   const operator = render(join(dir, 'overlays/with-operator'))
   const kinds = (docs: Doc[]): string[] => docs.map(d => d.kind as string).sort()
-  t.same(kinds(example), ['ConfigMap', 'ConfigMap', 'Deployment', 'Deployment', 'HorizontalPodAutoscaler', 'Namespace', 'NetworkPolicy', 'NetworkPolicy', 'PodDisruptionBudget', 'PodDisruptionBudget', 'Secret', 'Secret', 'Service', 'Service'])
+  t.same(kinds(example), ['ConfigMap', 'ConfigMap', 'Deployment', 'Deployment', 'HorizontalPodAutoscaler', 'Job', 'Namespace', 'NetworkPolicy', 'NetworkPolicy', 'PodDisruptionBudget', 'PodDisruptionBudget', 'Secret', 'Secret', 'Service', 'Service'])
   t.same(kinds(operator).filter(k => k === 'ServiceMonitor'), ['ServiceMonitor', 'ServiceMonitor'], 'the optional component adds two ServiceMonitors')
   for (const doc of operator) {
     await t.resolves(validate(doc), `${doc.kind as string} ${doc.metadata.name as string} is valid`)
@@ -121,6 +122,13 @@ t.test('the wiring: config loads from the manifests, probes, selectors, exposure
         mounts.set(m.mountPath, secret as Doc)
       }
       for (const e of container.env as Doc[]) {
+        const ref = e.valueFrom?.secretKeyRef as Doc | undefined
+        if (ref !== undefined) {
+          const secret = docs.find(d => d.kind === 'Secret' && d.metadata.name === ref.name)
+          t.ok(secret?.data?.[ref.key] ?? ref.optional, `${e.name as string} names a key of ${ref.name as string}, or is optional`)
+          if (secret?.data?.[ref.key] !== undefined) env[e.name] = Buffer.from(secret.data[ref.key], 'base64').toString('utf8').trim()
+          continue
+        }
         if (!(e.name as string).endsWith('_FILE')) {
           env[e.name] = e.value
           continue
@@ -179,4 +187,19 @@ t.test('the wiring: config loads from the manifests, probes, selectors, exposure
   const hpa = named('HorizontalPodAutoscaler', 'login-api')
   t.equal(hpa.spec.scaleTargetRef.name, 'login-api')
   t.equal(named('Deployment', 'token-broker').spec.replicas, 2, 'two broker replicas')
+})
+
+t.test('the migrate Job: the login-api image, DATABASE_URL from its Secret, locked down', async t => {
+  if (!tool(t, 'kubectl')) return
+  const docs = render(join(workspace(), 'overlays/example'))
+  const job = docs.find(d => d.kind === 'Job' && d.metadata.name === 'login-api-migrate') as Doc
+  const api = docs.find(d => d.kind === 'Deployment' && d.metadata.name === 'login-api') as Doc
+  const container = job.spec.template.spec.containers[0] as Doc
+  t.equal(container.image, api.spec.template.spec.containers[0].image, 'the same image as the login-api')
+  t.same(container.command, ['node', 'dist/cli/migrate.js'])
+  const ref = (container.env as Doc[]).find(e => e.name === 'DATABASE_URL')?.valueFrom.secretKeyRef as Doc
+  const secret = docs.find(d => d.kind === 'Secret' && d.metadata.name === ref.name) as Doc
+  t.match(Buffer.from(secret.data[ref.key], 'base64').toString('utf8'), /^postgres:\/\//, 'a DATABASE_URL in the Secret')
+  t.equal(container.securityContext.readOnlyRootFilesystem, true)
+  t.equal(job.spec.template.spec.securityContext.runAsNonRoot, true)
 })

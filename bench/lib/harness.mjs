@@ -219,7 +219,7 @@ export async function mintLogins (simUrl, count) {
   return bodies
 }
 
-export async function loginApi (simUrl, brokerUrl, redisUrl) {
+export async function loginApi (simUrl, brokerUrl, redisUrl, env = {}) {
   const port = await freePort()
   const metricsPort = await freePort()
   const child = spawnNode('packages/login-api/dist/server.js', {
@@ -231,7 +231,8 @@ export async function loginApi (simUrl, brokerUrl, redisUrl) {
     BROKER_URL: brokerUrl,
     BROKER_TOKEN: CLIENT_TOKEN,
     ...(redisUrl ? { REDIS_URL: redisUrl, PII_ENCRYPTION_KEY: TEST_PII_KEYS } : {}),
-    IP_RATE_LIMIT_MAX: '100000000'
+    IP_RATE_LIMIT_MAX: '100000000',
+    ...env
   })
   const url = `http://127.0.0.1:${port}`
   await ready(`${url}/readyz`)

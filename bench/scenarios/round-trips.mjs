@@ -1,6 +1,7 @@
 import http from 'node:http'
 import net from 'node:net'
 import { startRedisServer } from '../../packages/testing/dist/redis-server.js'
+import { startPostgresServer } from '../../packages/testing/dist/sql-servers.js'
 import { freePort } from '../../packages/testing/dist/ports.js'
 import { waitFor } from '../../packages/testing/dist/wait.js'
 import { broker, loginApi, post, quick, redisServers, row, sim, spawnNode, stopAll, timedPost } from '../lib/harness.mjs'
@@ -9,7 +10,8 @@ import { broker, loginApi, post, quick, redisServers, row, sim, spawnNode, stopA
 // packet between the login-api and Redis. (p50 with the delay - p50 without) / (2 x delay) is
 // the number of round trips a login waits on one after another. Single Redis (REDIS_URL);
 // Sentinel and Cluster hand out the servers' own addresses, which a proxy in front does not
-// change (their announce settings would have to name the proxies).
+// change (their announce settings would have to name the proxies). With users in PostgreSQL
+// (DATABASE_URL), the same twice: the proxy in front of Redis, then in front of PostgreSQL.
 
 const DELAY_MS = 10
 
@@ -31,13 +33,21 @@ async function p50 (count, send) {
   return times[Math.floor(times.length / 2)]
 }
 
-async function measure (delayMs, n) {
+/** `sql`: users in a private PostgreSQL; `behind`: which server the delaying proxy fronts. */
+async function measure (delayMs, n, { sql = false, behind = 'redis' } = {}) {
   const redis = await startRedisServer()
   redisServers.push(redis)
+  const pg = sql ? await startPostgresServer() : undefined
   const wx = await sim(0)
   const b = await broker(wx.url, redis.url)
-  const viaProxy = `redis://127.0.0.1:${await proxy(redis.port, delayMs)}`
-  const api = await loginApi(wx.url, b.url, viaProxy)
+  const redisUrl = behind === 'redis' ? `redis://127.0.0.1:${await proxy(redis.port, delayMs)}` : redis.url
+  let env = {}
+  if (pg !== undefined) {
+    const url = new URL(pg.url)
+    if (behind === 'sql') url.port = String(await proxy(pg.port, delayMs))
+    env = { DATABASE_URL: url.toString(), MIGRATE_ON_START: 'true' }
+  }
+  const api = await loginApi(wx.url, b.url, redisUrl, env)
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
   const login = async body => (await timedPost(agent, api.url, '/api/user/thirdLogin', JSON.stringify(body))).ms
   const mint = async (openid, unionid, phone) => {
@@ -64,6 +74,7 @@ async function measure (delayMs, n) {
   }))
   agent.destroy()
   await stopAll()
+  await pg?.stop()
   return out
 }
 
@@ -77,4 +88,14 @@ export async function roundTrips () {
     row(title, kind, `${trips.toFixed(1)} (p50 ${base[kind].toFixed(1)} -> ${slow[kind].toFixed(1)} ms)`, '')
   }
   row(title, 'broker token read, cache hit', '0 (served from the broker\'s memory; no Redis on its path)', '')
+  // Users in PostgreSQL: what a login waits on from each server, and its p50 beside Redis's.
+  const pgBase = await measure(0, n, { sql: true })
+  const pgRedis = await measure(DELAY_MS, n, { sql: true, behind: 'redis' })
+  const pgSql = await measure(DELAY_MS, n, { sql: true, behind: 'sql' })
+  const pgTitle = `7b users in PostgreSQL: round trips per login (proxy ${DELAY_MS} ms each way, p50 of ${n})`
+  for (const kind of Object.keys(pgBase)) {
+    const redisTrips = (pgRedis[kind] - pgBase[kind]) / (2 * DELAY_MS)
+    const sqlTrips = (pgSql[kind] - pgBase[kind]) / (2 * DELAY_MS)
+    row(pgTitle, kind, `Redis ${redisTrips.toFixed(1)}, PostgreSQL ${sqlTrips.toFixed(1)} (p50 ${pgBase[kind].toFixed(1)} ms; users in Redis ${base[kind].toFixed(1)} ms)`, '')
+  }
 }

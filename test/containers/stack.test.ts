@@ -13,7 +13,7 @@ const LOGIN = 'http://127.0.0.1:3000'
 const SIM = 'http://127.0.0.1:3999'
 const PROM = 'http://127.0.0.1:9090'
 /** Every service but Grafana, whose image neither reachable registry has. */
-const SERVICES = ['redis-1', 'redis-2', 'redis-3', 'wechat-sim', 'token-broker', 'login-api', 'prometheus']
+const SERVICES = ['redis-1', 'redis-2', 'redis-3', 'postgres', 'wechat-sim', 'token-broker', 'login-api', 'prometheus']
 const OURS = ['wechat-sim', 'token-broker', 'login-api']
 
 function sh (cmd: string, args: string[], timeoutMs = 600_000): string {
@@ -79,6 +79,12 @@ t.test('the compose stack in containers', async t => {
     session = res.body.token
   })
 
+  t.test('the user is a row in the postgres service (schema applied at start), its phone sealed', async t => {
+    const [pg] = containers('postgres')
+    const sql = "select i.appid, u.phone_masked, left(u.phone_sealed, 5) from wxlogin_users u join wxlogin_identities i using (user_id) where i.openid = 'container-user'"
+    t.equal(podman('exec', pg as string, 'psql', '-U', 'wxlogin', '-d', 'wxlogin', '-tAc', sql).trim(), 'wxdev0000000000001|138****8000|pii1:')
+  })
+
   t.test('Prometheus (deploy/prometheus/prometheus.yml as it is) has every target up and answers the dashboard\'s queries', async t => {
     const targets = await waitFor(async () => {
       const { body } = await json(`${PROM}/api/v1/targets`)
@@ -129,13 +135,15 @@ t.test('the compose stack in containers', async t => {
     t.equal((await loginWithPhone('redis-2-back')).status, 200)
   })
 
-  t.test('the whole stack restarted: users and sessions survive (AOF volume)', async t => {
+  t.test('the whole stack restarted: users and sessions survive (AOF and PostgreSQL volumes)', async t => {
     compose('down')
     compose('up', '-d', ...SERVICES)
     await waitFor(allHealthy, { timeoutMs: 180_000, intervalMs: 500, what: 'the stack healthy again' })
     const me = await json(`${LOGIN}/api/user/me`, { headers: { authorization: `Bearer ${session}` } })
     t.equal(me.status, 200, 'the session written before the restart still works')
     t.match(me.body, { openid: 'container-user', phone: { purePhoneNumber: '13800138000' } })
+    const again = await loginWithPhone('container-user')
+    t.match(again.body, { is_new_user: false, user: { user_id: me.body.user_id } }, 'the same user from PostgreSQL')
   })
 
   t.test('docker-compose down leaves nothing running', async t => {

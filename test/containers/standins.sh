@@ -45,9 +45,15 @@ if [ "$force" = 1 ] || ! has "$redis_image"; then
   podman build -q -f "$here/standins/redis.Containerfile" -t "$redis_image" "$here/standins" >/dev/null
 fi
 
+postgres_image=docker.io/library/postgres:15-bookworm
+if [ "$force" = 1 ] || ! has "$postgres_image"; then
+  echo "== $postgres_image (Debian's postgresql-15)"
+  podman build -q -f "$here/standins/postgres.Containerfile" -t "$postgres_image" "$here/standins" >/dev/null
+fi
+
 prom_image=docker.io/prom/prometheus:v2.53.0
 if [ "$force" = 1 ] || ! has "$prom_image"; then
   echo "== $prom_image (Debian's prometheus)"
   podman build -q -f "$here/standins/prometheus.Containerfile" -t "$prom_image" "$here/standins" >/dev/null
 fi
-podman images --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -E 'standin|node:24|redis:7.2|prometheus' || true
+podman images --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -E 'standin|node:24|redis:7.2|postgres|prometheus' || true

@@ -77,3 +77,18 @@ t.test('the server exits with one clear line on bad configuration', async t => {
   t.equal(r.status, 1)
   t.equal(r.stderr, 'login-api: Invalid configuration: BROKER_TOKEN is required (or BROKER_TOKEN_FILE)\n')
 })
+
+t.test('DATABASE_URL: the dialect from the scheme, bounds with defaults, the URL never in an error', async t => {
+  const pii = { PII_ENCRYPTION_KEY: TEST_PII_KEYS }
+  t.equal(loadConfig(base).database, undefined, 'unset: users stay where they were')
+  t.same(loadConfig({ ...base, ...pii, DATABASE_URL: 'postgres://u:secret-pw@db:5432/users' }).database,
+    { url: 'postgres://u:secret-pw@db:5432/users', dialect: 'postgres', poolSize: 10, statementTimeoutMs: 2000, connectTimeoutMs: 3000, migrateOnStart: false })
+  t.match(loadConfig({ ...base, ...pii, DATABASE_URL: 'mysql://u:p@db/users', DATABASE_POOL_SIZE: '4', DATABASE_STATEMENT_TIMEOUT_MS: '500', DATABASE_CONNECT_TIMEOUT_MS: '700', MIGRATE_ON_START: 'true' }).database,
+    { dialect: 'mysql', poolSize: 4, statementTimeoutMs: 500, connectTimeoutMs: 700, migrateOnStart: true })
+  t.throws(() => loadConfig({ ...base, DATABASE_URL: 'postgres://u:p@db/users' }), /PII_ENCRYPTION_KEY_FILE is required with a persistent store \(Redis or DATABASE_URL\)/, 'phones are sealed in SQL too')
+  for (const bad of ['sqlite:///tmp/x.db', 'not a url with secret-pw', 'postgres://u:secret-pw@db']) {
+    const err = (() => { try { loadConfig({ ...base, ...pii, DATABASE_URL: bad }) } catch (e) { return e as Error } })()
+    t.match(err?.message, /^Invalid configuration: DATABASE_URL /, bad.replace('secret-pw', '***'))
+    t.notMatch(err?.message, /secret-pw/)
+  }
+})

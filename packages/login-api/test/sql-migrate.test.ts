@@ -1,0 +1,101 @@
+import t from 'tap'
+import { spawn } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import type { FastifyInstance } from 'fastify'
+import { createClient } from 'redis'
+import { TEST_PII_KEYS } from '@wxlogin/testing'
+import { login } from './helper.js'
+import { stack } from './stack.js'
+import { databaseConfig, DIALECTS } from './sql.js'
+import { buildApp } from '../src/app.js'
+import { testConfig } from './helper.js'
+
+const dist = (file: string): string => fileURLToPath(new URL(`../dist/${file}`, import.meta.url))
+
+/** A built entry point, run as an operator runs it: its exit code and both outputs. */
+async function run (file: string, env: Record<string, string>, args: string[] = []): Promise<{ code: number | null, stdout: string, stderr: string }> {
+  return await new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [dist(file), ...args], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000)
+    child.on('error', reject)
+    child.on('exit', code => { clearTimeout(timer); resolve({ code, stdout, stderr }) })
+  })
+}
+
+const A = 'wximportapp00000a'
+const B = 'wximportapp00000b'
+
+for (const dialect of DIALECTS) {
+  t.test(`${dialect.name}: the schema gate, pnpm migrate, and pnpm import-users run twice`, async t => {
+    const server = await dialect.start(t)
+    const env = { DATABASE_URL: server.url, DATABASE_CONNECT_TIMEOUT_MS: '2000' }
+
+    t.test('a service on an unmigrated database refuses to start, with one line', async t => {
+      const check = await run('cli/migrate.js', env, ['--check'])
+      t.equal(check.code, 3, 'migrate --check: pending')
+      t.match(check.stdout, /needs: 0001-users-and-identities/)
+      const started = await run('server.js', { ...env, WECHAT_APPID: A, BROKER_URL: 'http://127.0.0.1:9', BROKER_TOKEN: 'x'.repeat(40), PII_ENCRYPTION_KEY: TEST_PII_KEYS, PORT: '0', METRICS_PORT: '0', LOG_LEVEL: 'silent' })
+      t.equal(started.code, 1)
+      t.equal(started.stderr.trim().split('\n').length, 1, 'one line')
+      t.match(started.stderr, /^login-api: the database 127\.0\.0\.1:\d+\/wxlogin has a schema older than this release needs \(pending: 0001-users-and-identities\); run `pnpm migrate`/)
+      t.notMatch(started.stderr + started.stdout, /wx-test-password/, 'the password is never printed')
+      await t.rejects(buildApp(testConfig({ database: databaseConfig(server, { migrateOnStart: false }) })), { name: 'StartupError' }, 'buildApp refuses too')
+    })
+
+    t.test('pnpm migrate applies the schema once; a second run has nothing to do', async t => {
+      const first = await run('cli/migrate.js', env)
+      t.equal(first.code, 0, first.stderr)
+      t.match(first.stdout, /applied 0001-users-and-identities/)
+      const second = await run('cli/migrate.js', env)
+      t.match(second.stdout, /was up to date/)
+      t.equal((await run('cli/migrate.js', env, ['--check'])).code, 0)
+      const app = await buildApp(testConfig({ database: databaseConfig(server, { migrateOnStart: false }) }))
+      await app.close()
+      t.pass('and the service starts')
+    })
+
+    t.test('pnpm import-users copies the Redis store, and a second run changes nothing', async t => {
+      // Users made the way production made them: a login-api on Redis alone.
+      const { apps, mint, redis } = await stack(t, 1, { appids: [A, B] })
+      const onRedis = apps[0] as FastifyInstance
+      const both = await login(onRedis, { ...(await mint('imp-1', { appid: A, unionid: 'union-imp', phoneNumber: '13700001111' })), appid: A, nickname: '导入' })
+      await login(onRedis, { code: (await mint('imp-1b', { appid: B, unionid: 'union-imp' })).code, appid: B })
+      const plain = await login(onRedis, { code: (await mint('imp-2', { appid: A })).code, appid: A })
+      // A record from before user_ids, never logged in since.
+      const client = createClient({ url: redis.url })
+      await client.connect()
+      await client.set(`wxlogin:user:${A}:imp-legacy`, JSON.stringify({ appid: A, openid: 'imp-legacy', unionid: null, nickname: 'Old', head_pic: null, phone: null, created_at: '2025-01-01T00:00:00.000Z', updated_at: '2025-01-02T00:00:00.000Z' }))
+      await client.close()
+
+      const importEnv = { ...env, REDIS_URL: redis.url, PII_ENCRYPTION_KEY: TEST_PII_KEYS }
+      const first = await run('cli/import-users.js', importEnv)
+      t.equal(first.code, 0, first.stderr)
+      t.match(first.stdout, /done: 3 read, 3 copied, 0 updated, 0 unchanged, 0 conflicts/)
+      const app = await buildApp(testConfig({ database: databaseConfig(server, { migrateOnStart: false }) }))
+      t.teardown(() => app.close())
+      const db = app.database?.db
+      if (db === undefined) throw new Error('no database')
+      const dump = async (): Promise<unknown> => ({
+        users: await db.selectFrom('wxlogin_users').selectAll().orderBy('user_id').execute(),
+        identities: await db.selectFrom('wxlogin_identities').selectAll().orderBy('appid').orderBy('openid').execute()
+      })
+      const rows = await dump()
+      const second = await run('cli/import-users.js', importEnv)
+      t.equal(second.code, 0, second.stderr)
+      t.match(second.stdout, /done: 3 read, 0 copied, 0 updated, 3 unchanged, 0 conflicts/)
+      t.same(await dump(), rows, 'the same rows after the second run')
+      t.notMatch(first.stdout + first.stderr + second.stdout, /13700001111|wx-test-password/, 'no phone number or password printed')
+
+      const user = await app.users.getUser(both.json().user.user_id)
+      t.match(user, { unionid: 'union-imp', nickname: '导入', phone: { purePhoneNumber: '13700001111' }, identities: [{ appid: A, openid: 'imp-1' }, { appid: B, openid: 'imp-1b' }] }, 'the user, both identities and the phone, opened')
+      t.equal(await app.users.userIdOf({ appid: A, openid: 'imp-2' }), plain.json().user.user_id)
+      const legacy = await app.users.userIdOf({ appid: A, openid: 'imp-legacy' })
+      t.ok(legacy, 'the pre-user_id record became a user')
+      t.match(await app.users.getUser(legacy as string), { nickname: 'Old', created_at: '2025-01-01T00:00:00.000Z' })
+    })
+  })
+}
