@@ -128,7 +128,9 @@ try {
     BROKER_URL: `http://${host}:${ports.broker}`,
     BROKER_TOKEN: clientToken,
     ...devPiiKeys(),
-    ...redis
+    ...redis,
+    // Users in your PostgreSQL or MySQL (docs/sql-users.md); the schema is applied at start here.
+    ...(env.DATABASE_URL !== undefined ? { DATABASE_URL: env.DATABASE_URL, MIGRATE_ON_START: 'true' } : {})
   })
   await ready('login', `http://${host}:${ports.login}/readyz`)
 } catch (err) {
