@@ -2,10 +2,22 @@ import t from 'tap'
 import { waitFor } from '@wxlogin/testing'
 import { run, stackPorts as portsFor } from './helpers.js'
 
+/** The stack's "running" banner; failing, with what the stack printed by then (and its exit code). */
+async function started (stack: ReturnType<typeof run>): Promise<void> {
+  let exit: number | null | undefined
+  stack.exited.then(code => { exit = code }, () => {})
+  try {
+    await waitFor(() => stack.output().includes('The stack is running') || exit !== undefined, { timeoutMs: 60_000, what: 'the stack to start' })
+  } catch (err) {
+    throw new Error(`${(err as Error).message}; it printed:\n${stack.output()}`)
+  }
+  if (exit !== undefined && !stack.output().includes('The stack is running')) throw new Error(`the stack exited (${String(exit)}) before it ran; it printed:\n${stack.output()}`)
+}
+
 t.test('the README flow: start the stack, run the demo, Ctrl-C stops everything', async t => {
   const ports = await portsFor()
   const stack = run(t, 'scripts/start.mjs', { ...ports, LOG_LEVEL: 'warn' })
-  await waitFor(() => stack.output().includes('The stack is running'), { timeoutMs: 60_000, what: `the stack to start: ${stack.output()}` })
+  await started(stack)
 
   const demo = run(t, 'scripts/demo.mjs', { SIM_URL: `http://127.0.0.1:${ports.SIM_PORT}`, LOGIN_URL: `http://127.0.0.1:${ports.LOGIN_PORT}` })
   t.equal(await demo.exited, 0, 'the demo succeeds')
@@ -35,7 +47,7 @@ t.test('tokens expiring in the simulator are refreshed ahead by the broker; no l
     SIM_TOKEN_EXPIRES_IN: '12',
     TOKEN_REFRESH_AHEAD_SECONDS: '9'
   })
-  await waitFor(() => stack.output().includes('The stack is running'), { timeoutMs: 60_000, what: 'the stack to start' })
+  await started(stack)
   const sim = `http://127.0.0.1:${ports.SIM_PORT}`
   const api = `http://127.0.0.1:${ports.LOGIN_PORT}`
   const post = async (url: string, body: object): Promise<{ status: number, json: Record<string, unknown> }> => {

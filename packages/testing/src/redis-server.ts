@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createConnection } from 'node:net'
 import { freePort } from './ports.js'
+import { stopProcess } from './stop-process.js'
 
 export interface RedisServer {
   readonly port: number
@@ -45,14 +46,9 @@ export async function startRedisServer (t?: Teardownable, opts: RedisServerOptio
     const proc = child
     if (proc === undefined) return
     child = undefined
-    if (proc.exitCode !== null || proc.signalCode !== null) return
-    await new Promise<void>(resolve => {
-      proc.once('exit', () => resolve())
-      // A frozen server would never act on SIGTERM.
-      proc.kill('SIGCONT')
-      proc.kill('SIGTERM')
-    })
+    await stopProcess(proc)
   }
+
 
   await start()
   t?.teardown(stop)

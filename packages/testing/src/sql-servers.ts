@@ -4,6 +4,7 @@ import { createConnection } from 'node:net'
 import { tmpdir, userInfo } from 'node:os'
 import { join } from 'node:path'
 import { freePort } from './ports.js'
+import { stopProcess } from './stop-process.js'
 
 export interface SqlServer {
   readonly dialect: 'postgres' | 'mysql'
@@ -72,14 +73,9 @@ function supervised (name: string, port: number, spawnIt: () => ChildProcess, re
     const proc = child
     if (proc === undefined) return
     child = undefined
-    if (proc.exitCode !== null || proc.signalCode !== null) return
-    await new Promise<void>(resolve => {
-      const timer = setTimeout(() => group(proc, 'SIGKILL'), 15_000)
-      proc.once('exit', () => { clearTimeout(timer); resolve() })
-      group(proc, 'SIGCONT')
-      group(proc, 'SIGTERM')
-    })
+    await stopProcess(proc, sig => { group(proc, sig) })
   }
+
   const signal = (sig: NodeJS.Signals): void => {
     if (child === undefined) throw new Error(`${name} is not running`)
     group(child, sig)

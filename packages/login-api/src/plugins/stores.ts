@@ -34,7 +34,8 @@ declare module 'fastify' {
 
 export default fp(async (app) => {
   const { redis: connection, redisKeyPrefix } = app.loginConfig
-  const redis = openStoreRedis(app, connection, 'No Redis is configured (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES): users, sessions and rate limits live in this process only; run a single replica')
+  const kept = app.database === null ? 'users, sessions and rate limits' : 'sessions and rate limits (users are in the database)'
+  const redis = openStoreRedis(app, connection, `No Redis is configured (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES): ${kept} live in this process only; run a single replica`)
   app.decorate('redis', redis)
   const pii = new PiiCipher(app.loginConfig.piiKeys)
   app.decorate('pii', pii)

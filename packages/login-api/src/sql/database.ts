@@ -64,6 +64,9 @@ export class SqlDatabase {
       uri: c.url,
       connectionLimit: c.poolSize,
       connectTimeout: c.connectTimeoutMs,
+      // mysql2 has no timeout for a free connection: while the database is frozen, callers
+      // wait in this queue; past it they fail at once (503) rather than pile up in memory.
+      queueLimit: 50 * c.poolSize,
       enableKeepAlive: true,
       // Timestamps are written and read as UTC whatever the server's time zone.
       timezone: 'Z',
