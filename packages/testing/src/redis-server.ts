@@ -49,7 +49,6 @@ export async function startRedisServer (t?: Teardownable, opts: RedisServerOptio
     await stopProcess(proc)
   }
 
-
   await start()
   t?.teardown(stop)
   const url = `redis://127.0.0.1:${port}`
