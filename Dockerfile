@@ -6,14 +6,23 @@
 ARG SERVICE=token-broker
 
 FROM node:24-bookworm-slim AS build
-ARG SERVICE
 WORKDIR /repo
 RUN npm i -g pnpm@10
+# The manifests first and SERVICE only after the install: the three images share the install
+# layer, and a change to the sources alone does not install again.
 COPY package.json pnpm-lock.yaml pnpm-workspace.yaml .npmrc tsconfig.base.json ./
-COPY packages ./packages
+COPY packages/broker-client/package.json ./packages/broker-client/
+COPY packages/login-api/package.json ./packages/login-api/
+COPY packages/miniprogram/package.json ./packages/miniprogram/
+COPY packages/service-kit/package.json ./packages/service-kit/
+COPY packages/testing/package.json ./packages/testing/
+COPY packages/token-broker/package.json ./packages/token-broker/
+COPY packages/wechat-sim/package.json ./packages/wechat-sim/
 COPY test/package.json ./test/
 COPY examples/miniprogram/package.json ./examples/miniprogram/
 RUN pnpm install --frozen-lockfile --ignore-scripts
+COPY packages ./packages
+ARG SERVICE
 RUN pnpm --filter "@wxlogin/${SERVICE}..." build
 # Production dependencies only, workspace packages included as built output.
 RUN pnpm --filter "@wxlogin/${SERVICE}" deploy --prod --legacy /out

@@ -143,6 +143,11 @@ t.test('the one Dockerfile: every COPY source exists; compose builds each servic
       for (const src of parts) t.ok(existsSync(join(root, src)), `${file}: COPY ${src} exists`)
     }
   }
+  // The install layer is built from the manifests alone: a new workspace package must be listed.
+  const dockerfile = read('Dockerfile')
+  for (const pkg of readdirSync(join(root, 'packages')).filter(p => existsSync(join(root, 'packages', p, 'package.json')))) {
+    t.match(dockerfile, new RegExp(`^COPY packages/${pkg}/package\\.json `, 'm'), `the Dockerfile installs from packages/${pkg}/package.json`)
+  }
 })
 
 /** Metric names an expression reads: identifiers outside label matchers, ranges and grouping clauses. */
