@@ -3,7 +3,6 @@ import formbody from '@fastify/formbody'
 import swagger from '@fastify/swagger'
 import type { Got } from 'got'
 import { BODY_LIMIT, createServiceApp, createUpstreamGot, registerHealthRoutes, type ReadyCheck } from '@wxlogin/service-kit'
-import type { SqlDatabase } from './sql/database.js'
 import type { LoginConfig } from './config.js'
 import loginContext from './plugins/login-context.js'
 import database from './plugins/database.js'
@@ -42,19 +41,17 @@ export async function buildApp (config: LoginConfig, opts: BuildOptions = {}): P
   const signed = app.signedSessions
   if (signed !== null) await jwksRoute(app, signed)
   registerHealthRoutes(app, {
-    redis: async () => {
-      const problem = app.redis?.problem()
-      return problem === undefined ? { ok: true } : { ok: false, reason: problem }
-    },
-    ...(app.database === null ? {} : { database: databaseCheck(app.database) }),
+    redis: problemCheck(() => app.redis?.problem()),
+    ...(app.database === null ? {} : { database: problemCheck(() => app.database?.problem()) }),
     broker: async () => await app.broker.ping() ? { ok: true } : { ok: false, reason: 'token broker unreachable' }
   })
   return app
 }
 
-function databaseCheck (db: SqlDatabase): ReadyCheck {
+/** A store's readiness from what it says is wrong (undefined: nothing). */
+function problemCheck (problem: () => string | undefined): ReadyCheck {
   return async () => {
-    const problem = db.problem()
-    return problem === undefined ? { ok: true } : { ok: false, reason: problem }
+    const reason = problem()
+    return reason === undefined ? { ok: true } : { ok: false, reason }
   }
 }

@@ -30,9 +30,8 @@ function serviceUser (name: string): { uid: number, gid: number } | undefined {
   return { uid: Number(r.stdout.trim()), gid: Number(g.stdout.trim()) }
 }
 
-/** Debian keeps initdb and postgres in a versioned directory off PATH (PG_BIN overrides). */
+/** Debian keeps initdb and postgres in a versioned directory off PATH: the newest one. */
 export function postgresBin (): string {
-  if (process.env.PG_BIN !== undefined) return process.env.PG_BIN
   const root = '/usr/lib/postgresql'
   const versions = existsSync(root) ? readdirSync(root).filter(v => /^\d+$/.test(v)).sort((a, b) => Number(b) - Number(a)) : []
   if (versions[0] === undefined) throw new Error('PostgreSQL is not installed (apt-get install postgresql)')

@@ -1,28 +1,23 @@
-import { ConfigError, readRedisConnection, RedisHandle } from '@wxlogin/service-kit'
-import { parsePiiKeys, PiiCipher } from '../pii.js'
+import { RedisHandle } from '@wxlogin/service-kit'
 import { importUsers } from '../sql/import-users.js'
 import { pendingMigrations } from '../sql/schema.js'
-import { failure, quietLogger, toolDatabase, toolLog } from './tool-env.js'
+import { failure, importConfig, quietLogger, toolLog } from './tool-config.js'
 
 // `pnpm import-users`: copies the users of the Redis store (REDIS_URL, REDIS_SENTINELS or
 // REDIS_CLUSTER_NODES, REDIS_KEY_PREFIX) into DATABASE_URL; run it again at will (docs/sql-users.md).
 const tool = 'import-users'
-const { database, config, reader } = toolDatabase(process.env, tool)
+const { database, config, settings } = importConfig()
 let redis: RedisHandle | undefined
 try {
-  const connection = readRedisConnection(reader)
-  if (connection === undefined) throw new ConfigError('REDIS_URL', 'is required: the Redis store to copy users from (or REDIS_SENTINELS, REDIS_CLUSTER_NODES)')
-  const keys = reader.secret('PII_ENCRYPTION_KEY', true)
-  const prefix = reader.string('REDIS_KEY_PREFIX', 'wxlogin:')
   const pending = await pendingMigrations(database.db, config.dialect)
   if (pending.length > 0) throw new Error(`the database schema is not up to date (pending: ${pending.join(', ')}); run \`pnpm migrate\` first`)
-  redis = new RedisHandle(connection, quietLogger, 'import').start()
+  redis = new RedisHandle(settings.redis, quietLogger, 'import').start()
   const started = Date.now()
   while (!redis.ok()) {
     if (Date.now() - started > 10_000) throw new Error(`Redis: ${redis.problem() ?? 'not ready'}`)
     await new Promise(resolve => setTimeout(resolve, 100))
   }
-  const report = await importUsers(redis, prefix, database, new PiiCipher(parsePiiKeys(keys)), r => {
+  const report = await importUsers(redis, settings.prefix, database, settings.pii, r => {
     toolLog.info(`import-users: ${r.read} read, ${r.copied} copied, ${r.updated} updated, ${r.unchanged} unchanged`)
   })
   for (const c of report.conflicts) toolLog.warn(`import-users: user ${c.user_id}: ${c.reason}`)
@@ -30,10 +25,6 @@ try {
 } catch (err) {
   await redis?.close().catch(() => {})
   await database.close().catch(() => {})
-  if (err instanceof ConfigError) {
-    process.stderr.write(`${tool}: ${err.message}\n`)
-    process.exit(2)
-  }
   failure(tool, err)
 }
 await redis?.close()

@@ -1,10 +1,10 @@
+import { databaseTarget } from '../sql/database-config.js'
 import { migrateToLatest, pendingMigrations } from '../sql/schema.js'
-import { databaseTarget } from '../plugins/database.js'
-import { failure, toolDatabase, toolLog } from './tool-env.js'
+import { failure, migrateConfig, toolLog } from './tool-config.js'
 
 // `pnpm migrate`: applies the user store's pending migrations to DATABASE_URL; `--check` only
 // says whether any are pending (exit 3 if so), for a deploy pipeline's gate.
-const { database, config } = toolDatabase(process.env, 'migrate')
+const { database, config } = migrateConfig()
 const check = process.argv.includes('--check')
 try {
   const target = databaseTarget(config.url)

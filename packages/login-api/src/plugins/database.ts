@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import { StartupError } from '@wxlogin/service-kit'
 import { SqlDatabase } from '../sql/database.js'
+import { databaseTarget } from '../sql/database-config.js'
 import { migrateToLatest, pendingMigrations } from '../sql/schema.js'
 
 declare module 'fastify' {
@@ -12,12 +13,6 @@ declare module 'fastify' {
 
 /** How long a starting instance waits for its database before it gives up (and is restarted). */
 const START_PATIENCE_MS = 30_000
-
-/** Where the database is, for messages: host, port and database name; never the credentials. */
-export function databaseTarget (url: string): string {
-  const u = new URL(url)
-  return `${u.hostname}${u.port === '' ? '' : `:${u.port}`}${u.pathname}`
-}
 
 /**
  * Opens the user database and checks its schema before the service answers anything: an

@@ -35,6 +35,12 @@ export function dialectOf (url: string): SqlDialect {
   return dialect
 }
 
+/** Where the database is, for messages: host, port and database name; never the credentials. */
+export function databaseTarget (url: string): string {
+  const u = new URL(url)
+  return `${u.hostname}${u.port === '' ? '' : `:${u.port}`}${u.pathname}`
+}
+
 /** Undefined when DATABASE_URL (and DATABASE_URL_FILE) is unset: users stay in Redis or memory. */
 export function readDatabaseConfig (r: EnvReader): DatabaseConfig | undefined {
   const url = r.secret('DATABASE_URL')

@@ -36,10 +36,10 @@ export async function importUsers (redis: RedisHandle, prefix: string, database:
       for (const key of keys) {
         const raw = await send(['GET', key]) as string | null
         if (raw === null) continue
-        const record = await adopted(send, prefix, JSON.parse(raw) as Partial<UserRecord> & Partial<Identity>)
-        if (record === null) continue
+        const found = await adopted(send, prefix, JSON.parse(raw) as Partial<UserRecord> & Partial<Identity>)
+        if (found === null) continue
         report.read++
-        await database.db.transaction().setIsolationLevel('read committed').execute(async trx => { await copy(trx, mysql, pii, record, report) })
+        await database.db.transaction().setIsolationLevel('read committed').execute(async trx => { await copy(trx, mysql, pii, found, report) })
       }
       progress(report)
     } while (cursor !== '0')
@@ -53,12 +53,12 @@ type Send = (args: string[]) => Promise<unknown>
  * A record as it is, or one the login-api wrote before user_ids (key user:{appid}:{openid}) as
  * the user it becomes, unless its identity was since resolved (the newer record covers it).
  */
-async function adopted (send: Send, prefix: string, r: Partial<UserRecord> & Partial<Identity>): Promise<UserRecord | null> {
-  if (typeof r.user_id === 'string') return r as UserRecord
+async function adopted (send: Send, prefix: string, r: Partial<UserRecord> & Partial<Identity>): Promise<Found | null> {
+  if (typeof r.user_id === 'string') return { record: r as UserRecord, legacy: false }
   if (typeof r.appid !== 'string' || typeof r.openid !== 'string') return null
   if (await send(['EXISTS', `${prefix}identity:${r.appid}:${r.openid}`]) === 1) return null
   const now = new Date().toISOString()
-  return {
+  const record: UserRecord = {
     user_id: randomUUID(),
     unionid: r.unionid ?? null,
     nickname: r.nickname ?? null,
@@ -66,24 +66,25 @@ async function adopted (send: Send, prefix: string, r: Partial<UserRecord> & Par
     phone: r.phone ?? null,
     identities: [{ appid: r.appid, openid: r.openid }],
     created_at: r.created_at ?? now,
-    updated_at: r.updated_at ?? now,
-    // Sealed (if at all) for the old key's context; opened with it below.
-    legacyContext: `user:${r.appid}:${r.openid}:phone`
-  } as UserRecord
+    updated_at: r.updated_at ?? now
+  }
+  return { record, legacy: true }
 }
 
-async function copy (trx: Db, mysql: boolean, pii: PiiCipher, record: UserRecord, report: ImportReport): Promise<void> {
+/** A record to copy; `legacy`: from before user_ids (and before encryption: its phone is in clear). */
+interface Found { record: UserRecord, legacy: boolean }
+
+async function copy (trx: Db, mysql: boolean, pii: PiiCipher, { record, legacy }: Found, report: ImportReport): Promise<void> {
   const id = record.user_id
-  const legacy = (record as { legacyContext?: string }).legacyContext
   // A legacy record's identity may be in SQL already (the first run): that run copied it.
-  if (legacy !== undefined) {
+  if (legacy) {
     const i = record.identities[0] as Identity
     if (await trx.selectFrom('wxlogin_identities').select('user_id').where('appid', '=', i.appid).where('openid', '=', i.openid).executeTakeFirst() !== undefined) {
       report.unchanged++
       return
     }
   }
-  const phone = openPhone(pii, record.phone, legacy ?? phoneContext(id))
+  const phone = openPhone(pii, record.phone, phoneContext(id))
   const updatedAt = new Date(record.updated_at)
   const columns = {
     nickname: record.nickname ?? null,

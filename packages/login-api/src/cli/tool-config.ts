@@ -1,0 +1,70 @@
+import type { FastifyBaseLogger } from 'fastify'
+import { ConfigError, EnvReader, readRedisConnection, type Env, type RedisConnection } from '@wxlogin/service-kit'
+import { parsePiiKeys, PiiCipher } from '../pii.js'
+import { readDatabaseConfig, type DatabaseConfig } from '../sql/database-config.js'
+import { SqlDatabase } from '../sql/database.js'
+
+/** What `pnpm migrate` and `pnpm import-users` print: one line each, never a URL or a secret. */
+export const toolLog = {
+  info: (msg: string) => { process.stdout.write(`${msg}\n`) },
+  warn: (msg: string) => { process.stderr.write(`${msg}\n`) }
+}
+
+/** pino's interface as the stores use it: warnings as one line (the message alone), nothing else. */
+export const quietLogger = {
+  warn: (o: unknown, m?: string) => { toolLog.warn(m ?? (typeof o === 'string' ? o : 'warning')) },
+  info: () => {},
+  debug: () => {},
+  trace: () => {},
+  error: (o: unknown, m?: string) => { toolLog.warn(m ?? (typeof o === 'string' ? o : 'error')) },
+  fatal: () => {},
+  child: () => quietLogger,
+  level: 'warn'
+} as unknown as FastifyBaseLogger
+
+/** `read`, or its ConfigError on one line and exit 2 (a usage error, unlike a failed run's 1). */
+function orExit<T> (tool: string, read: () => T): T {
+  try {
+    return read()
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err
+    process.stderr.write(`${tool}: ${err.message}\n`)
+    process.exit(2)
+  }
+}
+
+function requiredDatabase (r: EnvReader, tool: string): DatabaseConfig {
+  const config = readDatabaseConfig(r)
+  if (config === undefined) throw new ConfigError('DATABASE_URL', `is required for ${tool} (postgres://... or mysql://..., or DATABASE_URL_FILE)`)
+  return config
+}
+
+/**
+ * The tools read the login-api's own variables, but only those they need (no broker, no apps):
+ * `pnpm migrate` the database alone.
+ */
+export function migrateConfig (env: Env = process.env): { database: SqlDatabase, config: DatabaseConfig } {
+  const config = orExit('migrate', () => requiredDatabase(new EnvReader(env), 'migrate'))
+  return { database: new SqlDatabase(config, quietLogger), config }
+}
+
+export interface ImportSettings { redis: RedisConnection, pii: PiiCipher, prefix: string }
+
+/** `pnpm import-users`: the database, and the Redis store to copy from with its keys and prefix. */
+export function importConfig (env: Env = process.env): { database: SqlDatabase, config: DatabaseConfig, settings: ImportSettings } {
+  const { config, settings } = orExit('import-users', () => {
+    const r = new EnvReader(env)
+    const config = requiredDatabase(r, 'import-users')
+    const redis = readRedisConnection(r)
+    if (redis === undefined) throw new ConfigError('REDIS_URL', 'is required: the Redis store to copy users from (or REDIS_SENTINELS, REDIS_CLUSTER_NODES)')
+    return { config, settings: { redis, pii: new PiiCipher(parsePiiKeys(r.secret('PII_ENCRYPTION_KEY', true))), prefix: r.string('REDIS_KEY_PREFIX', 'wxlogin:') } }
+  })
+  return { database: new SqlDatabase(config, quietLogger), config, settings }
+}
+
+/** An error for the terminal: its message and code, without a stack or a connection string. */
+export function failure (tool: string, err: unknown): never {
+  const e = err as { message?: string, code?: unknown }
+  process.stderr.write(`${tool}: failed: ${e.message ?? String(err)}${typeof e.code === 'string' ? ` (${e.code})` : ''}\n`)
+  process.exit(1)
+}
