@@ -1,6 +1,6 @@
 import { safeEqualHex, ServiceError, sha256Hex } from '@wxlogin/service-kit'
 import { errors } from './errors.js'
-import { CODE_LIFE_MS, type DoneExchange, type Exchange, type ExchangeStore } from './exchange-store.js'
+import { CODE_LIFE_MS, type CountedClaim, type Counter, type DoneExchange, type Exchange, type ExchangeStore } from './exchange-store.js'
 import { storeCall } from './store-call.js'
 
 export { CODE_LIFE_MS, type DoneExchange, type Exchange, type ExchangeStore } from './exchange-store.js'
@@ -26,6 +26,11 @@ export interface ExchangeOptions {  /** How long a request waits for another ins
    * goes only to a request with the same one; another (or none) gets `replayed()`.
    */
   owner?: { hash: string | undefined, allowNone: boolean, replayed: () => ServiceError }
+  /**
+   * A limit counted in the claim's own round trip, only when this request claims the code:
+   * `verdict` sees the count and throws to refuse (the claim is then already let go).
+   */
+  limit?: { counter: Counter, verdict: (count: CountedClaim) => void }
 }
 
 export interface Exchanged<T> {
@@ -59,7 +64,7 @@ export async function exchangeOnce<T> (store: ExchangeStore, key: string, work: 
   const deadline = Date.now() + opts.waitMs
   let pause = 20
   for (;;) {
-    if (await storeCall(store.claim(key, CLAIM_LEASE_MS))) {
+    if (await claimed(store, key, opts)) {
       const lease = setInterval(() => { store.renew(key, CLAIM_LEASE_MS).catch(() => {}) }, CLAIM_LEASE_MS / 3)
       let handedOn = false
       try {
@@ -93,6 +98,13 @@ export async function exchangeOnce<T> (store: ExchangeStore, key: string, work: 
     await sleep(Math.min(pause, Math.max(1, deadline - Date.now())))
     pause = Math.min(pause * 2, 200)
   }
+}
+
+async function claimed (store: ExchangeStore, key: string, opts: ExchangeOptions): Promise<boolean> {
+  if (opts.limit === undefined) return await storeCall(store.claim(key, CLAIM_LEASE_MS))
+  const count = await storeCall(store.claimCounted(key, CLAIM_LEASE_MS, opts.limit.counter))
+  if (count.claimed) opts.limit.verdict(count)
+  return count.claimed
 }
 
 /**

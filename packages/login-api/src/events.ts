@@ -22,7 +22,7 @@ export class NoEvents implements EventSink {
  */
 export class RedisStreamEvents implements EventSink {
   readonly key: string
-  constructor (private readonly redis: RedisHandle, prefix: string, private readonly maxLen: number, private readonly includePhone: boolean) {
+  constructor (private readonly redis: RedisHandle, prefix: string, readonly maxLen: number, private readonly includePhone: boolean) {
     this.key = `${prefix}events`
   }
 
@@ -31,9 +31,9 @@ export class RedisStreamEvents implements EventSink {
     return this.includePhone ? p.phoneNumber : maskPhone(p.purePhoneNumber)
   }
 
-  async emit (events: LoginEvent[]): Promise<void> {
-    // Issued in order on one connection, they are pipelined and appended in that order.
-    await Promise.all(events.map(async e => await this.redis.cmd.xAdd(this.key, '*', {
+  /** An event's fields as XADD takes them (also written by the login's commit script). */
+  fields (e: LoginEvent): Record<string, string> {
+    return {
       type: e.type,
       user_id: e.user.user_id,
       appid: e.appid,
@@ -42,7 +42,15 @@ export class RedisStreamEvents implements EventSink {
       phone: this.phone(e.user.phone),
       country_code: e.user.phone?.countryCode ?? '',
       at: e.user.updated_at
-    }, { TRIM: { strategy: 'MAXLEN', strategyModifier: '~', threshold: this.maxLen } })))
-    if (events.length > 0) await this.redis.replicated(this.key)
+    }
+  }
+
+  async emit (events: LoginEvent[]): Promise<void> {
+    if (events.length === 0) return
+    // Issued in order on one connection, they are pipelined and appended in that order; the
+    // WAIT rides with them.
+    await this.redis.durable(this.key, Promise.all(events.map(async e => await this.redis.cmd.xAdd(this.key, '*', this.fields(e), {
+      TRIM: { strategy: 'MAXLEN', strategyModifier: '~', threshold: this.maxLen }
+    }))))
   }
 }

@@ -10,12 +10,22 @@ export type Exchange<T> =
   | { state: 'done', value: T, newUser?: boolean, owner?: string }
   | { state: 'failed', error: { code: string, message: string, status: number, wechatErrcode?: number } }
 
+/** A limit counted with a claim: `key` counts up to `max` in a window of `windowMs`. */
+export interface Counter { key: string, windowMs: number, max: number }
+/** claimed: this caller holds the code; current/ttlMs: the counter after this claim (0 when not counted). */
+export interface CountedClaim { claimed: boolean, current: number, ttlMs: number }
+
 export type DoneExchange<T> = Extract<Exchange<T>, { state: 'done' }>
 
 /** Exchange records, shared by every instance: keyed by a hash, never the code itself. */
 export interface ExchangeStore {
   /** Marks `key` pending for `ttlMs`; true when this caller got it (nobody had it). */
   claim: (key: string, ttlMs: number) => Promise<boolean>
+  /**
+   * claim, and when this caller got it, one more on `counter` (a fixed window of `windowMs` from
+   * its first count); over `max`, the claim is let go at once and the code stays unused.
+   */
+  claimCounted: (key: string, ttlMs: number, counter: Counter) => Promise<CountedClaim>
   /** Extends a pending claim by `ttlMs` (its owner is still working); nothing once it is settled. */
   renew: (key: string, ttlMs: number) => Promise<void>
   get: (key: string) => Promise<Exchange<unknown> | null>
@@ -43,6 +53,18 @@ export class MemoryExchangeStore implements ExchangeStore {
     if (this.records.get(key) !== undefined) return false
     this.records.set(key, { state: 'pending' }, ttlMs)
     return true
+  }
+
+  private readonly counters = new ExpiringMap<{ n: number, until: number }>()
+
+  async claimCounted (key: string, ttlMs: number, counter: Counter): Promise<CountedClaim> {
+    if (!await this.claim(key, ttlMs)) return { claimed: false, current: 0, ttlMs: 0 }
+    const now = Date.now()
+    const c = this.counters.get(counter.key) ?? { n: 0, until: now + counter.windowMs }
+    c.n++
+    this.counters.set(counter.key, c, c.until - now)
+    if (c.n > counter.max) await this.release(key)
+    return { claimed: true, current: c.n, ttlMs: c.until - now }
   }
 
   async renew (key: string, ttlMs: number): Promise<void> {
@@ -85,11 +107,48 @@ return 0
 `
 const PENDING = JSON.stringify({ state: 'pending' })
 
+// A fixed window from the first count, as @fastify/rate-limit counts: { current, ttl ms }.
+const COUNT = `
+local current = redis.call('INCR', KEYS[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if current == 1 or ttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  ttl = tonumber(ARGV[1])
+end
+return { current, ttl }
+`
+// KEYS: the claim, the counter. ARGV: pending record, claim ms, window ms, max.
+const CLAIM_COUNTED = `
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return { 0, 0, 0 } end
+local current = redis.call('INCR', KEYS[2])
+local ttl = redis.call('PTTL', KEYS[2])
+if current == 1 or ttl < 0 then
+  redis.call('PEXPIRE', KEYS[2], ARGV[3])
+  ttl = tonumber(ARGV[3])
+end
+if current > tonumber(ARGV[4]) then redis.call('DEL', KEYS[1]) end
+return { 1, current, ttl }
+`
+
 export class RedisExchangeStore implements ExchangeStore {
   constructor (private readonly redis: RedisHandle, private readonly prefix: string) {}
 
   async claim (key: string, ttlMs: number): Promise<boolean> {
     return await this.redis.cmd.set(key, PENDING, { NX: true, PX: ttlMs }) === 'OK'
+  }
+
+  async claimCounted (key: string, ttlMs: number, counter: Counter): Promise<CountedClaim> {
+    const args = [PENDING, String(ttlMs), String(counter.windowMs), String(counter.max)]
+    if (this.redis.mode !== 'cluster') {
+      // One script, one round trip: the two keys are on one server.
+      const [claimed, current, ttl] = await this.redis.cmd.eval(CLAIM_COUNTED, { keys: [key, counter.key], arguments: args }) as number[]
+      return { claimed: claimed === 1, current: Number(current), ttlMs: Number(ttl) }
+    }
+    // A Cluster keeps them in two slots: the claim first, counted only when it is ours.
+    if (!await this.claim(key, ttlMs)) return { claimed: false, current: 0, ttlMs: 0 }
+    const [current, ttl] = await this.redis.cmd.eval(COUNT, { keys: [counter.key], arguments: [args[2] as string] }) as number[]
+    if (Number(current) > counter.max) await this.release(key)
+    return { claimed: true, current: Number(current), ttlMs: Number(ttl) }
   }
 
   async renew (key: string, ttlMs: number): Promise<void> {
@@ -108,9 +167,8 @@ export class RedisExchangeStore implements ExchangeStore {
   }
 
   async settle (key: string, record: Exchange<unknown>, ttlMs: number): Promise<void> {
-    await this.redis.cmd.set(key, JSON.stringify(record), { PX: ttlMs })
     // A failover that lost this record would let a retry spend the code again.
-    await this.redis.replicated(key)
+    await this.redis.durable(key, this.redis.cmd.set(key, JSON.stringify(record), { PX: ttlMs }))
   }
 
   async annotate (key: string, record: Exchange<unknown>): Promise<void> {

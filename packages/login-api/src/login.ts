@@ -3,12 +3,11 @@ import type { FromSchema } from 'json-schema-to-ts'
 import { BrokerError } from '@wxlogin/broker-client'
 import { clientAddress, limitAddress, sha256Hex, toServiceError, type ErrorBody, type ServiceError } from '@wxlogin/service-kit'
 import { resolveApp } from './apps.js'
-import { exchangeKey, exchangeOnce, SETTLED, type DoneExchange, type Exchange } from './code-exchanges.js'
+import { exchangeKey, exchangeOnce, SETTLED, type DoneExchange } from './code-exchanges.js'
 import { errors } from './errors.js'
-import type { LoginEvent } from './events.js'
+import { commitLogin, type WechatSession } from './login-commit.js'
 import { brokerFailure } from './phone-service.js'
 import type { loginResponse, userSchema } from './schemas.js'
-import { newSessionToken } from './sessions.js'
 import { storeCall } from './store-call.js'
 import type { Identity, UserPatch, UserRecord } from './user-store.js'
 
@@ -33,7 +32,7 @@ function fromBroker (err: unknown): ServiceError {
   return brokerFailure(err)
 }
 
-interface Session { openid: string, unionid: string | null }
+type Session = WechatSession
 
 function replayed (app: FastifyInstance): ServiceError {
   app.loginMetrics.replaysRefused.inc()
@@ -71,6 +70,8 @@ async function exchangeLoginCode (app: FastifyInstance, request: FastifyRequest,
     waitMs,
     final: se => se.code === 'invalid_code' || se.code === 'high_risk_user',
     beforeWork: async () => {
+      // Before WeChat is asked: an address over its limit never spends a code.
+      await request.ipLimit
       // A store that cannot answer does not shed: the spray guard never locks users out.
       if (await shed.catch(() => false)) {
         app.loginMetrics.codeFailuresShed.inc({ appid })
@@ -119,8 +120,12 @@ export async function thirdLogin (app: FastifyInstance, request: FastifyRequest,
   const patch: UserPatch = {}
   if (input.nickname !== undefined && input.nickname !== '') patch.nickname = input.nickname.normalize('NFC')
   if (input.head_pic !== undefined && input.head_pic !== '') patch.head_pic = input.head_pic
+  // What the commit builds on, read now: it rides in the same write as the login code's answer
+  // being kept (and the phone code's claim), instead of a round trip of its own.
+  const snapshot = app.loginScript?.read(identity, login.session.unionid)
+  snapshot?.catch(() => {})
   // Each code's answer is kept while the next step's first store command rides in the same
-  // write (the phone's claim, the user's reads); each is awaited before anything is answered.
+  // write; each is awaited before anything is answered.
   let phone: Awaited<ReturnType<typeof loginPhone>>
   try {
     phone = await loginPhone(app, request, reply, identity, input.phoneCode, patch)
@@ -133,32 +138,16 @@ export async function thirdLogin (app: FastifyInstance, request: FastifyRequest,
 
   // Each retry that gets this far opens a session: a few, for a flaky network, never a stream.
   if (login.reused && await storeCall(app.exchanges.countReuse(login.key)) >= RETRY_SESSIONS_PER_CODE) throw replayed(app)
-  const { user, isNew, phoneChanged } = await storeCall(app.users.upsertUser(identity, login.session.unionid, patch))
+  const done = await commitLogin(app, {
+    identity,
+    unionid: login.session.unionid,
+    patch,
+    login: { key: login.key, reused: login.reused, session: login.session, record: login.record },
+    phoneKeys: phone.keys,
+    snapshot
+  })
   await phone.settled
+  for (const e of done.events) app.loginMetrics.events.inc({ type: e.type })
   // The first attempt created the user but its answer was lost: the retry says so too.
-  const isNewUser = isNew || login.newUser
-  const events: LoginEvent[] = []
-  if (isNew) events.push({ type: 'user.created', user, ...identity })
-  events.push({ type: 'user.logged_in', user, ...identity })
-  if (phoneChanged) events.push({ type: 'user.phone_changed', user, ...identity })
-  const marked: Exchange<Session> = { ...(login.record ?? { state: 'done', value: login.session }), newUser: true }
-  // Independent writes, issued together: one pipeline rather than one round trip each.
-  const [,,, session] = await storeCall(Promise.all([
-    isNew ? app.exchanges.annotate(login.key, marked) : undefined,
-    // So that logout everywhere (or deletion) can take back what a retry would get.
-    login.reused ? undefined : app.exchanges.track(user.user_id, [login.key, ...phone.keys]),
-    app.events.emit(events),
-    issueSession(app, user.user_id, identity)
-  ]))
-  for (const e of events) app.loginMetrics.events.inc({ type: e.type })
-  return { ...session, is_new_user: isNewUser, user: publicUser(user, identity), phone_error: phoneError }
-}
-
-/** An opaque session token, or with SESSION_FORMAT=jwt a signed access token and a refresh token. */
-async function issueSession (app: FastifyInstance, userId: string, identity: Identity): Promise<{ token: string, expires_in: number, refresh_token?: string }> {
-  const config = app.loginConfig
-  if (app.signedSessions !== null) return await app.signedSessions.issue(userId, identity)
-  const { token, hash } = newSessionToken()
-  await app.sessions.create(hash, { user_id: userId, ...identity }, config.sessionTtlSeconds, config.sessionsPerUserMax)
-  return { token, expires_in: config.sessionTtlSeconds }
+  return { ...done.session, is_new_user: done.isNew || login.newUser, user: publicUser(done.user, identity), phone_error: phoneError }
 }

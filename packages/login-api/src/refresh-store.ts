@@ -117,15 +117,14 @@ export class RedisRefreshStore implements RefreshStore {
     const key = this.key(familyId)
     const index = this.indexKey(family.user_id)
     // Issued together: one pipeline (in a Cluster, to both nodes at once).
+    // Answered only once a replica has it (REDIS_WAIT_REPLICAS): a failover must not log the
+    // user out. The WAITs ride in the same write.
     const [, , evicted] = await Promise.all([
       this.redis.cmd.hSet(key, { ...family, current: tokenHash, prev: '', prev_at: '0' }),
-      this.redis.cmd.expire(key, ttlSeconds),
-      this.redis.cmd.eval(INDEX_AND_CAP, { keys: [index], arguments: [familyId, String(Date.now()), String(ttlSeconds), String(maxPerUser)] }) as Promise<string[]>
+      this.redis.durable(key, this.redis.cmd.expire(key, ttlSeconds)),
+      this.redis.durable(index, this.redis.cmd.eval(INDEX_AND_CAP, { keys: [index], arguments: [familyId, String(Date.now()), String(ttlSeconds), String(maxPerUser)] }) as Promise<string[]>)
     ])
     await Promise.all(evicted.map(async (id: string) => await this.redis.cmd.del([this.key(id), this.spentKey(id)])))
-    // Answered only once a replica has it (REDIS_WAIT_REPLICAS): a failover must not log the user out.
-    await this.redis.replicated(key)
-    await this.redis.replicated(index)
   }
 
   async rotate (familyId: string, tokenHash: string, successorHash: string, ttlSeconds: number, graceMs: number): Promise<RotateResult> {

@@ -58,18 +58,27 @@ export class RedisSessionStore implements SessionStore {
 
   async create (tokenHash: string, session: SessionRecord, ttlSeconds: number, maxPerUser: number): Promise<void> {
     const key = this.key(tokenHash)
-    // Issued together, the two go out in one pipeline (in a Cluster, to their nodes at once).
-    const writes: Array<Promise<unknown>> = [this.redis.cmd.set(key, JSON.stringify(session), { EX: ttlSeconds })]
-    const index = session.user_id === undefined ? undefined : this.indexKey(session.user_id)
-    if (index !== undefined) {
-      writes.push(this.redis.cmd.eval(INDEX_AND_CAP, { keys: [index], arguments: [tokenHash, String(Date.now()), String(ttlSeconds), String(maxPerUser)] }))
+    const value = JSON.stringify(session)
+    // Answered only once a replica has it (REDIS_WAIT_REPLICAS): a failover must not log the
+    // user out. Each WAIT rides in the same write as what it covers.
+    if (session.user_id === undefined) {
+      await this.redis.durable(key, this.redis.cmd.set(key, value, { EX: ttlSeconds }))
+      return
     }
-    const [, evicted] = await Promise.all(writes) as [unknown, string[] | undefined]
+    const index = this.indexKey(session.user_id)
+    const capArgs = [tokenHash, String(Date.now()), String(ttlSeconds), String(maxPerUser)]
+    if (this.redis.mode !== 'cluster') {
+      // One server: the session, the index and the sessions past the cap in one script.
+      await this.redis.durable(key, this.redis.cmd.eval(CREATE_CAPPED, { keys: [key, index], arguments: [...capArgs, value, this.key('')] }))
+      return
+    }
+    // Issued together, the two go out at once, each to its node.
+    const [, evicted] = await Promise.all([
+      this.redis.durable(key, this.redis.cmd.set(key, value, { EX: ttlSeconds })),
+      this.redis.durable(index, this.redis.cmd.eval(INDEX_AND_CAP, { keys: [index], arguments: capArgs }) as Promise<string[]>)
+    ])
     // One key a command: the evicted sessions live in other slots of a Cluster.
-    await Promise.all((evicted ?? []).map(async hash => await this.redis.cmd.del(this.key(hash))))
-    // Answered only once a replica has it (REDIS_WAIT_REPLICAS): a failover must not log the user out.
-    await this.redis.replicated(key)
-    if (index !== undefined) await this.redis.replicated(index)
+    await Promise.all(evicted.map(async hash => await this.redis.cmd.del(this.key(hash))))
   }
 
   async deleteAllOf (userId: string): Promise<number> {
@@ -110,4 +119,18 @@ if over <= 0 then return {} end
 local oldest = redis.call('ZRANGE', KEYS[1], 0, over - 1)
 redis.call('ZREMRANGEBYRANK', KEYS[1], 0, over - 1)
 return oldest
+`
+
+// KEYS: the session, the user's index. ARGV: INDEX_AND_CAP's, then the session's value and the
+// sessions' key prefix (the evicted sessions' keys are built here: one server, any key).
+const CREATE_CAPPED = `
+redis.call('SET', KEYS[1], ARGV[5], 'EX', ARGV[3])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+local over = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[4])
+if over <= 0 then return 0 end
+local oldest = redis.call('ZRANGE', KEYS[2], 0, over - 1)
+redis.call('ZREMRANGEBYRANK', KEYS[2], 0, over - 1)
+for _, h in ipairs(oldest) do redis.call('DEL', ARGV[6] .. h) end
+return #oldest
 `

@@ -53,7 +53,7 @@ export const samePhone = (a: PhoneInfo | null, b: PhoneInfo | undefined): boolea
   b === undefined || (a !== null && a.phoneNumber === b.phoneNumber && a.countryCode === b.countryCode)
 
 /** `patch` over `cur` (or a new user); a field the patch leaves out keeps its value. */
-function merge (cur: UserRecord, identity: Identity, unionid: string | null, patch: UserPatch, now: string): UserRecord {
+export function merge (cur: UserRecord, identity: Identity, unionid: string | null, patch: UserPatch, now: string): UserRecord {
   const user = { ...cur, identities: [...cur.identities], updated_at: now }
   if (!user.identities.some(i => i.appid === identity.appid && i.openid === identity.openid)) user.identities.push(identity)
   if (unionid !== null && user.unionid === null) user.unionid = unionid
@@ -63,7 +63,7 @@ function merge (cur: UserRecord, identity: Identity, unionid: string | null, pat
   return user
 }
 
-const blankUser = (userId: string, now: string): UserRecord =>
+export const blankUser = (userId: string, now: string): UserRecord =>
   ({ user_id: userId, unionid: null, nickname: null, head_pic: null, phone: null, identities: [], created_at: now, updated_at: now })
 
 /** For one replica without Redis. */
@@ -159,11 +159,11 @@ return 0
 export class RedisUserStore implements UserStore {
   constructor (private readonly redis: RedisHandle, private readonly prefix: string, private readonly pii: PiiCipher) {}
 
-  private userKey (userId: string): string { return `${this.prefix}user:${userId}` }
-  private identityKey (i: Identity): string { return `${this.prefix}identity:${i.appid}:${i.openid}` }
-  private unionidKey (unionid: string): string { return `${this.prefix}unionid:${unionid}` }
+  userKey (userId: string): string { return `${this.prefix}user:${userId}` }
+  identityKey (i: Identity): string { return `${this.prefix}identity:${i.appid}:${i.openid}` }
+  unionidKey (unionid: string): string { return `${this.prefix}unionid:${unionid}` }
   /** Where the login-api kept a user before user_ids. */
-  private legacyKey (i: Identity): string { return `${this.prefix}user:${i.appid}:${i.openid}` }
+  legacyKey (i: Identity): string { return `${this.prefix}user:${i.appid}:${i.openid}` }
 
   async userIdOf (identity: Identity): Promise<string | null> {
     return await this.redis.cmd.get(this.identityKey(identity))
@@ -202,12 +202,11 @@ export class RedisUserStore implements UserStore {
     const { userId, legacy } = await this.resolve(identity, unionid)
     const key = this.userKey(userId)
     const stored = patch.phone === undefined ? patch : { ...patch, phone: this.pii.seal(patch.phone, phoneContext(userId)) }
-    const r = await this.redis.cmd.eval(UPSERT, {
+    // Answered only once a replica has it (REDIS_WAIT_REPLICAS): a failover must not lose a user.
+    const r = await this.redis.durable(key, this.redis.cmd.eval(UPSERT, {
       keys: [key],
       arguments: [JSON.stringify(stored), new Date().toISOString(), JSON.stringify(identity), unionid ?? '', legacy ?? '', userId]
-    }) as [number, string, string]
-    // Answered only once a replica has it (REDIS_WAIT_REPLICAS): a failover must not lose a user.
-    await this.redis.replicated(key)
+    })) as [number, string, string]
     const oldPhone = this.phoneOf(JSON.parse(r[2]), userId)
     const user = await this.opened(key, r[1])
     return { isNew: Number(r[0]) === 1, user, phoneChanged: !samePhone(oldPhone, patch.phone) }
@@ -219,7 +218,7 @@ export class RedisUserStore implements UserStore {
     return raw === null ? null : await this.opened(key, raw)
   }
 
-  private phoneOf (stored: unknown, userId: string): PhoneInfo | null {
+  phoneOf (stored: unknown, userId: string): PhoneInfo | null {
     const phone = this.pii.open<unknown>(stored, phoneContext(userId))
     return phone !== null && typeof phone === 'object' && typeof (phone as PhoneInfo).purePhoneNumber === 'string' ? phone as PhoneInfo : null
   }
@@ -265,7 +264,7 @@ return 0
 export const phoneContext = (userId: string): string => `user:${userId}:phone`
 
 /** cjson encodes an empty Lua table as {} and drops nulls set in Lua; give the record its shape back. */
-function normalise (u: UserRecord, phone: PhoneInfo | null): UserRecord {
+export function normalise (u: UserRecord, phone: PhoneInfo | null): UserRecord {
   return {
     user_id: u.user_id,
     unionid: u.unionid ?? null,

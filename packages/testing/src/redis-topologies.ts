@@ -66,14 +66,27 @@ export interface SentinelTopology {
   masterPort: () => Promise<number>
 }
 
+export interface TopologyOptions {
+  replicas?: number
+  masterName?: string
+  masters?: number
+  /**
+   * A port that stands in front of a server's port (a latency proxy, for the bench): the port
+   * clients are told to use. Servers replicate and gossip directly.
+   */
+  front?: (port: number) => Promise<number>
+}
+
 /**
  * A master, `replicas` replicas and three sentinels on free ports (quorum 2; a master is down
  * after 1 s), everything stopped when the test ends.
  */
-export async function startSentinelTopology (t: Teardownable, { replicas = 2, masterName = 'mymaster' } = {}): Promise<SentinelTopology> {
+export async function startSentinelTopology (t: Teardownable, { replicas = 2, masterName = 'mymaster', front }: TopologyOptions = {}): Promise<SentinelTopology> {
   const dir = workdir(t, 'sentinel')
   const masterPort = await freePort()
   const servers = [await spawnRedis(t, ['--port', String(masterPort), ...BASE], dir)]
+  // The sentinels name (and watch) the master through what stands in front of it.
+  const named = front === undefined ? masterPort : await front(masterPort)
   for (let i = 0; i < replicas; i++) {
     servers.push(await spawnRedis(t, ['--port', String(await freePort()), ...BASE, '--replicaof', '127.0.0.1', String(masterPort)], dir))
   }
@@ -83,7 +96,7 @@ export async function startSentinelTopology (t: Teardownable, { replicas = 2, ma
     const conf = join(dir, `sentinel-${port}.conf`)
     writeFileSync(conf, [
       `port ${port}`, 'bind 127.0.0.1', `dir ${dir}`,
-      `sentinel monitor ${masterName} 127.0.0.1 ${masterPort} 2`,
+      `sentinel monitor ${masterName} 127.0.0.1 ${named} 2`,
       `sentinel down-after-milliseconds ${masterName} 1000`,
       `sentinel failover-timeout ${masterName} 5000`,
       `sentinel parallel-syncs ${masterName} 1`, ''
@@ -119,13 +132,18 @@ export interface ClusterTopology {
  * A Redis Cluster of `masters` masters with one replica each, on free ports (a node is down
  * after 1 s; a replica always stands for election), stopped when the test ends.
  */
-export async function startCluster (t: Teardownable, { masters = 3 } = {}): Promise<ClusterTopology> {
+export async function startCluster (t: Teardownable, { masters = 3, front }: TopologyOptions = {}): Promise<ClusterTopology> {
   const dir = workdir(t, 'cluster')
   const servers: RedisProcess[] = []
+  const named: number[] = []
   for (let i = 0; i < masters * 2; i++) {
     const port = await freePort()
+    const announce = front === undefined ? port : await front(port)
+    named.push(announce)
+    // Announced to clients (CLUSTER SLOTS, MOVED) as the front's port; the bus stays direct.
+    const announced = front === undefined ? [] : ['--cluster-announce-port', String(announce), '--cluster-announce-bus-port', String(port + 10000)]
     servers.push(await spawnRedis(t, ['--port', String(port), ...BASE, '--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`,
-      '--cluster-node-timeout', '1000', '--cluster-replica-validity-factor', '0'], dir))
+      '--cluster-node-timeout', '1000', '--cluster-replica-validity-factor', '0', ...announced], dir))
   }
   const create = spawnSync('redis-cli', ['--cluster', 'create', ...servers.map(s => `127.0.0.1:${s.port}`), '--cluster-replicas', '1', '--cluster-yes'], { encoding: 'utf8', timeout: 60_000 })
   if (create.status !== 0) throw new Error(`redis-cli --cluster create: ${create.stdout}${create.stderr}`)
@@ -154,5 +172,5 @@ export async function startCluster (t: Teardownable, { masters = 3 } = {}): Prom
     }
     throw new Error(`no master for slot ${slot}`)
   }
-  return { nodes: servers.map(s => `127.0.0.1:${s.port}`).join(','), servers, masterOf }
+  return { nodes: named.map(p => `127.0.0.1:${p}`).join(','), servers, masterOf }
 }

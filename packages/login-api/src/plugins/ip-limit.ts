@@ -1,9 +1,23 @@
 import fp from 'fastify-plugin'
 import rateLimit, { type RateLimitPluginOptions } from '@fastify/rate-limit'
-import type { FastifyRequest } from 'fastify'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import { clientAddress, limitAddress } from '@wxlogin/service-kit'
 import { errors } from '../errors.js'
 import { nodeRedisRateLimitStore } from '../rate-limit-store.js'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /**
+     * The login route's IP verdict: started in its onRequest hook and awaited where the login
+     * needs it, so its count rides in the same round trip as the code's claim. Rejects with the
+     * 429 when the address is over its limit.
+     */
+    ipLimit: Promise<void>
+  }
+  interface FastifyInstance {
+    startIpLimit: (request: FastifyRequest, reply: FastifyReply) => Promise<void>
+  }
+}
 
 /**
  * Per client IP, on every route of the scope that registers it. A Redis outage does not lock
@@ -25,4 +39,8 @@ export default fp(async (app) => {
       return errors.ipRateLimited(Math.max(1, Math.ceil(context.ttl / 1000)))
     }
   })
+  // The same check as the global hook (same store, key and counter), run by the route itself.
+  const check = app.rateLimit()
+  app.decorateRequest('ipLimit', null as unknown as Promise<void>)
+  app.decorate('startIpLimit', async (request: FastifyRequest, reply: FastifyReply) => { await check.call(app, request, reply) })
 }, { name: 'ip-limit', dependencies: ['stores'] })

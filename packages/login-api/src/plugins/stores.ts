@@ -11,6 +11,7 @@ import { AccessTokens } from '../access-tokens.js'
 import { MemoryRefreshStore, RedisRefreshStore } from '../refresh-store.js'
 import { SignedSessions } from '../signed-sessions.js'
 import { successorKey } from '../signing-keys.js'
+import { RedisLoginScript } from '../redis-login-script.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -29,6 +30,8 @@ declare module 'fastify' {
     redis: RedisHandle | null
     /** Why the store cannot serve right now (unreachable, frozen); undefined while it can. */
     storeProblem: () => string | undefined
+    /** A login's user writes in one script: users in a single or Sentinel Redis; null otherwise. */
+    loginScript: RedisLoginScript | null
   }
 }
 
@@ -39,9 +42,8 @@ export default fp(async (app) => {
   app.decorate('redis', redis)
   const pii = new PiiCipher(app.loginConfig.piiKeys)
   app.decorate('pii', pii)
-  const users: UserStore = app.database !== null
-    ? new SqlUserStore(app.database, pii)
-    : redis === null ? new MemoryUserStore() : new RedisUserStore(redis, redisKeyPrefix, pii)
+  const redisUsers = app.database === null && redis !== null ? new RedisUserStore(redis, redisKeyPrefix, pii) : null
+  const users: UserStore = app.database !== null ? new SqlUserStore(app.database, pii) : redisUsers ?? new MemoryUserStore()
   const sessions: SessionStore = redis === null ? new MemorySessionStore() : new RedisSessionStore(redis, redisKeyPrefix)
   app.decorate('users', users)
   app.decorate('sessions', sessions)
@@ -53,6 +55,9 @@ export default fp(async (app) => {
   const codeFailures: CodeFailureGuard = redis === null ? new MemoryCodeFailures(failureOpts) : new RedisCodeFailures(redis, redisKeyPrefix, failureOpts)
   app.decorate('codeFailures', codeFailures)
   app.decorate('events', events)
+  // A Cluster keeps a login's keys in several slots: no one script can write them all.
+  const scripted = redisUsers !== null && events instanceof RedisStreamEvents && redis?.mode !== 'cluster'
+  app.decorate('loginScript', scripted ? new RedisLoginScript(redis as RedisHandle, redisUsers, pii, events) : null)
   const jwt = app.loginConfig.jwt
   const signed = jwt === undefined
     ? null

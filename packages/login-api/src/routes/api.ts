@@ -18,6 +18,13 @@ export default async function apiRoutes (scope: FastifyInstance): Promise<void> 
   const { loginMetrics: metrics } = app
 
   app.post('/user/thirdLogin', {
+    // Counted by the route itself, beside the code's claim: one round trip for both.
+    config: { rateLimit: false },
+    attachValidation: true,
+    onRequest: async (request, reply) => {
+      request.ipLimit = app.startIpLimit(request, reply)
+      request.ipLimit.catch(() => {})
+    },
     schema: {
       summary: 'Log in with wx.login()\'s code and, optionally, the phone button\'s phoneCode',
       consumes: ['application/json', 'application/x-www-form-urlencoded'],
@@ -26,7 +33,16 @@ export default async function apiRoutes (scope: FastifyInstance): Promise<void> 
     },
     onError: async (_request, _reply, error) => { metrics.logins.inc({ result: toServiceError(error).code }) }
   }, async (request, reply) => {
-    const answer = await thirdLogin(app, request, reply, request.body)
+    let answer
+    try {
+      if (request.validationError !== undefined) throw request.validationError
+      answer = await thirdLogin(app, request, reply, request.body)
+    } catch (err) {
+      // An address over its limit is told so first, whatever else was wrong.
+      await request.ipLimit
+      throw err
+    }
+    await request.ipLimit
     metrics.logins.inc({ result: 'ok' })
     reply.header('cache-control', 'no-store')
     return answer

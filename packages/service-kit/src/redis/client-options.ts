@@ -28,6 +28,10 @@ export function clientOptions (conn: RedisConnection): ClientOptions {
       name: conn.sentinelMaster ?? 'mymaster',
       sentinelRootNodes: conn.sentinels ?? [],
       scanInterval: PROBE_INTERVAL_MS,
+      // One master connection held for good. Without it, commands issued together while no
+      // lease is held each ask the pool for one, and all but the first wait for its answer:
+      // a login's pipelined commands (and a write's WAIT) went out one round trip apiece.
+      reserveClient: true,
       nodeClientOptions: nodeOptions,
       sentinelClientOptions: { socket }
     },

@@ -1,8 +1,8 @@
-import calculateSlot from 'cluster-key-slot'
 import { createClient, createCluster, createSentinel } from 'redis'
 import type { FastifyBaseLogger } from 'fastify'
 import { withTimeout } from '../timeout.js'
-import { bounded, RedisReplicationError, RedisTimeoutError, type RedisCommands } from './commands.js'
+import { bounded, RedisTimeoutError, type RedisCommands } from './commands.js'
+import { ReplicaWaiter, WAIT_TIMEOUT_MS } from './replication.js'
 import { clientOptions, PROBE_INTERVAL_MS, type ClientOptions } from './client-options.js'
 import { redisMode, type RedisConnection, type RedisMode } from './connection.js'
 
@@ -10,9 +10,6 @@ type Client = ReturnType<typeof createClient>
 type Sentinel = ReturnType<typeof createSentinel>
 type Cluster = ReturnType<typeof createCluster>
 type Listener = (message: string) => void
-
-/** How long a WAIT may hold a connection: replication on a healthy network takes about a millisecond. */
-const WAIT_TIMEOUT_MS = 250
 
 /**
  * One logical Redis for a service, in any of the three modes. Every command is bounded by the
@@ -67,9 +64,11 @@ export class RedisHandle {
       target = this.client
     }
     this.cmd = bounded(() => this.sentinel ?? this.cluster ?? target, conn.commandTimeoutMs) as unknown as RedisCommands
+    this.waiter = new ReplicaWaiter(conn.waitReplicas ?? 0, this.mode === 'cluster', async (key, args) => await this.send(key, args))
   }
 
   private readonly options: ClientOptions
+  private readonly waiter: ReplicaWaiter
 
   private newSentinel (): Sentinel {
     const sentinel = createSentinel(this.options.sentinel)
@@ -223,9 +222,6 @@ export class RedisHandle {
     await withTimeout(p, this.conn.commandTimeoutMs, () => new RedisTimeoutError(this.conn.commandTimeoutMs))
   }
 
-  /** Replicas connected to the master of a slot (or of the one master), as last read. */
-  private readonly replicaCounts = new Map<number | 'master', { count: number, until: number }>()
-
   private async send (key: string, args: string[]): Promise<unknown> {
     const p = this.cluster !== undefined
       ? this.cluster.sendCommand(key, false, args)
@@ -238,25 +234,17 @@ export class RedisHandle {
    * After a write that must survive a failover: waits until REDIS_WAIT_REPLICAS replicas have
    * it (WAIT), or fails. Where fewer replicas exist (a shard whose replica was just promoted),
    * it waits for those that do: refusing every write until a new replica is attached would
-   * turn a failover into an outage. `key` routes to the write's node in a Cluster.
+   * turn a failover into an outage. `key` routes to the write's node in a Cluster. Called in the
+   * same tick as the write, it adds no round trip (see ReplicaWaiter).
    */
   async replicated (key: string): Promise<void> {
-    const wanted = this.conn.waitReplicas ?? 0
-    if (wanted === 0) return
-    const scope = this.cluster !== undefined ? calculateSlot(key) : 'master'
-    let known = this.replicaCounts.get(scope)
-    if (known === undefined || known.until < Date.now()) {
-      const info = String(await this.send(key, ['INFO', 'replication']))
-      known = { count: Number(/connected_slaves:(\d+)/.exec(info)?.[1] ?? 0), until: Date.now() + 2000 }
-      this.replicaCounts.set(scope, known)
-    }
-    const need = Math.min(wanted, known.count)
-    if (need === 0) return
-    const got = Number(await this.send(key, ['WAIT', String(need), String(WAIT_TIMEOUT_MS)]))
-    if (got < need) {
-      this.replicaCounts.delete(scope)
-      throw new RedisReplicationError(need, got)
-    }
+    await this.waiter.wait(key)
+  }
+
+  /** The write, and its WAIT in the same round trip; the write's answer. */
+  async durable<T> (key: string, write: Promise<T>): Promise<T> {
+    const [answer] = await Promise.all([write, this.waiter.wait(key)])
+    return answer
   }
 
   /**
