@@ -51,6 +51,8 @@ write('session_signing_keys.json', JSON.stringify({ keys: [signingKey()] }))
 const databasePassword = write('database_password.txt', random(32))
 write('database_url.txt', `postgres://wxlogin:${databasePassword}@postgres:5432/wxlogin`)
 const passwords = {
+  // The default user's: never written down (see deploy/redis/users.acl.template).
+  DEFAULT: random(32),
   TOKEN_BROKER: write('redis_broker_password.txt', random(32)),
   LOGIN_API: write('redis_login_password.txt', random(32)),
   REPLICA: write('redis_replica_password.txt', random(32)),

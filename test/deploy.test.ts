@@ -1,11 +1,12 @@
 import t, { type Test } from 'tap'
 import { spawnSync } from 'node:child_process'
+import { createConnection } from 'node:net'
 import { createHash } from 'node:crypto'
 import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parse } from 'yaml'
-import { waitFor } from '@wxlogin/testing'
+import { redisCommand, startRedisServer, waitFor } from '@wxlogin/testing'
 import { root, run, stackPorts, tool } from './helpers.js'
 
 const read = (p: string): string => readFileSync(join(root, p), 'utf8')
@@ -116,7 +117,9 @@ t.test('dev-secrets: a private directory, the Redis ACL file rendered with passw
   t.match(acl, new RegExp(`^user token-broker on #${createHash('sha256').update(brokerPw).digest('hex')} `, 'm'))
   t.notMatch(acl, brokerPw, 'only the hash is in the ACL file')
   t.notMatch(acl, /\{\{/, 'every placeholder filled')
-  t.match(acl, /^user default on nopass resetkeys resetchannels -@all \+ping$/m)
+  // Every right, behind a password nobody holds (its SHA-256 only): see the restart test below.
+  t.match(acl, /^user default on #[0-9a-f]{64} resetkeys ~\* resetchannels &\* \+@all$/m)
+  t.notMatch(acl, /nopass/, 'no user without a password')
   // The session signing keys: a JWKS the login-api accepts in jwt mode, mounted by compose.
   const { loadConfig } = await import('../packages/login-api/dist/app.js')
   const config = loadConfig({ BROKER_URL: 'http://127.0.0.1:3001', BROKER_TOKEN: 'x'.repeat(40), WECHAT_APPID: 'wxdev0000000000001', SESSION_FORMAT: 'jwt', SESSION_SIGNING_KEYS_FILE: join(dir, 'session_signing_keys.json') })
@@ -212,3 +215,55 @@ t.test('the running services export every metric the dashboard and the alerts us
     t.same(problems, [], `${service}: no lint problems in this project's metrics`)
   }
 })
+
+t.test('the rendered ACL with AOF: a Lua script\'s writes survive a Redis restart (redis/redis#14541)', async t => {
+  const dir = join(mkdtempSync(join(tmpdir(), 'acl-aof-')), 'secrets')
+  const r = spawnSync(process.execPath, ['scripts/dev-secrets.mjs'], { cwd: root, encoding: 'utf8', env: { PATH: process.env.PATH ?? '', SECRETS_DIR: dir } })
+  t.equal(r.status, 0, r.stderr)
+  const password = readFileSync(join(dir, 'redis_login_password.txt'), 'utf8').trim()
+  const data = mkdtempSync(join(tmpdir(), 'acl-aof-data-'))
+  const redis = await startRedisServer(t, { args: ['--dir', data, '--appendonly', 'yes', '--aclfile', join(dir, 'redis_users.acl')] })
+  const as = async (args: string[]): Promise<string> => await authed(redis.port, ['AUTH', 'login-api', password], args)
+  t.match(await as(['EVAL', "redis.call('SET', KEYS[1], 'a') redis.call('SET', KEYS[2], 'b') return 1", '2', 'wxlogin:one', 'wxlogin:two']), /:1/)
+  t.match(await redisCommand(redis.port, ['PING']), /NOAUTH/, 'a client without a password can do nothing')
+  await redis.stop()
+  await redis.start()
+  t.match(await as(['MGET', 'wxlogin:one', 'wxlogin:two']), /\$1\r\na\r\n\$1\r\nb/, 'both writes of the script are back')
+})
+
+/** AUTH, then one command, on one socket: the command's reply. */
+async function authed (port: number, auth: string[], args: string[]): Promise<string> {
+  const wire = (a: string[]): string => `*${a.length}\r\n${a.map(x => `$${Buffer.byteLength(x)}\r\n${x}\r\n`).join('')}`
+  return await new Promise((resolve, reject) => {
+    const sock = createConnection({ port, host: '127.0.0.1' })
+    let text = ''
+    sock.setTimeout(2000)
+    sock.once('connect', () => sock.write(wire(auth) + wire(args)))
+    sock.on('data', d => {
+      text += d.toString()
+      if (!text.startsWith('+OK\r\n')) { sock.destroy(); reject(new Error(`AUTH: ${text}`)); return }
+      const reply = text.slice(5)
+      if (complete(reply)) { sock.destroy(); resolve(reply) }
+    })
+    sock.once('error', err => { sock.destroy(); reject(err) })
+    sock.once('timeout', () => { sock.destroy(); reject(new Error('timeout')) })
+  })
+}
+
+/** A whole RESP reply of the simple kinds these tests read: a line, a bulk (or nil), an array of them. */
+function complete (reply: string): boolean {
+  const lines = reply.split('\r\n')
+  let i = 0
+  const item = (): boolean => {
+    const line = lines[i++]
+    if (line === undefined || i >= lines.length) return false
+    if (line.startsWith('$') && line !== '$-1') i++
+    return i < lines.length
+  }
+  if (reply.startsWith('*')) {
+    const n = Number(lines[i++]?.slice(1))
+    for (let k = 0; k < n; k++) if (!item()) return false
+    return true
+  }
+  return item()
+}

@@ -141,6 +141,12 @@ t.test('the compose stack in containers', async t => {
     await waitFor(allHealthy, { timeoutMs: 180_000, intervalMs: 500, what: 'the stack healthy again' })
     const me = await json(`${LOGIN}/api/user/me`, { headers: { authorization: `Bearer ${session}` } })
     t.equal(me.status, 200, 'the session written before the restart still works')
+    if (me.status !== 200) {
+      // What Redis loaded at its start, and what the login-api said: the cause, kept in the log.
+      for (const service of ['redis-1', 'login-api']) {
+        for (const id of containers(service)) t.comment(`${service} log:\n${podman('logs', '--tail', '60', id)}`)
+      }
+    }
     t.match(me.body, { openid: 'container-user', phone: { purePhoneNumber: '13800138000' } })
     const again = await loginWithPhone('container-user')
     t.match(again.body, { is_new_user: false, user: { user_id: me.body.user_id } }, 'the same user from PostgreSQL')

@@ -1,4 +1,4 @@
-import { type RedisHandle } from '@wxlogin/service-kit'
+import { keySlot, type RedisHandle } from '@wxlogin/service-kit'
 import { ExpiringMap } from './expiring-map.js'
 
 /**
@@ -139,12 +139,12 @@ export class RedisExchangeStore implements ExchangeStore {
 
   async claimCounted (key: string, ttlMs: number, counter: Counter): Promise<CountedClaim> {
     const args = [PENDING, String(ttlMs), String(counter.windowMs), String(counter.max)]
-    if (this.redis.mode !== 'cluster') {
-      // One script, one round trip: the two keys are on one server.
+    if (this.redis.mode !== 'cluster' || keySlot(key) === keySlot(counter.key)) {
+      // One script, one round trip: the two keys are on one server (in one slot).
       const [claimed, current, ttl] = await this.redis.cmd.eval(CLAIM_COUNTED, { keys: [key, counter.key], arguments: args }) as number[]
       return { claimed: claimed === 1, current: Number(current), ttlMs: Number(ttl) }
     }
-    // A Cluster keeps them in two slots: the claim first, counted only when it is ours.
+    // In two slots of a Cluster: the claim first, counted only when it is ours.
     if (!await this.claim(key, ttlMs)) return { claimed: false, current: 0, ttlMs: 0 }
     const [current, ttl] = await this.redis.cmd.eval(COUNT, { keys: [counter.key], arguments: [args[2] as string] }) as number[]
     if (Number(current) > counter.max) await this.release(key)

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import { errors } from './errors.js'
 import type { DoneExchange, Exchange } from './exchange-store.js'
 import type { LoginEvent } from './events.js'
-import type { LoginSnapshot } from './redis-login-script.js'
+import type { Commit, LoginSnapshot } from './redis-login-script.js'
 import { newSessionToken } from './sessions.js'
 import { storeCall } from './store-call.js'
 import type { Identity, UserPatch, UserRecord } from './user-store.js'
@@ -40,8 +40,8 @@ const markedNew = (login: CommitInput['login']): Exchange<WechatSession> => ({ .
 
 /**
  * The user stored, the login events written, a session issued and the exchanges remembered,
- * everything durable before it returns. On one Redis server (single, Sentinel) with users in
- * Redis, one script after one read (see RedisLoginScript); otherwise the stores' own steps.
+ * everything durable before it returns. With users in Redis, one script after one read (see
+ * RedisLoginScript); otherwise (users in SQL, memory) the stores' own steps.
  */
 export async function commitLogin (app: FastifyInstance, input: CommitInput): Promise<Committed> {
   if (app.loginScript !== null && input.snapshot !== undefined) return await scripted(app, input, input.snapshot)
@@ -63,6 +63,7 @@ async function scripted (app: FastifyInstance, input: CommitInput, first: Promis
   const script = app.loginScript
   if (script === null) throw new Error('no login script')
   const { identity, login } = input
+  let emitted = false
   for (let attempt = 0; attempt < COMMIT_ATTEMPTS; attempt++) {
     const snapshot = await storeCall(attempt === 0 ? first : script.read(identity, input.unionid))
     const plan = script.plan(snapshot, identity, input.unionid, input.patch)
@@ -71,12 +72,14 @@ async function scripted (app: FastifyInstance, input: CommitInput, first: Promis
     const kept = plan.isNew ? { key: login.key, record: JSON.stringify(markedNew(login)) } : undefined
     // The session and the exchanges' index beside the commit, in the same write: they name a
     // user_id the commit may yet refuse, and are taken back if it does.
-    const [written, session] = await storeCall(Promise.all([
-      script.commit(plan, events, kept),
+    const [done, session]: [Commit, Awaited<ReturnType<typeof issueSession>>, unknown] = await storeCall(Promise.all([
+      script.commit(plan, events, kept, emitted),
       issueSession(app, userId, identity),
       login.reused ? undefined : app.exchanges.track(userId, [login.key, ...input.phoneKeys])
     ]))
-    if (written) return { user: plan.user, isNew: plan.isNew, events, session: session.answer }
+    if (done.written) return { user: plan.user, isNew: plan.isNew, events, session: session.answer }
+    // A Cluster may have written a returning user's events already: not twice.
+    emitted ||= done.emitted
     await storeCall(session.drop())
   }
   throw errors.storeUnavailable()

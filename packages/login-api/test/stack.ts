@@ -26,6 +26,8 @@ export interface StackOptions {
   brokerTimeouts?: { upstreamTimeoutMs?: number, retryBudgetMs?: number }
   /** The mini-programs the simulator and broker hold and the login-apis serve. */
   appids?: string[]
+  /** The login-apis' Redis (a Sentinel or Cluster topology); the broker keeps its own. */
+  redis?: LoginConfig['redis']
 }
 
 /** Simulator and token-broker on real ports, sharing one real Redis with `instances` login-apis. */
@@ -65,7 +67,7 @@ export async function stack (t: Test, instances: number, opts: StackOptions = {}
   const apps: FastifyInstance[] = []
   const logs: LogCapture[] = []
   for (let i = 0; i < instances; i++) {
-    const built = await build(t, testConfig({ redis: redis.connection, brokerUrl, wechatBaseUrl: simUrl, apps: appids, ...opts.login }))
+    const built = await build(t, testConfig({ redis: opts.redis ?? redis.connection, brokerUrl, wechatBaseUrl: simUrl, apps: appids, ...opts.login }))
     apps.push(built.app)
     logs.push(built.logs)
   }

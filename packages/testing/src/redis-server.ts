@@ -10,7 +10,7 @@ export interface RedisServer {
   readonly connection: { url: string, tls: false, commandTimeoutMs: number }
   /** Stops the server (SIGTERM, waits for exit). Safe to call twice. */
   stop: () => Promise<void>
-  /** Starts it again on the same port, empty (nothing is persisted). */
+  /** Starts it again on the same port: empty, unless `args` ask for persistence (`--dir`, `--appendonly yes`). */
   start: () => Promise<void>
   /** Sends a signal to the running server: SIGSTOP freezes it (socket open, nothing answers), SIGCONT resumes it. */
   signal: (sig: NodeJS.Signals) => void
@@ -75,7 +75,8 @@ async function ping (port: number): Promise<boolean> {
     const sock = createConnection({ port, host: '127.0.0.1' })
     sock.setTimeout(500)
     sock.once('connect', () => sock.write('PING\r\n'))
-    sock.once('data', d => { sock.destroy(); resolve(d.toString().startsWith('+PONG')) })
+    // NOAUTH: up, with a default user that needs a password (deploy/redis/users.acl.template).
+    sock.once('data', d => { sock.destroy(); resolve(/^(\+PONG|-NOAUTH)/.test(d.toString())) })
     sock.once('error', () => { sock.destroy(); resolve(false) })
     sock.once('timeout', () => { sock.destroy(); resolve(false) })
   })

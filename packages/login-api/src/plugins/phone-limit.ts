@@ -35,6 +35,17 @@ export default fp(async (app) => {
    */
   const counterKey = (appid: string, openid: string): string => `${config.redisKeyPrefix}ratelimit:-phone:${appid}:${openid}`
 
+  /**
+   * In a Cluster the exchange's key carries the counter's key as its hash tag: one slot, so the
+   * claim and the count stay one script. Elsewhere the key is what it always was (an upgrade
+   * keeps the answers being kept).
+   */
+  const tagged = app.redis?.mode === 'cluster' && !config.redisKeyPrefix.includes('{')
+  const phoneExchangeKey = (appid: string, openid: string, phoneCode: string): string => {
+    const key = exchangeKey(config.redisKeyPrefix, 'phone', appid, openid, phoneCode)
+    return tagged ? `${key}:{${counterKey(appid, openid)}}` : key
+  }
+
   function verdict (reply: FastifyReply, count: CountedClaim): void {
     const resetSeconds = Math.max(1, Math.ceil(count.ttlMs / 1000))
     reply.header('x-ratelimit-limit', max)
@@ -63,7 +74,7 @@ export default fp(async (app) => {
 
   app.decorate('exchangePhone', async (request: FastifyRequest, reply: FastifyReply, appid: string, openid: string, phoneCode: string): Promise<PhoneExchange> => {
     // Bound to the openid: another user's request with this code never gets this number.
-    const key = exchangeKey(config.redisKeyPrefix, 'phone', appid, openid, phoneCode)
+    const key = phoneExchangeKey(appid, openid, phoneCode)
     // Kept sealed (PII_ENCRYPTION_KEY_FILE), bound to this exchange's key.
     const result = await exchangeOnce(app.exchanges, key, async () => app.pii.seal(await exchange(request, appid, openid, phoneCode), key), {
       waitMs: worstCallMs,

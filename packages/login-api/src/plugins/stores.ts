@@ -30,7 +30,7 @@ declare module 'fastify' {
     redis: RedisHandle | null
     /** Why the store cannot serve right now (unreachable, frozen); undefined while it can. */
     storeProblem: () => string | undefined
-    /** A login's user writes in one script: users in a single or Sentinel Redis; null otherwise. */
+    /** A login's user writes in one script after one read: users in Redis; null otherwise. */
     loginScript: RedisLoginScript | null
   }
 }
@@ -55,8 +55,7 @@ export default fp(async (app) => {
   const codeFailures: CodeFailureGuard = redis === null ? new MemoryCodeFailures(failureOpts) : new RedisCodeFailures(redis, redisKeyPrefix, failureOpts)
   app.decorate('codeFailures', codeFailures)
   app.decorate('events', events)
-  // A Cluster keeps a login's keys in several slots: no one script can write them all.
-  const scripted = redisUsers !== null && events instanceof RedisStreamEvents && redis?.mode !== 'cluster'
+  const scripted = redisUsers !== null && events instanceof RedisStreamEvents
   app.decorate('loginScript', scripted ? new RedisLoginScript(redis as RedisHandle, redisUsers, pii, events) : null)
   const jwt = app.loginConfig.jwt
   const signed = jwt === undefined

@@ -74,52 +74,80 @@ export class SqlUserStore implements UserStore {
     })
   }
 
+  /**
+   * A login in few statements, each a round trip: the identity's user locked with all its
+   * identities in one SELECT, then its UPDATE (a returning user: BEGIN, 2, COMMIT); a new user
+   * inserted whole, never read back (BEGIN, the lookup, the unionid's owner, 2 INSERTs, COMMIT).
+   */
   async upsertUser (identity: Identity, unionid: string | null, patch: UserPatch): Promise<UpsertResult> {
     return await this.attempt(async (trx, live) => {
       const now = new Date()
-      let isNew = false
-      let userId = (await trx.selectFrom('wxlogin_identities').select('user_id')
-        .where('appid', '=', identity.appid).where('openid', '=', identity.openid).executeTakeFirst())?.user_id
-      if (userId === undefined) {
+      let rows = await this.locked(trx, { identity })
+      if (rows.length === 0) {
         live()
-        userId = unionid === null ? undefined : await this.ownerOf(trx, unionid)
-        if (userId === undefined) {
-          const candidate = randomUUID()
+        let owner = unionid === null ? undefined : await this.ownerOf(trx, unionid)
+        if (owner === undefined) {
+          const userId = randomUUID()
+          const row: UsersTable = { ...blankRow(userId, unionid, now), ...this.patchColumns(userId, patch) }
           live()
-          if (await this.insertIfAbsent(trx, 'wxlogin_users', blankRow(candidate, unionid, now))) {
-            userId = candidate
-            isNew = true
-          } else {
-            // The unionid went to a concurrent first login, committed by now: join its user.
-            userId = unionid === null ? undefined : await this.ownerOf(trx, unionid)
-            if (userId === undefined) throw new Again()
+          if (await this.insertIfAbsent(trx, 'wxlogin_users', row)) {
+            live()
+            // Another login of this identity claimed it first: ours rolls back (with the user it made).
+            if (!await this.insertIfAbsent(trx, 'wxlogin_identities', { ...identity, user_id: userId, created_at: now })) throw new Again()
+            return { user: toRecord(row, [identity], patch.phone ?? null), isNew: true, phoneChanged: patch.phone !== undefined }
           }
+          // The unionid went to a concurrent first login, committed by now: join its user.
+          owner = unionid === null ? undefined : await this.ownerOf(trx, unionid)
+          if (owner === undefined) throw new Again()
         }
         live()
-        // Another login of this identity claimed it first: ours rolls back (with any user it made).
-        if (!await this.insertIfAbsent(trx, 'wxlogin_identities', { ...identity, user_id: userId, created_at: now })) throw new Again()
+        if (!await this.insertIfAbsent(trx, 'wxlogin_identities', { ...identity, user_id: owner, created_at: now })) throw new Again()
+        rows = await this.locked(trx, { userId: owner })
       }
-      live()
-      const cur = await trx.selectFrom('wxlogin_users').selectAll().where('user_id', '=', userId).forUpdate().executeTakeFirst()
+      const cur = rows[0]
       if (cur === undefined) throw new Again()
+      const userId = cur.user_id
       const oldPhone = this.phoneOf(cur)
-      const set: Partial<UsersTable> = { updated_at: now }
-      if (unionid !== null && cur.unionid === null && !isNew) {
+      const set: Partial<UsersTable> = { updated_at: now, ...this.patchColumns(userId, patch) }
+      if (unionid !== null && cur.unionid === null) {
         // The first user to bring a unionid keeps it; one resolved before its app joined the Open
         // Platform keeps its own user_id and no unionid (docs/sql-users.md).
         live()
         if (await this.ownerOf(trx, unionid) === undefined) set.unionid = unionid
       }
-      if (patch.nickname !== undefined) set.nickname = patch.nickname
-      if (patch.head_pic !== undefined) set.head_pic = patch.head_pic
-      if (patch.phone !== undefined) Object.assign(set, this.phoneColumns(userId, patch.phone))
       live()
       await trx.updateTable('wxlogin_users').set(set).where('user_id', '=', userId).execute()
-      const identities = await this.identitiesOf(trx, userId)
       live()
+      const identities = rows.map(r => ({ appid: r.id_appid, openid: r.id_openid }))
       const user = toRecord({ ...cur, ...set }, identities, patch.phone ?? oldPhone)
-      return { user, isNew, phoneChanged: !samePhone(oldPhone, patch.phone) }
+      return { user, isNew: false, phoneChanged: !samePhone(oldPhone, patch.phone) }
     })
+  }
+
+  /** The columns a login's patch sets (the phone sealed for `userId`). */
+  private patchColumns (userId: string, patch: UserPatch): Partial<UsersTable> {
+    const set: Partial<UsersTable> = {}
+    if (patch.nickname !== undefined) set.nickname = patch.nickname
+    if (patch.head_pic !== undefined) set.head_pic = patch.head_pic
+    if (patch.phone !== undefined) Object.assign(set, this.phoneColumns(userId, patch.phone))
+    return set
+  }
+
+  /**
+   * The user of an identity (or of a user_id), locked, one row per identity it has (oldest
+   * first): one statement where it took three. PostgreSQL locks the user row alone (FOR UPDATE
+   * OF); MySQL has no OF and locks the identity rows read too.
+   */
+  private async locked (trx: Db, by: { identity: Identity } | { userId: string }): Promise<Array<UsersTable & { id_appid: string, id_openid: string }>> {
+    let q = trx.selectFrom('wxlogin_users as u')
+      .innerJoin('wxlogin_identities as mine', 'mine.user_id', 'u.user_id')
+      .selectAll('u').select(['mine.appid as id_appid', 'mine.openid as id_openid'])
+    q = 'identity' in by
+      ? q.where('u.user_id', '=', eb => eb.selectFrom('wxlogin_identities').select('user_id')
+        .where('appid', '=', by.identity.appid).where('openid', '=', by.identity.openid))
+      : q.where('u.user_id', '=', by.userId)
+    q = q.orderBy('mine.created_at').orderBy('mine.appid').orderBy('mine.openid')
+    return await (this.mysql ? q.forUpdate() : q.forUpdate('u')).execute()
   }
 
   private async ownerOf (trx: Db, unionid: string): Promise<string | undefined> {

@@ -11,8 +11,9 @@ type Send = (key: string, args: string[]) => Promise<unknown>
 
 /**
  * WAIT after a write that must survive a failover, costing no round trip of its own: it is
- * written in the same tick as the write it covers, so node-redis sends both in one write and
- * Redis answers them together (a WAIT covers every earlier write on its connection). The
+ * sent in the same tick as the write it covers, so node-redis sends both in one write and Redis
+ * answers them together (a WAIT covers every earlier write on its connection), and the writes of
+ * one tick share it. The
  * replica count it needs is the one last read; when that is old, INFO goes out in the same
  * write, and the answer is judged by the fresh count.
  */
@@ -22,9 +23,31 @@ export class ReplicaWaiter {
 
   constructor (private readonly wanted: number, private readonly cluster: boolean, private readonly send: Send) {}
 
+  /** WAITs asked for in this tick, one per slot (or the one master): sent once, at its end. */
+  private readonly pending = new Map<number | 'master', Promise<void>>()
+
+  /**
+   * Resolves once the writes issued before it on `key`'s connection are on the replicas. The
+   * calls of one tick share one WAIT, sent after all of them (a microtask: before node-redis
+   * writes the tick's commands), so a login's writes issued together wait once, not once each.
+   */
   async wait (key: string): Promise<void> {
     if (this.wanted === 0) return
     const scope = this.cluster ? calculateSlot(key) : 'master'
+    let shared = this.pending.get(scope)
+    if (shared === undefined) {
+      shared = new Promise<void>((resolve, reject) => {
+        queueMicrotask(() => {
+          this.pending.delete(scope)
+          this.waitNow(key, scope).then(resolve, reject)
+        })
+      })
+      this.pending.set(scope, shared)
+    }
+    await shared
+  }
+
+  private async waitNow (key: string, scope: number | 'master'): Promise<void> {
     const known = this.counts.get(scope)
     const fresh = known !== undefined && known.until >= Date.now()
     // Both issued now, before any await: they ride in the caller's write.
