@@ -228,7 +228,9 @@ t.test('the rendered ACL with AOF: a Lua script\'s writes survive a Redis restar
   t.match(await redisCommand(redis.port, ['PING']), /NOAUTH/, 'a client without a password can do nothing')
   await redis.stop()
   await redis.start()
-  t.match(await as(['MGET', 'wxlogin:one', 'wxlogin:two']), /\$1\r\na\r\n\$1\r\nb/, 'both writes of the script are back')
+  // Up (NOAUTH to a PING) can come before the AOF is loaded (LOADING to everything else).
+  const back = await waitFor(async () => { const r = await as(['MGET', 'wxlogin:one', 'wxlogin:two']); return r.startsWith('-LOADING') ? null : r }, { what: 'the AOF loaded', timeoutMs: 10_000, intervalMs: 50 })
+  t.match(back, /\$1\r\na\r\n\$1\r\nb/, 'both writes of the script are back')
 })
 
 /** AUTH, then one command, on one socket: the command's reply. */
