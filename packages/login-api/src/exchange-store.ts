@@ -107,25 +107,21 @@ return 0
 `
 const PENDING = JSON.stringify({ state: 'pending' })
 
-// A fixed window from the first count, as @fastify/rate-limit counts: { current, ttl ms }.
-const COUNT = `
-local current = redis.call('INCR', KEYS[1])
-local ttl = redis.call('PTTL', KEYS[1])
+// A fixed window from the first count, as @fastify/rate-limit counts: sets current and ttl (ms).
+const counting = (key: string, windowMs: string): string => `
+local current = redis.call('INCR', ${key})
+local ttl = redis.call('PTTL', ${key})
 if current == 1 or ttl < 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
-  ttl = tonumber(ARGV[1])
-end
+  redis.call('PEXPIRE', ${key}, ${windowMs})
+  ttl = tonumber(${windowMs})
+end`
+const COUNT = `${counting('KEYS[1]', 'ARGV[1]')}
 return { current, ttl }
 `
 // KEYS: the claim, the counter. ARGV: pending record, claim ms, window ms, max.
 const CLAIM_COUNTED = `
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return { 0, 0, 0 } end
-local current = redis.call('INCR', KEYS[2])
-local ttl = redis.call('PTTL', KEYS[2])
-if current == 1 or ttl < 0 then
-  redis.call('PEXPIRE', KEYS[2], ARGV[3])
-  ttl = tonumber(ARGV[3])
-end
+${counting('KEYS[2]', 'ARGV[3]')}
 if current > tonumber(ARGV[4]) then redis.call('DEL', KEYS[1]) end
 return { 1, current, ttl }
 `

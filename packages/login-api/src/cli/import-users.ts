@@ -6,7 +6,8 @@ import { failure, importConfig, quietLogger, toolLog } from './tool-config.js'
 // `pnpm import-users`: copies the users of the Redis store (REDIS_URL, REDIS_SENTINELS or
 // REDIS_CLUSTER_NODES, REDIS_KEY_PREFIX) into DATABASE_URL; run it again at will (docs/sql-users.md).
 const tool = 'import-users'
-const { database, config, settings } = importConfig()
+// The entry point reads the environment, as server.ts does; the config module only parses it.
+const { database, config, settings } = importConfig(process.env)
 let redis: RedisHandle | undefined
 try {
   const pending = await pendingMigrations(database.db, config.dialect)

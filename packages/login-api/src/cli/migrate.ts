@@ -4,7 +4,8 @@ import { failure, migrateConfig, toolLog } from './tool-config.js'
 
 // `pnpm migrate`: applies the user store's pending migrations to DATABASE_URL; `--check` only
 // says whether any are pending (exit 3 if so), for a deploy pipeline's gate.
-const { database, config } = migrateConfig()
+// The entry point reads the environment, as server.ts does; the config module only parses it.
+const { database, config } = migrateConfig(process.env)
 const check = process.argv.includes('--check')
 try {
   const target = databaseTarget(config.url)

@@ -43,7 +43,7 @@ function requiredDatabase (r: EnvReader, tool: string): DatabaseConfig {
  * The tools read the login-api's own variables, but only those they need (no broker, no apps):
  * `pnpm migrate` the database alone.
  */
-export function migrateConfig (env: Env = process.env): { database: SqlDatabase, config: DatabaseConfig } {
+export function migrateConfig (env: Env): { database: SqlDatabase, config: DatabaseConfig } {
   const config = orExit('migrate', () => requiredDatabase(new EnvReader(env), 'migrate'))
   return { database: new SqlDatabase(config, quietLogger), config }
 }
@@ -51,7 +51,7 @@ export function migrateConfig (env: Env = process.env): { database: SqlDatabase,
 export interface ImportSettings { redis: RedisConnection, pii: PiiCipher, prefix: string }
 
 /** `pnpm import-users`: the database, and the Redis store to copy from with its keys and prefix. */
-export function importConfig (env: Env = process.env): { database: SqlDatabase, config: DatabaseConfig, settings: ImportSettings } {
+export function importConfig (env: Env): { database: SqlDatabase, config: DatabaseConfig, settings: ImportSettings } {
   const { config, settings } = orExit('import-users', () => {
     const r = new EnvReader(env)
     const config = requiredDatabase(r, 'import-users')
