@@ -2,6 +2,7 @@ import { safeEqualHex, ServiceError, sha256Hex } from '@wxlogin/service-kit'
 import { errors } from './errors.js'
 import { CODE_LIFE_MS, type CountedClaim, type Counter, type DoneExchange, type Exchange, type ExchangeStore } from './exchange-store.js'
 import { storeCall } from './store-call.js'
+import type { Identity } from './user-store.js'
 
 export { CODE_LIFE_MS, type DoneExchange, type Exchange, type ExchangeStore } from './exchange-store.js'
 
@@ -12,7 +13,8 @@ export { CODE_LIFE_MS, type DoneExchange, type Exchange, type ExchangeStore } fr
  */
 export const CLAIM_LEASE_MS = 3000
 
-export interface ExchangeOptions {  /** How long a request waits for another instance's exchange of the same code. */
+export interface ExchangeOptions<T = unknown> {
+  /** How long a request waits for another instance's exchange of the same code. */
   waitMs: number
   /** Errors that settle the code for good (it is invalid): kept, so a retry gets them with no call. */
   final: (error: ServiceError) => boolean
@@ -31,6 +33,12 @@ export interface ExchangeOptions {  /** How long a request waits for another ins
    * `verdict` sees the count and throws to refuse (the claim is then already let go).
    */
   limit?: { counter: Counter, verdict: (count: CountedClaim) => void }
+  /**
+   * Whose the answer is (the openid WeChat answered, or the one the exchange was asked for): the
+   * kept answer is indexed under it as it is written, so logout everywhere and deletion take it
+   * back even when the login that kept it failed afterwards.
+   */
+  identity?: (value: T) => Identity
 }
 
 export interface Exchanged<T> {
@@ -60,7 +68,7 @@ const sleep = async (ms: number): Promise<void> => { await new Promise(resolve =
  * code's life gets the kept answer with no call. A failure a retry might not meet (a timeout,
  * WeChat busy) releases the claim: the next attempt calls again.
  */
-export async function exchangeOnce<T> (store: ExchangeStore, key: string, work: () => Promise<T>, opts: ExchangeOptions): Promise<Exchanged<T>> {
+export async function exchangeOnce<T> (store: ExchangeStore, key: string, work: () => Promise<T>, opts: ExchangeOptions<T>): Promise<Exchanged<T>> {
   const deadline = Date.now() + opts.waitMs
   let pause = 20
   for (;;) {
@@ -100,7 +108,7 @@ export async function exchangeOnce<T> (store: ExchangeStore, key: string, work: 
   }
 }
 
-async function claimed (store: ExchangeStore, key: string, opts: ExchangeOptions): Promise<boolean> {
+async function claimed<T> (store: ExchangeStore, key: string, opts: ExchangeOptions<T>): Promise<boolean> {
   if (opts.limit === undefined) return await storeCall(store.claim(key, CLAIM_LEASE_MS))
   const count = await storeCall(store.claimCounted(key, CLAIM_LEASE_MS, opts.limit.counter))
   if (count.claimed) opts.limit.verdict(count)
@@ -120,7 +128,7 @@ function checkOwner (record: { owner?: string }, owner: ExchangeOptions['owner']
   if (!ok) throw owner.replayed()
 }
 
-async function runClaimed<T> (store: ExchangeStore, key: string, work: () => Promise<T>, opts: ExchangeOptions): Promise<Exchanged<T>> {
+async function runClaimed<T> (store: ExchangeStore, key: string, work: () => Promise<T>, opts: ExchangeOptions<T>): Promise<Exchanged<T>> {
   let value: T
   try {
     value = await work()
@@ -134,7 +142,7 @@ async function runClaimed<T> (store: ExchangeStore, key: string, work: () => Pro
     throw err
   }
   const done: DoneExchange<T> = opts.owner?.hash === undefined ? { state: 'done', value } : { state: 'done', value, owner: opts.owner.hash }
-  const settled = storeCall(keep(store, key, done))
+  const settled = storeCall(keep(store, key, done, opts.identity?.(value)))
   // Handled here, awaited by the caller: never an unhandled rejection in between.
   settled.catch(() => {})
   return { value, reused: false, newUser: false, settled, record: done }
@@ -148,11 +156,11 @@ async function runClaimed<T> (store: ExchangeStore, key: string, work: () => Pro
 export const KEEP_PATIENCE_MS = 15_000
 
 /** The answer kept, tried again every 250 ms while the store is away, for KEEP_PATIENCE_MS. */
-async function keep (store: ExchangeStore, key: string, record: Exchange<unknown>): Promise<void> {
+async function keep (store: ExchangeStore, key: string, record: Exchange<unknown>, identity: Identity | undefined): Promise<void> {
   const deadline = Date.now() + KEEP_PATIENCE_MS
   for (;;) {
     try {
-      await store.settle(key, record, CODE_LIFE_MS)
+      await store.settle(key, record, CODE_LIFE_MS, identity)
       return
     } catch (err) {
       if (Date.now() + 250 >= deadline) throw err

@@ -18,6 +18,13 @@ export const errors = {
   upstreamUnavailable: (what: 'WeChat' | 'the token service', detail: string, errcode?: number, cause?: unknown) => new ServiceError('upstream_unavailable', `${what === 'WeChat' ? 'WeChat' : 'The token service'} is unavailable; retry shortly.`, 503, { detail, wechatErrcode: errcode, cause }),
   exchangeInProgress: () => new ServiceError('exchange_in_progress', 'Another request with this code is still being answered; retry in a second.', 503, { headers: { 'retry-after': '1' } }),
   unknownApp: (detail: string) => new ServiceError('unknown_app', `This login service does not serve that mini-program: ${detail}.`, 400),
+  /**
+   * A value sealed under a key id that PII_ENCRYPTION_KEY_FILE no longer lists: the operator removed
+   * a line before `pnpm pii-reseal --check` passed (docs/security.md). `detail` names the key id.
+   */
+  sealedUnreadable: (keyId: string) => new ServiceError('store_unavailable', 'User storage is unavailable; retry shortly.', 503, {
+    detail: `personal data sealed under key id ${keyId}, which PII_ENCRYPTION_KEY_FILE does not hold: restore that line, then run pnpm pii-reseal`
+  }),
   storeUnavailable: (cause?: unknown) => new ServiceError('store_unavailable', 'User storage is unavailable; retry shortly.', 503, { cause }),
   wechatError: (errcode: number) => new ServiceError('wechat_error', `WeChat refused the phone number request (errcode ${errcode}).`, 502, { wechatErrcode: errcode })
 }

@@ -1,5 +1,5 @@
-import { keySlot, type RedisHandle } from '@wxlogin/service-kit'
-import { ExpiringMap } from './expiring-map.js'
+import { ExpiringMap, keySlot, type RedisHandle } from '@wxlogin/service-kit'
+import type { Identity } from './user-store.js'
 
 /**
  * What became of one single-use code: being exchanged by some instance right now, or settled
@@ -29,22 +29,36 @@ export interface ExchangeStore {
   /** Extends a pending claim by `ttlMs` (its owner is still working); nothing once it is settled. */
   renew: (key: string, ttlMs: number) => Promise<void>
   get: (key: string) => Promise<Exchange<unknown> | null>
-  /** Replaces the record (pending → done or failed), living `ttlMs`. */
-  settle: (key: string, record: Exchange<unknown>, ttlMs: number) => Promise<void>
+  /**
+   * Replaces the record (pending → done or failed), living `ttlMs`. With `identity` (whose login
+   * or phone the answer is), the record is indexed under it in the same write: logout everywhere
+   * and deletion take it back even when the login that kept it never committed.
+   */
+  settle: (key: string, record: Exchange<unknown>, ttlMs: number, identity?: Identity) => Promise<void>
   /** Rewrites a settled record and keeps its expiry (nothing if it is gone). */
   annotate: (key: string, record: Exchange<unknown>) => Promise<void>
   /** Removes a pending claim after a failure a retry may not meet (a timeout, a 503). */
   release: (key: string) => Promise<void>
   /** Counts one more answer given from the kept record; the count so far, this one included. */
   countReuse: (key: string) => Promise<number>
-  /** Remembers that these exchanges logged `userId` in, for as long as a code lives. */
-  track: (userId: string, keys: string[]) => Promise<void>
-  /** Turns every kept exchange of the user into a used code (logout everywhere, deletion). */
-  revokeAllOf: (userId: string) => Promise<void>
+  /** Turns every kept exchange of these identities into a used code (logout everywhere, deletion). */
+  revokeAllOf: (identities: Identity[]) => Promise<void>
+  /** Forgets these counters (claimCounted's): a deleted user's limits go with the user. */
+  dropCounters: (keys: string[]) => Promise<void>
 }
 
-/** What a revoked exchange answers: the code is used, as WeChat would say. */
-const REVOKED: Exchange<never> = { state: 'failed', error: { code: 'invalid_code', message: 'The login code is invalid, expired or already used; call wx.login() again.', status: 400, wechatErrcode: 40163 } }
+/** What a revoked exchange answers: the code is used, as WeChat would say of it. */
+const REVOKED_LOGIN: Exchange<never> = {
+  state: 'failed',
+  error: { code: 'invalid_code', message: 'The login code is invalid, expired or already used; call wx.login() again.', status: 400, wechatErrcode: 40163 }
+}
+const REVOKED_PHONE: Exchange<never> = {
+  state: 'failed',
+  error: { code: 'invalid_phone_code', message: 'The phoneCode is invalid, expired or already used; ask the user to tap the button again.', status: 400, wechatErrcode: 40029 }
+}
+/** A phone code's exchange key says so (code-exchanges.ts exchangeKey). */
+const revokedFor = (key: string): string => JSON.stringify(key.includes('exchange:phone:') ? REVOKED_PHONE : REVOKED_LOGIN)
+const identityName = (i: Identity): string => `${i.appid}:${i.openid}`
 
 export class MemoryExchangeStore implements ExchangeStore {
   private readonly records = new ExpiringMap<Exchange<unknown>>()
@@ -72,14 +86,20 @@ export class MemoryExchangeStore implements ExchangeStore {
   }
 
   async get (key: string): Promise<Exchange<unknown> | null> { return this.records.get(key) ?? null }
-  async settle (key: string, record: Exchange<unknown>, ttlMs: number): Promise<void> { this.records.set(key, record, ttlMs) }
+  async settle (key: string, record: Exchange<unknown>, ttlMs: number, identity?: Identity): Promise<void> {
+    this.records.set(key, record, ttlMs)
+    if (identity === undefined) return
+    const name = identityName(identity)
+    this.byIdentity.set(name, [...(this.byIdentity.get(name) ?? []), key], CODE_LIFE_MS)
+  }
+
   async annotate (key: string, record: Exchange<unknown>): Promise<void> { this.records.replace(key, record) }
   async release (key: string): Promise<void> {
     if (this.records.get(key)?.state === 'pending') this.records.delete(key)
   }
 
   private readonly reuses = new ExpiringMap<number>()
-  private readonly byUser = new ExpiringMap<string[]>()
+  private readonly byIdentity = new ExpiringMap<string[]>()
 
   async countReuse (key: string): Promise<number> {
     const n = (this.reuses.get(key) ?? 0) + 1
@@ -87,13 +107,15 @@ export class MemoryExchangeStore implements ExchangeStore {
     return n
   }
 
-  async track (userId: string, keys: string[]): Promise<void> {
-    this.byUser.set(userId, [...(this.byUser.get(userId) ?? []), ...keys], CODE_LIFE_MS)
+  async dropCounters (keys: string[]): Promise<void> {
+    for (const key of keys) this.counters.delete(key)
   }
 
-  async revokeAllOf (userId: string): Promise<void> {
-    for (const key of this.byUser.get(userId) ?? []) this.records.replace(key, REVOKED)
-    this.byUser.delete(userId)
+  async revokeAllOf (identities: Identity[]): Promise<void> {
+    for (const name of identities.map(identityName)) {
+      for (const key of this.byIdentity.get(name) ?? []) this.records.replace(key, JSON.parse(revokedFor(key)) as Exchange<never>)
+      this.byIdentity.delete(name)
+    }
   }
 }
 
@@ -162,9 +184,16 @@ export class RedisExchangeStore implements ExchangeStore {
     }
   }
 
-  async settle (key: string, record: Exchange<unknown>, ttlMs: number): Promise<void> {
+  async settle (key: string, record: Exchange<unknown>, ttlMs: number, identity?: Identity): Promise<void> {
     // A failover that lost this record would let a retry spend the code again.
-    await this.redis.durable(key, this.redis.cmd.set(key, JSON.stringify(record), { PX: ttlMs }))
+    const kept = this.redis.durable(key, this.redis.cmd.set(key, JSON.stringify(record), { PX: ttlMs }))
+    if (identity === undefined) {
+      await kept
+      return
+    }
+    // Issued together (one write; in a Cluster, to both nodes at once), each retried with the other.
+    const index = this.identityKey(identity)
+    await Promise.all([kept, this.redis.cmd.sAdd(index, key), this.redis.durable(index, this.redis.cmd.pExpire(index, CODE_LIFE_MS))])
   }
 
   async annotate (key: string, record: Exchange<unknown>): Promise<void> {
@@ -179,20 +208,25 @@ export class RedisExchangeStore implements ExchangeStore {
     return Number(await this.redis.cmd.eval(COUNT_REUSE, { keys: [`${key}:reuses`], arguments: [String(CODE_LIFE_MS)] }))
   }
 
-  private userKey (userId: string): string { return `${this.prefix}user-exchanges:${userId}` }
+  /** The exchanges kept for one identity, for as long as a code lives. */
+  private identityKey (i: Identity): string { return `${this.prefix}identity-exchanges:${i.appid}:${i.openid}` }
 
-  async track (userId: string, keys: string[]): Promise<void> {
-    const index = this.userKey(userId)
-    await Promise.all([...keys.map(async k => await this.redis.cmd.sAdd(index, k)), this.redis.cmd.expire(index, CODE_LIFE_MS / 1000)])
+  async dropCounters (keys: string[]): Promise<void> {
+    // One key a command: the counters live in other slots of a Cluster.
+    await Promise.all(keys.map(async key => await this.redis.cmd.del(key)))
+    for (const key of keys) await this.redis.replicated(key)
   }
 
-  async revokeAllOf (userId: string): Promise<void> {
-    const index = this.userKey(userId)
-    const keys = await this.redis.cmd.sMembers(index)
-    // One key a command: the records live in other slots of a Cluster.
-    await Promise.all(keys.map(async k => await this.redis.cmd.set(k, JSON.stringify(REVOKED), { XX: true, KEEPTTL: true })))
-    await this.redis.cmd.del(index)
-    for (const k of keys) await this.redis.replicated(k)
+  async revokeAllOf (identities: Identity[]): Promise<void> {
+    await Promise.all(identities.map(async identity => {
+      const index = this.identityKey(identity)
+      const keys = await this.redis.cmd.sMembers(index)
+      // One key a command: the records live in other slots of a Cluster.
+      await Promise.all(keys.map(async k => await this.redis.cmd.set(k, revokedFor(k), { XX: true, KEEPTTL: true })))
+      await this.redis.cmd.del(index)
+      for (const k of keys) await this.redis.replicated(k)
+      await this.redis.replicated(index)
+    }))
   }
 }
 

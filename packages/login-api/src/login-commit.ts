@@ -15,8 +15,6 @@ export interface CommitInput {
   patch: UserPatch
   /** The login code's exchange: its key, whether this is a retry, the record kept for it. */
   login: { key: string, reused: boolean, session: WechatSession, record?: DoneExchange<WechatSession> }
-  /** Phone exchanges of this login, remembered for logout everywhere. */
-  phoneKeys: string[]
   /** The script path's read, started by the caller so that it rides in an earlier round trip. */
   snapshot?: Promise<LoginSnapshot>
 }
@@ -49,10 +47,8 @@ export async function commitLogin (app: FastifyInstance, input: CommitInput): Pr
   const { user, isNew, phoneChanged } = await storeCall(app.users.upsertUser(identity, input.unionid, input.patch))
   const events = loginEvents(user, identity, isNew, phoneChanged)
   // Independent writes, issued together: one pipeline rather than one round trip each.
-  const [,,, session] = await storeCall(Promise.all([
+  const [,, session] = await storeCall(Promise.all([
     isNew ? app.exchanges.annotate(login.key, markedNew(login)) : undefined,
-    // So that logout everywhere (or deletion) can take back what a retry would get.
-    login.reused ? undefined : app.exchanges.track(user.user_id, [login.key, ...input.phoneKeys]),
     app.events.emit(events),
     issueSession(app, user.user_id, identity)
   ]))
@@ -70,12 +66,11 @@ async function scripted (app: FastifyInstance, input: CommitInput, first: Promis
     const userId = plan.user.user_id
     const events = loginEvents(plan.user, identity, plan.isNew, plan.phoneChanged)
     const kept = plan.isNew ? { key: login.key, record: JSON.stringify(markedNew(login)) } : undefined
-    // The session and the exchanges' index beside the commit, in the same write: they name a
-    // user_id the commit may yet refuse, and are taken back if it does.
-    const [done, session]: [Commit, Awaited<ReturnType<typeof issueSession>>, unknown] = await storeCall(Promise.all([
+    // The session beside the commit, in the same write: it names a user_id the commit may yet
+    // refuse, and is taken back if it does.
+    const [done, session]: [Commit, Awaited<ReturnType<typeof issueSession>>] = await storeCall(Promise.all([
       script.commit(plan, events, kept, emitted),
-      issueSession(app, userId, identity),
-      login.reused ? undefined : app.exchanges.track(userId, [login.key, ...input.phoneKeys])
+      issueSession(app, userId, identity)
     ]))
     if (done.written) return { user: plan.user, isNew: plan.isNew, events, session: session.answer }
     // A Cluster may have written a returning user's events already: not twice.

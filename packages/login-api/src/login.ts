@@ -78,6 +78,7 @@ async function exchangeLoginCode (app: FastifyInstance, request: FastifyRequest,
         throw errors.codeSpray(app.loginConfig.codeFailures.windowSeconds)
       }
     },
+    identity: session => ({ appid, openid: session.openid }),
     owner: {
       hash: retryKey === undefined ? undefined : sha256Hex(retryKey),
       allowNone: app.loginConfig.retryWithoutKey,
@@ -92,16 +93,16 @@ async function exchangeLoginCode (app: FastifyInstance, request: FastifyRequest,
  * The phone exchange of a login: its failure logs the user in without a new phone, except over
  * the limit or with the store down. `settled`: the exchange being kept (see exchangeOnce).
  */
-async function loginPhone (app: FastifyInstance, request: FastifyRequest, reply: FastifyReply, identity: Identity, phoneCode: string | undefined, patch: UserPatch): Promise<{ error: ErrorBody | null, settled: Promise<void>, keys: string[] }> {
-  if (phoneCode === undefined || phoneCode === '') return { error: null, settled: SETTLED, keys: [] }
+async function loginPhone (app: FastifyInstance, request: FastifyRequest, reply: FastifyReply, identity: Identity, phoneCode: string | undefined, patch: UserPatch): Promise<{ error: ErrorBody | null, settled: Promise<void> }> {
+  if (phoneCode === undefined || phoneCode === '') return { error: null, settled: SETTLED }
   try {
-    const { phone, settled, key } = await app.exchangePhone(request, reply, identity.appid, identity.openid, phoneCode)
+    const { phone, settled } = await app.exchangePhone(request, reply, identity.appid, identity.openid, phoneCode)
     patch.phone = phone
-    return { error: null, settled, keys: [key] }
+    return { error: null, settled }
   } catch (err) {
     const se = toServiceError(err)
     if (se.code === 'rate_limited' || se.code === 'store_unavailable' || se.code === 'exchange_in_progress') throw se
-    return { error: se.toJSON(), settled: SETTLED, keys: [] }
+    return { error: se.toJSON(), settled: SETTLED }
   }
 }
 
@@ -143,7 +144,6 @@ export async function thirdLogin (app: FastifyInstance, request: FastifyRequest,
     unionid: login.session.unionid,
     patch,
     login: { key: login.key, reused: login.reused, session: login.session, record: login.record },
-    phoneKeys: phone.keys,
     snapshot
   })
   await phone.settled

@@ -1,5 +1,6 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto'
 import { ConfigError } from '@wxlogin/service-kit'
+import { errors } from './errors.js'
 
 /** One key of PII_ENCRYPTION_KEY_FILE: `<key id>:<base64 of 32 random bytes>`. */
 export interface PiiKey { id: string, key: Buffer }
@@ -52,18 +53,29 @@ export class PiiCipher {
     return `pii1:${this.current.id}:${Buffer.concat([iv, body, cipher.getAuthTag()]).toString('base64url')}`
   }
 
-  /** A sealed value opened, or a value stored before encryption as it is; throws when it does not open. */
+  /**
+   * A sealed value opened, or a value stored before encryption as it is. Throws when it does not
+   * open; under a key id no longer held, a 503 whose log detail names the id (never a 500).
+   */
   open<T> (stored: unknown, context: string): T {
     if (typeof stored !== 'string' || !stored.startsWith('pii1:')) return stored as T
     const m = SEALED.exec(stored)
     const key = m === null ? undefined : this.byId.get(m[1] as string)
-    if (m === null || key === undefined) throw new Error(`personal data sealed with an unknown key (${m?.[1] ?? 'malformed'})`)
+    if (m === null || key === undefined) throw errors.sealedUnreadable(m?.[1] ?? 'malformed')
     const raw = Buffer.from(m[2] as string, 'base64url')
     const decipher = createDecipheriv('aes-256-gcm', key, raw.subarray(0, 12))
     decipher.setAAD(Buffer.from(context))
     decipher.setAuthTag(raw.subarray(raw.length - 16))
     const text = Buffer.concat([decipher.update(raw.subarray(12, raw.length - 16)), decipher.final()]).toString('utf8')
     return JSON.parse(text) as T
+  }
+
+  /** True when the key file lists this key id. */
+  holds (keyId: string): boolean { return this.byId.has(keyId) }
+
+  /** The key id a sealed value names (null: not sealed). */
+  keyIdOf (stored: unknown): string | null {
+    return typeof stored === 'string' ? SEALED.exec(stored)?.[1] ?? null : null
   }
 
   /** True when `stored` should be written again: in clear, or sealed with a key that no longer encrypts. */

@@ -8,12 +8,13 @@ const codeString = { type: 'string', maxLength: 128, pattern: '^[\\x21-\\x7e]*$'
 // Unicode), \p{Cc} a control character, \p{Bidi_C} the bidi overrides that disguise text,
 // \p{Co} private use, noncharacters, and the invisible (default-ignorable) characters that make
 // "ad\u00adm\u00adin" look like "admin": soft hyphens, zero-width spaces, tag characters, Hangul
-// fillers. The zero-width joiner and emoji variation selectors stay: emoji are built with them.
+// fillers; \p{Zl} and \p{Zp} (U+2028, U+2029) end a line in logs and in JavaScript source. The
+// zero-width joiner and emoji variation selectors stay: emoji are built with them.
 // The login stores the nickname NFC-normalised.
 const nickname = {
   type: 'string',
   maxLength: 64,
-  pattern: '^(?:[\\u200D\\uFE0E\\uFE0F]|[^\\p{Cc}\\p{Cs}\\p{Co}\\p{Bidi_C}\\p{Noncharacter_Code_Point}\\p{Default_Ignorable_Code_Point}])*$'
+  pattern: '^(?:[\\u200D\\uFE0E\\uFE0F]|[^\\p{Cc}\\p{Cs}\\p{Co}\\p{Zl}\\p{Zp}\\p{Bidi_C}\\p{Noncharacter_Code_Point}\\p{Default_Ignorable_Code_Point}])*$'
 } as const
 // A URL that is safe to put in HTML or a header as it is: no spaces, quotes or angle brackets.
 const headPic = { type: 'string', maxLength: 512, pattern: '^(https://[^\\s"\'<>\\\\`\\p{Cc}\\p{Cs}]+)?$' } as const

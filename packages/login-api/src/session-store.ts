@@ -1,5 +1,5 @@
-import type { RedisHandle } from '@wxlogin/service-kit'
-import { ExpiringMap } from './expiring-map.js'
+import { ExpiringMap, sha256Hex, type RedisHandle } from '@wxlogin/service-kit'
+import type { Identity } from './user-store.js'
 
 /**
  * Who a session belongs to, and from which app. The session's key is the SHA-256 of its token,
@@ -14,18 +14,38 @@ export interface SessionStore {
   delete: (tokenHash: string) => Promise<boolean>
   /** Ends every session of a user (logout everywhere); how many there were. */
   deleteAllOf: (userId: string) => Promise<number>
+  /**
+   * Ends the sessions of these identities issued before user_ids (no user index names them):
+   * `get` answers null for them from now on. Remembered `ttlSeconds`, the longest such a
+   * session can still live.
+   */
+  endLegacySessions: (identities: Identity[], ttlSeconds: number) => Promise<void>
 }
 
-/** For one replica without Redis. */
+/** For one replica without Redis. Each user's sessions are indexed: a login scans no one else's. */
 export class MemorySessionStore implements SessionStore {
   private readonly sessions = new ExpiringMap<SessionRecord>()
+  /** A user's session hashes, oldest first; lives as long as the newest session, pruned as they end. */
+  private readonly byUser = new ExpiringMap<Set<string>>()
+
+  /** The user's live sessions, oldest first (a Set keeps insertion order); the ended ones pruned. */
+  private liveOf (userId: string): string[] {
+    const hashes = this.byUser.get(userId)
+    if (hashes === undefined) return []
+    for (const hash of hashes) if (this.sessions.get(hash) === undefined) hashes.delete(hash)
+    return [...hashes]
+  }
 
   async create (tokenHash: string, session: SessionRecord, ttlSeconds: number, maxPerUser: number): Promise<void> {
     this.sessions.set(tokenHash, session, ttlSeconds * 1000)
     if (session.user_id === undefined) return
-    const mine = [...this.sessions].filter(([, s]) => s.user_id === session.user_id).map(([hash]) => hash)
-    // Map order is insertion order: the oldest first.
-    for (const hash of mine.slice(0, Math.max(0, mine.length - maxPerUser))) this.sessions.delete(hash)
+    const mine = this.liveOf(session.user_id)
+    const hashes = new Set([...mine, tokenHash])
+    for (const hash of mine.slice(0, Math.max(0, hashes.size - maxPerUser))) {
+      this.sessions.delete(hash)
+      hashes.delete(hash)
+    }
+    this.byUser.set(session.user_id, hashes, ttlSeconds * 1000)
   }
 
   async get (tokenHash: string): Promise<SessionRecord | null> {
@@ -37,10 +57,14 @@ export class MemorySessionStore implements SessionStore {
   }
 
   async deleteAllOf (userId: string): Promise<number> {
-    const hashes = [...this.sessions].filter(([, s]) => s.user_id === userId).map(([hash]) => hash)
+    const hashes = this.liveOf(userId)
     for (const hash of hashes) this.sessions.delete(hash)
+    this.byUser.delete(userId)
     return hashes.length
   }
+
+  /** Every memory session has a user_id: none is from before them. */
+  async endLegacySessions (): Promise<void> {}
 }
 
 /**
@@ -55,6 +79,13 @@ export class RedisSessionStore implements SessionStore {
   private key (hash: string): string { return `${this.prefix}session:${hash}` }
   private indexKey (userId: string): string { return `${this.prefix}user-sessions-by-age:${userId}` }
   private legacyIndexKey (userId: string): string { return `${this.prefix}user-sessions:${userId}` }
+  /** Named by a hash: after a deletion no key names the user's openid. */
+  private legacyEndedKey (i: Identity): string { return `${this.prefix}legacy-sessions-ended:${sha256Hex(`${i.appid}\0${i.openid}`)}` }
+
+  async endLegacySessions (identities: Identity[], ttlSeconds: number): Promise<void> {
+    const keys = identities.map(i => this.legacyEndedKey(i))
+    await Promise.all(keys.map(async key => await this.redis.durable(key, this.redis.cmd.set(key, '1', { EX: ttlSeconds }))))
+  }
 
   async create (tokenHash: string, session: SessionRecord, ttlSeconds: number, maxPerUser: number): Promise<void> {
     const key = this.key(tokenHash)
@@ -97,7 +128,11 @@ export class RedisSessionStore implements SessionStore {
 
   async get (tokenHash: string): Promise<SessionRecord | null> {
     const raw = await this.redis.cmd.get(this.key(tokenHash))
-    return raw === null ? null : JSON.parse(raw) as SessionRecord
+    if (raw === null) return null
+    const session = JSON.parse(raw) as SessionRecord
+    // A session from before user_ids outlives logout everywhere and deletion only until this read.
+    if (session.user_id === undefined && await this.redis.cmd.exists(this.legacyEndedKey(session)) === 1) return null
+    return session
   }
 
   async delete (tokenHash: string): Promise<boolean> {

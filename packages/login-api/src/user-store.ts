@@ -45,9 +45,19 @@ export interface UserStore {
   getUser: (userId: string) => Promise<UserRecord | null>
   /** The user_id of an identity, or null when it never logged in. */
   userIdOf: (identity: Identity) => Promise<string | null>
-  /** Removes the user, its identities and its unionid link; the record as it was, or null. */
-  deleteUser: (userId: string) => Promise<UserRecord | null>
+  /** The apps the user logged in from, read without opening its sealed data (empty: no such user). */
+  identitiesOf: (userId: string) => Promise<Identity[]>
+  /**
+   * Removes the user, its identities and its unionid link; what it was (null: no such user).
+   * Never opens a sealed value: a record sealed under a key since removed is deleted all the same.
+   */
+  deleteUser: (userId: string) => Promise<DeletedUser | null>
+  /** A record the login-api wrote for this identity before user_ids (Redis only), not yet adopted. */
+  hasLegacyRecord: (identity: Identity) => Promise<boolean>
 }
+
+/** What deletion reports of a user it removed: nothing sealed, nothing personal. */
+export interface DeletedUser { user_id: string, identities: Identity[], created_at: string }
 
 export const samePhone = (a: PhoneInfo | null, b: PhoneInfo | undefined): boolean =>
   b === undefined || (a !== null && a.phoneNumber === b.phoneNumber && a.countryCode === b.countryCode)
@@ -65,45 +75,6 @@ export function merge (cur: UserRecord, identity: Identity, unionid: string | nu
 
 export const blankUser = (userId: string, now: string): UserRecord =>
   ({ user_id: userId, unionid: null, nickname: null, head_pic: null, phone: null, identities: [], created_at: now, updated_at: now })
-
-/** For one replica without Redis. */
-export class MemoryUserStore implements UserStore {
-  private readonly users = new Map<string, UserRecord>()
-  private readonly byIdentity = new Map<string, string>()
-  private readonly byUnionid = new Map<string, string>()
-
-  async upsertUser (identity: Identity, unionid: string | null, patch: UserPatch): Promise<UpsertResult> {
-    const idKey = `${identity.appid}:${identity.openid}`
-    let userId = this.byIdentity.get(idKey)
-    if (userId === undefined) {
-      userId = (unionid !== null ? this.byUnionid.get(unionid) : undefined) ?? randomUUID()
-      this.byIdentity.set(idKey, userId)
-    }
-    if (unionid !== null && !this.byUnionid.has(unionid)) this.byUnionid.set(unionid, userId)
-    const now = new Date().toISOString()
-    const cur = this.users.get(userId)
-    const user = merge(cur ?? blankUser(userId, now), identity, unionid, patch, now)
-    this.users.set(userId, user)
-    return { user, isNew: cur === undefined, phoneChanged: !samePhone(cur?.phone ?? null, patch.phone) }
-  }
-
-  async getUser (userId: string): Promise<UserRecord | null> {
-    return this.users.get(userId) ?? null
-  }
-
-  async userIdOf (identity: Identity): Promise<string | null> {
-    return this.byIdentity.get(`${identity.appid}:${identity.openid}`) ?? null
-  }
-
-  async deleteUser (userId: string): Promise<UserRecord | null> {
-    const user = this.users.get(userId)
-    if (user === undefined) return null
-    for (const i of user.identities) this.byIdentity.delete(`${i.appid}:${i.openid}`)
-    if (user.unionid !== null && this.byUnionid.get(user.unionid) === userId) this.byUnionid.delete(user.unionid)
-    this.users.delete(userId)
-    return user
-  }
-}
 
 // Read-merge-write of one user record in one step, so two logins of one user on two replicas
 // never lose a field and exactly one of them sees is_new_user. ARGV[5] is a record written by
@@ -237,9 +208,25 @@ export class RedisUserStore implements UserStore {
     return user
   }
 
-  async deleteUser (userId: string): Promise<UserRecord | null> {
-    const user = await this.getUser(userId)
-    if (user === null) return null
+  /** The record as stored, its phone still sealed. */
+  private async raw (userId: string): Promise<UserRecord | null> {
+    const raw = await this.redis.cmd.get(this.userKey(userId))
+    return raw === null ? null : JSON.parse(raw) as UserRecord
+  }
+
+  async identitiesOf (userId: string): Promise<Identity[]> {
+    const record = await this.raw(userId)
+    return Array.isArray(record?.identities) ? record.identities : []
+  }
+
+  async hasLegacyRecord (identity: Identity): Promise<boolean> {
+    return await this.redis.cmd.exists(this.legacyKey(identity)) === 1
+  }
+
+  async deleteUser (userId: string): Promise<DeletedUser | null> {
+    const record = await this.raw(userId)
+    if (record === null) return null
+    const user = { ...record, identities: Array.isArray(record.identities) ? record.identities : [], unionid: record.unionid ?? null }
     const keys = [
       ...user.identities.flatMap(i => [this.identityKey(i), this.legacyKey(i)]),
       ...(user.unionid !== null ? [this.unionidKey(user.unionid)] : []),
@@ -248,7 +235,7 @@ export class RedisUserStore implements UserStore {
     // The unionid link is removed only where it names this user. One key a command (Cluster).
     await Promise.all(keys.map(async k => await this.redis.cmd.eval(DELETE_IF_OURS, { keys: [k], arguments: [userId] })))
     for (const k of keys) await this.redis.replicated(k)
-    return user
+    return { user_id: userId, identities: user.identities, created_at: user.created_at }
   }
 }
 

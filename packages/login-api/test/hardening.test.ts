@@ -44,6 +44,8 @@ t.test('input edges: refused before any WeChat call', async t => {
     ['a lone surrogate in nickname (Redis\'s JSON cannot store it)', { code: 'c', nickname: 'Ann\ud800' }],
     ['a control character in nickname', { code: 'c', nickname: 'Ann\u0007' }],
     ['a bidi override in nickname', { code: 'c', nickname: 'abc\u202Egpj.exe' }],
+    ['a line separator (U+2028) in nickname: it ends a log line', { code: 'c', nickname: 'Ann\u2028forged log line' }],
+    ['a paragraph separator (U+2029) in nickname', { code: 'c', nickname: 'Ann\u2029' }],
     ['a quote in head_pic', { code: 'c', head_pic: 'https://img.example/a.png"onerror=x' }],
     ['angle brackets in head_pic', { code: 'c', head_pic: 'https://img.example/<script>' }]
   ]

@@ -1,6 +1,4 @@
 import t from 'tap'
-import { spawn } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
 import { createClient } from 'redis'
 import { TEST_PII_KEYS } from '@wxlogin/testing'
@@ -9,22 +7,7 @@ import { stack } from './stack.js'
 import { databaseConfig, DIALECTS } from './sql.js'
 import { buildApp } from '../src/app.js'
 import { testConfig } from './helper.js'
-
-const dist = (file: string): string => fileURLToPath(new URL(`../dist/${file}`, import.meta.url))
-
-/** A built entry point, run as an operator runs it: its exit code and both outputs. */
-async function run (file: string, env: Record<string, string>, args: string[] = []): Promise<{ code: number | null, stdout: string, stderr: string }> {
-  return await new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [dist(file), ...args], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000)
-    child.on('error', reject)
-    child.on('exit', code => { clearTimeout(timer); resolve({ code, stdout, stderr }) })
-  })
-}
+import { runTool as run } from './tools.js'
 
 const A = 'wximportapp00000a'
 const B = 'wximportapp00000b'

@@ -28,6 +28,8 @@ export interface StackOptions {
   appids?: string[]
   /** The login-apis' Redis (a Sentinel or Cluster topology); the broker keeps its own. */
   redis?: LoginConfig['redis']
+  /** Login-apis with no Redis at all: every store in process (`pnpm start` without REDIS_URL). */
+  memory?: boolean
 }
 
 /** Simulator and token-broker on real ports, sharing one real Redis with `instances` login-apis. */
@@ -67,7 +69,7 @@ export async function stack (t: Test, instances: number, opts: StackOptions = {}
   const apps: FastifyInstance[] = []
   const logs: LogCapture[] = []
   for (let i = 0; i < instances; i++) {
-    const built = await build(t, testConfig({ redis: opts.redis ?? redis.connection, brokerUrl, wechatBaseUrl: simUrl, apps: appids, ...opts.login }))
+    const built = await build(t, testConfig({ redis: opts.memory === true ? undefined : opts.redis ?? redis.connection, brokerUrl, wechatBaseUrl: simUrl, apps: appids, ...opts.login }))
     apps.push(built.app)
     logs.push(built.logs)
   }

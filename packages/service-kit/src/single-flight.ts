@@ -4,6 +4,9 @@ export class SingleFlight<K, V> {
 
   has (key: K): boolean { return this.running.has(key) }
 
+  /** The run in flight for `key`, if any (to share it without starting one). */
+  pending (key: K): Promise<V> | undefined { return this.running.get(key) }
+
   async run (key: K, work: () => Promise<V>): Promise<V> {
     const current = this.running.get(key)
     if (current !== undefined) return await current

@@ -18,7 +18,14 @@ const CODE_LIFE_MS = 300_000
 export class CodeAnswers {
   constructor (private readonly store: TokenStore, private readonly pendingMs: number) {}
 
-  async exchange (appid: string, client: string, retryKeySha256: string, code: string, call: () => Promise<Session>): Promise<{ session: Session, kept: boolean }> {
+  /**
+   * `kept`: answered from an earlier exchange. `unkept`: the store could not be reached, so the
+   * answer was neither looked up nor kept (WeChat was asked, as without a retry key).
+   */
+  async exchange (appid: string, client: string, retryKeySha256: string, code: string, call: () => Promise<Session>): Promise<{ session: Session, kept: boolean, unkept?: boolean }> {
+    // A shared store that cannot be reached: served as a request without a retry key would be,
+    // rather than failing a login for want of a second copy (the login-api keeps its own).
+    if (!this.store.available()) return { session: await call(), kept: false, unkept: true }
     const name = `c2s:${sha256Hex(code)}`
     const owner = sha256Hex(`${client}\0${retryKeySha256.toLowerCase()}`)
     const deadline = Date.now() + this.pendingMs
@@ -29,7 +36,14 @@ export class CodeAnswers {
         if (!safeEqualHex(kept.owner, owner)) throw errors.invalidCode(40163)
         return { session: { openid: kept.openid, unionid: kept.unionid }, kept: true }
       }
-      if (await this.store.claim(appid, name, this.pendingMs)) break
+      let claimed: boolean
+      try {
+        claimed = await this.store.claim(appid, name, this.pendingMs)
+      } catch {
+        // The store went away between the check and the claim: as above.
+        return { session: await call(), kept: false, unkept: true }
+      }
+      if (claimed) break
       if (Date.now() >= deadline) throw new ServiceError('exchange_in_progress', 'This code is still being exchanged; retry in a second.', 503, { headers: { 'retry-after': '1' } })
       await new Promise(resolve => setTimeout(resolve, 50))
     }

@@ -187,7 +187,7 @@ export function loadConfig (env: Env): BrokerConfig {
     failureMemoryMs: r.int('TOKEN_FAILURE_MEMORY_SECONDS', 5, { min: 0, max: 3600 }) * 1000,
     forceRefreshIntervalMs: r.int('TOKEN_FORCE_REFRESH_MIN_INTERVAL_SECONDS', 60, { min: 0, max: 86_400 }) * 1000,
     forceRefreshGraceMs: r.int('TOKEN_FORCE_REFRESH_GRACE_SECONDS', 60, { min: 0, max: 3600 }) * 1000,
-    verifyFloorMs: r.int('TOKEN_VERIFY_MIN_INTERVAL_SECONDS', 5, { min: 1, max: 3600 }) * 1000,
+    verifyFloorMs: r.int('TOKEN_VERIFY_MIN_INTERVAL_SECONDS', 1, { min: 1, max: 3600 }) * 1000,
     reaskWindowMs: r.int('TOKEN_REASK_WINDOW_SECONDS', 60, { min: 1, max: 3600 }) * 1000,
     invalidationBudget: budget,
     accessLog: readAccessLog(r),

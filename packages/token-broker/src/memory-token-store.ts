@@ -1,3 +1,4 @@
+import { ExpiringMap } from '@wxlogin/service-kit'
 import type { RememberedFailure, TokenRecord, TokenStore } from './token-store.js'
 
 /** Tokens in this process: the single-replica stand-in for the shared store. */
@@ -23,50 +24,51 @@ export class MemoryTokenStore implements TokenStore {
 
   async publish (appid: string): Promise<void> { for (const l of this.listeners) l(appid) }
   onUpdate (listener: (appid: string) => void): void { this.listeners.push(listener) }
-  private readonly claims = new Map<string, number>()
+  // Each kept for its own life and then dropped (one code2session answer a login, say): a map
+  // that only grew would hold every code the process ever saw.
+  private readonly claims = new ExpiringMap<true>()
   async claim (appid: string, name: string, ttlMs: number): Promise<boolean> {
-    const now = Date.now()
     const key = `${appid}:${name}`
-    if ((this.claims.get(key) ?? 0) > now) return false
-    this.claims.set(key, now + ttlMs)
+    if (this.claims.get(key) !== undefined) return false
+    this.claims.set(key, true, ttlMs)
     return true
   }
 
   async releaseClaim (appid: string, name: string): Promise<void> { this.claims.delete(`${appid}:${name}`) }
 
-  private readonly notes = new Map<string, { value: string, until: number }>()
+  private readonly notes = new ExpiringMap<string>()
   async note (appid: string, name: string, value: string, ttlMs: number): Promise<void> {
-    this.notes.set(`${appid}:${name}`, { value, until: Date.now() + ttlMs })
+    this.notes.set(`${appid}:${name}`, value, Math.max(1, ttlMs))
   }
 
   async readNote (appid: string, name: string): Promise<string | null> {
-    const n = this.notes.get(`${appid}:${name}`)
-    return n !== undefined && n.until > Date.now() ? n.value : null
+    return this.notes.get(`${appid}:${name}`) ?? null
   }
 
-  private readonly failures = new Map<string, { failure: RememberedFailure, until: number }>()
+  private readonly failures = new ExpiringMap<RememberedFailure>()
   async rememberFailure (appid: string, failure: RememberedFailure, ttlMs: number): Promise<void> {
-    this.failures.set(appid, { failure, until: Date.now() + ttlMs })
+    this.failures.set(appid, failure, ttlMs)
   }
 
   async recentFailure (appid: string): Promise<RememberedFailure | null> {
-    const f = this.failures.get(appid)
-    return f !== undefined && f.until > Date.now() ? f.failure : null
+    return this.failures.get(appid) ?? null
   }
 
-  private readonly counts = new Map<string, { used: number, until: number }>()
+  private readonly counts = new ExpiringMap<{ used: number }>()
   async spend (appid: string, name: string, limit: number, ttlMs: number): Promise<{ used: number, allowed: boolean }> {
-    const now = Date.now()
     const key = `${appid}:${name}`
     let c = this.counts.get(key)
-    if (c === undefined || c.until <= now) {
-      c = { used: 0, until: now + ttlMs }
-      this.counts.set(key, c)
+    if (c === undefined) {
+      c = { used: 0 }
+      this.counts.set(key, c, ttlMs)
     }
     if (c.used >= limit) return { used: c.used, allowed: false }
     c.used += 1
     return { used: c.used, allowed: true }
   }
+
+  /** Entries held (live or not yet swept), for tests of what the store keeps. */
+  get held (): number { return this.claims.size + this.notes.size + this.failures.size + this.counts.size }
 }
 
 // Keeps the record only if none with a higher seq is stored; expires with the token. A stored

@@ -26,12 +26,23 @@ function scrubValue (value: unknown, keep: boolean): unknown {
   return keep ? (typeof value === 'string' ? value.replace(MOBILE, MASK) : value) : MASK
 }
 
+/** A parameter's name decoded; a malformed percent-encoding (WeChat records what it was sent) is no name we keep. */
+function decodedName (name: string): string | null {
+  try {
+    return decodeURIComponent(name)
+  } catch {
+    return null
+  }
+}
+
 function scrubQuery (query: string): string {
   return query.split('&').map(pair => {
     const eq = pair.indexOf('=')
     if (eq < 0) return MASK
     const name = pair.slice(0, eq)
-    return KEEP.has(decodeURIComponent(name)) ? `${name}=${pair.slice(eq + 1).replace(MOBILE, MASK)}` : `${name}=${MASK}`
+    const decoded = decodedName(name)
+    if (decoded === null) return `${MASK}=${MASK}`
+    return KEEP.has(decoded) ? `${name}=${pair.slice(eq + 1).replace(MOBILE, MASK)}` : `${name}=${MASK}`
   }).join('&')
 }
 

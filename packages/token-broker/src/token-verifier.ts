@@ -11,7 +11,7 @@ export interface TokenVerifierOptions {
   check: (appid: string, token: string) => Promise<'valid' | 'invalid'>
   /** The least time between two checks of an app, cluster-wide. */
   floorMs: number
-  /** How long a caller waits for another replica's verdict. */
+  /** How long a caller waits for a verdict (its own check, or another replica's). */
   waitMs: number
   metrics: Counter<'appid' | 'result'>
   log: FastifyBaseLogger
@@ -19,85 +19,95 @@ export interface TokenVerifierOptions {
 
 /** An invalid token stays invalid: its verdict is kept longer than a valid one's. */
 const INVALID_KEPT_MS = 600_000
+const POLL_MS = 50
+
+/** A verdict and when it was reached (epoch ms, the checking replica's clock). */
+interface Noted { verdict: 'valid' | 'invalid', at: number }
 
 /**
  * "Does WeChat still take this token?", asked when a caller's behaviour says it may not (it asks
- * again for the token it was just given, or forces a refresh): one check at a time per app
- * cluster-wide, at most one per `floorMs`, its verdict shared through the store. A caller that
- * finds the check taken waits for the verdict; without one in time it is 'unknown', and the
- * broker serves what it has rather than refreshing on a guess.
+ * again for the token it was just given, or forces a refresh). A verdict answers only the callers
+ * that asked before it was reached: concurrent askers share one check, while a caller that asks
+ * after a check finished (its SDK met 40001 since) waits for the next one. Checks are bounded per
+ * app cluster-wide (one per `floorMs`) and their verdicts shared through the store; a caller with
+ * no verdict in time gets 'unknown', and the broker serves what it has rather than refreshing on
+ * a guess. Redis down: the same rules in this process alone.
  */
 export class TokenVerifier {
   private readonly inflight = new SingleFlight<string, Verdict>()
+  /** This replica's verdicts and floor, for when the store cannot be asked. */
+  private readonly localNotes = new Map<string, Noted>()
+  private readonly localLast = new Map<string, number>()
 
   constructor (private readonly opts: TokenVerifierOptions) {}
 
-  /** The last verdict this replica learned per app, reused for the floor: a caller that re-asks in a loop costs no Redis read. */
-  private readonly recent = new Map<string, { token: string, verdict: Verdict, until: number }>()
-
   async verify (appid: string, token: string): Promise<Verdict> {
-    const known = this.recent.get(appid)
-    if (known !== undefined && known.token === token && known.until > Date.now()) return known.verdict
-    const verdict = await this.inflight.run(`${appid}\0${token}`, async () => await this.clusterWide(appid, token))
-    if (verdict !== 'unknown') this.recent.set(appid, { token, verdict, until: Date.now() + this.opts.floorMs })
+    const askedAt = Date.now()
+    const name = `verdict:${sha256Hex(token).slice(0, 32)}`
+    const deadline = askedAt + this.opts.waitMs
+    for (;;) {
+      // A check of this token in flight here was not finished when this caller asked: shared.
+      const running = this.inflight.pending(`${appid}\0${token}`)
+      if (running !== undefined) return await running
+      const noted = await this.noted(appid, name)
+      if (noted !== null && (noted.verdict === 'invalid' || noted.at >= askedAt)) {
+        this.opts.metrics.inc({ appid, result: `shared_${noted.verdict}` })
+        return noted.verdict
+      }
+      if (await this.mayCheck(appid)) {
+        return await this.inflight.run(`${appid}\0${token}`, async () => await this.checkNow(appid, token, name))
+      }
+      if (Date.now() + POLL_MS > deadline) break
+      await new Promise(resolve => setTimeout(resolve, POLL_MS))
+    }
+    this.opts.metrics.inc({ appid, result: 'skipped' })
+    return 'unknown'
+  }
+
+  private async checkNow (appid: string, token: string, name: string): Promise<Verdict> {
+    let verdict: Verdict
+    try {
+      verdict = await this.opts.check(appid, token)
+    } catch {
+      verdict = 'unknown'
+    }
+    this.opts.metrics.inc({ appid, result: verdict })
+    this.opts.log.info({ appid, verdict }, 'access_token checked with WeChat')
+    if (verdict !== 'unknown') await this.note(appid, name, { verdict, at: Date.now() })
     return verdict
   }
 
-  private async read (appid: string, name: string): Promise<Verdict | null> {
-    const v = await this.opts.store.readNote(appid, name).catch(() => null)
-    return v === 'valid' || v === 'invalid' ? v : null
-  }
-
-  /** This replica's own floor and verdicts, for when the store cannot be asked. */
-  private readonly local = new Map<string, { at: number, token: string, verdict: Verdict }>()
-
-  /** Redis down: never wait on it (the token path must stay fast); check from here, at most once per floor. */
-  private async alone (appid: string, token: string): Promise<Verdict> {
-    const last = this.local.get(appid)
-    if (last !== undefined && Date.now() - last.at < this.opts.floorMs) return last.token === token ? last.verdict : 'unknown'
-    const entry = { at: Date.now(), token, verdict: 'unknown' as Verdict }
-    this.local.set(appid, entry)
-    try {
-      entry.verdict = await this.opts.check(appid, token)
-    } catch {
-      entry.verdict = 'unknown'
-    }
-    this.opts.metrics.inc({ appid, result: entry.verdict })
-    return entry.verdict
-  }
-
-  private async clusterWide (appid: string, token: string): Promise<Verdict> {
-    const { store, metrics } = this.opts
-    if (!store.available()) return await this.alone(appid, token)
-    const name = `verdict:${sha256Hex(token).slice(0, 32)}`
-    const known = await this.read(appid, name)
-    if (known !== null) {
-      metrics.inc({ appid, result: `shared_${known}` })
-      return known
-    }
-    const mine = await store.claim(appid, 'verify', this.opts.floorMs).catch(() => false)
-    if (mine) {
-      let verdict: Verdict
+  /** The bound: one check per app per floor, cluster-wide (this replica's own while Redis is down). */
+  private async mayCheck (appid: string): Promise<boolean> {
+    const { store, floorMs } = this.opts
+    if (store.available()) {
       try {
-        verdict = await this.opts.check(appid, token)
-      } catch {
-        verdict = 'unknown'
-      }
-      metrics.inc({ appid, result: verdict })
-      this.opts.log.info({ appid, verdict }, 'access_token checked with WeChat')
-      if (verdict !== 'unknown') await store.note(appid, name, verdict, verdict === 'invalid' ? INVALID_KEPT_MS : this.opts.floorMs).catch(() => {})
-      return verdict
+        return await store.claim(appid, 'verify', floorMs)
+      } catch {}
     }
-    const deadline = Date.now() + this.opts.waitMs
-    while (Date.now() < deadline) {
-      await new Promise(resolve => setTimeout(resolve, 50))
-      const v = await this.read(appid, name)
-      if (v !== null) {
-        metrics.inc({ appid, result: `shared_${v}` })
-        return v
-      }
-    }
-    metrics.inc({ appid, result: 'skipped' })
-    return 'unknown'
+    const now = Date.now()
+    if (now - (this.localLast.get(appid) ?? 0) < floorMs) return false
+    this.localLast.set(appid, now)
+    return true
+  }
+
+  private async noted (appid: string, name: string): Promise<Noted | null> {
+    const { store } = this.opts
+    const local = this.localNotes.get(`${appid}\0${name}`) ?? null
+    if (!store.available()) return local
+    const raw = await store.readNote(appid, name).catch(() => null)
+    const m = raw === null ? null : /^(valid|invalid):(\d+)$/.exec(raw)
+    return m === null ? local : { verdict: m[1] as Noted['verdict'], at: Number(m[2]) }
+  }
+
+  private async note (appid: string, name: string, noted: Noted): Promise<void> {
+    // Kept long enough for the callers waiting on it; an invalid verdict for good measure longer.
+    const ttlMs = noted.verdict === 'invalid' ? INVALID_KEPT_MS : Math.max(this.opts.floorMs, this.opts.waitMs)
+    const key = `${appid}\0${name}`
+    this.localNotes.delete(key)
+    this.localNotes.set(key, noted)
+    // Bounded: the oldest verdicts are forgotten first (a Map keeps insertion order).
+    if (this.localNotes.size > 1000) this.localNotes.delete(this.localNotes.keys().next().value as string)
+    if (this.opts.store.available()) await this.opts.store.note(appid, name, `${noted.verdict}:${noted.at}`, ttlMs).catch(() => {})
   }
 }

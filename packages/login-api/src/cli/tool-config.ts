@@ -62,6 +62,27 @@ export function importConfig (env: Env): { database: SqlDatabase, config: Databa
   return { database: new SqlDatabase(config, quietLogger), config, settings }
 }
 
+export interface ResealSettings { redis: RedisConnection | undefined, database: SqlDatabase | undefined, pii: PiiCipher, prefix: string }
+
+/**
+ * `pnpm pii-reseal`: the key file, and the stores the service would use: the users in
+ * DATABASE_URL or else in Redis, and the kept phone answers in Redis (when one is configured).
+ */
+export function resealConfig (env: Env): ResealSettings {
+  const settings = orExit('pii-reseal', () => {
+    const r = new EnvReader(env)
+    const database = readDatabaseConfig(r)
+    const redis = readRedisConnection(r)
+    if (database === undefined && redis === undefined) {
+      throw new ConfigError('REDIS_URL', 'or DATABASE_URL is required: the stores whose phone numbers to seal again')
+    }
+    const pii = new PiiCipher(parsePiiKeys(r.secret('PII_ENCRYPTION_KEY', true)))
+    return { database, redis, pii, prefix: r.string('REDIS_KEY_PREFIX', 'wxlogin:') }
+  })
+  const database = settings.database === undefined ? undefined : new SqlDatabase(settings.database, quietLogger)
+  return { ...settings, database }
+}
+
 /** An error for the terminal: its message and code, without a stack or a connection string. */
 export function failure (tool: string, err: unknown): never {
   const e = err as { message?: string, code?: unknown }

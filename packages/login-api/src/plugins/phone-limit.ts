@@ -4,6 +4,7 @@ import { maskPhone, toServiceError } from '@wxlogin/service-kit'
 import { exchangeKey, exchangeOnce } from '../code-exchanges.js'
 import type { CountedClaim } from '../exchange-store.js'
 import { errors } from '../errors.js'
+import { phoneCounterKey } from '../keys.js'
 import type { PhoneInfo } from '../user-store.js'
 
 /** The number, and its exchange being kept for retries: await `settled` before answering. */
@@ -28,12 +29,8 @@ export default fp(async (app) => {
   const windowMs = config.phoneRateLimitWindowSeconds * 1000
   const max = config.phoneRateLimitMax
 
-  /**
-   * Counted in the same round trip as the code's claim. The key is the one @fastify/rate-limit
-   * counted under before (its child store's "-" and our "phone:" key), so an upgrade keeps the
-   * window's count.
-   */
-  const counterKey = (appid: string, openid: string): string => `${config.redisKeyPrefix}ratelimit:-phone:${appid}:${openid}`
+  /** Counted in the same round trip as the code's claim. */
+  const counterKey = (appid: string, openid: string): string => phoneCounterKey(config.redisKeyPrefix, appid, openid)
 
   /**
    * In a Cluster the exchange's key carries the counter's key as its hash tag: one slot, so the
@@ -79,6 +76,8 @@ export default fp(async (app) => {
     const result = await exchangeOnce(app.exchanges, key, async () => app.pii.seal(await exchange(request, appid, openid, phoneCode), key), {
       waitMs: worstCallMs,
       final: se => se.code === 'invalid_phone_code',
+      // Indexed under the identity as it is kept: logout everywhere and deletion take it back.
+      identity: () => ({ appid, openid }),
       // Only a new exchange counts against the limit; refused, the code stays unused.
       limit: { counter: { key: counterKey(appid, openid), windowMs, max }, verdict: count => { verdict(reply, count) } }
     })

@@ -30,11 +30,16 @@ export function sessionOf (request: FastifyRequest): AuthenticatedSession {
 export default fp(async (app) => {
   /**
    * A session issued before user_ids names only the identity: its user_id is looked up, or
-   * given now (the user record written then is adopted), so nobody is logged out by the upgrade.
+   * given now when the record written then is still there (it is adopted), so nobody is logged
+   * out by the upgrade. With neither, the account was deleted: refused, never created afresh.
+   * (Logout everywhere and deletion end such sessions by identity: see endLegacySessions.)
    */
   async function legacyUserId (session: SessionRecord): Promise<string> {
     const identity = { appid: session.appid, openid: session.openid }
-    return await storeCall(app.users.userIdOf(identity)) ?? (await storeCall(app.users.upsertUser(identity, null, {}))).user.user_id
+    const known = await storeCall(app.users.userIdOf(identity))
+    if (known !== null) return known
+    if (!await storeCall(app.users.hasLegacyRecord(identity))) throw errors.unauthorized()
+    return (await storeCall(app.users.upsertUser(identity, null, {}))).user.user_id
   }
 
   app.decorateRequest('session', null)

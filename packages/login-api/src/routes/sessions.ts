@@ -5,7 +5,8 @@ import { publicUser } from '../login.js'
 import { sessionOf, type AuthenticatedSession } from '../plugins/session-auth.js'
 import { deleteAccountBody, errorResponses, logoutQuery, phoneBody, sessionAnswer, userSchema } from '../schemas.js'
 import { storeCall } from '../store-call.js'
-import { deleteAccount } from '../account-deletion.js'
+import { deleteAccount, uniqueIdentities } from '../account-deletion.js'
+import type { Identity } from '../user-store.js'
 
 /** This session: an opaque one deleted, a signed one's refresh family revoked. */
 async function endSession (app: FastifyInstance, session: AuthenticatedSession): Promise<void> {
@@ -13,14 +14,21 @@ async function endSession (app: FastifyInstance, session: AuthenticatedSession):
   else await storeCall(app.sessions.delete(session.tokenHash))
 }
 
-/** Every session of the user, opaque and signed; how many ended. */
-async function endAllSessions (app: FastifyInstance, session: AuthenticatedSession): Promise<number> {
+/** Every session of the user, opaque and signed, and those from before user_ids; how many ended. */
+async function endAllSessions (app: FastifyInstance, session: AuthenticatedSession, identities: Identity[]): Promise<number> {
   const opaque = await storeCall(app.sessions.deleteAllOf(session.user_id))
   const signed = await storeCall(app.signedSessions?.revokeAllOf(session.user_id) ?? Promise.resolve(0))
-  // Opaque sessions issued before user_ids are not in the user's index: this one, at least, ends.
-  // (A signed session's family is in the index, revoked above.)
+  // Opaque sessions issued before user_ids are in no user's index: ended by identity instead.
+  await storeCall(app.sessions.endLegacySessions(identities, app.loginConfig.sessionTtlSeconds))
   if (session.family === undefined) await storeCall(app.sessions.delete(session.tokenHash))
   return opaque + signed
+}
+
+/** The apps the session's user logged in from, this session's own first. */
+async function identitiesOf (app: FastifyInstance, session: AuthenticatedSession): Promise<Identity[]> {
+  // Read without opening the record's sealed data: deletion works under any key file.
+  const known = await storeCall(app.users.identitiesOf(session.user_id))
+  return uniqueIdentities([{ appid: session.appid, openid: session.openid }, ...known])
 }
 
 /** What a session token opens: the user, the gateway check, a phone change, logout. */
@@ -85,9 +93,10 @@ export default async function sessionRoutes (scope: FastifyInstance): Promise<vo
   }, async (request, reply) => {
     const session = sessionOf(request)
     const { user_id: userId, appid, openid } = session
+    const identities = await identitiesOf(app, session)
     await deleteAccount(app, userId, { appid, openid })
     // Sessions last: a deletion that failed half way can be retried with the same session.
-    await endAllSessions(app, session)
+    await endAllSessions(app, session, identities)
     request.log.info({ user_id: userId }, 'account deleted')
     return await reply.code(204).send(null)
   })
@@ -103,9 +112,11 @@ export default async function sessionRoutes (scope: FastifyInstance): Promise<vo
   }, async (request, reply) => {
     const session = sessionOf(request)
     if (request.query.all === 'true') {
-      // A kept login answer would open a new session to whoever retries it: those end too.
-      await storeCall(app.exchanges.revokeAllOf(session.user_id))
-      const ended = await endAllSessions(app, session)
+      // A kept login answer would open a new session to whoever retries it: those end too, for
+      // every app the user logged in from.
+      const identities = await identitiesOf(app, session)
+      await storeCall(app.exchanges.revokeAllOf(identities))
+      const ended = await endAllSessions(app, session, identities)
       request.log.info({ sessions: ended }, 'logged out everywhere')
     } else {
       await endSession(app, session)

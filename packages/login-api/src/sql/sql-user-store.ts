@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import type { Kysely, Transaction } from 'kysely'
 import { maskPhone } from '@wxlogin/service-kit'
 import type { PiiCipher } from '../pii.js'
-import { phoneContext, samePhone, type Identity, type PhoneInfo, type UpsertResult, type UserPatch, type UserRecord, type UserStore } from '../user-store.js'
+import { phoneContext, samePhone, type Identity, type PhoneInfo, type UpsertResult, type UserPatch, type UserRecord, type UserStore, type DeletedUser } from '../user-store.js'
 import type { SqlDatabase } from './database.js'
 import type { Tables, UsersTable } from './schema.js'
 
@@ -154,7 +154,7 @@ export class SqlUserStore implements UserStore {
     return (await trx.selectFrom('wxlogin_users').select('user_id').where('unionid', '=', unionid).executeTakeFirst())?.user_id
   }
 
-  private async identitiesOf (trx: Db, userId: string): Promise<Identity[]> {
+  private async identitiesOfIn (trx: Db, userId: string): Promise<Identity[]> {
     return await trx.selectFrom('wxlogin_identities').select(['appid', 'openid']).where('user_id', '=', userId)
       .orderBy('created_at').orderBy('appid').orderBy('openid').execute()
   }
@@ -178,7 +178,7 @@ export class SqlUserStore implements UserStore {
         await this.db.updateTable('wxlogin_users').set(this.phoneColumns(userId, phone))
           .where('user_id', '=', userId).where('phone_sealed', '=', row.phone_sealed).execute()
       }
-      return toRecord(row, await this.identitiesOf(this.db, userId), phone)
+      return toRecord(row, await this.identitiesOfIn(this.db, userId), phone)
     })
   }
 
@@ -187,18 +187,25 @@ export class SqlUserStore implements UserStore {
       .where('appid', '=', identity.appid).where('openid', '=', identity.openid).executeTakeFirst())?.user_id ?? null)
   }
 
-  async deleteUser (userId: string): Promise<UserRecord | null> {
+  async identitiesOf (userId: string): Promise<Identity[]> {
+    return await this.database.run(async () => await this.identitiesOfIn(this.db, userId))
+  }
+
+  async deleteUser (userId: string): Promise<DeletedUser | null> {
     return await this.attempt(async (trx, live) => {
-      const row = await trx.selectFrom('wxlogin_users').selectAll().where('user_id', '=', userId).forUpdate().executeTakeFirst()
+      const row = await trx.selectFrom('wxlogin_users').select(['user_id', 'created_at']).where('user_id', '=', userId).forUpdate().executeTakeFirst()
       if (row === undefined) return null
-      const identities = await this.identitiesOf(trx, userId)
+      const identities = await this.identitiesOfIn(trx, userId)
       live()
       await trx.deleteFrom('wxlogin_identities').where('user_id', '=', userId).execute()
       await trx.deleteFrom('wxlogin_users').where('user_id', '=', userId).execute()
       live()
-      return toRecord(row, identities, this.phoneOf(row))
+      // The sealed phone goes with the row, never opened.
+      return { user_id: userId, identities: identities.map(i => ({ appid: i.appid, openid: i.openid })), created_at: iso(row.created_at) }
     })
   }
+
+  async hasLegacyRecord (): Promise<boolean> { return false }
 }
 
 export const blankRow = (userId: string, unionid: string | null, now: Date): UsersTable => ({

@@ -10,10 +10,13 @@ export interface RedisCommands {
   del: (key: string | string[]) => Promise<number>
   exists: (key: string) => Promise<number>
   hSet: (key: string, fields: Record<string, string>) => Promise<number>
+  hGet: (key: string, field: string) => Promise<string | null | undefined>
   expire: (key: string, seconds: number) => Promise<number>
+  pExpire: (key: string, ms: number) => Promise<number>
   sAdd: (key: string, member: string) => Promise<number>
   sMembers: (key: string) => Promise<string[]>
   zRange: (key: string, start: number, stop: number) => Promise<string[]>
+  zRem: (key: string, member: string) => Promise<number>
   /** XADD with MAXLEN ~ `threshold`: a capped stream. */
   xAdd: (key: string, id: '*', message: Record<string, string>, opts: { TRIM: { strategy: 'MAXLEN', strategyModifier: '~', threshold: number } }) => Promise<string>
   eval: (script: string, opts: ScriptArgs) => Promise<unknown>

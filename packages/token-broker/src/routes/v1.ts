@@ -10,8 +10,9 @@ export default async function v1Routes (app: FastifyInstance): Promise<void> {
     onRequest: app.authorizeApp
   }, async (request, reply) => {
     const { appid } = request.params
-    const served = await withinDeadline(app.tokens.getToken(appid), callerDeadline(request), appid)
-    return sendToken(reply, await withinDeadline(app.recheckServed(request, appid, served), callerDeadline(request), appid))
+    // Never a check with WeChat here: a /v1 caller reports a dead token with invalidate, and a
+    // caller that reads the token before each of its calls must not wait on WeChat for it.
+    return sendToken(reply, await withinDeadline(app.tokens.getToken(appid), callerDeadline(request), appid))
   })
 
   app.post<AppParams & { Body: { access_token: string } }>('/apps/:appid/access-token/invalidate', {
@@ -65,8 +66,9 @@ export default async function v1Routes (app: FastifyInstance): Promise<void> {
     const { js_code: code, retry_key_sha256: retryKey } = request.body
     const call = async (): Promise<{ openid: string, unionid: string | null }> => await app.wechat.code2session(wxApp, code, callerDeadline(request))
     if (retryKey === undefined) return await call()
-    const { session, kept } = await app.codeAnswers.exchange(wxApp.appid, request.brokerClient?.name ?? '', retryKey, code, call)
+    const { session, kept, unkept } = await app.codeAnswers.exchange(wxApp.appid, request.brokerClient?.name ?? '', retryKey, code, call)
     if (kept) request.log.info({ appid: wxApp.appid, client: request.brokerClient?.name }, 'code2session answered from the kept answer (a retry)')
+    if (unkept === true) request.log.warn({ appid: wxApp.appid, client: request.brokerClient?.name }, 'code2session answered without keeping it: the store is unreachable')
     return session
   })
 }

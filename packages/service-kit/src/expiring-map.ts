@@ -1,6 +1,8 @@
 /** A Map whose entries expire, lazily and on a sweep: what the memory stores (one replica, no Redis) keep. */
 export class ExpiringMap<V> {
   private readonly entries = new Map<string, { value: V, until: number }>()
+  /** The size at which the next sweep runs: twice what the last one left, so a set costs O(1) amortised. */
+  private sweepAt = 10_000
 
   get (key: string): V | undefined {
     const entry = this.entries.get(key)
@@ -13,7 +15,7 @@ export class ExpiringMap<V> {
   }
 
   set (key: string, value: V, ttlMs: number): void {
-    if (this.entries.size >= 10_000) this.sweep()
+    if (this.entries.size >= this.sweepAt) this.sweep()
     this.entries.set(key, { value, until: Date.now() + ttlMs })
   }
 
@@ -38,5 +40,8 @@ export class ExpiringMap<V> {
   private sweep (): void {
     const now = Date.now()
     for (const [key, entry] of this.entries) if (entry.until <= now) this.entries.delete(key)
+    this.sweepAt = Math.max(10_000, 2 * this.entries.size)
   }
+
+  get size (): number { return this.entries.size }
 }
