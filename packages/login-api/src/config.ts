@@ -1,7 +1,7 @@
-import { parsePiiKeys, type PiiKey } from './pii.js'
-import { parseSigningKeys, type SigningKey } from './signing-keys.js'
-import { KEEP_PATIENCE_MS } from './code-exchanges.js'
-import { readDatabaseConfig, type DatabaseConfig } from './sql/database-config.js'
+import { parsePiiKeys, type PiiKey } from './users/pii.js'
+import { parseSigningKeys, type SigningKey } from './sessions/jwt/signing-keys.js'
+import { KEEP_PATIENCE_MS } from './exchanges/code-exchanges.js'
+import { readDatabaseConfig, type DatabaseConfig } from './users/sql/database-config.js'
 import { APPID, ConfigError, EnvReader, readAppList, readAccessLog, type AccessLogOptions, readHttpLimits, type HttpLimits, readRedisConnection, readTrustProxy, upstreamUrl, type Env, type RedisConnection, type TrustProxy } from '@wxlogin/service-kit'
 
 export interface LoginConfig {

@@ -6,8 +6,8 @@ import type { FastifyInstance } from 'fastify'
 import { loggerOptions } from '@wxlogin/service-kit'
 import { LogCapture, TEST_PII_KEYS, TEST_SERVICE_DEFAULTS } from '@wxlogin/testing'
 import { buildApp, type LoginConfig } from '../src/app.js'
-import { parsePiiKeys } from '../src/pii.js'
-import { parseSigningKeys } from '../src/signing-keys.js'
+import { parsePiiKeys } from '../src/users/pii.js'
+import { parseSigningKeys } from '../src/sessions/jwt/signing-keys.js'
 
 export { metricValue, useNock } from '@wxlogin/testing'
 

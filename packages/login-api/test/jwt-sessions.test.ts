@@ -8,7 +8,7 @@ import { importJWK, SignJWT } from 'jose'
 import type { FastifyInstance } from 'fastify'
 import { APPID, broker, build, jwtConfig, login, metricValue, signingKeysText, useNock } from './helper.js'
 import { loadConfig } from '../src/config.js'
-import { hashSessionToken } from '../src/sessions.js'
+import { hashSessionToken } from '../src/sessions/session-tokens.js'
 
 const ISS = 'https://login.test'
 const AUD = 'wxlogin-test'

@@ -3,8 +3,8 @@
 import t from 'tap'
 import { ExpiringMap } from '@wxlogin/service-kit'
 import { waitFor } from '@wxlogin/testing'
-import { MemorySessionStore } from '../src/session-store.js'
-import { MemoryRefreshStore } from '../src/refresh-store.js'
+import { MemorySessionStore } from '../src/sessions/session-store.js'
+import { MemoryRefreshStore } from '../src/sessions/jwt/refresh-store.js'
 
 /** Counts full iterations of an ExpiringMap held by a store (what a scan of all users costs). */
 function countScans (map: ExpiringMap<unknown>): { scans: number } {

@@ -7,7 +7,7 @@ import { TEST_PII_KEYS, waitFor } from '@wxlogin/testing'
 import { build, login } from './helper.js'
 import { stack } from './stack.js'
 import { databaseConfig, DIALECTS } from './sql.js'
-import { newPiiKeyLine, parsePiiKeys } from '../src/pii.js'
+import { newPiiKeyLine, parsePiiKeys } from '../src/users/pii.js'
 import { runTool } from './tools.js'
 
 const auth = (token: string): Record<string, string> => ({ authorization: `Bearer ${token}` })

@@ -5,7 +5,7 @@ import { TEST_PII_KEYS, waitFor } from '@wxlogin/testing'
 import { build, login, retryKey, testConfig } from './helper.js'
 import { stack } from './stack.js'
 import { loadConfig } from '../src/config.js'
-import { newPiiKeyLine, parsePiiKeys, PiiCipher } from '../src/pii.js'
+import { newPiiKeyLine, parsePiiKeys, PiiCipher } from '../src/users/pii.js'
 
 // Phone numbers are personal information (PIPL): sealed at rest, with rotation, and gone with
 // the account when the user deletes it (WeChat requires 注销 of a mini-program with accounts).

@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify'
 import { metricValue } from '@wxlogin/testing'
 import { login, retryKey } from './helper.js'
 import { stack } from './stack.js'
-import { RETRY_SESSIONS_PER_CODE } from '../src/login.js'
+import { RETRY_SESSIONS_PER_CODE } from '../src/login/login.js'
 
 // A used login code is worth nothing to whoever reads it in a log: the kept answer that makes
 // retries safe goes only to the request that holds the first attempt's retry_key.

@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify'
 import { metricValue, waitFor } from '@wxlogin/testing'
 import { sha256Hex } from '@wxlogin/service-kit'
 import { APPID, build, login, retryKey, useNock } from './helper.js'
-import { exchangeKey } from '../src/code-exchanges.js'
+import { exchangeKey } from '../src/exchanges/code-exchanges.js'
 import { stack } from './stack.js'
 
 // Mobile networks drop answers: a mini-program retries thirdLogin with the same code and phoneCode.

@@ -1,6 +1,6 @@
 import type { Test } from 'tap'
 import { startMariadbServer, startPostgresServer, type SqlServer } from '@wxlogin/testing'
-import type { DatabaseConfig } from '../src/sql/database-config.js'
+import type { DatabaseConfig } from '../src/users/sql/database-config.js'
 
 /** Both dialects, each on a private server this test starts (never the machine's own). */
 export const DIALECTS: Array<{ name: string, start: (t: Test) => Promise<SqlServer> }> = [

@@ -3,8 +3,8 @@
 import t from 'tap'
 import { startRedisServer, waitFor } from '@wxlogin/testing'
 import { createSimulator, CONTROL_PREFIX } from '@wxlogin/wechat-sim'
-import { MemoryTokenStore } from '../src/memory-token-store.js'
-import { scrubBody, scrubUrl } from '../src/scrub.js'
+import { MemoryTokenStore } from '../src/store/memory-token-store.js'
+import { scrubBody, scrubUrl } from '../src/wechat/scrub.js'
 import { APPID, SECRET, WX, auth, build, testConfig, tokenReply, useNock } from './helper.js'
 
 const RETRY_KEY_SHA256 = 'a'.repeat(64)

@@ -6,7 +6,7 @@ import { createSimulator, type Simulator } from '@wxlogin/wechat-sim'
 import { freePort, startRedisServer, startServiceProcess, waitFor } from '@wxlogin/testing'
 import { RedisHandle } from '@wxlogin/service-kit'
 import Fastify from 'fastify'
-import { RedisTokenStore } from '../src/token-store.js'
+import { RedisTokenStore } from '../src/store/token-store.js'
 
 const silentLog = Fastify({ logger: false }).log
 import type { BrokerConfig } from '../src/config.js'

@@ -1,8 +1,8 @@
 import t, { type Test } from 'tap'
 import { createHash } from 'node:crypto'
 import { createSimulator, type Simulator } from '@wxlogin/wechat-sim'
-import { jssdkSignature, pageUrlForSignature } from '../src/jssdk.js'
-import { scrubBody, scrubRidRecord, scrubUrl } from '../src/scrub.js'
+import { jssdkSignature, pageUrlForSignature } from '../src/credentials/jssdk.js'
+import { scrubBody, scrubRidRecord, scrubUrl } from '../src/wechat/scrub.js'
 import { APPID, CLIENT_TOKEN, SECRET, auth, build, metricValue, testConfig } from './helper.js'
 
 const ADMIN_TOKEN = 'client-token-admin-0123456789abcdef'

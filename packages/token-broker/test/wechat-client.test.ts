@@ -2,7 +2,7 @@ import t, { type Test } from 'tap'
 import got from 'got'
 import { Registry } from 'prom-client'
 import { createWechatApiMetrics, ServiceError } from '@wxlogin/service-kit'
-import { WechatClient } from '../src/wechat-client.js'
+import { WechatClient } from '../src/wechat/wechat-client.js'
 import type { WechatAppConfig } from '../src/config.js'
 import { APPID, SECRET, WX, tokenReply, useNock } from './helper.js'
 

@@ -1,6 +1,6 @@
 import { RedisHandle } from '@wxlogin/service-kit'
-import { importUsers } from '../sql/import-users.js'
-import { pendingMigrations } from '../sql/schema.js'
+import { importUsers } from '../users/sql/import-users.js'
+import { pendingMigrations } from '../users/sql/schema.js'
 import { failure, importConfig, quietLogger, toolLog } from './tool-config.js'
 
 // `pnpm import-users`: copies the users of the Redis store (REDIS_URL, REDIS_SENTINELS or

@@ -1,5 +1,5 @@
-import { databaseTarget } from '../sql/database-config.js'
-import { migrateToLatest, pendingMigrations } from '../sql/schema.js'
+import { databaseTarget } from '../users/sql/database-config.js'
+import { migrateToLatest, pendingMigrations } from '../users/sql/schema.js'
 import { failure, migrateConfig, toolLog } from './tool-config.js'
 
 // `pnpm migrate`: applies the user store's pending migrations to DATABASE_URL; `--check` only

@@ -1,6 +1,6 @@
 import { RedisHandle } from '@wxlogin/service-kit'
-import { emptyReport, pending, resealRedis, resealSql, type ResealReport } from '../pii-reseal.js'
-import { pendingMigrations } from '../sql/schema.js'
+import { emptyReport, pending, resealRedis, resealSql, type ResealReport } from '../users/pii-reseal.js'
+import { pendingMigrations } from '../users/sql/schema.js'
 import { failure, quietLogger, resealConfig, toolLog } from './tool-config.js'
 
 // `pnpm pii-reseal`: seals every stored phone number again under the first line of

@@ -1,8 +1,8 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { ConfigError, EnvReader, readRedisConnection, type Env, type RedisConnection } from '@wxlogin/service-kit'
-import { parsePiiKeys, PiiCipher } from '../pii.js'
-import { readDatabaseConfig, type DatabaseConfig } from '../sql/database-config.js'
-import { SqlDatabase } from '../sql/database.js'
+import { parsePiiKeys, PiiCipher } from '../users/pii.js'
+import { readDatabaseConfig, type DatabaseConfig } from '../users/sql/database-config.js'
+import { SqlDatabase } from '../users/sql/database.js'
 
 /** What `pnpm migrate` and `pnpm import-users` print: one line each, never a URL or a secret. */
 export const toolLog = {

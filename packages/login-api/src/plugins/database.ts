@@ -1,8 +1,8 @@
 import fp from 'fastify-plugin'
 import { StartupError } from '@wxlogin/service-kit'
-import { SqlDatabase } from '../sql/database.js'
-import { databaseTarget } from '../sql/database-config.js'
-import { migrateToLatest, pendingMigrations } from '../sql/schema.js'
+import { SqlDatabase } from '../users/sql/database.js'
+import { databaseTarget } from '../users/sql/database-config.js'
+import { migrateToLatest, pendingMigrations } from '../users/sql/schema.js'
 
 declare module 'fastify' {
   interface FastifyInstance {

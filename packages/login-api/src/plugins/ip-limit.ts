@@ -3,7 +3,7 @@ import rateLimit, { type RateLimitPluginOptions } from '@fastify/rate-limit'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { clientAddress, limitAddress } from '@wxlogin/service-kit'
 import { errors } from '../errors.js'
-import { nodeRedisRateLimitStore } from '../rate-limit-store.js'
+import { nodeRedisRateLimitStore } from '../limits/rate-limit-store.js'
 
 declare module 'fastify' {
   interface FastifyRequest {

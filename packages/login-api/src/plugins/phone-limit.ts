@@ -1,11 +1,11 @@
 import fp from 'fastify-plugin'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { maskPhone, toServiceError } from '@wxlogin/service-kit'
-import { exchangeKey, exchangeOnce } from '../code-exchanges.js'
-import type { CountedClaim } from '../exchange-store.js'
+import { exchangeKey, exchangeOnce } from '../exchanges/code-exchanges.js'
+import type { CountedClaim } from '../exchanges/exchange-store.js'
 import { errors } from '../errors.js'
 import { phoneCounterKey } from '../keys.js'
-import type { PhoneInfo } from '../user-store.js'
+import type { PhoneInfo } from '../users/user-store.js'
 
 /** The number, and its exchange being kept for retries: await `settled` before answering. */
 export interface PhoneExchange { phone: PhoneInfo, settled: Promise<void>, key: string }

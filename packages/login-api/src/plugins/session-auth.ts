@@ -1,8 +1,8 @@
 import fp from 'fastify-plugin'
 import type { FastifyRequest } from 'fastify'
 import { errors } from '../errors.js'
-import type { SessionRecord } from '../session-store.js'
-import { bearer, bearerJwt, hashSessionToken } from '../sessions.js'
+import type { SessionRecord } from '../sessions/session-store.js'
+import { bearer, bearerJwt, hashSessionToken } from '../sessions/session-tokens.js'
 import { storeCall } from '../store-call.js'
 
 /**

@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import type { Got } from 'got'
 import { createBrokerClient, type BrokerClient } from '@wxlogin/broker-client'
-import { PhoneService } from '../phone-service.js'
+import { PhoneService } from '../login/phone-service.js'
 
 declare module 'fastify' {
   interface FastifyInstance {

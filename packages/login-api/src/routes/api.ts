@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import type { JsonSchemaToTsProvider } from '@fastify/type-provider-json-schema-to-ts'
 import { toServiceError } from '@wxlogin/service-kit'
-import { thirdLogin } from '../login.js'
+import { thirdLogin } from '../login/login.js'
 import ipLimit from '../plugins/ip-limit.js'
 import phoneLimit from '../plugins/phone-limit.js'
 import sessionAuth from '../plugins/session-auth.js'

@@ -1,12 +1,12 @@
 import type { FastifyInstance } from 'fastify'
 import type { JsonSchemaToTsProvider } from '@fastify/type-provider-json-schema-to-ts'
 import { errors } from '../errors.js'
-import { publicUser } from '../login.js'
+import { publicUser } from '../login/login.js'
 import { sessionOf, type AuthenticatedSession } from '../plugins/session-auth.js'
 import { deleteAccountBody, errorResponses, logoutQuery, phoneBody, sessionAnswer, userSchema } from '../schemas.js'
 import { storeCall } from '../store-call.js'
-import { deleteAccount, uniqueIdentities } from '../account-deletion.js'
-import type { Identity } from '../user-store.js'
+import { deleteAccount, uniqueIdentities } from '../users/account-deletion.js'
+import type { Identity } from '../users/user-store.js'
 
 /** This session: an opaque one deleted, a signed one's refresh family revoked. */
 async function endSession (app: FastifyInstance, session: AuthenticatedSession): Promise<void> {

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import type { JsonSchemaToTsProvider } from '@fastify/type-provider-json-schema-to-ts'
 import { errors } from '../errors.js'
 import { errorResponses, jwksAnswer, refreshAnswer, refreshBody } from '../schemas.js'
-import type { SignedSessions } from '../signed-sessions.js'
+import type { SignedSessions } from '../sessions/jwt/signed-sessions.js'
 import { storeCall } from '../store-call.js'
 
 /** SESSION_FORMAT=jwt: a refresh token exchanged for a new pair, under /api (its IP limit applies). */

@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import { APPID, createHashMatcher, ServiceError, sha256Hex } from '@wxlogin/service-kit'
 import type { BrokerClientConfig } from '../config.js'
-import { AuthFailures } from '../auth-failures.js'
+import { AuthFailures } from '../clients/auth-failures.js'
 import { errors } from '../errors.js'
 import type { BrokerMetrics } from '../metrics.js'
 

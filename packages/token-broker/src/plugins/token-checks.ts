@@ -1,11 +1,11 @@
 import fp from 'fastify-plugin'
 import type { FastifyRequest } from 'fastify'
-import { CodeAnswers } from '../code-answers.js'
+import { CodeAnswers } from '../wechat/code-answers.js'
 import type { BrokerConfig } from '../config.js'
 import type { BrokerMetrics } from '../metrics.js'
-import { ReaskDetector } from '../reask.js'
-import type { ServedToken } from '../token-manager.js'
-import { TokenVerifier, type Verdict } from '../token-verifier.js'
+import { ReaskDetector } from '../sdk-compat/reask.js'
+import type { ServedToken } from '../credentials/token-manager.js'
+import { TokenVerifier, type Verdict } from '../sdk-compat/token-verifier.js'
 
 declare module 'fastify' {
   interface FastifyInstance {

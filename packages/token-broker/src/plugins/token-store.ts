@@ -1,9 +1,9 @@
 import fp from 'fastify-plugin'
 import { openStoreRedis, RedisHandle } from '@wxlogin/service-kit'
 import type { BrokerConfig } from '../config.js'
-import { LocalLock, RedlockRefreshLock, type RefreshLock } from '../refresh-lock.js'
-import { MemoryTokenStore } from '../memory-token-store.js'
-import { RedisTokenStore, type TokenStore } from '../token-store.js'
+import { LocalLock, RedlockRefreshLock, type RefreshLock } from '../store/refresh-lock.js'
+import { MemoryTokenStore } from '../store/memory-token-store.js'
+import { RedisTokenStore, type TokenStore } from '../store/token-store.js'
 
 /** What the broker keeps warm, each with its own keys: the access_token and the two ticket types. */
 export const CREDENTIAL_KINDS = ['token', 'ticket:jsapi', 'ticket:wx_card'] as const

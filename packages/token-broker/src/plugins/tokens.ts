@@ -2,8 +2,8 @@ import fp from 'fastify-plugin'
 import type { Got } from 'got'
 import type { BrokerConfig, WechatAppConfig } from '../config.js'
 import { ticketMetrics, tokenMetrics, type BrokerMetrics } from '../metrics.js'
-import { TokenManager, type Credential, type ServedToken } from '../token-manager.js'
-import { TOKEN_REJECTED, WechatClient, type TicketType } from '../wechat-client.js'
+import { TokenManager, type Credential, type ServedToken } from '../credentials/token-manager.js'
+import { TOKEN_REJECTED, WechatClient, type TicketType } from '../wechat/wechat-client.js'
 import type { CredentialKind } from './token-store.js'
 
 declare module 'fastify' {

@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { APPID_PATTERN, DEADLINE_HEADER, ERROR_BODY_SCHEMA, withTimeout } from '@wxlogin/service-kit'
 import { errors } from '../errors.js'
-import type { ServedToken } from '../token-manager.js'
+import type { ServedToken } from '../credentials/token-manager.js'
 
 export const appidParams = {
   type: 'object',

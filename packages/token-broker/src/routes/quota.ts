@@ -3,7 +3,7 @@ import { APPID_PATTERN } from '@wxlogin/service-kit'
 import type { WechatAppConfig } from '../config.js'
 import { errors } from '../errors.js'
 import type { BrokerMetrics } from '../metrics.js'
-import { scrubRidRecord } from '../scrub.js'
+import { scrubRidRecord } from '../wechat/scrub.js'
 import { appidParams, errorBody, type AppParams } from './common.js'
 
 const counts = { type: 'object', properties: { daily_limit: { type: 'integer' }, used: { type: 'integer' }, remain: { type: 'integer' } } } as const

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import { APPID_PATTERN } from '@wxlogin/service-kit'
-import { jssdkConfig } from '../jssdk.js'
-import type { TicketType } from '../wechat-client.js'
+import { jssdkConfig } from '../credentials/jssdk.js'
+import type { TicketType } from '../wechat/wechat-client.js'
 import { TICKET_TYPES } from '../plugins/tokens.js'
 import { appidParams, callerDeadline, errorBody, expiringBody, sendExpiring, withinDeadline, type AppParams } from './common.js'
 

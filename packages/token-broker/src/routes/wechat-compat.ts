@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { APPID, toServiceError } from '@wxlogin/service-kit'
-import type { ServedToken } from '../token-manager.js'
+import type { ServedToken } from '../credentials/token-manager.js'
 
 /** WeChat's own error shape, answered with HTTP 200 as WeChat does; SDKs read nothing else. */
 interface WechatError { errcode: number, errmsg: string }

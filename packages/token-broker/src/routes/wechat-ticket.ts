@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import { sha256Hex } from '@wxlogin/service-kit'
 import { timingSafeEqual } from 'node:crypto'
 import { TICKET_TYPES } from '../plugins/tokens.js'
-import type { TicketType } from '../wechat-client.js'
+import type { TicketType } from '../wechat/wechat-client.js'
 
 const sameToken = (a: string, b: string): boolean => timingSafeEqual(Buffer.from(sha256Hex(a), 'hex'), Buffer.from(sha256Hex(b), 'hex'))
 

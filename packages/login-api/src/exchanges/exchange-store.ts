@@ -1,5 +1,5 @@
 import { ExpiringMap, keySlot, type RedisHandle } from '@wxlogin/service-kit'
-import type { Identity } from './user-store.js'
+import type { Identity } from '../users/user-store.js'
 
 /**
  * What became of one single-use code: being exchanged by some instance right now, or settled

@@ -3,13 +3,13 @@ import type { FromSchema } from 'json-schema-to-ts'
 import { BrokerError } from '@wxlogin/broker-client'
 import { clientAddress, limitAddress, sha256Hex, toServiceError, type ErrorBody, type ServiceError } from '@wxlogin/service-kit'
 import { resolveApp } from './apps.js'
-import { exchangeKey, exchangeOnce, SETTLED, type DoneExchange } from './code-exchanges.js'
-import { errors } from './errors.js'
+import { exchangeKey, exchangeOnce, SETTLED, type DoneExchange } from '../exchanges/code-exchanges.js'
+import { errors } from '../errors.js'
 import { commitLogin, type WechatSession } from './login-commit.js'
 import { brokerFailure } from './phone-service.js'
-import type { loginResponse, userSchema } from './schemas.js'
-import { storeCall } from './store-call.js'
-import type { Identity, UserPatch, UserRecord } from './user-store.js'
+import type { loginResponse, userSchema } from '../schemas.js'
+import { storeCall } from '../store-call.js'
+import type { Identity, UserPatch, UserRecord } from '../users/user-store.js'
 
 export interface ThirdLoginInput { code: string, phoneCode?: string, nickname?: string, head_pic?: string, appid?: string, retry_key?: string }
 

@@ -1,4 +1,4 @@
-import type { TokenRecord } from './token-store.js'
+import type { TokenRecord } from '../store/token-store.js'
 
 export interface RefreshAheadOptions {
   /** Refresh when less life than this remains. */

@@ -1,5 +1,5 @@
 import { ServiceError } from '@wxlogin/service-kit'
-import { plausibleFailure, type TokenStore } from './token-store.js'
+import { plausibleFailure, type TokenStore } from '../store/token-store.js'
 
 /**
  * A failed refresh is remembered for a few seconds per app, in this process and through the

@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { Counter } from 'prom-client'
 import { sha256Hex, SingleFlight } from '@wxlogin/service-kit'
-import type { TokenStore } from './token-store.js'
+import type { TokenStore } from '../store/token-store.js'
 
 export type Verdict = 'valid' | 'invalid' | 'unknown'
 

@@ -1,8 +1,8 @@
 import { safeEqualHex, ServiceError, sha256Hex } from '@wxlogin/service-kit'
-import { errors } from './errors.js'
+import { errors } from '../errors.js'
 import { CODE_LIFE_MS, type CountedClaim, type Counter, type DoneExchange, type Exchange, type ExchangeStore } from './exchange-store.js'
-import { storeCall } from './store-call.js'
-import type { Identity } from './user-store.js'
+import { storeCall } from '../store-call.js'
+import type { Identity } from '../users/user-store.js'
 
 export { CODE_LIFE_MS, type DoneExchange, type Exchange, type ExchangeStore } from './exchange-store.js'
 

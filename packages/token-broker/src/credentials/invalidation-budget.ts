@@ -1,9 +1,9 @@
 import type { FastifyBaseLogger } from 'fastify'
-import type { WechatAppConfig } from './config.js'
-import { errors } from './errors.js'
-import type { BrokerMetrics } from './metrics.js'
-import { MemoryTokenStore } from './memory-token-store.js'
-import type { TokenStore } from './token-store.js'
+import type { WechatAppConfig } from '../config.js'
+import { errors } from '../errors.js'
+import type { BrokerMetrics } from '../metrics.js'
+import { MemoryTokenStore } from '../store/memory-token-store.js'
+import type { TokenStore } from '../store/token-store.js'
 
 /** WeChat's quotas reset at midnight in China (UTC+8). */
 const WECHAT_DAY_OFFSET_MS = 8 * 3600_000

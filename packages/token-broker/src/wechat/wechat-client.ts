@@ -1,7 +1,7 @@
 import type { Got } from 'got'
 import { callWechat, type ServiceError, type WechatApiMetrics, type WechatOutcome, type WechatRequest } from '@wxlogin/service-kit'
-import type { WechatAppConfig } from './config.js'
-import { errors } from './errors.js'
+import type { WechatAppConfig } from '../config.js'
+import { errors } from '../errors.js'
 
 export interface FetchedToken { token: string, expiresInSeconds: number }
 

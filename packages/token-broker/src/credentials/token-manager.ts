@@ -1,13 +1,13 @@
 import { EventEmitter, once } from 'node:events'
 import { BoundChildren, ServiceError, SingleFlight } from '@wxlogin/service-kit'
-import type { WechatAppConfig } from './config.js'
-import { errors } from './errors.js'
+import type { WechatAppConfig } from '../config.js'
+import { errors } from '../errors.js'
 import { FailureMemory } from './failure-memory.js'
 import { InvalidationBudget } from './invalidation-budget.js'
 import { RefreshAhead } from './refresh-ahead.js'
 import type { ServedToken, TokenManagerOptions } from './credential.js'
-import type { RefreshReason, TokenSource } from './metrics.js'
-import type { TokenRecord } from './token-store.js'
+import type { RefreshReason, TokenSource } from '../metrics.js'
+import type { TokenRecord } from '../store/token-store.js'
 
 export type { Credential, ServedToken, TokenManagerOptions } from './credential.js'
 

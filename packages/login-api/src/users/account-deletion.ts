@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify'
-import { phoneCounterKey } from './keys.js'
-import { storeCall } from './store-call.js'
+import { phoneCounterKey } from '../keys.js'
+import { storeCall } from '../store-call.js'
 import type { Identity } from './user-store.js'
 
 /** Each identity once: the session's own, and every one the user record names. */

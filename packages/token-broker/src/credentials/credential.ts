@@ -1,9 +1,9 @@
 import type { FastifyBaseLogger } from 'fastify'
-import type { WechatAppConfig } from './config.js'
-import type { BrokerMetrics, CredentialMetrics, TokenSource } from './metrics.js'
-import type { RefreshLock } from './refresh-lock.js'
-import type { TokenRecord, TokenStore } from './token-store.js'
-import type { FetchedToken } from './wechat-client.js'
+import type { WechatAppConfig } from '../config.js'
+import type { BrokerMetrics, CredentialMetrics, TokenSource } from '../metrics.js'
+import type { RefreshLock } from '../store/refresh-lock.js'
+import type { TokenRecord, TokenStore } from '../store/token-store.js'
+import type { FetchedToken } from '../wechat/wechat-client.js'
 
 export interface ServedToken { record: TokenRecord, source: TokenSource }
 

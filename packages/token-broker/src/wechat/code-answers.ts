@@ -1,6 +1,6 @@
 import { safeEqualHex, ServiceError, sha256Hex } from '@wxlogin/service-kit'
-import { errors } from './errors.js'
-import type { TokenStore } from './token-store.js'
+import { errors } from '../errors.js'
+import type { TokenStore } from '../store/token-store.js'
 
 export interface Session { openid: string, unionid: string | null }
 

@@ -2,7 +2,7 @@ import { createHmac, randomBytes } from 'node:crypto'
 import { sha256Hex } from '@wxlogin/service-kit'
 import type { AccessTokens } from './access-tokens.js'
 import type { RefreshFamily, RefreshStore, RotateResult } from './refresh-store.js'
-import type { Identity } from './user-store.js'
+import type { Identity } from '../../users/user-store.js'
 
 /** A refresh token: `<family id>.<secret>`, 128 bits naming the family and 256 secret bits. */
 const REFRESH_SHAPE = /^([A-Za-z0-9_-]{22})\.[A-Za-z0-9_-]{43}$/

@@ -1,5 +1,5 @@
 import { ExpiringMap, sha256Hex, type RedisHandle } from '@wxlogin/service-kit'
-import type { Identity } from './user-store.js'
+import type { Identity } from '../users/user-store.js'
 
 /**
  * Who a session belongs to, and from which app. The session's key is the SHA-256 of its token,

@@ -1,5 +1,5 @@
 import { APPID } from '@wxlogin/service-kit'
-import { errors } from './errors.js'
+import { errors } from '../errors.js'
 
 /**
  * WeChat sets this Referer on a mini-program's requests; a browser or a script could send

@@ -1,11 +1,11 @@
 import type { FastifyInstance } from 'fastify'
-import { errors } from './errors.js'
-import type { DoneExchange, Exchange } from './exchange-store.js'
+import { errors } from '../errors.js'
+import type { DoneExchange, Exchange } from '../exchanges/exchange-store.js'
 import type { LoginEvent } from './events.js'
-import type { Commit, LoginSnapshot } from './redis-login-script.js'
-import { newSessionToken } from './sessions.js'
-import { storeCall } from './store-call.js'
-import type { Identity, UserPatch, UserRecord } from './user-store.js'
+import type { Commit, LoginSnapshot } from '../users/redis/redis-login-script.js'
+import { newSessionToken } from '../sessions/session-tokens.js'
+import { storeCall } from '../store-call.js'
+import type { Identity, UserPatch, UserRecord } from '../users/user-store.js'
 
 export interface WechatSession { openid: string, unionid: string | null }
 

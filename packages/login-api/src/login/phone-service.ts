@@ -2,8 +2,8 @@ import type { Got } from 'got'
 import type { BrokerClient } from '@wxlogin/broker-client'
 import { BrokerError } from '@wxlogin/broker-client'
 import { callWechat, type ServiceError, type WechatApiMetrics } from '@wxlogin/service-kit'
-import { errors } from './errors.js'
-import type { PhoneInfo } from './user-store.js'
+import { errors } from '../errors.js'
+import type { PhoneInfo } from '../users/user-store.js'
 
 /** The access_token was refused before the code was looked at: safe to retry once with a new one. */
 const TOKEN_ERRCODES = new Set([40001, 42001, 40014])

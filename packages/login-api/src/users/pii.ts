@@ -1,6 +1,6 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto'
 import { ConfigError } from '@wxlogin/service-kit'
-import { errors } from './errors.js'
+import { errors } from '../errors.js'
 
 /** One key of PII_ENCRYPTION_KEY_FILE: `<key id>:<base64 of 32 random bytes>`. */
 export interface PiiKey { id: string, key: Buffer }

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto'
 import { keySlot, steerToSlot, type RedisHandle } from '@wxlogin/service-kit'
 import { COMMIT, COMMIT_LOCAL, READ, READ_LOCAL } from './login-lua.js'
-import type { LoginEvent, RedisStreamEvents } from './events.js'
-import type { PiiCipher } from './pii.js'
-import { blankUser, merge, normalise, phoneContext, samePhone, type Identity, type RedisUserStore, type UpsertResult, type UserPatch, type UserRecord } from './user-store.js'
+import type { LoginEvent, RedisStreamEvents } from '../../login/events.js'
+import type { PiiCipher } from '../pii.js'
+import { blankUser, merge, normalise, phoneContext, samePhone, type Identity, type RedisUserStore, type UpsertResult, type UserPatch, type UserRecord } from '../user-store.js'
 
 /** What a login's commit builds on, as read in one round trip: '' where a key was absent. */
 export interface LoginSnapshot {
