@@ -50,3 +50,16 @@ t.test('no import circle inside a package', async t => {
   for (const f of files) visit(f, [])
   t.same(circles, [], 'no circle')
 })
+
+t.test('each service builds its Redis key names in its keys module alone', async t => {
+  // A key spelled in two places drifts (a deletion once removed `ratelimit:phone:`, the
+  // counter was `ratelimit:-phone:`): outside keys.ts nothing interpolates the key prefix.
+  for (const service of ['login-api', 'token-broker']) {
+    const dir = join(root, 'packages', service, 'src')
+    t.ok(existsSync(join(dir, 'keys.ts')), `${service} has src/keys.ts`)
+    for (const f of sources(dir).filter(f => !f.endsWith('/keys.ts'))) {
+      const spelled = readFileSync(f, 'utf8').match(/\$\{[\w.]*[pP]refix\}/g) ?? []
+      t.same(spelled, [], `${relative(root, f)} builds no key name`)
+    }
+  }
+})

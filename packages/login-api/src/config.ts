@@ -35,7 +35,7 @@ export interface LoginConfig {
   sessionTtlSeconds: number
   /** Sessions one user may hold at once; a new login ends the oldest beyond it. */
   sessionsPerUserMax: number
-  /** Login events on the Redis Stream `${redisKeyPrefix}events`, capped near this length. */
+  /** Login events on the Redis Stream (keys.ts `events`), capped near this length. */
   eventsMaxLen: number
   /** Full phone numbers in events; otherwise masked. */
   eventsIncludePhone: boolean

@@ -3,7 +3,6 @@ import type { FastifyInstance } from 'fastify'
 import { metricValue, waitFor } from '@wxlogin/testing'
 import { sha256Hex } from '@wxlogin/service-kit'
 import { APPID, build, login, retryKey, useNock } from './helper.js'
-import { exchangeKey } from '../src/exchanges/code-exchanges.js'
 import { stack } from './stack.js'
 
 // Mobile networks drop answers: a mini-program retries thirdLogin with the same code and phoneCode.
@@ -109,7 +108,7 @@ t.test('the retry that creates the user keeps the kept answer bound to its retry
   const { app } = await build(t)
   const key = retryKey()
   const record = { state: 'done' as const, value: { openid: 'openid-orphan', unionid: null }, owner: sha256Hex(key) }
-  await app.exchanges.settle(exchangeKey('wxlogin:', 'login', APPID, 'orphan-code'), record, 300_000)
+  await app.exchanges.settle(app.loginKeys.exchange('login', APPID, 'orphan-code'), record, 300_000)
   const retry = await login(app, { code: 'orphan-code', retry_key: key })
   t.equal(retry.statusCode, 200, 'the retry logs in from the kept answer (no broker call)')
   t.equal(retry.json().is_new_user, true, 'and creates the user')

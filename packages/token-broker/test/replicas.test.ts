@@ -7,6 +7,7 @@ import { freePort, startRedisServer, startServiceProcess, waitFor } from '@wxlog
 import { RedisHandle } from '@wxlogin/service-kit'
 import Fastify from 'fastify'
 import { RedisTokenStore } from '../src/store/token-store.js'
+import { BrokerKeys } from '../src/keys.js'
 
 const silentLog = Fastify({ logger: false }).log
 import type { BrokerConfig } from '../src/config.js'
@@ -99,7 +100,7 @@ t.test('the token store never lets an older refresh overwrite a newer token', as
   const handle = new RedisHandle(redis.connection, silentLog, 'test').start()
   await waitFor(() => handle.ok(), { what: 'connected' })
   t.teardown(async () => { await client.quit(); await handle.close() })
-  const store = new RedisTokenStore(handle, 'test:', [APPID])
+  const store = new RedisTokenStore(handle, new BrokerKeys('test:'), [APPID])
   const older = await store.nextSeq(APPID)
   const newer = await store.nextSeq(APPID)
   t.ok(newer > older, 'sequence increases')

@@ -18,7 +18,7 @@ try {
     if (Date.now() - started > 10_000) throw new Error(`Redis: ${redis.problem() ?? 'not ready'}`)
     await new Promise(resolve => setTimeout(resolve, 100))
   }
-  const report = await importUsers(redis, settings.prefix, database, settings.pii, r => {
+  const report = await importUsers(redis, settings.keys, database, settings.pii, r => {
     toolLog.info(`import-users: ${r.read} read, ${r.copied} copied, ${r.updated} updated, ${r.unchanged} unchanged`)
   })
   for (const c of report.conflicts) toolLog.warn(`import-users: user ${c.user_id}: ${c.reason}`)

@@ -8,7 +8,7 @@ import { failure, quietLogger, resealConfig, toolLog } from './tool-config.js'
 // while any value is still under another key: the gate before an old key line is removed.
 const tool = 'pii-reseal'
 // The entry point reads the environment, as server.ts does; the config module only parses it.
-const { redis: connection, database, pii, prefix } = resealConfig(process.env)
+const { redis: connection, database, pii, keys } = resealConfig(process.env)
 const check = process.argv.includes('--check')
 let redis: RedisHandle | undefined
 
@@ -33,7 +33,7 @@ try {
       if (Date.now() - started > 10_000) throw new Error(`Redis: ${redis.problem() ?? 'not ready'}`)
       await new Promise(resolve => setTimeout(resolve, 100))
     }
-    await resealRedis(redis, prefix, pii, { check, progress }, report)
+    await resealRedis(redis, keys, pii, { check, progress }, report)
   }
   toolLog.info(`${tool}: done: ${line(report)}`)
   if (report.legacy > 0) toolLog.warn(`${tool}: ${report.legacy} records from before user_ids hold a phone in clear; they are sealed when adopted (the user's next login, or pnpm import-users)`)

@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { ConfigError, EnvReader, readRedisConnection, type Env, type RedisConnection } from '@wxlogin/service-kit'
+import { LoginKeys } from '../keys.js'
 import { parsePiiKeys, PiiCipher } from '../users/pii.js'
 import { readDatabaseConfig, type DatabaseConfig } from '../users/sql/database-config.js'
 import { SqlDatabase } from '../users/sql/database.js'
@@ -48,21 +49,27 @@ export function migrateConfig (env: Env): { database: SqlDatabase, config: Datab
   return { database: new SqlDatabase(config, quietLogger), config }
 }
 
-export interface ImportSettings { redis: RedisConnection, pii: PiiCipher, prefix: string }
+export interface ImportSettings { redis: RedisConnection, pii: PiiCipher, keys: LoginKeys }
 
-/** `pnpm import-users`: the database, and the Redis store to copy from with its keys and prefix. */
+/** `pnpm import-users`: the database, and the Redis store to copy from with its keys (REDIS_KEY_PREFIX). */
 export function importConfig (env: Env): { database: SqlDatabase, config: DatabaseConfig, settings: ImportSettings } {
   const { config, settings } = orExit('import-users', () => {
     const r = new EnvReader(env)
     const config = requiredDatabase(r, 'import-users')
     const redis = readRedisConnection(r)
     if (redis === undefined) throw new ConfigError('REDIS_URL', 'is required: the Redis store to copy users from (or REDIS_SENTINELS, REDIS_CLUSTER_NODES)')
-    return { config, settings: { redis, pii: new PiiCipher(parsePiiKeys(r.secret('PII_ENCRYPTION_KEY', true))), prefix: r.string('REDIS_KEY_PREFIX', 'wxlogin:') } }
+    const pii = new PiiCipher(parsePiiKeys(r.secret('PII_ENCRYPTION_KEY', true)))
+    return { config, settings: { redis, pii, keys: new LoginKeys(r.string('REDIS_KEY_PREFIX', 'wxlogin:')) } }
   })
   return { database: new SqlDatabase(config, quietLogger), config, settings }
 }
 
-export interface ResealSettings { redis: RedisConnection | undefined, database: SqlDatabase | undefined, pii: PiiCipher, prefix: string }
+export interface ResealSettings {
+  redis: RedisConnection | undefined
+  database: SqlDatabase | undefined
+  pii: PiiCipher
+  keys: LoginKeys
+}
 
 /**
  * `pnpm pii-reseal`: the key file, and the stores the service would use: the users in
@@ -77,7 +84,7 @@ export function resealConfig (env: Env): ResealSettings {
       throw new ConfigError('REDIS_URL', 'or DATABASE_URL is required: the stores whose phone numbers to seal again')
     }
     const pii = new PiiCipher(parsePiiKeys(r.secret('PII_ENCRYPTION_KEY', true)))
-    return { database, redis, pii, prefix: r.string('REDIS_KEY_PREFIX', 'wxlogin:') }
+    return { database, redis, pii, keys: new LoginKeys(r.string('REDIS_KEY_PREFIX', 'wxlogin:')) }
   })
   const database = settings.database === undefined ? undefined : new SqlDatabase(settings.database, quietLogger)
   return { ...settings, database }

@@ -1,4 +1,4 @@
-import { safeEqualHex, ServiceError, sha256Hex } from '@wxlogin/service-kit'
+import { safeEqualHex, ServiceError } from '@wxlogin/service-kit'
 import { errors } from '../errors.js'
 import { CODE_LIFE_MS, type CountedClaim, type Counter, type DoneExchange, type Exchange, type ExchangeStore } from './exchange-store.js'
 import { storeCall } from '../store-call.js'
@@ -167,9 +167,4 @@ async function keep (store: ExchangeStore, key: string, record: Exchange<unknown
       await sleep(250)
     }
   }
-}
-
-/** The key of a code's exchange: a hash of what identifies it, never the code itself. */
-export function exchangeKey (prefix: string, kind: 'login' | 'phone', ...parts: string[]): string {
-  return `${prefix}exchange:${kind}:${sha256Hex(parts.join('\0'))}`
 }

@@ -1,4 +1,5 @@
 import { ExpiringMap, keySlot, type RedisHandle } from '@wxlogin/service-kit'
+import type { LoginKeys } from '../keys.js'
 import type { Identity } from '../users/user-store.js'
 
 /**
@@ -56,12 +57,13 @@ const REVOKED_PHONE: Exchange<never> = {
   state: 'failed',
   error: { code: 'invalid_phone_code', message: 'The phoneCode is invalid, expired or already used; ask the user to tap the button again.', status: 400, wechatErrcode: 40029 }
 }
-/** A phone code's exchange key says so (code-exchanges.ts exchangeKey). */
-const revokedFor = (key: string): string => JSON.stringify(key.includes('exchange:phone:') ? REVOKED_PHONE : REVOKED_LOGIN)
-const identityName = (i: Identity): string => `${i.appid}:${i.openid}`
+/** What a kept exchange becomes when it is taken back: a used code of its kind. */
+const revokedFor = (keys: LoginKeys, key: string): string => JSON.stringify(keys.isPhoneExchange(key) ? REVOKED_PHONE : REVOKED_LOGIN)
 
 export class MemoryExchangeStore implements ExchangeStore {
   private readonly records = new ExpiringMap<Exchange<unknown>>()
+
+  constructor (private readonly keys: LoginKeys) {}
 
   async claim (key: string, ttlMs: number): Promise<boolean> {
     if (this.records.get(key) !== undefined) return false
@@ -89,7 +91,7 @@ export class MemoryExchangeStore implements ExchangeStore {
   async settle (key: string, record: Exchange<unknown>, ttlMs: number, identity?: Identity): Promise<void> {
     this.records.set(key, record, ttlMs)
     if (identity === undefined) return
-    const name = identityName(identity)
+    const name = this.keys.identityExchanges(identity.appid, identity.openid)
     this.byIdentity.set(name, [...(this.byIdentity.get(name) ?? []), key], CODE_LIFE_MS)
   }
 
@@ -112,8 +114,10 @@ export class MemoryExchangeStore implements ExchangeStore {
   }
 
   async revokeAllOf (identities: Identity[]): Promise<void> {
-    for (const name of identities.map(identityName)) {
-      for (const key of this.byIdentity.get(name) ?? []) this.records.replace(key, JSON.parse(revokedFor(key)) as Exchange<never>)
+    for (const name of identities.map(i => this.keys.identityExchanges(i.appid, i.openid))) {
+      for (const key of this.byIdentity.get(name) ?? []) {
+        this.records.replace(key, JSON.parse(revokedFor(this.keys, key)) as Exchange<never>)
+      }
       this.byIdentity.delete(name)
     }
   }
@@ -149,7 +153,7 @@ return { 1, current, ttl }
 `
 
 export class RedisExchangeStore implements ExchangeStore {
-  constructor (private readonly redis: RedisHandle, private readonly prefix: string) {}
+  constructor (private readonly redis: RedisHandle, private readonly keys: LoginKeys) {}
 
   async claim (key: string, ttlMs: number): Promise<boolean> {
     return await this.redis.cmd.set(key, PENDING, { NX: true, PX: ttlMs }) === 'OK'
@@ -205,11 +209,10 @@ export class RedisExchangeStore implements ExchangeStore {
   }
 
   async countReuse (key: string): Promise<number> {
-    return Number(await this.redis.cmd.eval(COUNT_REUSE, { keys: [`${key}:reuses`], arguments: [String(CODE_LIFE_MS)] }))
+    return Number(await this.redis.cmd.eval(COUNT_REUSE, { keys: [this.keys.exchangeReuses(key)], arguments: [String(CODE_LIFE_MS)] }))
   }
 
-  /** The exchanges kept for one identity, for as long as a code lives. */
-  private identityKey (i: Identity): string { return `${this.prefix}identity-exchanges:${i.appid}:${i.openid}` }
+  private identityKey (i: Identity): string { return this.keys.identityExchanges(i.appid, i.openid) }
 
   async dropCounters (keys: string[]): Promise<void> {
     // One key a command: the counters live in other slots of a Cluster.
@@ -222,7 +225,7 @@ export class RedisExchangeStore implements ExchangeStore {
       const index = this.identityKey(identity)
       const keys = await this.redis.cmd.sMembers(index)
       // One key a command: the records live in other slots of a Cluster.
-      await Promise.all(keys.map(async k => await this.redis.cmd.set(k, revokedFor(k), { XX: true, KEEPTTL: true })))
+      await Promise.all(keys.map(async k => await this.redis.cmd.set(k, revokedFor(this.keys, k), { XX: true, KEEPTTL: true })))
       await this.redis.cmd.del(index)
       for (const k of keys) await this.redis.replicated(k)
       await this.redis.replicated(index)

@@ -1,4 +1,5 @@
 import type { RedisHandle } from '@wxlogin/service-kit'
+import type { LoginKeys } from '../keys.js'
 
 /**
  * A spray of forged login codes costs every user of the app: each one is a code2session call,
@@ -67,11 +68,11 @@ return 1
 `
 
 export class RedisCodeFailures implements CodeFailureGuard {
-  constructor (private readonly redis: RedisHandle, private readonly prefix: string, private readonly opts: CodeFailureOptions) {}
+  constructor (private readonly redis: RedisHandle, private readonly names: LoginKeys, private readonly opts: CodeFailureOptions) {}
 
   private keys (appid: string, ip: string, w: number): string[] {
-    const base = `${this.prefix}codefail:{${appid}}`
-    return [`${base}:${w}`, `${base}:${w - 1}`, `${base}:ip:${ip}:${w}`, `${base}:ip:${ip}:${w - 1}`]
+    const { names } = this
+    return [names.codeFailures(appid, w), names.codeFailures(appid, w - 1), names.codeFailures(appid, w, ip), names.codeFailures(appid, w - 1, ip)]
   }
 
   async shed (appid: string, ip: string): Promise<boolean> {

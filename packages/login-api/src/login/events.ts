@@ -1,5 +1,6 @@
 import { maskPhone, type RedisHandle } from '@wxlogin/service-kit'
 import type { PhoneInfo, UserRecord } from '../users/user-store.js'
+import type { LoginKeys } from '../keys.js'
 
 export type LoginEventType = 'user.created' | 'user.logged_in' | 'user.phone_changed' | 'user.deleted'
 
@@ -15,15 +16,15 @@ export class NoEvents implements EventSink {
 }
 
 /**
- * XADD to `${prefix}events`, capped near `maxLen` (MAXLEN ~). Every field is a string; the
+ * XADD to the events stream (keys.ts), capped near `maxLen` (MAXLEN ~). Every field is a string; the
  * phone number is masked unless EVENTS_INCLUDE_PHONE=true. A login is answered only after its
  * events are written, so a consumer group sees every login at least once (a retried login
  * may write its events twice).
  */
 export class RedisStreamEvents implements EventSink {
   readonly key: string
-  constructor (private readonly redis: RedisHandle, prefix: string, readonly maxLen: number, private readonly includePhone: boolean) {
-    this.key = `${prefix}events`
+  constructor (private readonly redis: RedisHandle, keys: LoginKeys, readonly maxLen: number, private readonly includePhone: boolean) {
+    this.key = keys.events
   }
 
   private phone (p: PhoneInfo | null): string {

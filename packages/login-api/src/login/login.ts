@@ -3,7 +3,7 @@ import type { FromSchema } from 'json-schema-to-ts'
 import { BrokerError } from '@wxlogin/broker-client'
 import { clientAddress, limitAddress, sha256Hex, toServiceError, type ErrorBody, type ServiceError } from '@wxlogin/service-kit'
 import { resolveApp } from './apps.js'
-import { exchangeKey, exchangeOnce, SETTLED, type DoneExchange } from '../exchanges/code-exchanges.js'
+import { exchangeOnce, SETTLED, type DoneExchange } from '../exchanges/code-exchanges.js'
 import { errors } from '../errors.js'
 import { commitLogin, type WechatSession } from './login-commit.js'
 import { brokerFailure } from './phone-service.js'
@@ -47,7 +47,7 @@ export const RETRY_SESSIONS_PER_CODE = 5
  * openid (and is_new_user as the first attempt saw it), with no WeChat call.
  */
 async function exchangeLoginCode (app: FastifyInstance, request: FastifyRequest, appid: string, code: string, retryKey: string | undefined): Promise<{ key: string, session: Session, reused: boolean, newUser: boolean, settled: Promise<void>, record?: DoneExchange<Session> }> {
-  const key = exchangeKey(app.loginConfig.redisKeyPrefix, 'login', appid, code)
+  const key = app.loginKeys.exchange('login', appid, code)
   // The broker's timeout covers code2session; a claim outlives a dead instance by no more.
   const waitMs = app.loginConfig.brokerTimeoutMs + 1000
   const ip = limitAddress(clientAddress(request.ip, request.socket.remoteAddress), app.loginConfig.ipv6Prefix)

@@ -25,7 +25,7 @@ declare module 'fastify' {
  */
 export default fp(async (app) => {
   const { loginConfig: config, loginMetrics: metrics } = app
-  const store = app.redis === null ? undefined : nodeRedisRateLimitStore(app.redis.cmd, `${config.redisKeyPrefix}ratelimit:`)
+  const store = app.redis === null ? undefined : nodeRedisRateLimitStore(app.redis.cmd, app.loginKeys.ipLimitPrefix)
   await app.register(rateLimit, {
     global: true,
     max: config.ipRateLimitMax,

@@ -1,10 +1,9 @@
 import fp from 'fastify-plugin'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { maskPhone, toServiceError } from '@wxlogin/service-kit'
-import { exchangeKey, exchangeOnce } from '../exchanges/code-exchanges.js'
+import { exchangeOnce } from '../exchanges/code-exchanges.js'
 import type { CountedClaim } from '../exchanges/exchange-store.js'
 import { errors } from '../errors.js'
-import { phoneCounterKey } from '../keys.js'
 import type { PhoneInfo } from '../users/user-store.js'
 
 /** The number, and its exchange being kept for retries: await `settled` before answering. */
@@ -30,18 +29,10 @@ export default fp(async (app) => {
   const max = config.phoneRateLimitMax
 
   /** Counted in the same round trip as the code's claim. */
-  const counterKey = (appid: string, openid: string): string => phoneCounterKey(config.redisKeyPrefix, appid, openid)
-
-  /**
-   * In a Cluster the exchange's key carries the counter's key as its hash tag: one slot, so the
-   * claim and the count stay one script. Elsewhere the key is what it always was (an upgrade
-   * keeps the answers being kept).
-   */
-  const tagged = app.redis?.mode === 'cluster' && !config.redisKeyPrefix.includes('{')
-  const phoneExchangeKey = (appid: string, openid: string, phoneCode: string): string => {
-    const key = exchangeKey(config.redisKeyPrefix, 'phone', appid, openid, phoneCode)
-    return tagged ? `${key}:{${counterKey(appid, openid)}}` : key
-  }
+  const counterKey = (appid: string, openid: string): string => app.loginKeys.phoneCounter(appid, openid)
+  const cluster = app.redis?.mode === 'cluster'
+  const phoneExchangeKey = (appid: string, openid: string, phoneCode: string): string =>
+    app.loginKeys.phoneExchange(appid, openid, phoneCode, cluster)
 
   function verdict (reply: FastifyReply, count: CountedClaim): void {
     const resetSeconds = Math.max(1, Math.ceil(count.ttlMs / 1000))

@@ -37,23 +37,24 @@ declare module 'fastify' {
 }
 
 export default fp(async (app) => {
-  const { redis: connection, redisKeyPrefix } = app.loginConfig
+  const { redis: connection } = app.loginConfig
+  const keys = app.loginKeys
   const kept = app.database === null ? 'users, sessions and rate limits' : 'sessions and rate limits (users are in the database)'
   const redis = openStoreRedis(app, connection, `No Redis is configured (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES): ${kept} live in this process only; run a single replica`)
   app.decorate('redis', redis)
   const pii = new PiiCipher(app.loginConfig.piiKeys)
   app.decorate('pii', pii)
-  const redisUsers = app.database === null && redis !== null ? new RedisUserStore(redis, redisKeyPrefix, pii) : null
+  const redisUsers = app.database === null && redis !== null ? new RedisUserStore(redis, keys, pii) : null
   const users: UserStore = app.database !== null ? new SqlUserStore(app.database, pii) : redisUsers ?? new MemoryUserStore()
-  const sessions: SessionStore = redis === null ? new MemorySessionStore() : new RedisSessionStore(redis, redisKeyPrefix)
+  const sessions: SessionStore = redis === null ? new MemorySessionStore() : new RedisSessionStore(redis, keys)
   app.decorate('users', users)
   app.decorate('sessions', sessions)
-  const exchanges: ExchangeStore = redis === null ? new MemoryExchangeStore() : new RedisExchangeStore(redis, redisKeyPrefix)
+  const exchanges: ExchangeStore = redis === null ? new MemoryExchangeStore(keys) : new RedisExchangeStore(redis, keys)
   const { eventsMaxLen, eventsIncludePhone } = app.loginConfig
-  const events: EventSink = redis === null ? new NoEvents() : new RedisStreamEvents(redis, redisKeyPrefix, eventsMaxLen, eventsIncludePhone)
+  const events: EventSink = redis === null ? new NoEvents() : new RedisStreamEvents(redis, keys, eventsMaxLen, eventsIncludePhone)
   app.decorate('exchanges', exchanges)
   const failureOpts = app.loginConfig.codeFailures
-  const codeFailures: CodeFailureGuard = redis === null ? new MemoryCodeFailures(failureOpts) : new RedisCodeFailures(redis, redisKeyPrefix, failureOpts)
+  const codeFailures: CodeFailureGuard = redis === null ? new MemoryCodeFailures(failureOpts) : new RedisCodeFailures(redis, keys, failureOpts)
   app.decorate('codeFailures', codeFailures)
   app.decorate('events', events)
   const scripted = redisUsers !== null && events instanceof RedisStreamEvents
@@ -63,7 +64,7 @@ export default fp(async (app) => {
     ? null
     : new SignedSessions(
       await AccessTokens.create({ keys: jwt.keys, issuer: jwt.issuer, audience: jwt.audience, ttlSeconds: jwt.accessTtlSeconds }),
-      redis === null ? new MemoryRefreshStore() : new RedisRefreshStore(redis, redisKeyPrefix),
+      redis === null ? new MemoryRefreshStore() : new RedisRefreshStore(redis, keys),
       { refreshTtlSeconds: app.loginConfig.sessionTtlSeconds, graceSeconds: jwt.graceSeconds, maxPerUser: app.loginConfig.sessionsPerUserMax, successorKey: successorKey(jwt.keys[0] as (typeof jwt.keys)[0]) }
     )
   app.decorate('signedSessions', signed)

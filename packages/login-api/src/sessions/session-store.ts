@@ -1,4 +1,5 @@
-import { ExpiringMap, sha256Hex, type RedisHandle } from '@wxlogin/service-kit'
+import { ExpiringMap, type RedisHandle } from '@wxlogin/service-kit'
+import type { LoginKeys } from '../keys.js'
 import type { Identity } from '../users/user-store.js'
 
 /**
@@ -74,13 +75,12 @@ export class MemorySessionStore implements SessionStore {
  * still read by logout everywhere until it expires.
  */
 export class RedisSessionStore implements SessionStore {
-  constructor (private readonly redis: RedisHandle, private readonly prefix: string) {}
+  constructor (private readonly redis: RedisHandle, private readonly keys: LoginKeys) {}
 
-  private key (hash: string): string { return `${this.prefix}session:${hash}` }
-  private indexKey (userId: string): string { return `${this.prefix}user-sessions-by-age:${userId}` }
-  private legacyIndexKey (userId: string): string { return `${this.prefix}user-sessions:${userId}` }
-  /** Named by a hash: after a deletion no key names the user's openid. */
-  private legacyEndedKey (i: Identity): string { return `${this.prefix}legacy-sessions-ended:${sha256Hex(`${i.appid}\0${i.openid}`)}` }
+  private key (hash: string): string { return this.keys.session(hash) }
+  private indexKey (userId: string): string { return this.keys.sessionsByAge(userId) }
+  private legacyIndexKey (userId: string): string { return this.keys.legacySessionIndex(userId) }
+  private legacyEndedKey (i: Identity): string { return this.keys.legacySessionsEnded(i.appid, i.openid) }
 
   async endLegacySessions (identities: Identity[], ttlSeconds: number): Promise<void> {
     const keys = identities.map(i => this.legacyEndedKey(i))

@@ -1,5 +1,4 @@
 import type { FastifyInstance } from 'fastify'
-import { phoneCounterKey } from '../keys.js'
 import { storeCall } from '../store-call.js'
 import type { Identity } from './user-store.js'
 
@@ -20,8 +19,7 @@ export async function deleteAccount (app: FastifyInstance, userId: string, via: 
   await storeCall(app.exchanges.revokeAllOf(uniqueIdentities([via, ...known])))
   const user = await storeCall(app.users.deleteUser(userId))
   const identities = uniqueIdentities([via, ...known, ...(user?.identities ?? [])])
-  const prefix = app.loginConfig.redisKeyPrefix
-  await storeCall(app.exchanges.dropCounters(identities.map(i => phoneCounterKey(prefix, i.appid, i.openid))))
+  await storeCall(app.exchanges.dropCounters(identities.map(i => app.loginKeys.phoneCounter(i.appid, i.openid))))
   const now = new Date().toISOString()
   const gone = { user_id: userId, unionid: null, nickname: null, head_pic: null, phone: null, identities, created_at: user?.created_at ?? now, updated_at: now }
   await storeCall(app.events.emit([{ type: 'user.deleted', user: gone, ...via }]))

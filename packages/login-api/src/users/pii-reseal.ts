@@ -1,4 +1,5 @@
 import type { RedisHandle } from '@wxlogin/service-kit'
+import type { LoginKeys } from '../keys.js'
 import type { PiiCipher } from './pii.js'
 import type { SqlDatabase } from './sql/database.js'
 import { phoneColumns } from './sql/sql-user-store.js'
@@ -54,15 +55,14 @@ export interface ResealOptions { check: boolean, progress?: (r: ResealReport) =>
  * under another key, sealed again under the first. SCAN-based and idempotent: a run stopped
  * half way is finished by the next; a value a login changed meanwhile is left to that login.
  */
-export async function resealRedis (redis: RedisHandle, prefix: string, pii: PiiCipher, opts: ResealOptions, report = emptyReport()): Promise<ResealReport> {
-  const escaped = prefix.replace(/[*?[\]\\]/g, '\\$&')
+export async function resealRedis (redis: RedisHandle, keys: LoginKeys, pii: PiiCipher, opts: ResealOptions, report = emptyReport()): Promise<ResealReport> {
   for (const send of await redis.masters()) {
-    for (const [pattern, answers] of [[`${escaped}user:*`, false], [`${escaped}exchange:phone:*`, true]] as const) {
+    for (const [pattern, answers] of [[keys.userPattern, false], [keys.phoneAnswerPattern, true]] as const) {
       let cursor = '0'
       do {
-        const [next, keys] = await send(['SCAN', cursor, 'MATCH', pattern, 'COUNT', '500']) as [string, string[]]
+        const [next, found] = await send(['SCAN', cursor, 'MATCH', pattern, 'COUNT', '500']) as [string, string[]]
         cursor = next
-        for (const key of keys) {
+        for (const key of found) {
           if (key.endsWith(':reuses')) continue
           await resealKey(redis, key, answers, pii, opts.check, report)
         }

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { RedisHandle } from '@wxlogin/service-kit'
+import type { LoginKeys } from '../keys.js'
 import type { PiiCipher } from './pii.js'
 
 // A type, not an interface: it must fit the response schemas' open object types.
@@ -128,13 +129,12 @@ return 0
  * between replicas are settled by SET NX, the identity key being the authority.
  */
 export class RedisUserStore implements UserStore {
-  constructor (private readonly redis: RedisHandle, private readonly prefix: string, private readonly pii: PiiCipher) {}
+  constructor (private readonly redis: RedisHandle, readonly keys: LoginKeys, private readonly pii: PiiCipher) {}
 
-  userKey (userId: string): string { return `${this.prefix}user:${userId}` }
-  identityKey (i: Identity): string { return `${this.prefix}identity:${i.appid}:${i.openid}` }
-  unionidKey (unionid: string): string { return `${this.prefix}unionid:${unionid}` }
-  /** Where the login-api kept a user before user_ids. */
-  legacyKey (i: Identity): string { return `${this.prefix}user:${i.appid}:${i.openid}` }
+  userKey (userId: string): string { return this.keys.user(userId) }
+  identityKey (i: Identity): string { return this.keys.identity(i.appid, i.openid) }
+  unionidKey (unionid: string): string { return this.keys.unionid(unionid) }
+  legacyKey (i: Identity): string { return this.keys.legacyUser(i.appid, i.openid) }
 
   async userIdOf (identity: Identity): Promise<string | null> {
     return await this.redis.cmd.get(this.identityKey(identity))

@@ -4,6 +4,7 @@ import type { BrokerConfig } from '../config.js'
 import { LocalLock, RedlockRefreshLock, type RefreshLock } from '../store/refresh-lock.js'
 import { MemoryTokenStore } from '../store/memory-token-store.js'
 import { RedisTokenStore, type TokenStore } from '../store/token-store.js'
+import { BrokerKeys } from '../keys.js'
 
 /** What the broker keeps warm, each with its own keys: the access_token and the two ticket types. */
 export const CREDENTIAL_KINDS = ['token', 'ticket:jsapi', 'ticket:wx_card'] as const
@@ -38,10 +39,11 @@ export default fp<{ config: BrokerConfig }>(async (app, { config }) => {
     conn === config.redis || (conn.url !== undefined && conn.url === config.redis?.url) ? store : new RedisHandle(conn, app.log, `lock-${i}`).start())
   const ownLockServers = lockServers.filter(c => c !== store)
 
-  const stores = perKind(kind => new RedisTokenStore(store, config.redisKeyPrefix, config.apps.map(a => a.appid), kind))
+  const keys = new BrokerKeys(config.redisKeyPrefix)
+  const stores = perKind(kind => new RedisTokenStore(store, keys, config.apps.map(a => a.appid), kind))
   for (const s of Object.values(stores)) await s.start()
   app.decorate('credentialStores', stores)
-  app.decorate('refreshLock', new RedlockRefreshLock(lockServers, config.redisKeyPrefix, config.lockTtlMs))
+  app.decorate('refreshLock', new RedlockRefreshLock(lockServers, keys, config.lockTtlMs))
   // Without Redis the broker still serves: cached tokens from memory, misses through the
   // in-process single flight. Readiness stays 200 and names the degradation.
   app.decorate('storeHealth', () => {

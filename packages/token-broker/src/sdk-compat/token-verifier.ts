@@ -1,7 +1,8 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { Counter } from 'prom-client'
-import { sha256Hex, SingleFlight } from '@wxlogin/service-kit'
+import { SingleFlight } from '@wxlogin/service-kit'
 import type { TokenStore } from '../store/token-store.js'
+import { verdictName, VERIFY_CLAIM } from '../keys.js'
 
 export type Verdict = 'valid' | 'invalid' | 'unknown'
 
@@ -43,7 +44,7 @@ export class TokenVerifier {
 
   async verify (appid: string, token: string): Promise<Verdict> {
     const askedAt = Date.now()
-    const name = `verdict:${sha256Hex(token).slice(0, 32)}`
+    const name = verdictName(token)
     const deadline = askedAt + this.opts.waitMs
     for (;;) {
       // A check of this token in flight here was not finished when this caller asked: shared.
@@ -82,7 +83,7 @@ export class TokenVerifier {
     const { store, floorMs } = this.opts
     if (store.available()) {
       try {
-        return await store.claim(appid, 'verify', floorMs)
+        return await store.claim(appid, VERIFY_CLAIM, floorMs)
       } catch {}
     }
     const now = Date.now()

@@ -1,5 +1,6 @@
 import Redlock, { ExecutionError, ResourceLockedError, type Lock } from 'redlock'
 import type { RedisHandle } from '@wxlogin/service-kit'
+import type { BrokerKeys } from '../keys.js'
 
 export interface HeldLock { release: () => Promise<void> }
 
@@ -50,7 +51,7 @@ export class RedlockRefreshLock implements RefreshLock {
    * `ttlMs` is short (3 s by default): a holder that dies delays the next refresh by no more.
    * A live holder extends it while its refresh runs.
    */
-  constructor (private readonly clients: RedisHandle[], private readonly prefix: string, private readonly ttlMs: number) {
+  constructor (private readonly clients: RedisHandle[], private readonly keys: BrokerKeys, private readonly ttlMs: number) {
     // No retries inside redlock: a busy lock means "wait for the holder's token", which the caller does.
     this.redlock = new Redlock(clients.map(redlockAdapter) as never[], { retryCount: 0, driftFactor: 0.01 })
     // redlock reports every vote against as an 'error' event; without a listener that would throw.
@@ -64,7 +65,7 @@ export class RedlockRefreshLock implements RefreshLock {
     let lock: Lock
     try {
       // The app's hash tag: in a Cluster the lock lives in the app's own slot.
-      lock = await this.redlock.acquire([`${this.prefix}{${appid}}:lock${resource === '' ? '' : `:${resource}`}`], this.ttlMs)
+      lock = await this.redlock.acquire([this.keys.lock(appid, resource)], this.ttlMs)
     } catch (err) {
       if (!(err instanceof ExecutionError)) return 'unavailable'
       const stats = await Promise.all(err.attempts)

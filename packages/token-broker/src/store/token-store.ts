@@ -1,4 +1,5 @@
 import type { RedisHandle } from '@wxlogin/service-kit'
+import type { BrokerKeys, CredentialKeys } from '../keys.js'
 
 export interface TokenRecord {
   token: string
@@ -78,17 +79,6 @@ export function plausibleFailure (f: unknown): f is RememberedFailure {
     (o.wechatErrcode === undefined || Number.isSafeInteger(o.wechatErrcode))
 }
 
-/**
- * The key names of one kind of credential inside an app's hash tag: the access_token's are the
- * historical `token`, `seq`, `token-updated`; a ticket's carry its name (`ticket:jsapi`, ...).
- */
-export interface CredentialKeys { record: string, seq: string, channel: string, failure: string }
-
-export function credentialKeys (kind: string): CredentialKeys {
-  if (kind === 'token') return { record: 'token', seq: 'seq', channel: 'token-updated', failure: 'failure' }
-  return { record: kind, seq: `${kind}:seq`, channel: `${kind}:updated`, failure: `${kind}:failure` }
-}
-
 const SET_IF_NEWER = `
 local cur = redis.call('GET', KEYS[1])
 if cur then
@@ -132,14 +122,10 @@ export class RedisTokenStore implements TokenStore {
   readonly shared = true
   private readonly listeners: Array<(appid: string) => void> = []
 
-  private readonly keys: CredentialKeys
-
   /** `kind`: 'token' for access_tokens, 'ticket:jsapi' or 'ticket:wx_card' for tickets. */
-  constructor (private readonly redis: RedisHandle, private readonly prefix: string, private readonly appids: string[], kind = 'token') {
-    this.keys = credentialKeys(kind)
-  }
+  constructor (private readonly redis: RedisHandle, private readonly names: BrokerKeys, private readonly appids: string[], private readonly kind = 'token') {}
 
-  private key (appid: string, what: string): string { return `${this.prefix}{${appid}}:${what}` }
+  private keys (appid: string): CredentialKeys { return this.names.credential(appid, this.kind) }
 
   /** Subscribes to every app's channel; node-redis re-subscribes by itself after a reconnect or a move. */
   async start (): Promise<void> {
@@ -151,7 +137,7 @@ export class RedisTokenStore implements TokenStore {
   private async subscribe (appid: string): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       try {
-        await this.redis.subscribe(this.key(appid, this.keys.channel), () => { for (const l of this.listeners) l(appid) })
+        await this.redis.subscribe(this.keys(appid).channel, () => { for (const l of this.listeners) l(appid) })
         return
       } catch {
         // Redis is down at start: polling covers the gap until the subscription is in place.
@@ -175,56 +161,56 @@ export class RedisTokenStore implements TokenStore {
   }
 
   async get (appid: string): Promise<TokenRecord | null> {
-    return await this.readChecked<TokenRecord>(this.key(appid, this.keys.record), rec => plausible(rec))
+    return await this.readChecked<TokenRecord>(this.keys(appid).record, rec => plausible(rec))
   }
 
   async nextSeq (appid: string): Promise<number> {
     const now = Date.now()
-    const v = await this.redis.cmd.eval(NEXT_SEQ, { keys: [this.key(appid, this.keys.seq)], arguments: [String(now), String(now + MAX_SEQ_LEAD_MS)] })
+    const v = await this.redis.cmd.eval(NEXT_SEQ, { keys: [this.keys(appid).seq], arguments: [String(now), String(now + MAX_SEQ_LEAD_MS)] })
     return Number(v)
   }
 
   async setIfNewer (appid: string, rec: TokenRecord): Promise<boolean> {
     const ttl = Math.max(1, rec.expiresAt - Date.now())
     const r = await this.redis.cmd.eval(SET_IF_NEWER, {
-      keys: [this.key(appid, this.keys.record)],
+      keys: [this.keys(appid).record],
       arguments: [JSON.stringify(rec), String(rec.seq), String(ttl), String(Date.now() + MAX_SEQ_LEAD_MS)]
     })
     return Number(r) === 1
   }
 
   async publish (appid: string): Promise<void> {
-    await this.redis.publish(this.key(appid, this.keys.channel), appid)
+    await this.redis.publish(this.keys(appid).channel, appid)
   }
 
   async claim (appid: string, name: string, ttlMs: number): Promise<boolean> {
-    return (await this.redis.cmd.set(this.key(appid, `claim:${name}`), '1', { NX: true, PX: ttlMs })) === 'OK'
+    return (await this.redis.cmd.set(this.names.claim(appid, name), '1', { NX: true, PX: ttlMs })) === 'OK'
   }
 
   async releaseClaim (appid: string, name: string): Promise<void> {
-    await this.redis.cmd.del(this.key(appid, `claim:${name}`))
+    await this.redis.cmd.del(this.names.claim(appid, name))
   }
 
   async spend (appid: string, name: string, limit: number, ttlMs: number): Promise<{ used: number, allowed: boolean }> {
-    const [used, allowed] = await this.redis.cmd.eval(SPEND, { keys: [this.key(appid, `budget:${name}`)], arguments: [String(limit), String(ttlMs)] }) as [number, number]
+    const [used, allowed] = await this.redis.cmd.eval(SPEND, { keys: [this.names.budget(appid, name)], arguments: [String(limit), String(ttlMs)] }) as [number, number]
     return { used: Number(used), allowed: Number(allowed) === 1 }
   }
 
   onUpdate (listener: (appid: string) => void): void { this.listeners.push(listener) }
 
   async rememberFailure (appid: string, failure: RememberedFailure, ttlMs: number): Promise<void> {
-    await this.redis.cmd.set(this.key(appid, this.keys.failure), JSON.stringify(failure), { PX: Math.max(1, ttlMs) })
+    await this.redis.cmd.set(this.keys(appid).failure, JSON.stringify(failure), { PX: Math.max(1, ttlMs) })
   }
 
   async recentFailure (appid: string): Promise<RememberedFailure | null> {
-    return await this.readChecked<RememberedFailure>(this.key(appid, this.keys.failure), plausibleFailure)
+    return await this.readChecked<RememberedFailure>(this.keys(appid).failure, plausibleFailure)
   }
 
   async note (appid: string, name: string, value: string, ttlMs: number): Promise<void> {
-    await this.redis.cmd.set(this.key(appid, `note:${name}`), value, { PX: Math.max(1, ttlMs) })
+    await this.redis.cmd.set(this.names.note(appid, name), value, { PX: Math.max(1, ttlMs) })
   }
 
   async readNote (appid: string, name: string): Promise<string | null> {
-    return await this.redis.cmd.get(this.key(appid, `note:${name}`))
+    return await this.redis.cmd.get(this.names.note(appid, name))
   }
 }

@@ -1,6 +1,7 @@
 import { safeEqualHex, ServiceError, sha256Hex } from '@wxlogin/service-kit'
 import { errors } from '../errors.js'
 import type { TokenStore } from '../store/token-store.js'
+import { codeAnswerName } from '../keys.js'
 
 export interface Session { openid: string, unionid: string | null }
 
@@ -26,7 +27,7 @@ export class CodeAnswers {
     // A shared store that cannot be reached: served as a request without a retry key would be,
     // rather than failing a login for want of a second copy (the login-api keeps its own).
     if (!this.store.available()) return { session: await call(), kept: false, unkept: true }
-    const name = `c2s:${sha256Hex(code)}`
+    const name = codeAnswerName(code)
     const owner = sha256Hex(`${client}\0${retryKeySha256.toLowerCase()}`)
     const deadline = Date.now() + this.pendingMs
     for (;;) {

@@ -1,4 +1,5 @@
 import { ExpiringMap, type RedisHandle } from '@wxlogin/service-kit'
+import type { LoginKeys } from '../../keys.js'
 
 /** Whose a refresh family is: one login, the chain of refresh tokens rotated from it. */
 export interface RefreshFamily { user_id: string, appid: string, openid: string }
@@ -161,11 +162,11 @@ return ended
  * Only SHA-256 hashes of tokens are stored.
  */
 export class RedisRefreshStore implements RefreshStore {
-  constructor (private readonly redis: RedisHandle, private readonly prefix: string) {}
+  constructor (private readonly redis: RedisHandle, private readonly keys: LoginKeys) {}
 
-  private key (familyId: string): string { return `${this.prefix}refresh:{${familyId}}` }
-  private spentKey (familyId: string): string { return `${this.key(familyId)}:spent` }
-  private indexKey (userId: string): string { return `${this.prefix}user-refresh:${userId}` }
+  private key (familyId: string): string { return this.keys.refreshFamily(familyId) }
+  private spentKey (familyId: string): string { return this.keys.refreshSpent(familyId) }
+  private indexKey (userId: string): string { return this.keys.refreshIndex(userId) }
 
   /** The family in its user's index until `ttlSeconds` from now; the ones the cap ends. */
   private async index (userId: string, familyId: string, ttlSeconds: number, maxPerUser: number): Promise<string[]> {

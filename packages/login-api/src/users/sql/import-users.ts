@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { RedisHandle } from '@wxlogin/service-kit'
+import type { LoginKeys } from '../../keys.js'
 import type { PiiCipher } from '../pii.js'
 import { phoneContext, type Identity, type PhoneInfo, type UserRecord } from '../user-store.js'
 import type { SqlDatabase } from './database.js'
@@ -24,22 +25,22 @@ export interface ImportReport {
  * Redis record is newer, an identity already claimed is left to its user. So a second run,
  * after the login-apis have switched to SQL, copies what changed meanwhile and nothing twice.
  */
-export async function importUsers (redis: RedisHandle, prefix: string, database: SqlDatabase, pii: PiiCipher, progress: (r: ImportReport) => void = () => {}): Promise<ImportReport> {
+export async function importUsers (redis: RedisHandle, keys: LoginKeys, database: SqlDatabase, pii: PiiCipher, progress: (r: ImportReport) => void = () => {}): Promise<ImportReport> {
   const report: ImportReport = { read: 0, copied: 0, updated: 0, unchanged: 0, conflicts: [] }
   const mysql = database.config.dialect === 'mysql'
-  const match = `${prefix.replace(/[*?[\]\\]/g, '\\$&')}user:*`
+  const match = keys.userPattern
   for (const send of await redis.masters()) {
     let cursor = '0'
     do {
-      const [next, keys] = await send(['SCAN', cursor, 'MATCH', match, 'COUNT', '500']) as [string, string[]]
+      const [next, found] = await send(['SCAN', cursor, 'MATCH', match, 'COUNT', '500']) as [string, string[]]
       cursor = next
-      for (const key of keys) {
+      for (const key of found) {
         const raw = await send(['GET', key]) as string | null
         if (raw === null) continue
-        const found = await adopted(send, prefix, JSON.parse(raw) as Partial<UserRecord> & Partial<Identity>)
-        if (found === null) continue
+        const record = await adopted(send, keys, JSON.parse(raw) as Partial<UserRecord> & Partial<Identity>)
+        if (record === null) continue
         report.read++
-        await database.db.transaction().setIsolationLevel('read committed').execute(async trx => { await copy(trx, mysql, pii, found, report) })
+        await database.db.transaction().setIsolationLevel('read committed').execute(async trx => { await copy(trx, mysql, pii, record, report) })
       }
       progress(report)
     } while (cursor !== '0')
@@ -53,10 +54,10 @@ type Send = (args: string[]) => Promise<unknown>
  * A record as it is, or one the login-api wrote before user_ids (key user:{appid}:{openid}) as
  * the user it becomes, unless its identity was since resolved (the newer record covers it).
  */
-async function adopted (send: Send, prefix: string, r: Partial<UserRecord> & Partial<Identity>): Promise<Found | null> {
+async function adopted (send: Send, keys: LoginKeys, r: Partial<UserRecord> & Partial<Identity>): Promise<Found | null> {
   if (typeof r.user_id === 'string') return { record: r as UserRecord, legacy: false }
   if (typeof r.appid !== 'string' || typeof r.openid !== 'string') return null
-  if (await send(['EXISTS', `${prefix}identity:${r.appid}:${r.openid}`]) === 1) return null
+  if (await send(['EXISTS', keys.identity(r.appid, r.openid)]) === 1) return null
   const now = new Date().toISOString()
   const record: UserRecord = {
     user_id: randomUUID(),
