@@ -2,7 +2,13 @@ import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import formbody from '@fastify/formbody'
 import swagger from '@fastify/swagger'
 import type { Got } from 'got'
-import { BODY_LIMIT, createServiceApp, createUpstreamGot, registerHealthRoutes, type ReadyCheck } from '@wxlogin/service-kit'
+import {
+  BODY_LIMIT,
+  createServiceApp,
+  createUpstreamGot,
+  registerHealthRoutes,
+  type ReadyCheck
+} from '@wxlogin/service-kit'
 import type { LoginConfig } from './config.js'
 import loginContext from './plugins/login-context.js'
 import database from './plugins/database.js'
@@ -21,15 +27,28 @@ export interface BuildOptions {
 }
 
 export async function buildApp (config: LoginConfig, opts: BuildOptions = {}): Promise<FastifyInstance> {
-  const app = await createServiceApp({ name: 'login-api', logLevel: config.logLevel, logger: opts.logger, trustProxy: config.trustProxy, accessLog: config.accessLog, http: config.http })
+  const app = await createServiceApp({
+    name: 'login-api',
+    logLevel: config.logLevel,
+    logger: opts.logger,
+    trustProxy: config.trustProxy,
+    accessLog: config.accessLog,
+    http: config.http
+  })
   const got = opts.got ?? createUpstreamGot()
 
   // Describes the routes for docs/openapi (scripts/openapi.mjs); never served on the public port.
   await app.register(swagger, {
     openapi: {
       openapi: '3.0.3',
-      info: { title: 'login-api', version: '1.0.0', description: 'The API the WeChat mini-program calls: login with code and phoneCode, sessions.' },
-      components: { securitySchemes: { session: { type: 'http', scheme: 'bearer', description: 'The token thirdLogin returned' } } }
+      info: {
+        title: 'login-api',
+        version: '1.0.0',
+        description: 'The API the WeChat mini-program calls: login with code and phoneCode, sessions.'
+      },
+      components: {
+        securitySchemes: { session: { type: 'http', scheme: 'bearer', description: 'The token thirdLogin returned' } }
+      }
     }
   })
   await app.register(formbody, { bodyLimit: BODY_LIMIT })
@@ -43,7 +62,7 @@ export async function buildApp (config: LoginConfig, opts: BuildOptions = {}): P
   registerHealthRoutes(app, {
     redis: problemCheck(() => app.redis?.problem()),
     ...(app.database === null ? {} : { database: problemCheck(() => app.database?.problem()) }),
-    broker: async () => await app.broker.ping() ? { ok: true } : { ok: false, reason: 'token broker unreachable' }
+    broker: async () => ((await app.broker.ping()) ? { ok: true } : { ok: false, reason: 'token broker unreachable' })
   })
   return app
 }

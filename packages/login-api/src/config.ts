@@ -2,7 +2,22 @@ import { parsePiiKeys, type PiiKey } from './users/pii.js'
 import { parseSigningKeys, type SigningKey } from './sessions/jwt/signing-keys.js'
 import { KEEP_PATIENCE_MS } from './exchanges/code-exchanges.js'
 import { readDatabaseConfig, type DatabaseConfig } from './users/sql/database-config.js'
-import { APPID, ConfigError, EnvReader, readAppList, readAccessLog, type AccessLogOptions, readHttpLimits, type HttpLimits, readRedisConnection, readTrustProxy, upstreamUrl, type Env, type RedisConnection, type TrustProxy } from '@wxlogin/service-kit'
+import {
+  APPID,
+  ConfigError,
+  EnvReader,
+  readAppList,
+  readAccessLog,
+  type AccessLogOptions,
+  readHttpLimits,
+  type HttpLimits,
+  readRedisConnection,
+  readTrustProxy,
+  upstreamUrl,
+  type Env,
+  type RedisConnection,
+  type TrustProxy
+} from '@wxlogin/service-kit'
 
 export interface LoginConfig {
   host: string
@@ -74,9 +89,16 @@ function readJwt (r: EnvReader, sessionTtlSeconds: number): JwtSessionConfig | u
   if (format !== 'opaque' && format !== 'jwt') throw new ConfigError('SESSION_FORMAT', 'must be opaque or jwt')
   if (format === 'opaque') return undefined
   const text = r.secret('SESSION_SIGNING_KEYS')
-  if (text === undefined) throw new ConfigError('SESSION_SIGNING_KEYS_FILE', 'is required with SESSION_FORMAT=jwt (a JWKS with private keys; `pnpm dev-secrets` writes one)')
+  if (text === undefined) {
+    throw new ConfigError(
+      'SESSION_SIGNING_KEYS_FILE',
+      'is required with SESSION_FORMAT=jwt (a JWKS with private keys; `pnpm dev-secrets` writes one)'
+    )
+  }
   const accessTtlSeconds = r.int('ACCESS_TOKEN_TTL_SECONDS', 900, { min: 30, max: 86_400 })
-  if (accessTtlSeconds > sessionTtlSeconds) throw new ConfigError('ACCESS_TOKEN_TTL_SECONDS', 'must not exceed SESSION_TTL_SECONDS (the refresh token\'s life)')
+  if (accessTtlSeconds > sessionTtlSeconds) {
+    throw new ConfigError('ACCESS_TOKEN_TTL_SECONDS', "must not exceed SESSION_TTL_SECONDS (the refresh token's life)")
+  }
   return {
     keys: parseSigningKeys(text),
     issuer: r.string('SESSION_JWT_ISSUER', 'wxlogin'),
@@ -90,7 +112,9 @@ function readJwt (r: EnvReader, sessionTtlSeconds: number): JwtSessionConfig | u
 function readApps (r: EnvReader): string[] {
   const apps = readAppList(r, 'LOGIN_APPS', 'several mini-programs')
   if ('single' in apps) return [apps.single]
-  apps.list.forEach((a, i) => { if (typeof a !== 'string' || !APPID.test(a)) throw new ConfigError('LOGIN_APPS', `entry ${i} is not an appid`) })
+  apps.list.forEach((a, i) => {
+    if (typeof a !== 'string' || !APPID.test(a)) throw new ConfigError('LOGIN_APPS', `entry ${i} is not an appid`)
+  })
   if (new Set(apps.list).size !== apps.list.length) throw new ConfigError('LOGIN_APPS', 'lists an appid twice')
   return apps.list as string[]
 }
@@ -99,7 +123,13 @@ function readApps (r: EnvReader): string[] {
 function readPiiKeys (r: EnvReader, persistent: boolean): PiiKey[] | undefined {
   const text = r.secret('PII_ENCRYPTION_KEY')
   if (text === undefined) {
-    if (persistent) throw new ConfigError('PII_ENCRYPTION_KEY_FILE', 'is required with a persistent store (Redis or DATABASE_URL): phone numbers are encrypted at rest (`pnpm dev-secrets` writes one)')
+    if (persistent) {
+      throw new ConfigError(
+        'PII_ENCRYPTION_KEY_FILE',
+        'is required with a persistent store (Redis or DATABASE_URL): phone numbers are encrypted at rest (`pnpm ' +
+          'dev-secrets` writes one)'
+      )
+    }
     return undefined
   }
   return parsePiiKeys(text)

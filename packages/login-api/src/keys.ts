@@ -12,29 +12,60 @@ export class LoginKeys {
   constructor (readonly prefix: string) {}
 
   // Users (users/user-store.ts, users/redis/).
-  user (userId: string): string { return `${this.prefix}user:${userId}` }
-  identity (appid: string, openid: string): string { return `${this.prefix}identity:${appid}:${openid}` }
-  unionid (unionid: string): string { return `${this.prefix}unionid:${unionid}` }
+  user (userId: string): string {
+    return `${this.prefix}user:${userId}`
+  }
+
+  identity (appid: string, openid: string): string {
+    return `${this.prefix}identity:${appid}:${openid}`
+  }
+
+  unionid (unionid: string): string {
+    return `${this.prefix}unionid:${unionid}`
+  }
+
   /** Where the login-api kept a user before user_ids. */
-  legacyUser (appid: string, openid: string): string { return `${this.prefix}user:${appid}:${openid}` }
+  legacyUser (appid: string, openid: string): string {
+    return `${this.prefix}user:${appid}:${openid}`
+  }
+
   /** Every user record (and legacy record), for the tools that walk them. */
-  get userPattern (): string { return `${literal(this.prefix)}user:*` }
+  get userPattern (): string {
+    return `${literal(this.prefix)}user:*`
+  }
 
   // Opaque sessions (sessions/session-store.ts).
-  session (tokenHash: string): string { return `${this.prefix}session:${tokenHash}` }
+  session (tokenHash: string): string {
+    return `${this.prefix}session:${tokenHash}`
+  }
+
   /** The user's sessions by age: logout everywhere and the per-user cap. */
-  sessionsByAge (userId: string): string { return `${this.prefix}user-sessions-by-age:${userId}` }
+  sessionsByAge (userId: string): string {
+    return `${this.prefix}user-sessions-by-age:${userId}`
+  }
+
   /** The previous release's unordered index, still read by logout everywhere until it expires. */
-  legacySessionIndex (userId: string): string { return `${this.prefix}user-sessions:${userId}` }
+  legacySessionIndex (userId: string): string {
+    return `${this.prefix}user-sessions:${userId}`
+  }
+
   /** Named by a hash: after a deletion no key names the user's openid. */
   legacySessionsEnded (appid: string, openid: string): string {
     return `${this.prefix}legacy-sessions-ended:${sha256Hex(`${appid}\0${openid}`)}`
   }
 
   // Refresh families (sessions/jwt/refresh-store.ts): a family and its spent tokens share a slot.
-  refreshFamily (familyId: string): string { return `${this.prefix}refresh:{${familyId}}` }
-  refreshSpent (familyId: string): string { return `${this.refreshFamily(familyId)}:spent` }
-  refreshIndex (userId: string): string { return `${this.prefix}user-refresh:${userId}` }
+  refreshFamily (familyId: string): string {
+    return `${this.prefix}refresh:{${familyId}}`
+  }
+
+  refreshSpent (familyId: string): string {
+    return `${this.refreshFamily(familyId)}:spent`
+  }
+
+  refreshIndex (userId: string): string {
+    return `${this.prefix}user-refresh:${userId}`
+  }
 
   // Kept exchange answers (exchanges/): named by a hash of what identifies the code, never the code.
   exchange (kind: 'login' | 'phone', ...parts: string[]): string {
@@ -52,30 +83,46 @@ export class LoginKeys {
   }
 
   /** True for a phone code's exchange key (its revoked form differs from a login code's). */
-  isPhoneExchange (key: string): boolean { return key.startsWith(`${this.prefix}exchange:phone:`) }
+  isPhoneExchange (key: string): boolean {
+    return key.startsWith(`${this.prefix}exchange:phone:`)
+  }
+
   /** How many answers a kept exchange has given. */
-  exchangeReuses (exchangeKey: string): string { return `${exchangeKey}:reuses` }
+  exchangeReuses (exchangeKey: string): string {
+    return `${exchangeKey}:reuses`
+  }
+
   /** The exchanges kept for one identity, for as long as a code lives. */
   identityExchanges (appid: string, openid: string): string {
     return `${this.prefix}identity-exchanges:${appid}:${openid}`
   }
 
   /** Every kept phone answer, for pii-reseal. */
-  get phoneAnswerPattern (): string { return `${literal(this.prefix)}exchange:phone:*` }
+  get phoneAnswerPattern (): string {
+    return `${literal(this.prefix)}exchange:phone:*`
+  }
 
   // Limits (limits/, plugins/ip-limit.ts, plugins/phone-limit.ts).
   /** @fastify/rate-limit's store prefix for the per-IP limit. */
-  get ipLimitPrefix (): string { return `${this.prefix}ratelimit:` }
+  get ipLimitPrefix (): string {
+    return `${this.prefix}ratelimit:`
+  }
+
   /**
    * The per-user phone exchange counter. The name is the one @fastify/rate-limit counted under
    * before (its child store's "-" and our "phone:" key), so an upgrade kept the window's count.
    */
-  phoneCounter (appid: string, openid: string): string { return `${this.prefix}ratelimit:-phone:${appid}:${openid}` }
+  phoneCounter (appid: string, openid: string): string {
+    return `${this.prefix}ratelimit:-phone:${appid}:${openid}`
+  }
+
   /** Failing login codes of an app (one slot per app), by window; `ip`: one address's. */
   codeFailures (appid: string, window: number, ip?: string): string {
     return `${this.prefix}codefail:{${appid}}${ip === undefined ? '' : `:ip:${ip}`}:${window}`
   }
 
   /** The login events stream. */
-  get events (): string { return `${this.prefix}events` }
+  get events (): string {
+    return `${this.prefix}events`
+  }
 }

@@ -14,7 +14,9 @@ const codeString = { type: 'string', maxLength: 128, pattern: '^[\\x21-\\x7e]*$'
 const nickname = {
   type: 'string',
   maxLength: 64,
-  pattern: '^(?:[\\u200D\\uFE0E\\uFE0F]|[^\\p{Cc}\\p{Cs}\\p{Co}\\p{Zl}\\p{Zp}\\p{Bidi_C}\\p{Noncharacter_Code_Point}\\p{Default_Ignorable_Code_Point}])*$'
+  pattern:
+    '^(?:[\\u200D\\uFE0E\\uFE0F]|[^\\p{Cc}\\p{Cs}\\p{Co}\\p{Zl}\\p{Zp}\\p{Bidi_C}' +
+    '\\p{Noncharacter_Code_Point}\\p{Default_Ignorable_Code_Point}])*$'
 } as const
 // A URL that is safe to put in HTML or a header as it is: no spaces, quotes or angle brackets.
 const headPic = { type: 'string', maxLength: 512, pattern: '^(https://[^\\s"\'<>\\\\`\\p{Cc}\\p{Cs}]+)?$' } as const
@@ -73,9 +75,19 @@ export const loginResponse = {
   type: 'object',
   required: ['token', 'expires_in', 'is_new_user', 'user', 'phone_error'],
   properties: {
-    token: { type: 'string', description: 'The session token: opaque, or with SESSION_FORMAT=jwt a signed JWT (verify it against /.well-known/jwks.json)' },
-    expires_in: { type: 'integer', description: 'Seconds the token lives: SESSION_TTL_SECONDS, or ACCESS_TOKEN_TTL_SECONDS for a JWT' },
-    refresh_token: { type: 'string', description: 'SESSION_FORMAT=jwt only: exchanged once at POST /api/user/token/refresh for a new pair' },
+    token: {
+      type: 'string',
+      description:
+        'The session token: opaque, or with SESSION_FORMAT=jwt a signed JWT (verify it against /.well-known/jwks.json)'
+    },
+    expires_in: {
+      type: 'integer',
+      description: 'Seconds the token lives: SESSION_TTL_SECONDS, or ACCESS_TOKEN_TTL_SECONDS for a JWT'
+    },
+    refresh_token: {
+      type: 'string',
+      description: 'SESSION_FORMAT=jwt only: exchanged once at POST /api/user/token/refresh for a new pair'
+    },
     is_new_user: { type: 'boolean' },
     user: userSchema,
     phone_error: { ...ERROR_BODY_SCHEMA, type: ['object', 'null'] }
@@ -123,11 +135,23 @@ export const deleteAccountBody = {
   type: 'object',
   required: ['confirm'],
   additionalProperties: false,
-  properties: { confirm: { type: 'boolean', const: true, description: 'Must be true: the account and everything kept of it are deleted' } }
+  properties: {
+    confirm: {
+      type: 'boolean',
+      const: true,
+      description: 'Must be true: the account and everything kept of it are deleted'
+    }
+  }
 } as const
 
 export const logoutQuery = {
   type: 'object',
   additionalProperties: false,
-  properties: { all: { type: 'string', enum: ['true', 'false'], description: 'true: end every session of the user, on every device and app' } }
+  properties: {
+    all: {
+      type: 'string',
+      enum: ['true', 'false'],
+      description: 'true: end every session of the user, on every device and app'
+    }
+  }
 } as const

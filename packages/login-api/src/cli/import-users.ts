@@ -11,7 +11,11 @@ const { database, config, settings } = importConfig(process.env)
 let redis: RedisHandle | undefined
 try {
   const pending = await pendingMigrations(database.db, config.dialect)
-  if (pending.length > 0) throw new Error(`the database schema is not up to date (pending: ${pending.join(', ')}); run \`pnpm migrate\` first`)
+  if (pending.length > 0) {
+    throw new Error(
+      `the database schema is not up to date (pending: ${pending.join(', ')}); run \`pnpm migrate\` first`
+    )
+  }
   redis = new RedisHandle(settings.redis, quietLogger, 'import').start()
   const started = Date.now()
   while (!redis.ok()) {
@@ -22,7 +26,10 @@ try {
     toolLog.info(`import-users: ${r.read} read, ${r.copied} copied, ${r.updated} updated, ${r.unchanged} unchanged`)
   })
   for (const c of report.conflicts) toolLog.warn(`import-users: user ${c.user_id}: ${c.reason}`)
-  toolLog.info(`import-users: done: ${report.read} read, ${report.copied} copied, ${report.updated} updated, ${report.unchanged} unchanged, ${report.conflicts.length} conflicts`)
+  toolLog.info(
+    `import-users: done: ${report.read} read, ${report.copied} copied, ${report.updated} updated, ` +
+      `${report.unchanged} unchanged, ${report.conflicts.length} conflicts`
+  )
 } catch (err) {
   await redis?.close().catch(() => {})
   await database.close().catch(() => {})

@@ -11,11 +11,15 @@ try {
   const target = databaseTarget(config.url)
   if (check) {
     const pending = await pendingMigrations(database.db, config.dialect)
-    toolLog.info(pending.length === 0 ? `migrate: ${target} is up to date` : `migrate: ${target} needs: ${pending.join(', ')}`)
+    toolLog.info(
+      pending.length === 0 ? `migrate: ${target} is up to date` : `migrate: ${target} needs: ${pending.join(', ')}`
+    )
     process.exitCode = pending.length === 0 ? 0 : 3
   } else {
     const applied = await migrateToLatest(database.db, config.dialect)
-    toolLog.info(applied.length === 0 ? `migrate: ${target} was up to date` : `migrate: ${target}: applied ${applied.join(', ')}`)
+    toolLog.info(
+      applied.length === 0 ? `migrate: ${target} was up to date` : `migrate: ${target}: applied ${applied.join(', ')}`
+    )
   }
 } catch (err) {
   await database.close().catch(() => {})

@@ -20,10 +20,16 @@ const line = (r: ResealReport): string => {
 
 try {
   const report = emptyReport()
-  const progress = (r: ResealReport): void => { toolLog.info(`${tool}: ${line(r)}`) }
+  const progress = (r: ResealReport): void => {
+    toolLog.info(`${tool}: ${line(r)}`)
+  }
   if (database !== undefined) {
     const migrations = await pendingMigrations(database.db, database.config.dialect)
-    if (migrations.length > 0) throw new Error(`the database schema is not up to date (pending: ${migrations.join(', ')}); run \`pnpm migrate\` first`)
+    if (migrations.length > 0) {
+      throw new Error(
+        `the database schema is not up to date (pending: ${migrations.join(', ')}); run \`pnpm migrate\` first`
+      )
+    }
     await resealSql(database, pii, { check, progress }, report)
   }
   if (connection !== undefined) {
@@ -36,9 +42,17 @@ try {
     await resealRedis(redis, keys, pii, { check, progress }, report)
   }
   toolLog.info(`${tool}: done: ${line(report)}`)
-  if (report.legacy > 0) toolLog.warn(`${tool}: ${report.legacy} records from before user_ids hold a phone in clear; they are sealed when adopted (the user's next login, or pnpm import-users)`)
+  if (report.legacy > 0) {
+    toolLog.warn(
+      `${tool}: ${report.legacy} records from before user_ids hold a phone in clear; they are sealed when adopted ` +
+        '(the user\'s next login, or pnpm import-users)'
+    )
+  }
   if (report.unreadable.size > 0) {
-    toolLog.warn(`${tool}: values under key ids the file no longer holds (${[...report.unreadable.keys()].join(', ')}): put those lines back (below the first) and run again`)
+    toolLog.warn(
+      `${tool}: values under key ids the file no longer holds (${[...report.unreadable.keys()].join(', ')}): put ` +
+        'those lines back (below the first) and run again'
+    )
   }
   // --check: 3 while any value is under another key; a run that could not seal everything: 1.
   if (check && pending(report) > 0) process.exitCode = 3

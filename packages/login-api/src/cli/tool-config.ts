@@ -7,17 +7,25 @@ import { SqlDatabase } from '../users/sql/database.js'
 
 /** What `pnpm migrate` and `pnpm import-users` print: one line each, never a URL or a secret. */
 export const toolLog = {
-  info: (msg: string) => { process.stdout.write(`${msg}\n`) },
-  warn: (msg: string) => { process.stderr.write(`${msg}\n`) }
+  info: (msg: string) => {
+    process.stdout.write(`${msg}\n`)
+  },
+  warn: (msg: string) => {
+    process.stderr.write(`${msg}\n`)
+  }
 }
 
 /** pino's interface as the stores use it: warnings as one line (the message alone), nothing else. */
 export const quietLogger = {
-  warn: (o: unknown, m?: string) => { toolLog.warn(m ?? (typeof o === 'string' ? o : 'warning')) },
+  warn: (o: unknown, m?: string) => {
+    toolLog.warn(m ?? (typeof o === 'string' ? o : 'warning'))
+  },
   info: () => {},
   debug: () => {},
   trace: () => {},
-  error: (o: unknown, m?: string) => { toolLog.warn(m ?? (typeof o === 'string' ? o : 'error')) },
+  error: (o: unknown, m?: string) => {
+    toolLog.warn(m ?? (typeof o === 'string' ? o : 'error'))
+  },
   fatal: () => {},
   child: () => quietLogger,
   level: 'warn'
@@ -36,7 +44,12 @@ function orExit<T> (tool: string, read: () => T): T {
 
 function requiredDatabase (r: EnvReader, tool: string): DatabaseConfig {
   const config = readDatabaseConfig(r)
-  if (config === undefined) throw new ConfigError('DATABASE_URL', `is required for ${tool} (postgres://... or mysql://..., or DATABASE_URL_FILE)`)
+  if (config === undefined) {
+    throw new ConfigError(
+      'DATABASE_URL',
+      `is required for ${tool} (postgres://... or mysql://..., or DATABASE_URL_FILE)`
+    )
+  }
   return config
 }
 
@@ -49,7 +62,11 @@ export function migrateConfig (env: Env): { database: SqlDatabase, config: Datab
   return { database: new SqlDatabase(config, quietLogger), config }
 }
 
-export interface ImportSettings { redis: RedisConnection, pii: PiiCipher, keys: LoginKeys }
+export interface ImportSettings {
+  redis: RedisConnection
+  pii: PiiCipher
+  keys: LoginKeys
+}
 
 /** `pnpm import-users`: the database, and the Redis store to copy from with its keys (REDIS_KEY_PREFIX). */
 export function importConfig (env: Env): { database: SqlDatabase, config: DatabaseConfig, settings: ImportSettings } {
@@ -57,7 +74,12 @@ export function importConfig (env: Env): { database: SqlDatabase, config: Databa
     const r = new EnvReader(env)
     const config = requiredDatabase(r, 'import-users')
     const redis = readRedisConnection(r)
-    if (redis === undefined) throw new ConfigError('REDIS_URL', 'is required: the Redis store to copy users from (or REDIS_SENTINELS, REDIS_CLUSTER_NODES)')
+    if (redis === undefined) {
+      throw new ConfigError(
+        'REDIS_URL',
+        'is required: the Redis store to copy users from (or REDIS_SENTINELS, REDIS_CLUSTER_NODES)'
+      )
+    }
     const pii = new PiiCipher(parsePiiKeys(r.secret('PII_ENCRYPTION_KEY', true)))
     return { config, settings: { redis, pii, keys: new LoginKeys(r.string('REDIS_KEY_PREFIX', 'wxlogin:')) } }
   })
@@ -93,6 +115,8 @@ export function resealConfig (env: Env): ResealSettings {
 /** An error for the terminal: its message and code, without a stack or a connection string. */
 export function failure (tool: string, err: unknown): never {
   const e = err as { message?: string, code?: unknown }
-  process.stderr.write(`${tool}: failed: ${e.message ?? String(err)}${typeof e.code === 'string' ? ` (${e.code})` : ''}\n`)
+  process.stderr.write(
+    `${tool}: failed: ${e.message ?? String(err)}${typeof e.code === 'string' ? ` (${e.code})` : ''}\n`
+  )
   process.exit(1)
 }

@@ -1,6 +1,13 @@
 import { safeEqualHex, ServiceError } from '@wxlogin/service-kit'
 import { errors } from '../errors.js'
-import { CODE_LIFE_MS, type CountedClaim, type Counter, type DoneExchange, type Exchange, type ExchangeStore } from './exchange-store.js'
+import {
+  CODE_LIFE_MS,
+  type CountedClaim,
+  type Counter,
+  type DoneExchange,
+  type Exchange,
+  type ExchangeStore
+} from './exchange-store.js'
 import { storeCall } from '../store-call.js'
 import type { Identity } from '../users/user-store.js'
 
@@ -60,7 +67,9 @@ export interface Exchanged<T> {
 /** `settled` where nothing is being kept: a reused answer, or no exchange at all. */
 export const SETTLED: Promise<void> = Promise.resolve()
 
-const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
+const sleep = async (ms: number): Promise<void> => {
+  await new Promise(resolve => setTimeout(resolve, ms))
+}
 
 /**
  * Exchanges a single-use code at most once across every instance: the first request claims it
@@ -68,12 +77,19 @@ const sleep = async (ms: number): Promise<void> => { await new Promise(resolve =
  * code's life gets the kept answer with no call. A failure a retry might not meet (a timeout,
  * WeChat busy) releases the claim: the next attempt calls again.
  */
-export async function exchangeOnce<T> (store: ExchangeStore, key: string, work: () => Promise<T>, opts: ExchangeOptions<T>): Promise<Exchanged<T>> {
+export async function exchangeOnce<T> (
+  store: ExchangeStore,
+  key: string,
+  work: () => Promise<T>,
+  opts: ExchangeOptions<T>
+): Promise<Exchanged<T>> {
   const deadline = Date.now() + opts.waitMs
   let pause = 20
   for (;;) {
     if (await claimed(store, key, opts)) {
-      const lease = setInterval(() => { store.renew(key, CLAIM_LEASE_MS).catch(() => {}) }, CLAIM_LEASE_MS / 3)
+      const lease = setInterval(() => {
+        store.renew(key, CLAIM_LEASE_MS).catch(() => {})
+      }, CLAIM_LEASE_MS / 3)
       let handedOn = false
       try {
         try {
@@ -86,13 +102,17 @@ export async function exchangeOnce<T> (store: ExchangeStore, key: string, work: 
         // The claim stays ours, renewed, until WeChat's answer is kept: a retry meanwhile waits
         // for it rather than spending the code again.
         handedOn = true
-        result.settled.finally(() => { clearInterval(lease) }).catch(() => {})
+        result.settled
+          .finally(() => {
+            clearInterval(lease)
+          })
+          .catch(() => {})
         return result
       } finally {
         if (!handedOn) clearInterval(lease)
       }
     }
-    const record = await storeCall(store.get(key)) as Exchange<T> | null
+    const record = (await storeCall(store.get(key))) as Exchange<T> | null
     if (record?.state === 'done') {
       checkOwner(record, opts.owner)
       return { value: record.value, reused: true, newUser: record.newUser === true, settled: SETTLED, record }
@@ -122,26 +142,42 @@ async function claimed<T> (store: ExchangeStore, key: string, opts: ExchangeOpti
  */
 function checkOwner (record: { owner?: string }, owner: ExchangeOptions['owner']): void {
   if (owner === undefined) return
-  const ok = record.owner === undefined
-    ? owner.allowNone && owner.hash === undefined
-    : owner.hash !== undefined && safeEqualHex(record.owner, owner.hash)
+  const ok =
+    record.owner === undefined
+      ? owner.allowNone && owner.hash === undefined
+      : owner.hash !== undefined && safeEqualHex(record.owner, owner.hash)
   if (!ok) throw owner.replayed()
 }
 
-async function runClaimed<T> (store: ExchangeStore, key: string, work: () => Promise<T>, opts: ExchangeOptions<T>): Promise<Exchanged<T>> {
+async function runClaimed<T> (
+  store: ExchangeStore,
+  key: string,
+  work: () => Promise<T>,
+  opts: ExchangeOptions<T>
+): Promise<Exchanged<T>> {
   let value: T
   try {
     value = await work()
   } catch (err) {
     const se = err instanceof ServiceError ? err : null
     if (se !== null && opts.final(se)) {
-      await store.settle(key, { state: 'failed', error: { code: se.code, message: se.message, status: se.statusCode, wechatErrcode: se.wechatErrcode } }, CODE_LIFE_MS).catch(() => {})
+      await store
+        .settle(
+          key,
+          {
+            state: 'failed',
+            error: { code: se.code, message: se.message, status: se.statusCode, wechatErrcode: se.wechatErrcode }
+          },
+          CODE_LIFE_MS
+        )
+        .catch(() => {})
     } else {
       await store.release(key).catch(() => {})
     }
     throw err
   }
-  const done: DoneExchange<T> = opts.owner?.hash === undefined ? { state: 'done', value } : { state: 'done', value, owner: opts.owner.hash }
+  const done: DoneExchange<T> =
+    opts.owner?.hash === undefined ? { state: 'done', value } : { state: 'done', value, owner: opts.owner.hash }
   const settled = storeCall(keep(store, key, done, opts.identity?.(value)))
   // Handled here, awaited by the caller: never an unhandled rejection in between.
   settled.catch(() => {})
@@ -156,7 +192,12 @@ async function runClaimed<T> (store: ExchangeStore, key: string, work: () => Pro
 export const KEEP_PATIENCE_MS = 15_000
 
 /** The answer kept, tried again every 250 ms while the store is away, for KEEP_PATIENCE_MS. */
-async function keep (store: ExchangeStore, key: string, record: Exchange<unknown>, identity: Identity | undefined): Promise<void> {
+async function keep (
+  store: ExchangeStore,
+  key: string,
+  record: Exchange<unknown>,
+  identity: Identity | undefined
+): Promise<void> {
   const deadline = Date.now() + KEEP_PATIENCE_MS
   for (;;) {
     try {

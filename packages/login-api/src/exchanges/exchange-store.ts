@@ -12,9 +12,17 @@ export type Exchange<T> =
   | { state: 'failed', error: { code: string, message: string, status: number, wechatErrcode?: number } }
 
 /** A limit counted with a claim: `key` counts up to `max` in a window of `windowMs`. */
-export interface Counter { key: string, windowMs: number, max: number }
+export interface Counter {
+  key: string
+  windowMs: number
+  max: number
+}
 /** claimed: this caller holds the code; current/ttlMs: the counter after this claim (0 when not counted). */
-export interface CountedClaim { claimed: boolean, current: number, ttlMs: number }
+export interface CountedClaim {
+  claimed: boolean
+  current: number
+  ttlMs: number
+}
 
 export type DoneExchange<T> = Extract<Exchange<T>, { state: 'done' }>
 
@@ -51,14 +59,25 @@ export interface ExchangeStore {
 /** What a revoked exchange answers: the code is used, as WeChat would say of it. */
 const REVOKED_LOGIN: Exchange<never> = {
   state: 'failed',
-  error: { code: 'invalid_code', message: 'The login code is invalid, expired or already used; call wx.login() again.', status: 400, wechatErrcode: 40163 }
+  error: {
+    code: 'invalid_code',
+    message: 'The login code is invalid, expired or already used; call wx.login() again.',
+    status: 400,
+    wechatErrcode: 40163
+  }
 }
 const REVOKED_PHONE: Exchange<never> = {
   state: 'failed',
-  error: { code: 'invalid_phone_code', message: 'The phoneCode is invalid, expired or already used; ask the user to tap the button again.', status: 400, wechatErrcode: 40029 }
+  error: {
+    code: 'invalid_phone_code',
+    message: 'The phoneCode is invalid, expired or already used; ask the user to tap the button again.',
+    status: 400,
+    wechatErrcode: 40029
+  }
 }
 /** What a kept exchange becomes when it is taken back: a used code of its kind. */
-const revokedFor = (keys: LoginKeys, key: string): string => JSON.stringify(keys.isPhoneExchange(key) ? REVOKED_PHONE : REVOKED_LOGIN)
+const revokedFor = (keys: LoginKeys, key: string): string =>
+  JSON.stringify(keys.isPhoneExchange(key) ? REVOKED_PHONE : REVOKED_LOGIN)
 
 export class MemoryExchangeStore implements ExchangeStore {
   private readonly records = new ExpiringMap<Exchange<unknown>>()
@@ -74,7 +93,7 @@ export class MemoryExchangeStore implements ExchangeStore {
   private readonly counters = new ExpiringMap<{ n: number, until: number }>()
 
   async claimCounted (key: string, ttlMs: number, counter: Counter): Promise<CountedClaim> {
-    if (!await this.claim(key, ttlMs)) return { claimed: false, current: 0, ttlMs: 0 }
+    if (!(await this.claim(key, ttlMs))) return { claimed: false, current: 0, ttlMs: 0 }
     const now = Date.now()
     const c = this.counters.get(counter.key) ?? { n: 0, until: now + counter.windowMs }
     c.n++
@@ -87,7 +106,10 @@ export class MemoryExchangeStore implements ExchangeStore {
     if (this.records.get(key)?.state === 'pending') this.records.set(key, { state: 'pending' }, ttlMs)
   }
 
-  async get (key: string): Promise<Exchange<unknown> | null> { return this.records.get(key) ?? null }
+  async get (key: string): Promise<Exchange<unknown> | null> {
+    return this.records.get(key) ?? null
+  }
+
   async settle (key: string, record: Exchange<unknown>, ttlMs: number, identity?: Identity): Promise<void> {
     this.records.set(key, record, ttlMs)
     if (identity === undefined) return
@@ -95,7 +117,10 @@ export class MemoryExchangeStore implements ExchangeStore {
     this.byIdentity.set(name, [...(this.byIdentity.get(name) ?? []), key], CODE_LIFE_MS)
   }
 
-  async annotate (key: string, record: Exchange<unknown>): Promise<void> { this.records.replace(key, record) }
+  async annotate (key: string, record: Exchange<unknown>): Promise<void> {
+    this.records.replace(key, record)
+  }
+
   async release (key: string): Promise<void> {
     if (this.records.get(key)?.state === 'pending') this.records.delete(key)
   }
@@ -153,22 +178,31 @@ return { 1, current, ttl }
 `
 
 export class RedisExchangeStore implements ExchangeStore {
-  constructor (private readonly redis: RedisHandle, private readonly keys: LoginKeys) {}
+  constructor (
+    private readonly redis: RedisHandle,
+    private readonly keys: LoginKeys
+  ) {}
 
   async claim (key: string, ttlMs: number): Promise<boolean> {
-    return await this.redis.cmd.set(key, PENDING, { NX: true, PX: ttlMs }) === 'OK'
+    return (await this.redis.cmd.set(key, PENDING, { NX: true, PX: ttlMs })) === 'OK'
   }
 
   async claimCounted (key: string, ttlMs: number, counter: Counter): Promise<CountedClaim> {
     const args = [PENDING, String(ttlMs), String(counter.windowMs), String(counter.max)]
     if (this.redis.mode !== 'cluster' || keySlot(key) === keySlot(counter.key)) {
       // One script, one round trip: the two keys are on one server (in one slot).
-      const [claimed, current, ttl] = await this.redis.cmd.eval(CLAIM_COUNTED, { keys: [key, counter.key], arguments: args }) as number[]
+      const [claimed, current, ttl] = (await this.redis.cmd.eval(CLAIM_COUNTED, {
+        keys: [key, counter.key],
+        arguments: args
+      })) as number[]
       return { claimed: claimed === 1, current: Number(current), ttlMs: Number(ttl) }
     }
     // In two slots of a Cluster: the claim first, counted only when it is ours.
-    if (!await this.claim(key, ttlMs)) return { claimed: false, current: 0, ttlMs: 0 }
-    const [current, ttl] = await this.redis.cmd.eval(COUNT, { keys: [counter.key], arguments: [args[2] as string] }) as number[]
+    if (!(await this.claim(key, ttlMs))) return { claimed: false, current: 0, ttlMs: 0 }
+    const [current, ttl] = (await this.redis.cmd.eval(COUNT, {
+      keys: [counter.key],
+      arguments: [args[2] as string]
+    })) as number[]
     if (Number(current) > counter.max) await this.release(key)
     return { claimed: true, current: Number(current), ttlMs: Number(ttl) }
   }
@@ -197,7 +231,11 @@ export class RedisExchangeStore implements ExchangeStore {
     }
     // Issued together (one write; in a Cluster, to both nodes at once), each retried with the other.
     const index = this.identityKey(identity)
-    await Promise.all([kept, this.redis.cmd.sAdd(index, key), this.redis.durable(index, this.redis.cmd.pExpire(index, CODE_LIFE_MS))])
+    await Promise.all([
+      kept,
+      this.redis.cmd.sAdd(index, key),
+      this.redis.durable(index, this.redis.cmd.pExpire(index, CODE_LIFE_MS))
+    ])
   }
 
   async annotate (key: string, record: Exchange<unknown>): Promise<void> {
@@ -209,10 +247,17 @@ export class RedisExchangeStore implements ExchangeStore {
   }
 
   async countReuse (key: string): Promise<number> {
-    return Number(await this.redis.cmd.eval(COUNT_REUSE, { keys: [this.keys.exchangeReuses(key)], arguments: [String(CODE_LIFE_MS)] }))
+    return Number(
+      await this.redis.cmd.eval(COUNT_REUSE, {
+        keys: [this.keys.exchangeReuses(key)],
+        arguments: [String(CODE_LIFE_MS)]
+      })
+    )
   }
 
-  private identityKey (i: Identity): string { return this.keys.identityExchanges(i.appid, i.openid) }
+  private identityKey (i: Identity): string {
+    return this.keys.identityExchanges(i.appid, i.openid)
+  }
 
   async dropCounters (keys: string[]): Promise<void> {
     // One key a command: the counters live in other slots of a Cluster.
@@ -221,15 +266,19 @@ export class RedisExchangeStore implements ExchangeStore {
   }
 
   async revokeAllOf (identities: Identity[]): Promise<void> {
-    await Promise.all(identities.map(async identity => {
-      const index = this.identityKey(identity)
-      const keys = await this.redis.cmd.sMembers(index)
-      // One key a command: the records live in other slots of a Cluster.
-      await Promise.all(keys.map(async k => await this.redis.cmd.set(k, revokedFor(this.keys, k), { XX: true, KEEPTTL: true })))
-      await this.redis.cmd.del(index)
-      for (const k of keys) await this.redis.replicated(k)
-      await this.redis.replicated(index)
-    }))
+    await Promise.all(
+      identities.map(async identity => {
+        const index = this.identityKey(identity)
+        const keys = await this.redis.cmd.sMembers(index)
+        // One key a command: the records live in other slots of a Cluster.
+        await Promise.all(
+          keys.map(async k => await this.redis.cmd.set(k, revokedFor(this.keys, k), { XX: true, KEEPTTL: true }))
+        )
+        await this.redis.cmd.del(index)
+        for (const k of keys) await this.redis.replicated(k)
+        await this.redis.replicated(index)
+      })
+    )
   }
 }
 

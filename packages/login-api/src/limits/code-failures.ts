@@ -30,14 +30,18 @@ export class MemoryCodeFailures implements CodeFailureGuard {
   private readonly counts = new Map<string, number>()
   constructor (private readonly opts: CodeFailureOptions) {}
 
-  private n (key: string): number { return this.counts.get(key) ?? 0 }
+  private n (key: string): number {
+    return this.counts.get(key) ?? 0
+  }
 
   async shed (appid: string, ip: string): Promise<boolean> {
     const windowMs = this.opts.windowSeconds * 1000
     const now = Date.now()
     const w = Math.floor(now / windowMs)
     const app = sliding(this.n(`${appid}:${w}`), this.n(`${appid}:${w - 1}`), windowMs, now)
-    return app > this.opts.budget && this.n(`${appid}:${ip}:${w}`) + this.n(`${appid}:${ip}:${w - 1}`) >= this.opts.perIp
+    return (
+      app > this.opts.budget && this.n(`${appid}:${ip}:${w}`) + this.n(`${appid}:${ip}:${w - 1}`) >= this.opts.perIp
+    )
   }
 
   async record (appid: string, ip: string): Promise<void> {
@@ -68,11 +72,20 @@ return 1
 `
 
 export class RedisCodeFailures implements CodeFailureGuard {
-  constructor (private readonly redis: RedisHandle, private readonly names: LoginKeys, private readonly opts: CodeFailureOptions) {}
+  constructor (
+    private readonly redis: RedisHandle,
+    private readonly names: LoginKeys,
+    private readonly opts: CodeFailureOptions
+  ) {}
 
   private keys (appid: string, ip: string, w: number): string[] {
     const { names } = this
-    return [names.codeFailures(appid, w), names.codeFailures(appid, w - 1), names.codeFailures(appid, w, ip), names.codeFailures(appid, w - 1, ip)]
+    return [
+      names.codeFailures(appid, w),
+      names.codeFailures(appid, w - 1),
+      names.codeFailures(appid, w, ip),
+      names.codeFailures(appid, w - 1, ip)
+    ]
   }
 
   async shed (appid: string, ip: string): Promise<boolean> {

@@ -25,15 +25,20 @@ return { current, ttl }
  */
 export function nodeRedisRateLimitStore (client: RedisCommands, prefix: string): new (params: unknown) => object {
   class NodeRedisStore {
-    constructor (_params: unknown, private readonly key = prefix) {}
+    constructor (
+      _params: unknown,
+      private readonly key = prefix
+    ) {}
 
     incr (key: string, cb: IncrCallback, timeWindow: number): void {
       client.eval(INCR, { keys: [this.key + key], arguments: [String(timeWindow)] }).then(
-        (r) => {
+        r => {
           const [current, ttl] = r as [number, number]
           cb(null, { current: Number(current), ttl: Number(ttl) })
         },
-        (err: unknown) => { cb(err instanceof Error ? err : new Error('rate limit store error'), null) }
+        (err: unknown) => {
+          cb(err instanceof Error ? err : new Error('rate limit store error'), null)
+        }
       )
     }
 

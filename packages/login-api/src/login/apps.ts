@@ -11,7 +11,11 @@ const MINI_PROGRAM_REFERER = /^https:\/\/servicewechat\.com\/([^/]+)\/[^/]*\/pag
  * The mini-program a login is for: the body's `appid`, else WeChat's Referer, else the only app
  * served. An app not served is 400 unknown_app.
  */
-export function resolveApp (apps: readonly string[], bodyAppid: string | undefined, referer: string | undefined): string {
+export function resolveApp (
+  apps: readonly string[],
+  bodyAppid: string | undefined,
+  referer: string | undefined
+): string {
   if (bodyAppid !== undefined && bodyAppid !== '') {
     if (!apps.includes(bodyAppid)) throw errors.unknownApp('appid is not one of LOGIN_APPS')
     return bodyAppid

@@ -4,7 +4,12 @@ import type { LoginKeys } from '../keys.js'
 
 export type LoginEventType = 'user.created' | 'user.logged_in' | 'user.phone_changed' | 'user.deleted'
 
-export interface LoginEvent { type: LoginEventType, user: UserRecord, appid: string, openid: string }
+export interface LoginEvent {
+  type: LoginEventType
+  user: UserRecord
+  appid: string
+  openid: string
+}
 
 /** Where login events go: a Redis Stream, or nowhere without Redis (docs/login-api.md: login events). */
 export interface EventSink {
@@ -23,7 +28,12 @@ export class NoEvents implements EventSink {
  */
 export class RedisStreamEvents implements EventSink {
   readonly key: string
-  constructor (private readonly redis: RedisHandle, keys: LoginKeys, readonly maxLen: number, private readonly includePhone: boolean) {
+  constructor (
+    private readonly redis: RedisHandle,
+    keys: LoginKeys,
+    readonly maxLen: number,
+    private readonly includePhone: boolean
+  ) {
     this.key = keys.events
   }
 
@@ -50,8 +60,16 @@ export class RedisStreamEvents implements EventSink {
     if (events.length === 0) return
     // Issued in order on one connection, they are pipelined and appended in that order; the
     // WAIT rides with them.
-    await this.redis.durable(this.key, Promise.all(events.map(async e => await this.redis.cmd.xAdd(this.key, '*', this.fields(e), {
-      TRIM: { strategy: 'MAXLEN', strategyModifier: '~', threshold: this.maxLen }
-    }))))
+    await this.redis.durable(
+      this.key,
+      Promise.all(
+        events.map(
+          async e =>
+            await this.redis.cmd.xAdd(this.key, '*', this.fields(e), {
+              TRIM: { strategy: 'MAXLEN', strategyModifier: '~', threshold: this.maxLen }
+            })
+        )
+      )
+    )
   }
 }

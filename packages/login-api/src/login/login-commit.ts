@@ -7,7 +7,10 @@ import { newSessionToken } from '../sessions/session-tokens.js'
 import { storeCall } from '../store-call.js'
 import type { Identity, UserPatch, UserRecord } from '../users/user-store.js'
 
-export interface WechatSession { openid: string, unionid: string | null }
+export interface WechatSession {
+  openid: string
+  unionid: string | null
+}
 
 export interface CommitInput {
   identity: Identity
@@ -19,8 +22,17 @@ export interface CommitInput {
   snapshot?: Promise<LoginSnapshot>
 }
 
-export interface SessionAnswer { token: string, expires_in: number, refresh_token?: string }
-export interface Committed { user: UserRecord, isNew: boolean, events: LoginEvent[], session: SessionAnswer }
+export interface SessionAnswer {
+  token: string
+  expires_in: number
+  refresh_token?: string
+}
+export interface Committed {
+  user: UserRecord
+  isNew: boolean
+  events: LoginEvent[]
+  session: SessionAnswer
+}
 
 /** Reads and commits lost to concurrent logins of the same user before giving up with a 503. */
 const COMMIT_ATTEMPTS = 8
@@ -34,7 +46,10 @@ function loginEvents (user: UserRecord, identity: Identity, isNew: boolean, phon
 }
 
 /** The kept answer marked: the first attempt created the user, so a retry says is_new_user too. */
-const markedNew = (login: CommitInput['login']): Exchange<WechatSession> => ({ ...(login.record ?? { state: 'done', value: login.session }), newUser: true })
+const markedNew = (login: CommitInput['login']): Exchange<WechatSession> => ({
+  ...(login.record ?? { state: 'done', value: login.session }),
+  newUser: true
+})
 
 /**
  * The user stored, the login events written, a session issued and the exchanges remembered,
@@ -47,11 +62,13 @@ export async function commitLogin (app: FastifyInstance, input: CommitInput): Pr
   const { user, isNew, phoneChanged } = await storeCall(app.users.upsertUser(identity, input.unionid, input.patch))
   const events = loginEvents(user, identity, isNew, phoneChanged)
   // Independent writes, issued together: one pipeline rather than one round trip each.
-  const [,, session] = await storeCall(Promise.all([
-    isNew ? app.exchanges.annotate(login.key, markedNew(login)) : undefined,
-    app.events.emit(events),
-    issueSession(app, user.user_id, identity)
-  ]))
+  const [, , session] = await storeCall(
+    Promise.all([
+      isNew ? app.exchanges.annotate(login.key, markedNew(login)) : undefined,
+      app.events.emit(events),
+      issueSession(app, user.user_id, identity)
+    ])
+  )
   return { user, isNew, events, session: session.answer }
 }
 
@@ -68,10 +85,9 @@ async function scripted (app: FastifyInstance, input: CommitInput, first: Promis
     const kept = plan.isNew ? { key: login.key, record: JSON.stringify(markedNew(login)) } : undefined
     // The session beside the commit, in the same write: it names a user_id the commit may yet
     // refuse, and is taken back if it does.
-    const [done, session]: [Commit, Awaited<ReturnType<typeof issueSession>>] = await storeCall(Promise.all([
-      script.commit(plan, events, kept, emitted),
-      issueSession(app, userId, identity)
-    ]))
+    const [done, session]: [Commit, Awaited<ReturnType<typeof issueSession>>] = await storeCall(
+      Promise.all([script.commit(plan, events, kept, emitted), issueSession(app, userId, identity)])
+    )
     if (done.written) return { user: plan.user, isNew: plan.isNew, events, session: session.answer }
     // A Cluster may have written a returning user's events already: not twice.
     emitted ||= done.emitted
@@ -81,14 +97,28 @@ async function scripted (app: FastifyInstance, input: CommitInput, first: Promis
 }
 
 /** An opaque session token, or with SESSION_FORMAT=jwt a signed access token and a refresh token. */
-async function issueSession (app: FastifyInstance, userId: string, identity: Identity): Promise<{ answer: SessionAnswer, drop: () => Promise<void> }> {
+async function issueSession (
+  app: FastifyInstance,
+  userId: string,
+  identity: Identity
+): Promise<{ answer: SessionAnswer, drop: () => Promise<void> }> {
   const config = app.loginConfig
   const signed = app.signedSessions
   if (signed !== null) {
     const answer = await signed.issue(userId, identity)
-    return { answer, drop: async () => { await signed.revoke(answer.refresh_token.split('.')[0] as string) } }
+    return {
+      answer,
+      drop: async () => {
+        await signed.revoke(answer.refresh_token.split('.')[0] as string)
+      }
+    }
   }
   const { token, hash } = newSessionToken()
   await app.sessions.create(hash, { user_id: userId, ...identity }, config.sessionTtlSeconds, config.sessionsPerUserMax)
-  return { answer: { token, expires_in: config.sessionTtlSeconds }, drop: async () => { await app.sessions.delete(hash) } }
+  return {
+    answer: { token, expires_in: config.sessionTtlSeconds },
+    drop: async () => {
+      await app.sessions.delete(hash)
+    }
+  }
 }

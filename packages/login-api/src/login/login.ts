@@ -1,7 +1,14 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { FromSchema } from 'json-schema-to-ts'
 import { BrokerError } from '@wxlogin/broker-client'
-import { clientAddress, limitAddress, sha256Hex, toServiceError, type ErrorBody, type ServiceError } from '@wxlogin/service-kit'
+import {
+  clientAddress,
+  limitAddress,
+  sha256Hex,
+  toServiceError,
+  type ErrorBody,
+  type ServiceError
+} from '@wxlogin/service-kit'
 import { resolveApp } from './apps.js'
 import { exchangeOnce, SETTLED, type DoneExchange } from '../exchanges/code-exchanges.js'
 import { errors } from '../errors.js'
@@ -11,22 +18,40 @@ import type { loginResponse, userSchema } from '../schemas.js'
 import { storeCall } from '../store-call.js'
 import type { Identity, UserPatch, UserRecord } from '../users/user-store.js'
 
-export interface ThirdLoginInput { code: string, phoneCode?: string, nickname?: string, head_pic?: string, appid?: string, retry_key?: string }
+export interface ThirdLoginInput {
+  code: string
+  phoneCode?: string
+  nickname?: string
+  head_pic?: string
+  appid?: string
+  retry_key?: string
+}
 
 /** What the mini-program sees of a user, as the response schema says: its identity in this app. */
 export type PublicUser = FromSchema<typeof userSchema>
 export type LoginAnswer = FromSchema<typeof loginResponse>
 
 export function publicUser (u: UserRecord, identity: Identity): PublicUser {
-  return { user_id: u.user_id, appid: identity.appid, openid: identity.openid, unionid: u.unionid, nickname: u.nickname, head_pic: u.head_pic, phone: u.phone }
+  return {
+    user_id: u.user_id,
+    appid: identity.appid,
+    openid: identity.openid,
+    unionid: u.unionid,
+    nickname: u.nickname,
+    head_pic: u.head_pic,
+    phone: u.phone
+  }
 }
 
 function fromBroker (err: unknown): ServiceError {
   if (err instanceof BrokerError) {
     switch (err.code) {
-      case 'invalid_code': return errors.invalidCode(err.wechatErrcode)
-      case 'rate_limited': return errors.rateLimited(60, err.wechatErrcode)
-      case 'high_risk_user': return errors.highRiskUser(err.wechatErrcode)
+      case 'invalid_code':
+        return errors.invalidCode(err.wechatErrcode)
+      case 'rate_limited':
+        return errors.rateLimited(60, err.wechatErrcode)
+      case 'high_risk_user':
+        return errors.highRiskUser(err.wechatErrcode)
     }
   }
   return brokerFailure(err)
@@ -46,7 +71,20 @@ export const RETRY_SESSIONS_PER_CODE = 5
  * code2session at most once per code: a retry of a login whose answer was lost gets the same
  * openid (and is_new_user as the first attempt saw it), with no WeChat call.
  */
-async function exchangeLoginCode (app: FastifyInstance, request: FastifyRequest, appid: string, code: string, retryKey: string | undefined): Promise<{ key: string, session: Session, reused: boolean, newUser: boolean, settled: Promise<void>, record?: DoneExchange<Session> }> {
+async function exchangeLoginCode (
+  app: FastifyInstance,
+  request: FastifyRequest,
+  appid: string,
+  code: string,
+  retryKey: string | undefined
+): Promise<{
+  key: string
+  session: Session
+  reused: boolean
+  newUser: boolean
+  settled: Promise<void>
+  record?: DoneExchange<Session>
+}> {
   const key = app.loginKeys.exchange('login', appid, code)
   // The broker's timeout covers code2session; a claim outlives a dead instance by no more.
   const waitMs = app.loginConfig.brokerTimeoutMs + 1000
@@ -54,46 +92,65 @@ async function exchangeLoginCode (app: FastifyInstance, request: FastifyRequest,
   // Asked together with the code's claim (one round trip); consulted only for a new exchange.
   const shed = app.codeFailures.shed(appid, ip)
   shed.catch(() => {})
-  const result = await exchangeOnce<Session>(app.exchanges, key, async () => {
-    try {
-      // The broker keeps the answer too: a retry on another instance, after this one died mid-call, still gets it.
-      return await app.broker.code2session(appid, code, retryKey === undefined ? undefined : sha256Hex(retryKey))
-    } catch (err) {
-      const se = fromBroker(err)
-      if (se.code === 'invalid_code') {
-        app.loginMetrics.codeFailures.inc({ appid })
-        await app.codeFailures.record(appid, ip).catch(() => {})
-      }
-      throw se
-    }
-  }, {
-    waitMs,
-    final: se => se.code === 'invalid_code' || se.code === 'high_risk_user',
-    beforeWork: async () => {
-      // Before WeChat is asked: an address over its limit never spends a code.
-      await request.ipLimit
-      // A store that cannot answer does not shed: the spray guard never locks users out.
-      if (await shed.catch(() => false)) {
-        app.loginMetrics.codeFailuresShed.inc({ appid })
-        throw errors.codeSpray(app.loginConfig.codeFailures.windowSeconds)
+  const result = await exchangeOnce<Session>(
+    app.exchanges,
+    key,
+    async () => {
+      try {
+        // The broker keeps the answer too: a retry on another instance, after this one died mid-call, still gets it.
+        return await app.broker.code2session(appid, code, retryKey === undefined ? undefined : sha256Hex(retryKey))
+      } catch (err) {
+        const se = fromBroker(err)
+        if (se.code === 'invalid_code') {
+          app.loginMetrics.codeFailures.inc({ appid })
+          await app.codeFailures.record(appid, ip).catch(() => {})
+        }
+        throw se
       }
     },
-    identity: session => ({ appid, openid: session.openid }),
-    owner: {
-      hash: retryKey === undefined ? undefined : sha256Hex(retryKey),
-      allowNone: app.loginConfig.retryWithoutKey,
-      replayed: () => replayed(app)
+    {
+      waitMs,
+      final: se => se.code === 'invalid_code' || se.code === 'high_risk_user',
+      beforeWork: async () => {
+        // Before WeChat is asked: an address over its limit never spends a code.
+        await request.ipLimit
+        // A store that cannot answer does not shed: the spray guard never locks users out.
+        if (await shed.catch(() => false)) {
+          app.loginMetrics.codeFailuresShed.inc({ appid })
+          throw errors.codeSpray(app.loginConfig.codeFailures.windowSeconds)
+        }
+      },
+      identity: session => ({ appid, openid: session.openid }),
+      owner: {
+        hash: retryKey === undefined ? undefined : sha256Hex(retryKey),
+        allowNone: app.loginConfig.retryWithoutKey,
+        replayed: () => replayed(app)
+      }
     }
-  })
+  )
   if (result.reused) app.loginMetrics.codeReuses.inc({ kind: 'login' })
-  return { key, session: result.value, reused: result.reused, newUser: result.newUser, settled: result.settled, record: result.record }
+  return {
+    key,
+    session: result.value,
+    reused: result.reused,
+    newUser: result.newUser,
+    settled: result.settled,
+    record: result.record
+  }
 }
 
 /**
  * The phone exchange of a login: its failure logs the user in without a new phone, except over
  * the limit or with the store down. `settled`: the exchange being kept (see exchangeOnce).
  */
-async function loginPhone (app: FastifyInstance, request: FastifyRequest, reply: FastifyReply, identity: Identity, phoneCode: string | undefined, patch: UserPatch): Promise<{ error: ErrorBody | null, settled: Promise<void> }> {
+async function loginPhone (
+  app: FastifyInstance,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  identity: Identity,
+  phoneCode: string | undefined,
+  patch: UserPatch
+): Promise<{ error: ErrorBody | null, settled: Promise<void> }> {
   if (phoneCode === undefined || phoneCode === '') return { error: null, settled: SETTLED }
   try {
     const { phone, settled } = await app.exchangePhone(request, reply, identity.appid, identity.openid, phoneCode)
@@ -111,7 +168,12 @@ async function loginPhone (app: FastifyInstance, request: FastifyRequest, reply:
  * one phone exchange under the per-user limit (once per code); the user stored, found by
  * identity and linked by unionid; login events written; a session issued.
  */
-export async function thirdLogin (app: FastifyInstance, request: FastifyRequest, reply: FastifyReply, input: ThirdLoginInput): Promise<LoginAnswer> {
+export async function thirdLogin (
+  app: FastifyInstance,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  input: ThirdLoginInput
+): Promise<LoginAnswer> {
   const config = app.loginConfig
   const appid = resolveApp(config.apps, input.appid, request.headers.referer)
   // Before the code is spent: with the store down, the login could not be saved anyway.
@@ -138,7 +200,9 @@ export async function thirdLogin (app: FastifyInstance, request: FastifyRequest,
   const phoneError = phone.error
 
   // Each retry that gets this far opens a session: a few, for a flaky network, never a stream.
-  if (login.reused && await storeCall(app.exchanges.countReuse(login.key)) >= RETRY_SESSIONS_PER_CODE) throw replayed(app)
+  if (login.reused && (await storeCall(app.exchanges.countReuse(login.key))) >= RETRY_SESSIONS_PER_CODE) {
+    throw replayed(app)
+  }
   const done = await commitLogin(app, {
     identity,
     unionid: login.session.unionid,
@@ -149,5 +213,10 @@ export async function thirdLogin (app: FastifyInstance, request: FastifyRequest,
   await phone.settled
   for (const e of done.events) app.loginMetrics.events.inc({ type: e.type })
   // The first attempt created the user but its answer was lost: the retry says so too.
-  return { ...done.session, is_new_user: done.isNew || login.newUser, user: publicUser(done.user, identity), phone_error: phoneError }
+  return {
+    ...done.session,
+    is_new_user: done.isNew || login.newUser,
+    user: publicUser(done.user, identity),
+    phone_error: phoneError
+  }
 }

@@ -20,9 +20,19 @@ export interface PhoneServiceOptions {
 
 export function brokerFailure (err: unknown): ServiceError {
   if (err instanceof BrokerError) {
-    return errors.upstreamUnavailable('the token service', `the token broker answered ${err.statusCode} ${err.code}: ${err.message}`, err.wechatErrcode, err)
+    return errors.upstreamUnavailable(
+      'the token service',
+      `the token broker answered ${err.statusCode} ${err.code}: ${err.message}`,
+      err.wechatErrcode,
+      err
+    )
   }
-  return errors.upstreamUnavailable('the token service', `the token broker cannot be reached: ${err instanceof Error ? err.message : 'error'}`, undefined, err)
+  return errors.upstreamUnavailable(
+    'the token service',
+    `the token broker cannot be reached: ${err instanceof Error ? err.message : 'error'}`,
+    undefined,
+    err
+  )
 }
 
 /**
@@ -51,10 +61,14 @@ export class PhoneService {
         timeoutMs: this.opts.timeoutMs
       })
       switch (outcome.kind) {
-        case 'ok': return parsePhone(outcome.body, appid)
-        case 'timeout': throw errors.upstreamUnavailable('WeChat', 'getuserphonenumber timed out')
-        case 'network': throw errors.upstreamUnavailable('WeChat', `getuserphonenumber network error ${outcome.code}`)
-        case 'http': throw errors.upstreamUnavailable('WeChat', `getuserphonenumber answered HTTP ${outcome.status}`)
+        case 'ok':
+          return parsePhone(outcome.body, appid)
+        case 'timeout':
+          throw errors.upstreamUnavailable('WeChat', 'getuserphonenumber timed out')
+        case 'network':
+          throw errors.upstreamUnavailable('WeChat', `getuserphonenumber network error ${outcome.code}`)
+        case 'http':
+          throw errors.upstreamUnavailable('WeChat', `getuserphonenumber answered HTTP ${outcome.status}`)
       }
       const { errcode } = outcome
       if (TOKEN_ERRCODES.has(errcode)) {
@@ -80,9 +94,15 @@ export class PhoneService {
  */
 function parsePhone (body: Record<string, unknown>, appid: string): PhoneInfo {
   const info = body.phone_info as Record<string, unknown> | undefined
-  if (info === undefined || typeof info.purePhoneNumber !== 'string' || typeof info.countryCode !== 'string' ||
-    !/^\d{4,20}$/.test(info.purePhoneNumber) || !/^\d{1,4}$/.test(info.countryCode) ||
-    (info.phoneNumber !== undefined && (typeof info.phoneNumber !== 'string' || !/^\+?\d{4,24}$/.test(info.phoneNumber)))) {
+  if (
+    info === undefined ||
+    typeof info.purePhoneNumber !== 'string' ||
+    typeof info.countryCode !== 'string' ||
+    !/^\d{4,20}$/.test(info.purePhoneNumber) ||
+    !/^\d{1,4}$/.test(info.countryCode) ||
+    (info.phoneNumber !== undefined &&
+      (typeof info.phoneNumber !== 'string' || !/^\+?\d{4,24}$/.test(info.phoneNumber)))
+  ) {
     throw errors.upstreamUnavailable('WeChat', 'getuserphonenumber answered without a well-formed phone_info')
   }
   const watermark = info.watermark as { appid?: unknown } | undefined

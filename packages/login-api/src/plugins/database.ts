@@ -19,41 +19,53 @@ const START_PATIENCE_MS = 30_000
  * instance never runs on a schema older than it needs. MIGRATE_ON_START=true applies what is
  * pending instead (development and compose; production runs `pnpm migrate` as a step of its own).
  */
-export default fp(async (app) => {
-  const config = app.loginConfig.database
-  if (config === undefined) {
-    app.decorate('database', null)
-    return
-  }
-  const database = new SqlDatabase(config, app.log)
-  app.addHook('onClose', async () => { await database.close() })
-  const target = databaseTarget(config.url)
-  const deadline = Date.now() + START_PATIENCE_MS
-  let pending: string[] | undefined
-  for (;;) {
-    try {
-      if (config.migrateOnStart) {
-        const applied = await migrateToLatest(database.db, config.dialect)
-        if (applied.length > 0) app.log.info({ applied }, 'database migrated (MIGRATE_ON_START)')
-        pending = []
-      } else {
-        pending = await pendingMigrations(database.db, config.dialect)
-      }
-      break
-    } catch (err) {
-      const code = (err as { code?: unknown }).code
-      if (Date.now() > deadline) {
-        await database.close()
-        throw new StartupError(`the database ${target} (${config.dialect}) could not be reached or read${typeof code === 'string' ? ` (${code})` : ''}`, { cause: err })
-      }
-      app.log.warn({ database: target, code }, 'waiting for the database')
-      await new Promise(resolve => setTimeout(resolve, 1000))
+export default fp(
+  async app => {
+    const config = app.loginConfig.database
+    if (config === undefined) {
+      app.decorate('database', null)
+      return
     }
-  }
-  if (pending.length > 0) {
-    await database.close()
-    throw new StartupError(`the database ${target} has a schema older than this release needs (pending: ${pending.join(', ')}); run \`pnpm migrate\` (MIGRATE_ON_START=true applies it at start in development)`)
-  }
-  database.start()
-  app.decorate('database', database)
-}, { name: 'database', dependencies: ['login-context'] })
+    const database = new SqlDatabase(config, app.log)
+    app.addHook('onClose', async () => {
+      await database.close()
+    })
+    const target = databaseTarget(config.url)
+    const deadline = Date.now() + START_PATIENCE_MS
+    let pending: string[] | undefined
+    for (;;) {
+      try {
+        if (config.migrateOnStart) {
+          const applied = await migrateToLatest(database.db, config.dialect)
+          if (applied.length > 0) app.log.info({ applied }, 'database migrated (MIGRATE_ON_START)')
+          pending = []
+        } else {
+          pending = await pendingMigrations(database.db, config.dialect)
+        }
+        break
+      } catch (err) {
+        const code = (err as { code?: unknown }).code
+        if (Date.now() > deadline) {
+          await database.close()
+          throw new StartupError(
+            `the database ${target} (${config.dialect}) could not be reached or ` +
+              `read${typeof code === 'string' ? ` (${code})` : ''}`,
+            { cause: err }
+          )
+        }
+        app.log.warn({ database: target, code }, 'waiting for the database')
+        await new Promise(resolve => setTimeout(resolve, 1000))
+      }
+    }
+    if (pending.length > 0) {
+      await database.close()
+      throw new StartupError(
+        `the database ${target} has a schema older than this release needs (pending: ${pending.join(', ')}); run ` +
+          '`pnpm migrate` (MIGRATE_ON_START=true applies it at start in development)'
+      )
+    }
+    database.start()
+    app.decorate('database', database)
+  },
+  { name: 'database', dependencies: ['login-context'] }
+)

@@ -13,8 +13,11 @@ declare module 'fastify' {
 }
 
 /** The configuration, this app's metrics and its key names, as decorators like every other dependency. */
-export default fp<{ config: LoginConfig }>(async (app, { config }) => {
-  app.decorate('loginConfig', config)
-  app.decorate('loginMetrics', createLoginMetrics(app.registry))
-  app.decorate('loginKeys', new LoginKeys(config.redisKeyPrefix))
-}, { name: 'login-context' })
+export default fp<{ config: LoginConfig }>(
+  async (app, { config }) => {
+    app.decorate('loginConfig', config)
+    app.decorate('loginMetrics', createLoginMetrics(app.registry))
+    app.decorate('loginKeys', new LoginKeys(config.redisKeyPrefix))
+  },
+  { name: 'login-context' }
+)

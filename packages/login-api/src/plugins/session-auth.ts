@@ -9,7 +9,11 @@ import { storeCall } from '../store-call.js'
  * A session that authenticated this request: an opaque token (`tokenHash` is how the store knows
  * it) or a signed access token (`family`: the refresh family it was issued with; no tokenHash).
  */
-export interface AuthenticatedSession extends SessionRecord { user_id: string, tokenHash: string, family?: string }
+export interface AuthenticatedSession extends SessionRecord {
+  user_id: string
+  tokenHash: string
+  family?: string
+}
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -27,44 +31,55 @@ export function sessionOf (request: FastifyRequest): AuthenticatedSession {
   return request.session
 }
 
-export default fp(async (app) => {
-  /**
-   * A session issued before user_ids names only the identity: its user_id is looked up, or
-   * given now when the record written then is still there (it is adopted), so nobody is logged
-   * out by the upgrade. With neither, the account was deleted: refused, never created afresh.
-   * (Logout everywhere and deletion end such sessions by identity: see endLegacySessions.)
-   */
-  async function legacyUserId (session: SessionRecord): Promise<string> {
-    const identity = { appid: session.appid, openid: session.openid }
-    const known = await storeCall(app.users.userIdOf(identity))
-    if (known !== null) return known
-    if (!await storeCall(app.users.hasLegacyRecord(identity))) throw errors.unauthorized()
-    return (await storeCall(app.users.upsertUser(identity, null, {}))).user.user_id
-  }
+export default fp(
+  async app => {
+    /**
+     * A session issued before user_ids names only the identity: its user_id is looked up, or
+     * given now when the record written then is still there (it is adopted), so nobody is logged
+     * out by the upgrade. With neither, the account was deleted: refused, never created afresh.
+     * (Logout everywhere and deletion end such sessions by identity: see endLegacySessions.)
+     */
+    async function legacyUserId (session: SessionRecord): Promise<string> {
+      const identity = { appid: session.appid, openid: session.openid }
+      const known = await storeCall(app.users.userIdOf(identity))
+      if (known !== null) return known
+      if (!(await storeCall(app.users.hasLegacyRecord(identity)))) throw errors.unauthorized()
+      return (await storeCall(app.users.upsertUser(identity, null, {}))).user.user_id
+    }
 
-  app.decorateRequest('session', null)
-  /**
-   * A signed access token: its signature, algorithm, kid, issuer, audience and expiry, then its
-   * family (one Redis read), so logout and a detected theft end it here at once; a service that
-   * verifies on its own accepts it until `exp` (docs/sessions-jwt.md).
-   */
-  async function signedSession (request: FastifyRequest, jwt: string): Promise<void> {
-    const signed = app.signedSessions
-    const claims = signed === null ? null : await signed.access.verify(jwt)
-    if (signed === null || claims === null || !app.loginConfig.apps.includes(claims.appid)) throw errors.unauthorized()
-    if (!await storeCall(signed.isLive(claims.sid))) throw errors.unauthorized()
-    request.session = { user_id: claims.sub, appid: claims.appid, openid: claims.openid, tokenHash: '', family: claims.sid }
-  }
+    app.decorateRequest('session', null)
+    /**
+     * A signed access token: its signature, algorithm, kid, issuer, audience and expiry, then its
+     * family (one Redis read), so logout and a detected theft end it here at once; a service that
+     * verifies on its own accepts it until `exp` (docs/sessions-jwt.md).
+     */
+    async function signedSession (request: FastifyRequest, jwt: string): Promise<void> {
+      const signed = app.signedSessions
+      const claims = signed === null ? null : await signed.access.verify(jwt)
+      if (signed === null || claims === null || !app.loginConfig.apps.includes(claims.appid)) {
+        throw errors.unauthorized()
+      }
+      if (!(await storeCall(signed.isLive(claims.sid)))) throw errors.unauthorized()
+      request.session = {
+        user_id: claims.sub,
+        appid: claims.appid,
+        openid: claims.openid,
+        tokenHash: '',
+        family: claims.sid
+      }
+    }
 
-  app.decorate('requireSession', async (request: FastifyRequest) => {
-    // Opaque tokens stay valid in jwt mode: switching formats logs nobody out.
-    const jwt = bearerJwt(request.headers.authorization)
-    if (jwt !== null) return await signedSession(request, jwt)
-    const token = bearer(request.headers.authorization)
-    if (token === null) throw errors.unauthorized()
-    const tokenHash = hashSessionToken(token)
-    const session = await storeCall(app.sessions.get(tokenHash))
-    if (session === null || !app.loginConfig.apps.includes(session.appid)) throw errors.unauthorized()
-    request.session = { ...session, user_id: session.user_id ?? await legacyUserId(session), tokenHash }
-  })
-}, { name: 'session-auth', dependencies: ['stores'] })
+    app.decorate('requireSession', async (request: FastifyRequest) => {
+      // Opaque tokens stay valid in jwt mode: switching formats logs nobody out.
+      const jwt = bearerJwt(request.headers.authorization)
+      if (jwt !== null) return await signedSession(request, jwt)
+      const token = bearer(request.headers.authorization)
+      if (token === null) throw errors.unauthorized()
+      const tokenHash = hashSessionToken(token)
+      const session = await storeCall(app.sessions.get(tokenHash))
+      if (session === null || !app.loginConfig.apps.includes(session.appid)) throw errors.unauthorized()
+      request.session = { ...session, user_id: session.user_id ?? (await legacyUserId(session)), tokenHash }
+    })
+  },
+  { name: 'session-auth', dependencies: ['stores'] }
+)

@@ -5,7 +5,8 @@ import { NoEvents, RedisStreamEvents, type EventSink } from '../login/events.js'
 import { MemorySessionStore, RedisSessionStore, type SessionStore } from '../sessions/session-store.js'
 import { MemoryCodeFailures, RedisCodeFailures, type CodeFailureGuard } from '../limits/code-failures.js'
 import { PiiCipher } from '../users/pii.js'
-import { RedisUserStore, type UserStore } from '../users/user-store.js'
+import type { UserStore } from '../users/user-store.js'
+import { RedisUserStore } from '../users/redis/redis-user-store.js'
 import { MemoryUserStore } from '../users/memory-user-store.js'
 import { SqlUserStore } from '../users/sql/sql-user-store.js'
 import { AccessTokens } from '../sessions/jwt/access-tokens.js'
@@ -36,37 +37,61 @@ declare module 'fastify' {
   }
 }
 
-export default fp(async (app) => {
-  const { redis: connection } = app.loginConfig
-  const keys = app.loginKeys
-  const kept = app.database === null ? 'users, sessions and rate limits' : 'sessions and rate limits (users are in the database)'
-  const redis = openStoreRedis(app, connection, `No Redis is configured (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES): ${kept} live in this process only; run a single replica`)
-  app.decorate('redis', redis)
-  const pii = new PiiCipher(app.loginConfig.piiKeys)
-  app.decorate('pii', pii)
-  const redisUsers = app.database === null && redis !== null ? new RedisUserStore(redis, keys, pii) : null
-  const users: UserStore = app.database !== null ? new SqlUserStore(app.database, pii) : redisUsers ?? new MemoryUserStore()
-  const sessions: SessionStore = redis === null ? new MemorySessionStore() : new RedisSessionStore(redis, keys)
-  app.decorate('users', users)
-  app.decorate('sessions', sessions)
-  const exchanges: ExchangeStore = redis === null ? new MemoryExchangeStore(keys) : new RedisExchangeStore(redis, keys)
-  const { eventsMaxLen, eventsIncludePhone } = app.loginConfig
-  const events: EventSink = redis === null ? new NoEvents() : new RedisStreamEvents(redis, keys, eventsMaxLen, eventsIncludePhone)
-  app.decorate('exchanges', exchanges)
-  const failureOpts = app.loginConfig.codeFailures
-  const codeFailures: CodeFailureGuard = redis === null ? new MemoryCodeFailures(failureOpts) : new RedisCodeFailures(redis, keys, failureOpts)
-  app.decorate('codeFailures', codeFailures)
-  app.decorate('events', events)
-  const scripted = redisUsers !== null && events instanceof RedisStreamEvents
-  app.decorate('loginScript', scripted ? new RedisLoginScript(redis as RedisHandle, redisUsers, pii, events) : null)
-  const jwt = app.loginConfig.jwt
-  const signed = jwt === undefined
-    ? null
-    : new SignedSessions(
-      await AccessTokens.create({ keys: jwt.keys, issuer: jwt.issuer, audience: jwt.audience, ttlSeconds: jwt.accessTtlSeconds }),
-      redis === null ? new MemoryRefreshStore() : new RedisRefreshStore(redis, keys),
-      { refreshTtlSeconds: app.loginConfig.sessionTtlSeconds, graceSeconds: jwt.graceSeconds, maxPerUser: app.loginConfig.sessionsPerUserMax, successorKey: successorKey(jwt.keys[0] as (typeof jwt.keys)[0]) }
+export default fp(
+  async app => {
+    const { redis: connection } = app.loginConfig
+    const keys = app.loginKeys
+    const kept =
+      app.database === null ? 'users, sessions and rate limits' : 'sessions and rate limits (users are in the database)'
+    const redis = openStoreRedis(
+      app,
+      connection,
+      `No Redis is configured (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES): ${kept} live in this process ` +
+        'only; run a single replica'
     )
-  app.decorate('signedSessions', signed)
-  app.decorate('storeProblem', () => redis?.problem() ?? app.database?.problem())
-}, { name: 'stores', dependencies: ['login-context', 'database'] })
+    app.decorate('redis', redis)
+    const pii = new PiiCipher(app.loginConfig.piiKeys)
+    app.decorate('pii', pii)
+    const redisUsers = app.database === null && redis !== null ? new RedisUserStore(redis, keys, pii) : null
+    const users: UserStore =
+      app.database !== null ? new SqlUserStore(app.database, pii) : (redisUsers ?? new MemoryUserStore())
+    const sessions: SessionStore = redis === null ? new MemorySessionStore() : new RedisSessionStore(redis, keys)
+    app.decorate('users', users)
+    app.decorate('sessions', sessions)
+    const exchanges: ExchangeStore =
+      redis === null ? new MemoryExchangeStore(keys) : new RedisExchangeStore(redis, keys)
+    const { eventsMaxLen, eventsIncludePhone } = app.loginConfig
+    const events: EventSink =
+      redis === null ? new NoEvents() : new RedisStreamEvents(redis, keys, eventsMaxLen, eventsIncludePhone)
+    app.decorate('exchanges', exchanges)
+    const failureOpts = app.loginConfig.codeFailures
+    const codeFailures: CodeFailureGuard =
+      redis === null ? new MemoryCodeFailures(failureOpts) : new RedisCodeFailures(redis, keys, failureOpts)
+    app.decorate('codeFailures', codeFailures)
+    app.decorate('events', events)
+    const scripted = redisUsers !== null && events instanceof RedisStreamEvents
+    app.decorate('loginScript', scripted ? new RedisLoginScript(redis as RedisHandle, redisUsers, pii, events) : null)
+    const jwt = app.loginConfig.jwt
+    const signed =
+      jwt === undefined
+        ? null
+        : new SignedSessions(
+          await AccessTokens.create({
+            keys: jwt.keys,
+            issuer: jwt.issuer,
+            audience: jwt.audience,
+            ttlSeconds: jwt.accessTtlSeconds
+          }),
+          redis === null ? new MemoryRefreshStore() : new RedisRefreshStore(redis, keys),
+          {
+            refreshTtlSeconds: app.loginConfig.sessionTtlSeconds,
+            graceSeconds: jwt.graceSeconds,
+            maxPerUser: app.loginConfig.sessionsPerUserMax,
+            successorKey: successorKey(jwt.keys[0] as (typeof jwt.keys)[0])
+          }
+        )
+    app.decorate('signedSessions', signed)
+    app.decorate('storeProblem', () => redis?.problem() ?? app.database?.problem())
+  },
+  { name: 'stores', dependencies: ['login-context', 'database'] }
+)

@@ -16,20 +16,35 @@ function loopback (host: string): boolean {
   return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h)
 }
 
-export default fp<{ got: Got }>(async (app, { got }) => {
-  const config = app.loginConfig
-  const url = new URL(config.brokerUrl)
-  // The link carries this service's client token and every access_token it is given.
-  if (url.protocol === 'http:' && !loopback(url.hostname) && !config.brokerAllowHttp) {
-    app.log.warn({ brokerHost: url.hostname }, 'BROKER_URL is plain http to another host: client tokens and access_tokens cross the network unencrypted; use https, a private link you trust, or set BROKER_ALLOW_HTTP=true to say so')
-  }
-  const broker = createBrokerClient({ baseUrl: config.brokerUrl, token: config.brokerToken, got, timeoutMs: config.brokerTimeoutMs })
-  app.decorate('broker', broker)
-  app.decorate('phones', new PhoneService({
-    got,
-    broker,
-    baseUrl: config.wechatBaseUrl,
-    timeoutMs: config.wechatTimeoutMs,
-    metrics: app.loginMetrics.wechat
-  }))
-}, { name: 'upstreams', dependencies: ['login-context'] })
+export default fp<{ got: Got }>(
+  async (app, { got }) => {
+    const config = app.loginConfig
+    const url = new URL(config.brokerUrl)
+    // The link carries this service's client token and every access_token it is given.
+    if (url.protocol === 'http:' && !loopback(url.hostname) && !config.brokerAllowHttp) {
+      app.log.warn(
+        { brokerHost: url.hostname },
+        'BROKER_URL is plain http to another host: client tokens and access_tokens cross the network unencrypted; ' +
+          'use https, a private link you trust, or set BROKER_ALLOW_HTTP=true to say so'
+      )
+    }
+    const broker = createBrokerClient({
+      baseUrl: config.brokerUrl,
+      token: config.brokerToken,
+      got,
+      timeoutMs: config.brokerTimeoutMs
+    })
+    app.decorate('broker', broker)
+    app.decorate(
+      'phones',
+      new PhoneService({
+        got,
+        broker,
+        baseUrl: config.wechatBaseUrl,
+        timeoutMs: config.wechatTimeoutMs,
+        metrics: app.loginMetrics.wechat
+      })
+    )
+  },
+  { name: 'upstreams', dependencies: ['login-context'] }
+)

@@ -15,7 +15,11 @@ async function endSession (app: FastifyInstance, session: AuthenticatedSession):
 }
 
 /** Every session of the user, opaque and signed, and those from before user_ids; how many ended. */
-async function endAllSessions (app: FastifyInstance, session: AuthenticatedSession, identities: Identity[]): Promise<number> {
+async function endAllSessions (
+  app: FastifyInstance,
+  session: AuthenticatedSession,
+  identities: Identity[]
+): Promise<number> {
   const opaque = await storeCall(app.sessions.deleteAllOf(session.user_id))
   const signed = await storeCall(app.signedSessions?.revokeAllOf(session.user_id) ?? Promise.resolve(0))
   // Opaque sessions issued before user_ids are in no user's index: ended by identity instead.
@@ -37,90 +41,120 @@ export default async function sessionRoutes (scope: FastifyInstance): Promise<vo
   const { loginMetrics: metrics } = app
   const security = [{ session: [] }]
 
-  app.get('/user/me', {
-    schema: { summary: 'The logged-in user', security, response: { 200: userSchema, ...errorResponses } },
-    preValidation: app.requireSession
-  }, async (request, reply) => {
-    reply.header('cache-control', 'no-store')
-    const { user_id: userId, appid, openid } = sessionOf(request)
-    const user = await storeCall(app.users.getUser(userId))
-    if (user === null) throw errors.unauthorized()
-    return publicUser(user, { appid, openid })
-  })
-
-  app.get('/user/session', {
-    schema: {
-      summary: 'For API gateways (nginx auth_request, Envoy ext_authz): 200 with X-User-Id, X-User-Openid, X-User-Appid for a live session, else 401',
-      description: 'One Redis read; not rate-limited per IP (a gateway sends every user\'s requests from its own address).',
-      security,
-      response: { 200: sessionAnswer, ...errorResponses }
+  app.get(
+    '/user/me',
+    {
+      schema: { summary: 'The logged-in user', security, response: { 200: userSchema, ...errorResponses } },
+      preValidation: app.requireSession
     },
-    config: { rateLimit: false },
-    preValidation: app.requireSession
-  }, async (request, reply) => {
-    const { user_id: userId, appid, openid } = sessionOf(request)
-    reply.header('cache-control', 'no-store')
-    reply.header('x-user-id', userId)
-    reply.header('x-user-openid', openid)
-    reply.header('x-user-appid', appid)
-    return { user_id: userId, appid, openid }
-  })
-
-  app.post('/user/phone', {
-    schema: { summary: 'Set the user\'s phone number from a phoneCode', security, body: phoneBody, response: { 200: userSchema, ...errorResponses } },
-    preValidation: app.requireSession
-  }, async (request, reply) => {
-    reply.header('cache-control', 'no-store')
-    const { appid, openid } = sessionOf(request)
-    const { phone, settled } = await app.exchangePhone(request, reply, appid, openid, request.body.phoneCode)
-    const { user, phoneChanged } = await storeCall(app.users.upsertUser({ appid, openid }, null, { phone }))
-    await settled
-    if (phoneChanged) {
-      await storeCall(app.events.emit([{ type: 'user.phone_changed', user, appid, openid }]))
-      metrics.events.inc({ type: 'user.phone_changed' })
+    async (request, reply) => {
+      reply.header('cache-control', 'no-store')
+      const { user_id: userId, appid, openid } = sessionOf(request)
+      const user = await storeCall(app.users.getUser(userId))
+      if (user === null) throw errors.unauthorized()
+      return publicUser(user, { appid, openid })
     }
-    return publicUser(user, { appid, openid })
-  })
+  )
 
-  app.delete('/user/me', {
-    schema: {
-      summary: 'Delete the account (注销): the user, its identities, sessions, kept code answers and limits; a user.deleted event',
-      security,
-      body: deleteAccountBody,
-      response: { 204: { type: 'null', description: 'Deleted' }, ...errorResponses }
+  app.get(
+    '/user/session',
+    {
+      schema: {
+        summary:
+          'For API gateways (nginx auth_request, Envoy ext_authz): 200 with X-User-Id, X-User-Openid, X-User-Appid ' +
+            'for a live session, else 401',
+        description:
+          "One Redis read; not rate-limited per IP (a gateway sends every user's requests from its own address).",
+        security,
+        response: { 200: sessionAnswer, ...errorResponses }
+      },
+      config: { rateLimit: false },
+      preValidation: app.requireSession
     },
-    preValidation: app.requireSession
-  }, async (request, reply) => {
-    const session = sessionOf(request)
-    const { user_id: userId, appid, openid } = session
-    const identities = await identitiesOf(app, session)
-    await deleteAccount(app, userId, { appid, openid })
-    // Sessions last: a deletion that failed half way can be retried with the same session.
-    await endAllSessions(app, session, identities)
-    request.log.info({ user_id: userId }, 'account deleted')
-    return await reply.code(204).send(null)
-  })
+    async (request, reply) => {
+      const { user_id: userId, appid, openid } = sessionOf(request)
+      reply.header('cache-control', 'no-store')
+      reply.header('x-user-id', userId)
+      reply.header('x-user-openid', openid)
+      reply.header('x-user-appid', appid)
+      return { user_id: userId, appid, openid }
+    }
+  )
 
-  app.post('/user/logout', {
-    schema: {
-      summary: 'End the session (?all=true: every session of the user): the tokens stop working',
-      security,
-      querystring: logoutQuery,
-      response: { 204: { type: 'null', description: 'Logged out' }, ...errorResponses }
+  app.post(
+    '/user/phone',
+    {
+      schema: {
+        summary: "Set the user's phone number from a phoneCode",
+        security,
+        body: phoneBody,
+        response: { 200: userSchema, ...errorResponses }
+      },
+      preValidation: app.requireSession
     },
-    preValidation: app.requireSession
-  }, async (request, reply) => {
-    const session = sessionOf(request)
-    if (request.query.all === 'true') {
-      // A kept login answer would open a new session to whoever retries it: those end too, for
-      // every app the user logged in from.
+    async (request, reply) => {
+      reply.header('cache-control', 'no-store')
+      const { appid, openid } = sessionOf(request)
+      const { phone, settled } = await app.exchangePhone(request, reply, appid, openid, request.body.phoneCode)
+      const { user, phoneChanged } = await storeCall(app.users.upsertUser({ appid, openid }, null, { phone }))
+      await settled
+      if (phoneChanged) {
+        await storeCall(app.events.emit([{ type: 'user.phone_changed', user, appid, openid }]))
+        metrics.events.inc({ type: 'user.phone_changed' })
+      }
+      return publicUser(user, { appid, openid })
+    }
+  )
+
+  app.delete(
+    '/user/me',
+    {
+      schema: {
+        summary:
+          'Delete the account (注销): the user, its identities, sessions, kept code answers and limits; a user.deleted ' +
+            'event',
+        security,
+        body: deleteAccountBody,
+        response: { 204: { type: 'null', description: 'Deleted' }, ...errorResponses }
+      },
+      preValidation: app.requireSession
+    },
+    async (request, reply) => {
+      const session = sessionOf(request)
+      const { user_id: userId, appid, openid } = session
       const identities = await identitiesOf(app, session)
-      await storeCall(app.exchanges.revokeAllOf(identities))
-      const ended = await endAllSessions(app, session, identities)
-      request.log.info({ sessions: ended }, 'logged out everywhere')
-    } else {
-      await endSession(app, session)
+      await deleteAccount(app, userId, { appid, openid })
+      // Sessions last: a deletion that failed half way can be retried with the same session.
+      await endAllSessions(app, session, identities)
+      request.log.info({ user_id: userId }, 'account deleted')
+      return await reply.code(204).send(null)
     }
-    return await reply.code(204).send(null)
-  })
+  )
+
+  app.post(
+    '/user/logout',
+    {
+      schema: {
+        summary: 'End the session (?all=true: every session of the user): the tokens stop working',
+        security,
+        querystring: logoutQuery,
+        response: { 204: { type: 'null', description: 'Logged out' }, ...errorResponses }
+      },
+      preValidation: app.requireSession
+    },
+    async (request, reply) => {
+      const session = sessionOf(request)
+      if (request.query.all === 'true') {
+        // A kept login answer would open a new session to whoever retries it: those end too, for
+        // every app the user logged in from.
+        const identities = await identitiesOf(app, session)
+        await storeCall(app.exchanges.revokeAllOf(identities))
+        const ended = await endAllSessions(app, session, identities)
+        request.log.info({ sessions: ended }, 'logged out everywhere')
+      } else {
+        await endSession(app, session)
+      }
+      return await reply.code(204).send(null)
+    }
+  )
 }

@@ -6,7 +6,11 @@ import type { Identity } from '../users/user-store.js'
  * Who a session belongs to, and from which app. The session's key is the SHA-256 of its token,
  * never the token. Sessions from before user_ids have none (see session-auth).
  */
-export interface SessionRecord { user_id?: string, appid: string, openid: string }
+export interface SessionRecord {
+  user_id?: string
+  appid: string
+  openid: string
+}
 
 export interface SessionStore {
   /** Stores a session; the user's oldest sessions beyond `maxPerUser` end. */
@@ -75,16 +79,32 @@ export class MemorySessionStore implements SessionStore {
  * still read by logout everywhere until it expires.
  */
 export class RedisSessionStore implements SessionStore {
-  constructor (private readonly redis: RedisHandle, private readonly keys: LoginKeys) {}
+  constructor (
+    private readonly redis: RedisHandle,
+    private readonly keys: LoginKeys
+  ) {}
 
-  private key (hash: string): string { return this.keys.session(hash) }
-  private indexKey (userId: string): string { return this.keys.sessionsByAge(userId) }
-  private legacyIndexKey (userId: string): string { return this.keys.legacySessionIndex(userId) }
-  private legacyEndedKey (i: Identity): string { return this.keys.legacySessionsEnded(i.appid, i.openid) }
+  private key (hash: string): string {
+    return this.keys.session(hash)
+  }
+
+  private indexKey (userId: string): string {
+    return this.keys.sessionsByAge(userId)
+  }
+
+  private legacyIndexKey (userId: string): string {
+    return this.keys.legacySessionIndex(userId)
+  }
+
+  private legacyEndedKey (i: Identity): string {
+    return this.keys.legacySessionsEnded(i.appid, i.openid)
+  }
 
   async endLegacySessions (identities: Identity[], ttlSeconds: number): Promise<void> {
     const keys = identities.map(i => this.legacyEndedKey(i))
-    await Promise.all(keys.map(async key => await this.redis.durable(key, this.redis.cmd.set(key, '1', { EX: ttlSeconds }))))
+    await Promise.all(
+      keys.map(async key => await this.redis.durable(key, this.redis.cmd.set(key, '1', { EX: ttlSeconds })))
+    )
   }
 
   async create (tokenHash: string, session: SessionRecord, ttlSeconds: number, maxPerUser: number): Promise<void> {
@@ -100,13 +120,19 @@ export class RedisSessionStore implements SessionStore {
     const capArgs = [tokenHash, String(Date.now()), String(ttlSeconds), String(maxPerUser)]
     if (this.redis.mode !== 'cluster') {
       // One server: the session, the index and the sessions past the cap in one script.
-      await this.redis.durable(key, this.redis.cmd.eval(CREATE_CAPPED, { keys: [key, index], arguments: [...capArgs, value, this.key('')] }))
+      await this.redis.durable(
+        key,
+        this.redis.cmd.eval(CREATE_CAPPED, { keys: [key, index], arguments: [...capArgs, value, this.key('')] })
+      )
       return
     }
     // Issued together, the two go out at once, each to its node.
     const [, evicted] = await Promise.all([
       this.redis.durable(key, this.redis.cmd.set(key, value, { EX: ttlSeconds })),
-      this.redis.durable(index, this.redis.cmd.eval(INDEX_AND_CAP, { keys: [index], arguments: capArgs }) as Promise<string[]>)
+      this.redis.durable(
+        index,
+        this.redis.cmd.eval(INDEX_AND_CAP, { keys: [index], arguments: capArgs }) as Promise<string[]>
+      )
     ])
     // One key a command: the evicted sessions live in other slots of a Cluster.
     await Promise.all(evicted.map(async hash => await this.redis.cmd.del(this.key(hash))))
@@ -131,7 +157,7 @@ export class RedisSessionStore implements SessionStore {
     if (raw === null) return null
     const session = JSON.parse(raw) as SessionRecord
     // A session from before user_ids outlives logout everywhere and deletion only until this read.
-    if (session.user_id === undefined && await this.redis.cmd.exists(this.legacyEndedKey(session)) === 1) return null
+    if (session.user_id === undefined && (await this.redis.cmd.exists(this.legacyEndedKey(session))) === 1) return null
     return session
   }
 

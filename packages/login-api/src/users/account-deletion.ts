@@ -21,7 +21,16 @@ export async function deleteAccount (app: FastifyInstance, userId: string, via: 
   const identities = uniqueIdentities([via, ...known, ...(user?.identities ?? [])])
   await storeCall(app.exchanges.dropCounters(identities.map(i => app.loginKeys.phoneCounter(i.appid, i.openid))))
   const now = new Date().toISOString()
-  const gone = { user_id: userId, unionid: null, nickname: null, head_pic: null, phone: null, identities, created_at: user?.created_at ?? now, updated_at: now }
+  const gone = {
+    user_id: userId,
+    unionid: null,
+    nickname: null,
+    head_pic: null,
+    phone: null,
+    identities,
+    created_at: user?.created_at ?? now,
+    updated_at: now
+  }
   await storeCall(app.events.emit([{ type: 'user.deleted', user: gone, ...via }]))
   app.loginMetrics.events.inc({ type: 'user.deleted' })
 }

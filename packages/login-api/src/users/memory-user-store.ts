@@ -1,5 +1,15 @@
 import { randomUUID } from 'node:crypto'
-import { blankUser, merge, samePhone, type DeletedUser, type Identity, type UpsertResult, type UserPatch, type UserRecord, type UserStore } from './user-store.js'
+import {
+  blankUser,
+  merge,
+  samePhone,
+  type DeletedUser,
+  type Identity,
+  type UpsertResult,
+  type UserPatch,
+  type UserRecord,
+  type UserStore
+} from './user-store.js'
 
 /** For one replica without Redis. */
 export class MemoryUserStore implements UserStore {
@@ -43,5 +53,7 @@ export class MemoryUserStore implements UserStore {
     return { user_id: userId, identities: user.identities, created_at: user.created_at }
   }
 
-  async hasLegacyRecord (): Promise<boolean> { return false }
+  async hasLegacyRecord (): Promise<boolean> {
+    return false
+  }
 }

@@ -2,7 +2,7 @@ import type { RedisHandle } from '@wxlogin/service-kit'
 import type { LoginKeys } from '../keys.js'
 import type { PiiCipher } from './pii.js'
 import type { SqlDatabase } from './sql/database.js'
-import { phoneColumns } from './sql/sql-user-store.js'
+import { phoneColumns } from './sql/rows.js'
 import { phoneContext, type PhoneInfo } from './user-store.js'
 
 /** What one run of `pnpm pii-reseal` found and did. */
@@ -48,19 +48,31 @@ function judge (pii: PiiCipher, value: unknown, report: ResealReport): Verdict {
   return 'reseal'
 }
 
-export interface ResealOptions { check: boolean, progress?: (r: ResealReport) => void }
+export interface ResealOptions {
+  check: boolean
+  progress?: (r: ResealReport) => void
+}
 
 /**
  * Redis: every user record (`user:*`) and every kept phone answer (`exchange:phone:*`) sealed
  * under another key, sealed again under the first. SCAN-based and idempotent: a run stopped
  * half way is finished by the next; a value a login changed meanwhile is left to that login.
  */
-export async function resealRedis (redis: RedisHandle, keys: LoginKeys, pii: PiiCipher, opts: ResealOptions, report = emptyReport()): Promise<ResealReport> {
+export async function resealRedis (
+  redis: RedisHandle,
+  keys: LoginKeys,
+  pii: PiiCipher,
+  opts: ResealOptions,
+  report = emptyReport()
+): Promise<ResealReport> {
   for (const send of await redis.masters()) {
-    for (const [pattern, answers] of [[keys.userPattern, false], [keys.phoneAnswerPattern, true]] as const) {
+    for (const [pattern, answers] of [
+      [keys.userPattern, false],
+      [keys.phoneAnswerPattern, true]
+    ] as const) {
       let cursor = '0'
       do {
-        const [next, found] = await send(['SCAN', cursor, 'MATCH', pattern, 'COUNT', '500']) as [string, string[]]
+        const [next, found] = (await send(['SCAN', cursor, 'MATCH', pattern, 'COUNT', '500'])) as [string, string[]]
         cursor = next
         for (const key of found) {
           if (key.endsWith(':reuses')) continue
@@ -73,7 +85,14 @@ export async function resealRedis (redis: RedisHandle, keys: LoginKeys, pii: Pii
   return report
 }
 
-async function resealKey (redis: RedisHandle, key: string, answer: boolean, pii: PiiCipher, check: boolean, report: ResealReport): Promise<void> {
+async function resealKey (
+  redis: RedisHandle,
+  key: string,
+  answer: boolean,
+  pii: PiiCipher,
+  check: boolean,
+  report: ResealReport
+): Promise<void> {
   const raw = await redis.cmd.get(key)
   if (raw === null) return
   let record: Record<string, unknown>
@@ -104,20 +123,34 @@ const BATCH = 500
  * SQL: every `phone_sealed` not under the first key, in user_id order (keyset pages), each row
  * updated only if its value is still the one read. Idempotent; a stopped run is finished by the next.
  */
-export async function resealSql (database: SqlDatabase, pii: PiiCipher, opts: ResealOptions, report = emptyReport()): Promise<ResealReport> {
+export async function resealSql (
+  database: SqlDatabase,
+  pii: PiiCipher,
+  opts: ResealOptions,
+  report = emptyReport()
+): Promise<ResealReport> {
   const db = database.db
   let after = ''
   for (;;) {
-    const rows = await db.selectFrom('wxlogin_users').select(['user_id', 'phone_sealed'])
-      .where('phone_sealed', 'is not', null).where('user_id', '>', after)
-      .orderBy('user_id').limit(BATCH).execute()
+    const rows = await db
+      .selectFrom('wxlogin_users')
+      .select(['user_id', 'phone_sealed'])
+      .where('phone_sealed', 'is not', null)
+      .where('user_id', '>', after)
+      .orderBy('user_id')
+      .limit(BATCH)
+      .execute()
     for (const row of rows) {
       const stored = row.phone_sealed as string
-      const value = stored.startsWith('pii1:') ? stored : JSON.parse(stored) as unknown
+      const value = stored.startsWith('pii1:') ? stored : (JSON.parse(stored) as unknown)
       if (judge(pii, value, report) !== 'reseal' || opts.check) continue
       const phone = pii.open<PhoneInfo>(value, phoneContext(row.user_id))
-      await db.updateTable('wxlogin_users').set(phoneColumns(pii, row.user_id, phone))
-        .where('user_id', '=', row.user_id).where('phone_sealed', '=', stored).execute()
+      await db
+        .updateTable('wxlogin_users')
+        .set(phoneColumns(pii, row.user_id, phone))
+        .where('user_id', '=', row.user_id)
+        .where('phone_sealed', '=', stored)
+        .execute()
     }
     opts.progress?.(report)
     const last = rows.at(-1)

@@ -45,7 +45,9 @@ export class AccessTokens {
     return new AccessTokens(opts, { kid: first.kid, alg: first.alg, key }, keySet, algorithms)
   }
 
-  get ttlSeconds (): number { return this.opts.ttlSeconds }
+  get ttlSeconds (): number {
+    return this.opts.ttlSeconds
+  }
 
   /** What /.well-known/jwks.json publishes: the public half of every key, never `d`. */
   jwks (): { keys: Array<SigningKey['publicJwk']> } {
@@ -76,7 +78,14 @@ export class AccessTokens {
         requiredClaims: ['sub', 'exp', 'iat']
       })
       const { sub, appid, openid, sid } = payload
-      if (typeof sub !== 'string' || typeof appid !== 'string' || typeof openid !== 'string' || typeof sid !== 'string') return null
+      if (
+        typeof sub !== 'string' ||
+        typeof appid !== 'string' ||
+        typeof openid !== 'string' ||
+        typeof sid !== 'string'
+      ) {
+        return null
+      }
       return { sub, appid, openid, sid }
     } catch {
       return null

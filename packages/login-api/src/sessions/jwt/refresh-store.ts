@@ -2,7 +2,11 @@ import { ExpiringMap, type RedisHandle } from '@wxlogin/service-kit'
 import type { LoginKeys } from '../../keys.js'
 
 /** Whose a refresh family is: one login, the chain of refresh tokens rotated from it. */
-export interface RefreshFamily { user_id: string, appid: string, openid: string }
+export interface RefreshFamily {
+  user_id: string
+  appid: string
+  openid: string
+}
 
 /**
  * What presenting a refresh token did:
@@ -21,9 +25,21 @@ export type RotateResult =
 
 export interface RefreshStore {
   /** A new family with its first token; the user's oldest families beyond `maxPerUser` end. */
-  create: (familyId: string, tokenHash: string, family: RefreshFamily, ttlSeconds: number, maxPerUser: number) => Promise<void>
+  create: (
+    familyId: string,
+    tokenHash: string,
+    family: RefreshFamily,
+    ttlSeconds: number,
+    maxPerUser: number
+  ) => Promise<void>
   /** Spends `tokenHash` for `successorHash`, atomically (see RotateResult); the family lives `ttlSeconds` more. */
-  rotate: (familyId: string, tokenHash: string, successorHash: string, ttlSeconds: number, graceMs: number) => Promise<RotateResult>
+  rotate: (
+    familyId: string,
+    tokenHash: string,
+    successorHash: string,
+    ttlSeconds: number,
+    graceMs: number
+  ) => Promise<RotateResult>
   /** False once the family is revoked, logged out or expired: its access tokens are refused where checked. */
   isLive: (familyId: string) => Promise<boolean>
   revoke: (familyId: string) => Promise<void>
@@ -69,7 +85,13 @@ export class MemoryRefreshStore implements RefreshStore {
     this.byUser.set(f.user_id, ids, longest - Date.now())
   }
 
-  async create (familyId: string, tokenHash: string, family: RefreshFamily, ttlSeconds: number, maxPerUser: number): Promise<void> {
+  async create (
+    familyId: string,
+    tokenHash: string,
+    family: RefreshFamily,
+    ttlSeconds: number,
+    maxPerUser: number
+  ): Promise<void> {
     const until = Date.now() + ttlSeconds * 1000
     const f = { ...family, current: tokenHash, prev: '', prevAt: 0, spent: new Set<string>(), until }
     this.families.set(familyId, f, ttlSeconds * 1000)
@@ -78,7 +100,13 @@ export class MemoryRefreshStore implements RefreshStore {
     for (const [id] of mine.slice(0, Math.max(0, mine.length - maxPerUser))) this.families.delete(id)
   }
 
-  async rotate (familyId: string, tokenHash: string, successorHash: string, ttlSeconds: number, graceMs: number): Promise<RotateResult> {
+  async rotate (
+    familyId: string,
+    tokenHash: string,
+    successorHash: string,
+    ttlSeconds: number,
+    graceMs: number
+  ): Promise<RotateResult> {
     const f = this.families.get(familyId)
     if (f === undefined) return { result: 'unknown' }
     const family = { user_id: f.user_id, appid: f.appid, openid: f.openid }
@@ -92,7 +120,9 @@ export class MemoryRefreshStore implements RefreshStore {
       this.index(familyId, next)
       return { result: 'rotated', family }
     }
-    if (tokenHash === f.prev && now - f.prevAt < graceMs) return successorHash === f.current ? { result: 'grace', family } : { result: 'conflict' }
+    if (tokenHash === f.prev && now - f.prevAt < graceMs) {
+      return successorHash === f.current ? { result: 'grace', family } : { result: 'conflict' }
+    }
     if (f.spent.has(tokenHash)) {
       this.families.delete(familyId)
       return { result: 'reuse', family }
@@ -100,8 +130,13 @@ export class MemoryRefreshStore implements RefreshStore {
     return { result: 'unknown' }
   }
 
-  async isLive (familyId: string): Promise<boolean> { return this.families.get(familyId) !== undefined }
-  async revoke (familyId: string): Promise<void> { this.families.delete(familyId) }
+  async isLive (familyId: string): Promise<boolean> {
+    return this.families.get(familyId) !== undefined
+  }
+
+  async revoke (familyId: string): Promise<void> {
+    this.families.delete(familyId)
+  }
 
   async revokeAllOf (userId: string): Promise<number> {
     const mine = this.liveOf(userId)
@@ -162,11 +197,22 @@ return ended
  * Only SHA-256 hashes of tokens are stored.
  */
 export class RedisRefreshStore implements RefreshStore {
-  constructor (private readonly redis: RedisHandle, private readonly keys: LoginKeys) {}
+  constructor (
+    private readonly redis: RedisHandle,
+    private readonly keys: LoginKeys
+  ) {}
 
-  private key (familyId: string): string { return this.keys.refreshFamily(familyId) }
-  private spentKey (familyId: string): string { return this.keys.refreshSpent(familyId) }
-  private indexKey (userId: string): string { return this.keys.refreshIndex(userId) }
+  private key (familyId: string): string {
+    return this.keys.refreshFamily(familyId)
+  }
+
+  private spentKey (familyId: string): string {
+    return this.keys.refreshSpent(familyId)
+  }
+
+  private indexKey (userId: string): string {
+    return this.keys.refreshIndex(userId)
+  }
 
   /** The family in its user's index until `ttlSeconds` from now; the ones the cap ends. */
   private async index (userId: string, familyId: string, ttlSeconds: number, maxPerUser: number): Promise<string[]> {
@@ -174,10 +220,19 @@ export class RedisRefreshStore implements RefreshStore {
     const now = Date.now()
     // A second past the family's own expiry, which Redis sets a moment later than this clock reads.
     const args = [familyId, String(now + ttlSeconds * 1000 + 1000), String(now), String(maxPerUser)]
-    return await this.redis.durable(index, this.redis.cmd.eval(INDEX_FAMILY, { keys: [index], arguments: args }) as Promise<string[]>)
+    return await this.redis.durable(
+      index,
+      this.redis.cmd.eval(INDEX_FAMILY, { keys: [index], arguments: args }) as Promise<string[]>
+    )
   }
 
-  async create (familyId: string, tokenHash: string, family: RefreshFamily, ttlSeconds: number, maxPerUser: number): Promise<void> {
+  async create (
+    familyId: string,
+    tokenHash: string,
+    family: RefreshFamily,
+    ttlSeconds: number,
+    maxPerUser: number
+  ): Promise<void> {
     const key = this.key(familyId)
     // Issued together: one pipeline (in a Cluster, to both nodes at once).
     // Answered only once a replica has it (REDIS_WAIT_REPLICAS): a failover must not log the
@@ -190,12 +245,18 @@ export class RedisRefreshStore implements RefreshStore {
     await Promise.all(ended.map(async (id: string) => await this.redis.cmd.del([this.key(id), this.spentKey(id)])))
   }
 
-  async rotate (familyId: string, tokenHash: string, successorHash: string, ttlSeconds: number, graceMs: number): Promise<RotateResult> {
+  async rotate (
+    familyId: string,
+    tokenHash: string,
+    successorHash: string,
+    ttlSeconds: number,
+    graceMs: number
+  ): Promise<RotateResult> {
     const key = this.key(familyId)
-    const r = await this.redis.cmd.eval(ROTATE, {
+    const r = (await this.redis.cmd.eval(ROTATE, {
       keys: [key, this.spentKey(familyId)],
       arguments: [tokenHash, successorHash, String(Date.now()), String(graceMs), String(ttlSeconds), String(SPENT_KEPT)]
-    }) as string[]
+    })) as string[]
     const result = r[0]
     if (result === 'rotated' || result === 'grace' || result === 'reuse') {
       const family = { user_id: String(r[1]), appid: String(r[2]), openid: String(r[3]) }
@@ -212,7 +273,7 @@ export class RedisRefreshStore implements RefreshStore {
   }
 
   async isLive (familyId: string): Promise<boolean> {
-    return await this.redis.cmd.exists(this.key(familyId)) === 1
+    return (await this.redis.cmd.exists(this.key(familyId))) === 1
   }
 
   async revoke (familyId: string): Promise<void> {

@@ -33,14 +33,23 @@ export type RefreshOutcome =
  * spent before that revokes the whole family: one of the two holders is a thief.
  */
 export class SignedSessions {
-  constructor (readonly access: AccessTokens, private readonly store: RefreshStore, private readonly opts: SignedSessionOptions) {}
+  constructor (
+    readonly access: AccessTokens,
+    private readonly store: RefreshStore,
+    private readonly opts: SignedSessionOptions
+  ) {}
 
   private successor (token: string, familyId: string): string {
     return `${familyId}.${createHmac('sha256', this.opts.successorKey).update(token).digest('base64url')}`
   }
 
   private async pair (familyId: string, family: RefreshFamily, refreshToken: string): Promise<IssuedPair> {
-    const token = await this.access.sign({ sub: family.user_id, appid: family.appid, openid: family.openid, sid: familyId })
+    const token = await this.access.sign({
+      sub: family.user_id,
+      appid: family.appid,
+      openid: family.openid,
+      sid: familyId
+    })
     return { token, expires_in: this.access.ttlSeconds, refresh_token: refreshToken }
   }
 
@@ -49,7 +58,13 @@ export class SignedSessions {
     const familyId = randomBytes(16).toString('base64url')
     const refreshToken = `${familyId}.${randomBytes(32).toString('base64url')}`
     const family = { user_id: userId, appid: identity.appid, openid: identity.openid }
-    await this.store.create(familyId, sha256Hex(refreshToken), family, this.opts.refreshTtlSeconds, this.opts.maxPerUser)
+    await this.store.create(
+      familyId,
+      sha256Hex(refreshToken),
+      family,
+      this.opts.refreshTtlSeconds,
+      this.opts.maxPerUser
+    )
     return await this.pair(familyId, family, refreshToken)
   }
 
@@ -57,12 +72,28 @@ export class SignedSessions {
     const familyId = REFRESH_SHAPE.exec(refreshToken)?.[1]
     if (familyId === undefined) return { ok: false, result: 'unknown' }
     const next = this.successor(refreshToken, familyId)
-    const r: RotateResult = await this.store.rotate(familyId, sha256Hex(refreshToken), sha256Hex(next), this.opts.refreshTtlSeconds, this.opts.graceSeconds * 1000)
-    if (r.result === 'rotated' || r.result === 'grace') return { ok: true, result: r.result, pair: await this.pair(familyId, r.family, next) }
+    const r: RotateResult = await this.store.rotate(
+      familyId,
+      sha256Hex(refreshToken),
+      sha256Hex(next),
+      this.opts.refreshTtlSeconds,
+      this.opts.graceSeconds * 1000
+    )
+    if (r.result === 'rotated' || r.result === 'grace') {
+      return { ok: true, result: r.result, pair: await this.pair(familyId, r.family, next) }
+    }
     return r.result === 'reuse' ? { ok: false, result: 'reuse', family: r.family } : { ok: false, result: r.result }
   }
 
-  async isLive (familyId: string): Promise<boolean> { return await this.store.isLive(familyId) }
-  async revoke (familyId: string): Promise<void> { await this.store.revoke(familyId) }
-  async revokeAllOf (userId: string): Promise<number> { return await this.store.revokeAllOf(userId) }
+  async isLive (familyId: string): Promise<boolean> {
+    return await this.store.isLive(familyId)
+  }
+
+  async revoke (familyId: string): Promise<void> {
+    await this.store.revoke(familyId)
+  }
+
+  async revokeAllOf (userId: string): Promise<number> {
+    return await this.store.revokeAllOf(userId)
+  }
 }

@@ -34,16 +34,25 @@ export function parseSigningKeys (text: string): SigningKey[] {
     throw new ConfigError(VARIABLE, 'is not JSON (a JWKS: {"keys": [...]}; `pnpm dev-secrets` writes one)')
   }
   const list = (doc as { keys?: unknown } | null)?.keys
-  if (!Array.isArray(list) || list.length === 0) throw new ConfigError(VARIABLE, 'must be a JWKS with at least one key: {"keys": [...]}')
+  if (!Array.isArray(list) || list.length === 0) {
+    throw new ConfigError(VARIABLE, 'must be a JWKS with at least one key: {"keys": [...]}')
+  }
   const seen = new Set<string>()
   return list.map((raw: unknown, i) => {
     if (raw === null || typeof raw !== 'object') throw new ConfigError(VARIABLE, `key ${i} is not an object`)
     const jwk = raw as Record<string, unknown>
-    if (typeof jwk.kid !== 'string' || !KID.test(jwk.kid)) throw new ConfigError(VARIABLE, `key ${i} needs a kid (1-64 of A-Z a-z 0-9 . _ -)`)
+    if (typeof jwk.kid !== 'string' || !KID.test(jwk.kid)) {
+      throw new ConfigError(VARIABLE, `key ${i} needs a kid (1-64 of A-Z a-z 0-9 . _ -)`)
+    }
     if (seen.has(jwk.kid)) throw new ConfigError(VARIABLE, `has the kid ${jwk.kid} twice`)
     seen.add(jwk.kid)
     const alg = algOf(jwk, i)
-    if (typeof jwk.d !== 'string') throw new ConfigError(VARIABLE, `key ${jwk.kid} has no private part (d): this file signs, the public keys are derived`)
+    if (typeof jwk.d !== 'string') {
+      throw new ConfigError(
+        VARIABLE,
+        `key ${jwk.kid} has no private part (d): this file signs, the public keys are derived`
+      )
+    }
     let publicJwk: JsonWebKey
     let matches = false
     try {
@@ -57,8 +66,18 @@ export function parseSigningKeys (text: string): SigningKey[] {
     } catch {
       throw new ConfigError(VARIABLE, `key ${jwk.kid} is not a valid ${alg} private key`)
     }
-    if (!matches) throw new ConfigError(VARIABLE, `key ${jwk.kid} is not a valid ${alg} private key (its d does not match its public part)`)
-    return { kid: jwk.kid, alg, privateJwk: { ...jwk as JsonWebKey }, publicJwk: { ...publicJwk, kid: jwk.kid, alg, use: 'sig' } }
+    if (!matches) {
+      throw new ConfigError(
+        VARIABLE,
+        `key ${jwk.kid} is not a valid ${alg} private key (its d does not match its public part)`
+      )
+    }
+    return {
+      kid: jwk.kid,
+      alg,
+      privateJwk: { ...(jwk as JsonWebKey) },
+      publicJwk: { ...publicJwk, kid: jwk.kid, alg, use: 'sig' }
+    }
   })
 }
 
@@ -67,5 +86,13 @@ export function parseSigningKeys (text: string): SigningKey[] {
  * instance with the same file derives the same one, and it is never stored.
  */
 export function successorKey (key: SigningKey): Buffer {
-  return Buffer.from(hkdfSync('sha256', Buffer.from(String(key.privateJwk.d), 'base64url'), Buffer.alloc(0), 'wxlogin refresh-token successor', 32))
+  return Buffer.from(
+    hkdfSync(
+      'sha256',
+      Buffer.from(String(key.privateJwk.d), 'base64url'),
+      Buffer.alloc(0),
+      'wxlogin refresh-token successor',
+      32
+    )
+  )
 }

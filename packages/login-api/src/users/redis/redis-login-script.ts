@@ -3,7 +3,18 @@ import { keySlot, steerToSlot, type RedisHandle } from '@wxlogin/service-kit'
 import { COMMIT, COMMIT_LOCAL, READ, READ_LOCAL } from './login-lua.js'
 import type { LoginEvent, RedisStreamEvents } from '../../login/events.js'
 import type { PiiCipher } from '../pii.js'
-import { blankUser, merge, normalise, phoneContext, samePhone, type Identity, type RedisUserStore, type UpsertResult, type UserPatch, type UserRecord } from '../user-store.js'
+import {
+  blankUser,
+  merge,
+  normalise,
+  phoneContext,
+  samePhone,
+  type Identity,
+  type UpsertResult,
+  type UserPatch,
+  type UserRecord
+} from '../user-store.js'
+import type { RedisUserStore } from './redis-user-store.js'
 
 /** What a login's commit builds on, as read in one round trip: '' where a key was absent. */
 export interface LoginSnapshot {
@@ -28,7 +39,10 @@ export interface LoginPlan extends UpsertResult {
 }
 
 /** What a commit did: `written` false when it found the snapshot changed; events may be out already. */
-export interface Commit { written: boolean, emitted: boolean }
+export interface Commit {
+  written: boolean
+  emitted: boolean
+}
 
 /**
  * A login's user writes in two round trips: `read` rides with the login code's answer being
@@ -63,7 +77,7 @@ export class RedisLoginScript {
     const prefix = this.users.userKey('')
     if (!this.cluster) {
       const keys = [idKey, legacyKey, ...(unionid !== null ? [this.users.unionidKey(unionid)] : [])]
-      const r = await this.redis.cmd.eval(READ, { keys, arguments: [prefix] }) as string[]
+      const r = (await this.redis.cmd.eval(READ, { keys, arguments: [prefix] })) as string[]
       return { known: r[0] ?? '', union: r[1] ?? '', raw: r[2] ?? '', legacy: r[3] ?? '' }
     }
     const [local, union, legacy] = await Promise.all([
@@ -73,9 +87,11 @@ export class RedisLoginScript {
     ])
     const known = local[0] ?? ''
     let raw = local[1] ?? ''
-    const target = known !== '' ? known : union ?? ''
-    if (target !== '' && !(known !== '' && local[2] === '1')) raw = await this.redis.cmd.get(this.users.userKey(target)) ?? ''
-    return { known, union: union ?? '', raw, legacy: known === '' ? legacy ?? '' : '' }
+    const target = known !== '' ? known : (union ?? '')
+    if (target !== '' && !(known !== '' && local[2] === '1')) {
+      raw = (await this.redis.cmd.get(this.users.userKey(target))) ?? ''
+    }
+    return { known, union: union ?? '', raw, legacy: known === '' ? (legacy ?? '') : '' }
   }
 
   /** A new user's id: in a Cluster, one whose record shares its identity's slot. */
@@ -87,7 +103,8 @@ export class RedisLoginScript {
 
   /** The merged user, as the store would write it: a snapshot's record with this login on it. */
   plan (snapshot: LoginSnapshot, identity: Identity, unionid: string | null, patch: UserPatch): LoginPlan {
-    const userId = snapshot.known !== '' ? snapshot.known : snapshot.union !== '' ? snapshot.union : this.newUserId(identity)
+    const userId =
+      snapshot.known !== '' ? snapshot.known : snapshot.union !== '' ? snapshot.union : this.newUserId(identity)
     const now = new Date().toISOString()
     let base: Record<string, unknown> | null = null
     if (snapshot.raw !== '') base = JSON.parse(snapshot.raw) as Record<string, unknown>
@@ -97,9 +114,10 @@ export class RedisLoginScript {
       base = rest
     }
     const oldPhone = base === null ? null : this.users.phoneOf(base.phone, userId)
-    const cur = base === null
-      ? blankUser(userId, now)
-      : normalise({ ...blankUser(userId, now), ...base, user_id: userId } as unknown as UserRecord, oldPhone)
+    const cur =
+      base === null
+        ? blankUser(userId, now)
+        : normalise({ ...blankUser(userId, now), ...base, user_id: userId } as unknown as UserRecord, oldPhone)
     const user = merge(cur, identity, unionid, patch, now)
     const sealed = user.phone === null ? null : this.pii.seal(user.phone, phoneContext(userId))
     return {
@@ -118,7 +136,12 @@ export class RedisLoginScript {
    * `kept` (the login code's answer) rewritten. Nothing of the user is written when another login
    * changed the identity or the record since the snapshot: read again.
    */
-  async commit (plan: LoginPlan, events: LoginEvent[], kept: { key: string, record: string } | undefined, emitted: boolean): Promise<Commit> {
+  async commit (
+    plan: LoginPlan,
+    events: LoginEvent[],
+    kept: { key: string, record: string } | undefined,
+    emitted: boolean
+  ): Promise<Commit> {
     if (this.cluster) return await this.commitSpread(plan, emitted ? [] : events, kept)
     const { snapshot, user } = plan
     const userKey = this.users.userKey(user.user_id)
@@ -131,8 +154,15 @@ export class RedisLoginScript {
     const write = this.redis.cmd.eval(COMMIT, {
       keys: [this.users.identityKey(plan.identity), userKey, this.events.key, unionKey, kept?.key ?? userKey],
       arguments: [
-        snapshot.known, snapshot.raw, user.user_id, plan.stored, plan.linkUnionid !== null ? '1' : '0',
-        kept?.record ?? '', String(this.events.maxLen), String(out.length), ...fields
+        snapshot.known,
+        snapshot.raw,
+        user.user_id,
+        plan.stored,
+        plan.linkUnionid !== null ? '1' : '0',
+        kept?.record ?? '',
+        String(this.events.maxLen),
+        String(out.length),
+        ...fields
       ]
     })
     // Answered only once a replica has it (REDIS_WAIT_REPLICAS): its WAIT rides in the same write.
@@ -140,7 +170,11 @@ export class RedisLoginScript {
     return { written, emitted: emitted || written }
   }
 
-  private async commitSpread (plan: LoginPlan, events: LoginEvent[], kept: { key: string, record: string } | undefined): Promise<Commit> {
+  private async commitSpread (
+    plan: LoginPlan,
+    events: LoginEvent[],
+    kept: { key: string, record: string } | undefined
+  ): Promise<Commit> {
     const { snapshot, user } = plan
     const idKey = this.users.identityKey(plan.identity)
     const userKey = this.users.userKey(user.user_id)
@@ -148,9 +182,17 @@ export class RedisLoginScript {
     if (keySlot(idKey) !== keySlot(userKey)) {
       keys = [userKey]
       // The identity has to be claimed on its own, before the record names it.
-      if (snapshot.known === '' && await this.redis.durable(idKey, this.redis.cmd.set(idKey, user.user_id, { NX: true })) !== 'OK') return { written: false, emitted: false }
+      if (
+        snapshot.known === '' &&
+        (await this.redis.durable(idKey, this.redis.cmd.set(idKey, user.user_id, { NX: true }))) !== 'OK'
+      ) {
+        return { written: false, emitted: false }
+      }
     }
-    const write = this.redis.durable(userKey, this.redis.cmd.eval(COMMIT_LOCAL, { keys, arguments: [snapshot.known, snapshot.raw, user.user_id, plan.stored] }))
+    const write = this.redis.durable(
+      userKey,
+      this.redis.cmd.eval(COMMIT_LOCAL, { keys, arguments: [snapshot.known, snapshot.raw, user.user_id, plan.stored] })
+    )
     // A returning user's events go out with the write: its user_id is settled, and a refused
     // write is tried again for the same user. A new user's wait for the write to stand.
     const early = snapshot.known !== '' && events.length > 0
@@ -158,7 +200,9 @@ export class RedisLoginScript {
     if (Number(answer) !== 1) return { written: false, emitted: early }
     await Promise.all([
       early ? undefined : this.events.emit(events),
-      plan.linkUnionid !== null ? this.redis.cmd.set(this.users.unionidKey(plan.linkUnionid), user.user_id, { NX: true }) : undefined,
+      plan.linkUnionid !== null
+        ? this.redis.cmd.set(this.users.unionidKey(plan.linkUnionid), user.user_id, { NX: true })
+        : undefined,
       kept !== undefined ? this.redis.cmd.set(kept.key, kept.record, { XX: true, KEEPTTL: true }) : undefined
     ])
     return { written: true, emitted: true }

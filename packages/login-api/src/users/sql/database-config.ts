@@ -9,7 +9,10 @@ export interface DatabaseConfig {
   dialect: SqlDialect
   /** DATABASE_POOL_SIZE: connections per login-api instance. */
   poolSize: number
-  /** DATABASE_STATEMENT_TIMEOUT_MS: one store operation (a transaction) gives up after this; the server cancels a statement past it. */
+  /**
+   * DATABASE_STATEMENT_TIMEOUT_MS: one store operation (a transaction) gives up after this; the
+   * server cancels a statement past it.
+   */
   statementTimeoutMs: number
   /** DATABASE_CONNECT_TIMEOUT_MS: opening a connection, or waiting for a free one in the pool. */
   connectTimeoutMs: number
@@ -17,7 +20,12 @@ export interface DatabaseConfig {
   migrateOnStart: boolean
 }
 
-const DIALECTS: Record<string, SqlDialect> = { 'postgres:': 'postgres', 'postgresql:': 'postgres', 'mysql:': 'mysql', 'mariadb:': 'mysql' }
+const DIALECTS: Record<string, SqlDialect> = {
+  'postgres:': 'postgres',
+  'postgresql:': 'postgres',
+  'mysql:': 'mysql',
+  'mariadb:': 'mysql'
+}
 
 /** The dialect a DATABASE_URL names; the URL itself never appears in the error. */
 export function dialectOf (url: string): SqlDialect {
@@ -25,10 +33,18 @@ export function dialectOf (url: string): SqlDialect {
   try {
     const u = new URL(url)
     protocol = u.protocol
-    if (u.hostname === '' || u.pathname.length < 2) throw new ConfigError('DATABASE_URL', 'must name a host and a database (postgres://user:password@host:5432/db or mysql://user:password@host:3306/db)')
+    if (u.hostname === '' || u.pathname.length < 2) {
+      throw new ConfigError(
+        'DATABASE_URL',
+        'must name a host and a database (postgres://user:password@host:5432/db or mysql://user:password@host:3306/db)'
+      )
+    }
   } catch (err) {
     if (err instanceof ConfigError) throw err
-    throw new ConfigError('DATABASE_URL', 'is not a URL (postgres://user:password@host:5432/db or mysql://user:password@host:3306/db)')
+    throw new ConfigError(
+      'DATABASE_URL',
+      'is not a URL (postgres://user:password@host:5432/db or mysql://user:password@host:3306/db)'
+    )
   }
   const dialect = DIALECTS[protocol]
   if (dialect === undefined) throw new ConfigError('DATABASE_URL', 'must start with postgres:// or mysql://')

@@ -32,7 +32,10 @@ export class SqlDatabase {
   private probing = false
   private timer: NodeJS.Timeout | undefined
 
-  constructor (readonly config: DatabaseConfig, private readonly log: FastifyBaseLogger) {
+  constructor (
+    readonly config: DatabaseConfig,
+    private readonly log: FastifyBaseLogger
+  ) {
     this.db = new Kysely<Tables>({ dialect: config.dialect === 'postgres' ? this.postgres() : this.mysql() })
   }
 
@@ -52,9 +55,13 @@ export class SqlDatabase {
     })
     // A connection the server drops must not crash the process: the pool listens only while a
     // client is idle, and a checked-out client between statements would emit to nobody.
-    const lost = (err: Error): void => { this.log.warn({ err: { message: err.message } }, 'database connection lost') }
+    const lost = (err: Error): void => {
+      this.log.warn({ err: { message: err.message } }, 'database connection lost')
+    }
     pool.on('error', lost)
-    pool.on('connect', client => { client.on('error', lost) })
+    pool.on('connect', client => {
+      client.on('error', lost)
+    })
     return new PostgresDialect({ pool })
   }
 
@@ -73,12 +80,16 @@ export class SqlDatabase {
       charset: 'utf8mb4_bin'
     })
     pool.on('connection', conn => {
-      conn.on('error', (err: Error) => { this.log.warn({ err: { message: err.message } }, 'database connection lost') })
+      conn.on('error', (err: Error) => {
+        this.log.warn({ err: { message: err.message } }, 'database connection lost')
+      })
     })
     const lockWait = Math.max(1, Math.ceil(c.statementTimeoutMs / 1000))
     return new MysqlDialect({
       pool,
-      onCreateConnection: async conn => { await conn.executeQuery(CompiledQuery.raw(`SET SESSION innodb_lock_wait_timeout = ${lockWait}`)) }
+      onCreateConnection: async conn => {
+        await conn.executeQuery(CompiledQuery.raw(`SET SESSION innodb_lock_wait_timeout = ${lockWait}`))
+      }
     })
   }
 
@@ -86,18 +97,25 @@ export class SqlDatabase {
    * `op` bounded by the statement timeout. `live()` throws once the caller has given up, so a
    * transaction that resumes after a freeze rolls back rather than commit what nobody waits for.
    */
-  async run<T> (op: (live: () => void) => Promise<T>): Promise<T> {
+  async run<T>(op: (live: () => void) => Promise<T>): Promise<T> {
     let abandoned = false
-    const live = (): void => { if (abandoned) throw new Abandoned('abandoned after a timeout') }
+    const live = (): void => {
+      if (abandoned) throw new Abandoned('abandoned after a timeout')
+    }
     const p = op(live)
     p.catch(() => {})
     const ms = this.config.statementTimeoutMs
-    return await withTimeout(p, ms, () => { abandoned = true; return new DatabaseTimeoutError(ms) })
+    return await withTimeout(p, ms, () => {
+      abandoned = true
+      return new DatabaseTimeoutError(ms)
+    })
   }
 
   start (): void {
     this.probe()
-    this.timer = setInterval(() => { this.probe() }, PROBE_INTERVAL_MS)
+    this.timer = setInterval(() => {
+      this.probe()
+    }, PROBE_INTERVAL_MS)
     this.timer.unref()
   }
 
@@ -105,16 +123,23 @@ export class SqlDatabase {
     if (this.probing) return
     this.probing = true
     this.run(async () => await sql`select 1`.execute(this.db))
-      .then(() => {
-        if (this.lastError !== undefined && this.lastError !== 'connecting') this.log.info('database answering again')
-        this.lastOk = Date.now()
-        this.lastError = undefined
-      }, (err: Error) => {
-        const reason = err instanceof DatabaseTimeoutError ? 'database not answering' : 'database unreachable'
-        if (this.lastError !== reason) this.log.warn({ err: { message: err.message, code: (err as { code?: string }).code } }, reason)
-        this.lastError = reason
+      .then(
+        () => {
+          if (this.lastError !== undefined && this.lastError !== 'connecting') this.log.info('database answering again')
+          this.lastOk = Date.now()
+          this.lastError = undefined
+        },
+        (err: Error) => {
+          const reason = err instanceof DatabaseTimeoutError ? 'database not answering' : 'database unreachable'
+          if (this.lastError !== reason) {
+            this.log.warn({ err: { message: err.message, code: (err as { code?: string }).code } }, reason)
+          }
+          this.lastError = reason
+        }
+      )
+      .finally(() => {
+        this.probing = false
       })
-      .finally(() => { this.probing = false })
   }
 
   /** Why the database cannot serve now, or undefined while it can. */

@@ -40,7 +40,8 @@ function migrations (dialect: SqlDialect): Record<string, Migration> {
   return {
     '0001-users-and-identities': {
       async up (db: Kysely<any>) {
-        await db.schema.createTable('wxlogin_users')
+        await db.schema
+          .createTable('wxlogin_users')
           .addColumn('user_id', 'varchar(64)', c => c.primaryKey())
           // Unique where set: both dialects allow any number of NULLs under a unique index.
           .addColumn('unionid', 'varchar(128)', c => c.unique())
@@ -53,7 +54,8 @@ function migrations (dialect: SqlDialect): Record<string, Migration> {
           .addColumn('updated_at', timestamp, c => c.notNull())
           .modifyEnd(tableOptions)
           .execute()
-        await db.schema.createTable('wxlogin_identities')
+        await db.schema
+          .createTable('wxlogin_identities')
           .addColumn('appid', 'varchar(64)', c => c.notNull())
           .addColumn('openid', 'varchar(128)', c => c.notNull())
           .addColumn('user_id', 'varchar(64)', c => c.notNull().references('wxlogin_users.user_id').onDelete('cascade'))

@@ -1,10 +1,20 @@
 import { randomUUID } from 'node:crypto'
 import type { Kysely, Transaction } from 'kysely'
-import { maskPhone } from '@wxlogin/service-kit'
 import type { PiiCipher } from '../pii.js'
-import { phoneContext, samePhone, type Identity, type PhoneInfo, type UpsertResult, type UserPatch, type UserRecord, type UserStore, type DeletedUser } from '../user-store.js'
+import {
+  phoneContext,
+  samePhone,
+  type Identity,
+  type PhoneInfo,
+  type UpsertResult,
+  type UserPatch,
+  type UserRecord,
+  type UserStore,
+  type DeletedUser
+} from '../user-store.js'
 import type { SqlDatabase } from './database.js'
 import type { Tables, UsersTable } from './schema.js'
+import { blankRow, insertIfAbsent, iso, phoneColumns, sealed, toRecord, type Db, type PhoneColumns } from './rows.js'
 
 /** A transaction that lost a race it can win on a second try (the other side has committed by then). */
 class Again extends Error {}
@@ -19,28 +29,6 @@ function retryable (err: unknown): boolean {
   return code === '40P01' || code === '40001' || code === '23505' || errno === 1213 || errno === 1062
 }
 
-/** A sealed value as it is ("pii1:..."); a value in clear (no key configured) as JSON. */
-const stored = (v: unknown): string => typeof v === 'string' ? v : JSON.stringify(v)
-
-export type Db = Kysely<Tables> | Transaction<Tables>
-type PhoneColumns = Pick<UsersTable, 'phone_sealed' | 'phone_masked' | 'phone_country_code'>
-
-/** INSERT that does nothing when a unique key is taken; true when the row went in. */
-export async function insertIfAbsent<T extends keyof Tables> (trx: Db, mysql: boolean, table: T, row: Tables[T]): Promise<boolean> {
-  const q = trx.insertInto(table).values(row as never)
-  const r = await (mysql ? q.ignore() : q.onConflict(oc => oc.doNothing())).executeTakeFirst()
-  return Number(r.numInsertedOrUpdatedRows ?? 0n) > 0
-}
-
-/** The sealed phone, and what may be read without the key. */
-export function phoneColumns (pii: PiiCipher, userId: string, phone: PhoneInfo): PhoneColumns {
-  return {
-    phone_sealed: stored(pii.seal(phone, phoneContext(userId))),
-    phone_masked: maskPhone(phone.purePhoneNumber),
-    phone_country_code: phone.countryCode
-  }
-}
-
 /**
  * Users in PostgreSQL or MySQL (docs/sql-users.md). One transaction a login, at READ COMMITTED,
  * its races settled by the unique keys: the identity (appid, openid) is the authority for who
@@ -52,20 +40,26 @@ export class SqlUserStore implements UserStore {
   private readonly db: Kysely<Tables>
   private readonly mysql: boolean
 
-  constructor (private readonly database: SqlDatabase, private readonly pii: PiiCipher) {
+  constructor (
+    private readonly database: SqlDatabase,
+    private readonly pii: PiiCipher
+  ) {
     this.db = database.db
     this.mysql = database.config.dialect === 'mysql'
   }
 
-  private async insertIfAbsent<T extends keyof Tables> (trx: Db, table: T, row: Tables[T]): Promise<boolean> {
+  private async insertIfAbsent<T extends keyof Tables>(trx: Db, table: T, row: Tables[T]): Promise<boolean> {
     return await insertIfAbsent(trx, this.mysql, table, row)
   }
 
-  private async attempt<T> (work: (trx: Transaction<Tables>, live: () => void) => Promise<T>): Promise<T> {
+  private async attempt<T>(work: (trx: Transaction<Tables>, live: () => void) => Promise<T>): Promise<T> {
     return await this.database.run(async live => {
       for (let i = 1; ; i++) {
         try {
-          return await this.db.transaction().setIsolationLevel('read committed').execute(async trx => await work(trx, live))
+          return await this.db
+            .transaction()
+            .setIsolationLevel('read committed')
+            .execute(async trx => await work(trx, live))
         } catch (err) {
           if (i >= ATTEMPTS || !retryable(err)) throw err
           live()
@@ -93,15 +87,25 @@ export class SqlUserStore implements UserStore {
           if (await this.insertIfAbsent(trx, 'wxlogin_users', row)) {
             live()
             // Another login of this identity claimed it first: ours rolls back (with the user it made).
-            if (!await this.insertIfAbsent(trx, 'wxlogin_identities', { ...identity, user_id: userId, created_at: now })) throw new Again()
-            return { user: toRecord(row, [identity], patch.phone ?? null), isNew: true, phoneChanged: patch.phone !== undefined }
+            if (
+              !(await this.insertIfAbsent(trx, 'wxlogin_identities', { ...identity, user_id: userId, created_at: now }))
+            ) {
+              throw new Again()
+            }
+            return {
+              user: toRecord(row, [identity], patch.phone ?? null),
+              isNew: true,
+              phoneChanged: patch.phone !== undefined
+            }
           }
           // The unionid went to a concurrent first login, committed by now: join its user.
           owner = unionid === null ? undefined : await this.ownerOf(trx, unionid)
           if (owner === undefined) throw new Again()
         }
         live()
-        if (!await this.insertIfAbsent(trx, 'wxlogin_identities', { ...identity, user_id: owner, created_at: now })) throw new Again()
+        if (!(await this.insertIfAbsent(trx, 'wxlogin_identities', { ...identity, user_id: owner, created_at: now }))) {
+          throw new Again()
+        }
         rows = await this.locked(trx, { userId: owner })
       }
       const cur = rows[0]
@@ -113,7 +117,7 @@ export class SqlUserStore implements UserStore {
         // The first user to bring a unionid keeps it; one resolved before its app joined the Open
         // Platform keeps its own user_id and no unionid (docs/sql-users.md).
         live()
-        if (await this.ownerOf(trx, unionid) === undefined) set.unionid = unionid
+        if ((await this.ownerOf(trx, unionid)) === undefined) set.unionid = unionid
       }
       live()
       await trx.updateTable('wxlogin_users').set(set).where('user_id', '=', userId).execute()
@@ -138,25 +142,43 @@ export class SqlUserStore implements UserStore {
    * first): one statement where it took three. PostgreSQL locks the user row alone (FOR UPDATE
    * OF); MySQL has no OF and locks the identity rows read too.
    */
-  private async locked (trx: Db, by: { identity: Identity } | { userId: string }): Promise<Array<UsersTable & { id_appid: string, id_openid: string }>> {
-    let q = trx.selectFrom('wxlogin_users as u')
+  private async locked (
+    trx: Db,
+    by: { identity: Identity } | { userId: string }
+  ): Promise<Array<UsersTable & { id_appid: string, id_openid: string }>> {
+    let q = trx
+      .selectFrom('wxlogin_users as u')
       .innerJoin('wxlogin_identities as mine', 'mine.user_id', 'u.user_id')
-      .selectAll('u').select(['mine.appid as id_appid', 'mine.openid as id_openid'])
-    q = 'identity' in by
-      ? q.where('u.user_id', '=', eb => eb.selectFrom('wxlogin_identities').select('user_id')
-        .where('appid', '=', by.identity.appid).where('openid', '=', by.identity.openid))
-      : q.where('u.user_id', '=', by.userId)
+      .selectAll('u')
+      .select(['mine.appid as id_appid', 'mine.openid as id_openid'])
+    q =
+      'identity' in by
+        ? q.where('u.user_id', '=', eb =>
+          eb
+            .selectFrom('wxlogin_identities')
+            .select('user_id')
+            .where('appid', '=', by.identity.appid)
+            .where('openid', '=', by.identity.openid)
+        )
+        : q.where('u.user_id', '=', by.userId)
     q = q.orderBy('mine.created_at').orderBy('mine.appid').orderBy('mine.openid')
     return await (this.mysql ? q.forUpdate() : q.forUpdate('u')).execute()
   }
 
   private async ownerOf (trx: Db, unionid: string): Promise<string | undefined> {
-    return (await trx.selectFrom('wxlogin_users').select('user_id').where('unionid', '=', unionid).executeTakeFirst())?.user_id
+    return (await trx.selectFrom('wxlogin_users').select('user_id').where('unionid', '=', unionid).executeTakeFirst())
+      ?.user_id
   }
 
   private async identitiesOfIn (trx: Db, userId: string): Promise<Identity[]> {
-    return await trx.selectFrom('wxlogin_identities').select(['appid', 'openid']).where('user_id', '=', userId)
-      .orderBy('created_at').orderBy('appid').orderBy('openid').execute()
+    return await trx
+      .selectFrom('wxlogin_identities')
+      .select(['appid', 'openid'])
+      .where('user_id', '=', userId)
+      .orderBy('created_at')
+      .orderBy('appid')
+      .orderBy('openid')
+      .execute()
   }
 
   private phoneColumns (userId: string, phone: PhoneInfo): PhoneColumns {
@@ -175,16 +197,29 @@ export class SqlUserStore implements UserStore {
       const phone = this.phoneOf(row)
       if (phone !== null && this.pii.stale(sealed(row.phone_sealed as string))) {
         // Sealed under a key that no longer encrypts (rotation): sealed again, unless changed since.
-        await this.db.updateTable('wxlogin_users').set(this.phoneColumns(userId, phone))
-          .where('user_id', '=', userId).where('phone_sealed', '=', row.phone_sealed).execute()
+        await this.db
+          .updateTable('wxlogin_users')
+          .set(this.phoneColumns(userId, phone))
+          .where('user_id', '=', userId)
+          .where('phone_sealed', '=', row.phone_sealed)
+          .execute()
       }
       return toRecord(row, await this.identitiesOfIn(this.db, userId), phone)
     })
   }
 
   async userIdOf (identity: Identity): Promise<string | null> {
-    return await this.database.run(async () => (await this.db.selectFrom('wxlogin_identities').select('user_id')
-      .where('appid', '=', identity.appid).where('openid', '=', identity.openid).executeTakeFirst())?.user_id ?? null)
+    return await this.database.run(
+      async () =>
+        (
+          await this.db
+            .selectFrom('wxlogin_identities')
+            .select('user_id')
+            .where('appid', '=', identity.appid)
+            .where('openid', '=', identity.openid)
+            .executeTakeFirst()
+        )?.user_id ?? null
+    )
   }
 
   async identitiesOf (userId: string): Promise<Identity[]> {
@@ -193,7 +228,12 @@ export class SqlUserStore implements UserStore {
 
   async deleteUser (userId: string): Promise<DeletedUser | null> {
     return await this.attempt(async (trx, live) => {
-      const row = await trx.selectFrom('wxlogin_users').select(['user_id', 'created_at']).where('user_id', '=', userId).forUpdate().executeTakeFirst()
+      const row = await trx
+        .selectFrom('wxlogin_users')
+        .select(['user_id', 'created_at'])
+        .where('user_id', '=', userId)
+        .forUpdate()
+        .executeTakeFirst()
       if (row === undefined) return null
       const identities = await this.identitiesOfIn(trx, userId)
       live()
@@ -201,30 +241,15 @@ export class SqlUserStore implements UserStore {
       await trx.deleteFrom('wxlogin_users').where('user_id', '=', userId).execute()
       live()
       // The sealed phone goes with the row, never opened.
-      return { user_id: userId, identities: identities.map(i => ({ appid: i.appid, openid: i.openid })), created_at: iso(row.created_at) }
+      return {
+        user_id: userId,
+        identities: identities.map(i => ({ appid: i.appid, openid: i.openid })),
+        created_at: iso(row.created_at)
+      }
     })
   }
 
-  async hasLegacyRecord (): Promise<boolean> { return false }
-}
-
-export const blankRow = (userId: string, unionid: string | null, now: Date): UsersTable => ({
-  user_id: userId, unionid, nickname: null, head_pic: null, phone_sealed: null, phone_masked: null, phone_country_code: null, created_at: now, updated_at: now
-})
-
-const sealed = (s: string): unknown => s.startsWith('pii1:') ? s : JSON.parse(s)
-
-const iso = (d: Date | string): string => (d instanceof Date ? d : new Date(d)).toISOString()
-
-function toRecord (row: UsersTable, identities: Identity[], phone: PhoneInfo | null): UserRecord {
-  return {
-    user_id: row.user_id,
-    unionid: row.unionid,
-    nickname: row.nickname,
-    head_pic: row.head_pic,
-    phone,
-    identities: identities.map(i => ({ appid: i.appid, openid: i.openid })),
-    created_at: iso(row.created_at),
-    updated_at: iso(row.updated_at)
+  async hasLegacyRecord (): Promise<boolean> {
+    return false
   }
 }
