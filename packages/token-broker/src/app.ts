@@ -24,7 +24,11 @@ const OPENAPI = {
     version: '1.0.0',
     description: 'Internal API: WeChat access_tokens and code2session for authenticated internal callers.'
   },
-  components: { securitySchemes: { bearer: { type: 'http' as const, scheme: 'bearer', description: 'A client token from BROKER_CLIENTS' } } }
+  components: {
+    securitySchemes: {
+      bearer: { type: 'http' as const, scheme: 'bearer', description: 'A client token from BROKER_CLIENTS' }
+    }
+  }
 }
 
 export interface BuildOptions {
@@ -36,7 +40,13 @@ export interface BuildOptions {
 }
 
 export async function buildApp (config: BrokerConfig, opts: BuildOptions = {}): Promise<FastifyInstance> {
-  const app = await createServiceApp({ name: 'token-broker', logLevel: config.logLevel, logger: opts.logger, accessLog: config.accessLog, http: config.http })
+  const app = await createServiceApp({
+    name: 'token-broker',
+    logLevel: config.logLevel,
+    logger: opts.logger,
+    accessLog: config.accessLog,
+    http: config.http
+  })
   const metrics = createBrokerMetrics(app.registry)
   const got = opts.got ?? createUpstreamGot()
 

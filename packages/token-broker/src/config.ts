@@ -1,4 +1,19 @@
-import { APPID, ConfigError, sha256Hex, EnvReader, readAppList, readAccessLog, type AccessLogOptions, readHttpLimits, type HttpLimits, readRedisConnection, redisUrlList, upstreamUrl, type Env, type RedisConnection } from '@wxlogin/service-kit'
+import {
+  APPID,
+  ConfigError,
+  sha256Hex,
+  EnvReader,
+  readAppList,
+  readAccessLog,
+  type AccessLogOptions,
+  readHttpLimits,
+  type HttpLimits,
+  readRedisConnection,
+  redisUrlList,
+  upstreamUrl,
+  type Env,
+  type RedisConnection
+} from '@wxlogin/service-kit'
 
 export type TokenMode = 'stable' | 'classic'
 
@@ -79,11 +94,19 @@ function parseApps (r: EnvReader, defaultMode: TokenMode): WechatAppConfig[] {
   const seen = new Set<string>()
   return list.map((item: unknown, i) => {
     const o = item as Record<string, unknown> | null
-    if (typeof o?.appid !== 'string' || !APPID.test(o.appid)) throw new ConfigError('WECHAT_APPS', `entry ${i} has no valid "appid"`)
-    if (typeof o.secret !== 'string' || o.secret === '') throw new ConfigError('WECHAT_APPS', `entry ${i} has no "secret"`)
+    if (typeof o?.appid !== 'string' || !APPID.test(o.appid)) {
+      throw new ConfigError('WECHAT_APPS', `entry ${i} has no valid "appid"`)
+    }
+    if (typeof o.secret !== 'string' || o.secret === '') {
+      throw new ConfigError('WECHAT_APPS', `entry ${i} has no "secret"`)
+    }
     if (seen.has(o.appid)) throw new ConfigError('WECHAT_APPS', `lists appid ${o.appid} twice`)
     seen.add(o.appid)
-    return { appid: o.appid, secret: o.secret, tokenMode: o.token_mode === undefined ? defaultMode : tokenMode('WECHAT_APPS', o.token_mode) }
+    return {
+      appid: o.appid,
+      secret: o.secret,
+      tokenMode: o.token_mode === undefined ? defaultMode : tokenMode('WECHAT_APPS', o.token_mode)
+    }
   })
 }
 
@@ -95,11 +118,15 @@ const HEX64 = /^[0-9a-fA-F]{64}$/
  * guess; no token may authenticate two clients. Messages never quote a token.
  */
 function clientTokenHashes (o: Record<string, unknown>, name: string, seen: Map<string, string>): string[] {
-  const fail = (why: string): never => { throw new ConfigError('BROKER_CLIENTS', `client ${name}: ${why}`) }
+  const fail = (why: string): never => {
+    throw new ConfigError('BROKER_CLIENTS', `client ${name}: ${why}`)
+  }
   const list = (key: string): unknown[] => {
     const v = o[key]
     if (v === undefined) return []
-    if (key.startsWith('tokens')) return Array.isArray(v) && v.length > 0 ? v : fail(`"${key}" must be a non-empty list`)
+    if (key.startsWith('tokens')) {
+      return Array.isArray(v) && v.length > 0 ? v : fail(`"${key}" must be a non-empty list`)
+    }
     return [v]
   }
   const clear = [...list('token'), ...list('tokens')]
@@ -118,7 +145,9 @@ function clientTokenHashes (o: Record<string, unknown>, name: string, seen: Map<
   }
   for (const h of hashes) {
     const other = seen.get(h)
-    if (other !== undefined) fail(other === name ? 'lists the same token twice' : `has the same token as client ${other}`)
+    if (other !== undefined) {
+      fail(other === name ? 'lists the same token twice' : `has the same token as client ${other}`)
+    }
     seen.set(h, name)
   }
   return hashes
@@ -126,19 +155,25 @@ function clientTokenHashes (o: Record<string, unknown>, name: string, seen: Map<
 
 function parseClients (r: EnvReader): BrokerClientConfig[] {
   const list = r.json<unknown>('BROKER_CLIENTS', true)
-  if (!Array.isArray(list) || list.length === 0) throw new ConfigError('BROKER_CLIENTS', 'must be a non-empty JSON array')
+  if (!Array.isArray(list) || list.length === 0) {
+    throw new ConfigError('BROKER_CLIENTS', 'must be a non-empty JSON array')
+  }
   const names = new Set<string>()
   const seen = new Map<string, string>()
   return list.map((item: unknown, i) => {
     const o = item as Record<string, unknown> | null
-    if (typeof o?.name !== 'string' || o.name === '') throw new ConfigError('BROKER_CLIENTS', `entry ${i} has no "name"`)
+    if (typeof o?.name !== 'string' || o.name === '') {
+      throw new ConfigError('BROKER_CLIENTS', `entry ${i} has no "name"`)
+    }
     if (names.has(o.name)) throw new ConfigError('BROKER_CLIENTS', `lists client ${o.name} twice`)
     names.add(o.name)
     const tokenHashes = clientTokenHashes(o, o.name, seen)
     if (!Array.isArray(o.apps) || o.apps.length === 0 || o.apps.some(a => typeof a !== 'string')) {
       throw new ConfigError('BROKER_CLIENTS', `client ${o.name} needs "apps": a list of appids, or ["*"]`)
     }
-    if (o.admin !== undefined && typeof o.admin !== 'boolean') throw new ConfigError('BROKER_CLIENTS', `client ${o.name}: "admin" must be true or false`)
+    if (o.admin !== undefined && typeof o.admin !== 'boolean') {
+      throw new ConfigError('BROKER_CLIENTS', `client ${o.name}: "admin" must be true or false`)
+    }
     return { name: o.name, tokenHashes, apps: o.apps as string[], admin: o.admin === true }
   })
 }
@@ -161,11 +196,26 @@ export function loadConfig (env: Env): BrokerConfig {
   const apps = parseApps(r, defaultMode)
   const clients = parseClients(r)
   const redlockUrls = redisUrlList(r, 'REDLOCK_URLS')
-  if (redlockUrls !== undefined && redis === undefined) throw new ConfigError('REDLOCK_URLS', 'needs a Redis store as well (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES): the lock guards a shared token store')
+  if (redlockUrls !== undefined && redis === undefined) {
+    throw new ConfigError(
+      'REDLOCK_URLS',
+      'needs a Redis store as well (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES): the lock guards a shared ' +
+        'token store'
+    )
+  }
   // Unset: one lock on the store itself (in a Cluster, on the app's own slot).
-  const redlock = redis === undefined
-    ? []
-    : redlockUrls === undefined ? [redis] : redlockUrls.map(url => ({ ...redis, url, sentinels: undefined, sentinelMaster: undefined, clusterNodes: undefined }))
+  const redlock =
+    redis === undefined
+      ? []
+      : redlockUrls === undefined
+        ? [redis]
+        : redlockUrls.map(url => ({
+          ...redis,
+          url,
+          sentinels: undefined,
+          sentinelMaster: undefined,
+          clusterNodes: undefined
+        }))
   const budget = invalidationBudget(r, apps)
   const upstreamTimeoutMs = r.int('WECHAT_TIMEOUT_MS', 5000, { min: 100, max: 60_000 })
   return {

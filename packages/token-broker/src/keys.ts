@@ -1,7 +1,12 @@
 import { sha256Hex } from '@wxlogin/service-kit'
 
 /** The names of one kind of credential's keys inside an app's hash tag. */
-export interface CredentialKeys { record: string, seq: string, channel: string, failure: string }
+export interface CredentialKeys {
+  record: string
+  seq: string
+  channel: string
+  failure: string
+}
 
 /**
  * Every Redis key and channel of the token-broker, built here and nowhere else. `prefix` is
@@ -11,16 +16,19 @@ export interface CredentialKeys { record: string, seq: string, channel: string, 
 export class BrokerKeys {
   constructor (readonly prefix: string) {}
 
-  private app (appid: string, what: string): string { return `${this.prefix}{${appid}}:${what}` }
+  private app (appid: string, what: string): string {
+    return `${this.prefix}{${appid}}:${what}`
+  }
 
   /**
    * One kind of credential of an app: the access_token's are the historical `token`, `seq`,
    * `token-updated` (a channel), `failure`; a ticket's carry its name (`ticket:jsapi`, ...).
    */
   credential (appid: string, kind: string): CredentialKeys {
-    const names = kind === 'token'
-      ? { record: 'token', seq: 'seq', channel: 'token-updated', failure: 'failure' }
-      : { record: kind, seq: `${kind}:seq`, channel: `${kind}:updated`, failure: `${kind}:failure` }
+    const names =
+      kind === 'token'
+        ? { record: 'token', seq: 'seq', channel: 'token-updated', failure: 'failure' }
+        : { record: kind, seq: `${kind}:seq`, channel: `${kind}:updated`, failure: `${kind}:failure` }
     return {
       record: this.app(appid, names.record),
       seq: this.app(appid, names.seq),
@@ -30,13 +38,24 @@ export class BrokerKeys {
   }
 
   /** The refresh lock of an app (`resource`: a ticket's, else the token's). */
-  lock (appid: string, resource = ''): string { return this.app(appid, `lock${resource === '' ? '' : `:${resource}`}`) }
+  lock (appid: string, resource = ''): string {
+    return this.app(appid, `lock${resource === '' ? '' : `:${resource}`}`)
+  }
+
   /** A claim: the first caller within its life gets it (a code's exchange, a token check). */
-  claim (appid: string, name: string): string { return this.app(appid, `claim:${name}`) }
+  claim (appid: string, name: string): string {
+    return this.app(appid, `claim:${name}`)
+  }
+
   /** A budget counted per app (invalidations a day). */
-  budget (appid: string, name: string): string { return this.app(appid, `budget:${name}`) }
+  budget (appid: string, name: string): string {
+    return this.app(appid, `budget:${name}`)
+  }
+
   /** A short note every replica reads (a kept code2session answer, a token's verdict). */
-  note (appid: string, name: string): string { return this.app(appid, `note:${name}`) }
+  note (appid: string, name: string): string {
+    return this.app(appid, `note:${name}`)
+  }
 }
 
 // The names inside an app's claims and notes: hashes, never a code or a token.

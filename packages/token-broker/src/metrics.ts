@@ -32,41 +32,101 @@ export interface BrokerMetrics {
 export function tokenMetrics (m: BrokerMetrics): CredentialMetrics {
   return {
     served: (appid, source) => m.tokenRequests.labels({ appid, source }),
-    refreshed: (appid, reason, result) => { m.refreshes.inc({ appid, reason, result }) },
-    expiry: (appid, seconds) => { m.expiry.set({ appid }, seconds) }
+    refreshed: (appid, reason, result) => {
+      m.refreshes.inc({ appid, reason, result })
+    },
+    expiry: (appid, seconds) => {
+      m.expiry.set({ appid }, seconds)
+    }
   }
 }
 
 export function ticketMetrics (m: BrokerMetrics, type: string): CredentialMetrics {
   return {
     served: (appid, source) => m.ticketRequests.labels({ appid, type, source }),
-    refreshed: (appid, reason, result) => { m.ticketRefreshes.inc({ appid, type, reason, result }) },
-    expiry: (appid, seconds) => { m.ticketExpiry.set({ appid, type }, seconds) }
+    refreshed: (appid, reason, result) => {
+      m.ticketRefreshes.inc({ appid, type, reason, result })
+    },
+    expiry: (appid, seconds) => {
+      m.ticketExpiry.set({ appid, type }, seconds)
+    }
   }
 }
 
 export function createBrokerMetrics (registry: Registry): BrokerMetrics {
-  const counter = <L extends string>(name: string, help: string, labelNames: readonly L[]): Counter<L> => new Counter({ name, help, labelNames, registers: [registry] })
-  const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[]): Gauge<L> => new Gauge({ name, help, labelNames, registers: [registry] })
+  const counter = <L extends string>(name: string, help: string, labelNames: readonly L[]): Counter<L> =>
+    new Counter({ name, help, labelNames, registers: [registry] })
+  const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[]): Gauge<L> =>
+    new Gauge({ name, help, labelNames, registers: [registry] })
   return {
     wechat: createWechatApiMetrics(registry),
-    tokenRequests: counter('token_broker_token_requests_total', 'access_tokens served, by where they came from.', ['appid', 'source']),
-    refreshes: counter('token_broker_refreshes_total', 'Upstream token refreshes this replica made, by reason and result.', ['appid', 'reason', 'result']),
-    expiry: gauge('token_broker_token_expiry_timestamp_seconds', 'When the access_token this replica holds expires (Unix seconds).', ['appid']),
+    tokenRequests: counter('token_broker_token_requests_total', 'access_tokens served, by where they came from.', [
+      'appid',
+      'source'
+    ]),
+    refreshes: counter(
+      'token_broker_refreshes_total',
+      'Upstream token refreshes this replica made, by reason and result.',
+      ['appid', 'reason', 'result']
+    ),
+    expiry: gauge(
+      'token_broker_token_expiry_timestamp_seconds',
+      'When the access_token this replica holds expires (Unix seconds).',
+      ['appid']
+    ),
     lockWait: new Histogram({
       name: 'token_broker_lock_wait_seconds',
-      help: 'Time a refresh waited for the cluster-wide lock or for another replica\'s token.',
+      help: "Time a refresh waited for the cluster-wide lock or for another replica's token.",
       buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers: [registry]
     }),
-    budgetUsed: gauge('token_broker_invalidation_budget_used', 'Refreshes caused by invalidations today (WeChat\'s day, UTC+8), cluster-wide, as this replica last counted them.', ['appid']),
-    budgetLimit: gauge('token_broker_invalidation_budget_limit', 'Refreshes caused by invalidations allowed per app and day (TOKEN_INVALIDATION_DAILY_BUDGET).', ['appid']),
-    ticketRequests: counter('token_broker_ticket_requests_total', 'JS-SDK and card tickets served, by type and where they came from.', ['appid', 'type', 'source']),
-    ticketRefreshes: counter('token_broker_ticket_refreshes_total', 'Upstream ticket fetches this replica made, by type, reason and result.', ['appid', 'type', 'reason', 'result']),
-    ticketExpiry: gauge('token_broker_ticket_expiry_timestamp_seconds', 'When the ticket this replica holds expires (Unix seconds).', ['appid', 'type']),
-    upstreamTokenCalls: counter('token_broker_upstream_token_calls_total', 'Calls this replica made to WeChat\'s token endpoints (each counts against that endpoint\'s daily quota), by api and force_refresh.', ['appid', 'api', 'force']),
-    quotaClears: counter('token_broker_quota_clears_total', 'clear_quota calls (WeChat allows 10 a month), by result.', ['appid', 'result']),
-    verifications: counter('token_broker_verifications_total', 'Checks with WeChat (getcallbackip) of a token a caller may hold dead, by result: valid, invalid, unknown (WeChat did not say), shared_* (another replica\'s verdict), skipped (no verdict in time).', ['appid', 'result']),
-    authFailures: counter('token_broker_auth_failures_total', 'Callers refused for their client token or app, by route and errcode (WeChat\'s on /cgi-bin routes: 40125, 40013, ...; unauthorized or forbidden on /v1).', ['route', 'errcode'])
+    budgetUsed: gauge(
+      'token_broker_invalidation_budget_used',
+      "Refreshes caused by invalidations today (WeChat's day, UTC+8), cluster-wide, as this replica last counted them.",
+      ['appid']
+    ),
+    budgetLimit: gauge(
+      'token_broker_invalidation_budget_limit',
+      'Refreshes caused by invalidations allowed per app and day (TOKEN_INVALIDATION_DAILY_BUDGET).',
+      ['appid']
+    ),
+    ticketRequests: counter(
+      'token_broker_ticket_requests_total',
+      'JS-SDK and card tickets served, by type and where they came from.',
+      ['appid', 'type', 'source']
+    ),
+    ticketRefreshes: counter(
+      'token_broker_ticket_refreshes_total',
+      'Upstream ticket fetches this replica made, by type, reason and result.',
+      ['appid', 'type', 'reason', 'result']
+    ),
+    ticketExpiry: gauge(
+      'token_broker_ticket_expiry_timestamp_seconds',
+      'When the ticket this replica holds expires (Unix seconds).',
+      ['appid', 'type']
+    ),
+    upstreamTokenCalls: counter(
+      'token_broker_upstream_token_calls_total',
+      "Calls this replica made to WeChat's token endpoints (each counts against that endpoint's daily quota), by api " +
+        'and force_refresh.',
+      ['appid', 'api', 'force']
+    ),
+    quotaClears: counter(
+      'token_broker_quota_clears_total',
+      'clear_quota calls (WeChat allows 10 a month), by result.',
+      ['appid', 'result']
+    ),
+    verifications: counter(
+      'token_broker_verifications_total',
+      'Checks with WeChat (getcallbackip) of a token a caller may hold dead, by result: valid, invalid, unknown ' +
+        "(WeChat did not say), shared_* (another replica's verdict), skipped (no verdict in time).",
+      ['appid', 'result']
+    ),
+    authFailures: counter(
+      'token_broker_auth_failures_total',
+      "Callers refused for their client token or app, by route and errcode (WeChat's on /cgi-bin routes: 40125, " +
+        '40013, ...; unauthorized or forbidden on /v1).',
+      ['route', 'errcode']
+    )
   }
 }

@@ -9,7 +9,11 @@ import type { Counter } from 'prom-client'
 export class AuthFailures {
   private readonly lastLogged = new Map<string, { at: number, suppressed: number }>()
 
-  constructor (private readonly counter: Counter<'route' | 'errcode'>, private readonly log: FastifyBaseLogger, private readonly intervalMs = 10_000) {}
+  constructor (
+    private readonly counter: Counter<'route' | 'errcode'>,
+    private readonly log: FastifyBaseLogger,
+    private readonly intervalMs = 10_000
+  ) {}
 
   record (route: string, errcode: string | number, who: { ip: string, client?: string | undefined }): void {
     const code = String(errcode)
@@ -23,6 +27,15 @@ export class AuthFailures {
     }
     this.lastLogged.set(key, { at: now, suppressed: 0 })
     // Never the token the caller sent: only where it came from, and the client it named if any.
-    this.log.warn({ route, errcode: code, ip: who.ip, ...(who.client !== undefined ? { client: who.client } : {}), ...(last !== undefined ? { notLogged: last.suppressed } : {}) }, 'client authentication failed')
+    this.log.warn(
+      {
+        route,
+        errcode: code,
+        ip: who.ip,
+        ...(who.client !== undefined ? { client: who.client } : {}),
+        ...(last !== undefined ? { notLogged: last.suppressed } : {})
+      },
+      'client authentication failed'
+    )
   }
 }

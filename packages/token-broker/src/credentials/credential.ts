@@ -5,7 +5,10 @@ import type { RefreshLock } from '../store/refresh-lock.js'
 import type { TokenRecord, TokenStore } from '../store/token-store.js'
 import type { FetchedToken } from '../wechat/wechat-client.js'
 
-export interface ServedToken { record: TokenRecord, source: TokenSource }
+export interface ServedToken {
+  record: TokenRecord
+  source: TokenSource
+}
 
 /** What a manager keeps warm: the access_token, or a ticket that is fetched with it. */
 export interface Credential {

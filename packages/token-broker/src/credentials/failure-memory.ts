@@ -9,7 +9,10 @@ import { plausibleFailure, type TokenStore } from '../store/token-store.js'
 export class FailureMemory {
   private readonly failures = new Map<string, { error: ServiceError, until: number }>()
 
-  constructor (private readonly store: TokenStore, private readonly ttlMs: number) {}
+  constructor (
+    private readonly store: TokenStore,
+    private readonly ttlMs: number
+  ) {}
 
   /** A failure this replica or, through the store, any replica remembers. */
   async recall (appid: string): Promise<ServiceError | null> {
@@ -27,13 +30,20 @@ export class FailureMemory {
   async remember (appid: string, error: ServiceError): Promise<void> {
     if (this.ttlMs <= 0) return
     this.failures.set(appid, { error, until: Date.now() + this.ttlMs })
-    const failure = { code: error.code, message: error.message, status: error.statusCode, ...(error.wechatErrcode !== undefined ? { wechatErrcode: error.wechatErrcode } : {}) }
+    const failure = {
+      code: error.code,
+      message: error.message,
+      status: error.statusCode,
+      ...(error.wechatErrcode !== undefined ? { wechatErrcode: error.wechatErrcode } : {})
+    }
     if (!this.store.shared || !this.store.available() || !plausibleFailure(failure)) return
     try {
       await this.store.rememberFailure(appid, failure, this.ttlMs)
       // Replicas waiting for this refresh learn of it now rather than at their next poll.
       await this.store.publish(appid)
-    } catch { /* this replica still remembers it */ }
+    } catch {
+      /* this replica still remembers it */
+    }
   }
 
   /** A refresh succeeded: this replica forgets; the store's memory expires by itself. */

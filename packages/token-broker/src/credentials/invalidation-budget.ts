@@ -36,7 +36,11 @@ export class InvalidationBudget {
   /** Counts used when Redis cannot be asked: this replica's share, rather than no limit. */
   private readonly localCounts = new MemoryTokenStore()
 
-  constructor (private readonly opts: InvalidationBudgetOptions, apps: WechatAppConfig[], reports: boolean) {
+  constructor (
+    private readonly opts: InvalidationBudgetOptions,
+    apps: WechatAppConfig[],
+    reports: boolean
+  ) {
     for (const a of apps) {
       this.modes.set(a.appid, a.tokenMode)
       if (reports) opts.metrics.budgetLimit.set({ appid: a.appid }, opts.perDay[a.tokenMode])
@@ -81,7 +85,10 @@ export class InvalidationBudget {
     }
     const share = this.share(appid)
     if (client !== undefined && share < limit && !(await spend(`${day}:client:${client}`, share)).allowed) {
-      this.opts.log.warn({ appid, client, share }, 'invalidation refused: this client\'s share of the daily refresh budget is spent')
+      this.opts.log.warn(
+        { appid, client, share },
+        "invalidation refused: this client's share of the daily refresh budget is spent"
+      )
       throw errors.budgetExhausted(appid, share, Math.ceil(leftMs / 1000), client)
     }
     const spent = await spend(day, limit)

@@ -1,6 +1,11 @@
 import { createHash, randomBytes } from 'node:crypto'
 
-export interface JssdkConfig { appId: string, timestamp: number, nonceStr: string, signature: string }
+export interface JssdkConfig {
+  appId: string
+  timestamp: number
+  nonceStr: string
+  signature: string
+}
 
 /**
  * WeChat's JS-SDK signature: SHA-1 over the four fields in ASCII order of their names, joined as
@@ -8,7 +13,8 @@ export interface JssdkConfig { appId: string, timestamp: number, nonceStr: strin
  * its #fragment; any other change (re-encoding, a trailing slash) makes wx.config fail.
  */
 export function jssdkSignature (fields: { ticket: string, nonceStr: string, timestamp: number, url: string }): string {
-  const plain = `jsapi_ticket=${fields.ticket}&noncestr=${fields.nonceStr}&timestamp=${fields.timestamp}&url=${fields.url}`
+  const { ticket, nonceStr, timestamp, url } = fields
+  const plain = `jsapi_ticket=${ticket}&noncestr=${nonceStr}&timestamp=${timestamp}&url=${url}`
   return createHash('sha1').update(plain, 'utf8').digest('hex')
 }
 
@@ -21,5 +27,10 @@ export function pageUrlForSignature (url: string): string {
 export function jssdkConfig (appId: string, ticket: string, url: string, now = Date.now()): JssdkConfig {
   const nonceStr = randomBytes(12).toString('base64url')
   const timestamp = Math.floor(now / 1000)
-  return { appId, timestamp, nonceStr, signature: jssdkSignature({ ticket, nonceStr, timestamp, url: pageUrlForSignature(url) }) }
+  return {
+    appId,
+    timestamp,
+    nonceStr,
+    signature: jssdkSignature({ ticket, nonceStr, timestamp, url: pageUrlForSignature(url) })
+  }
 }

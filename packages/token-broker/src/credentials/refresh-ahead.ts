@@ -54,8 +54,11 @@ export class RefreshAhead {
     if (rec.expiresAt - now >= this.opts.aheadMs) return
     if (this.opts.busy(appid) || now < (this.nextAt.get(appid) ?? 0)) return
     this.nextAt.set(appid, now + this.cooldownMs)
-    const p: Promise<unknown> = this.opts.refresh(appid)
-      .catch(() => { /* counted and logged where the upstream call failed */ })
+    const p: Promise<unknown> = this.opts
+      .refresh(appid)
+      .catch(() => {
+        /* counted and logged where the upstream call failed */
+      })
       .finally(() => this.running.delete(p))
     this.running.add(p)
   }

@@ -1,5 +1,5 @@
 import { EventEmitter, once } from 'node:events'
-import { BoundChildren, ServiceError, SingleFlight } from '@wxlogin/service-kit'
+import { BoundChildren, SingleFlight } from '@wxlogin/service-kit'
 import type { WechatAppConfig } from '../config.js'
 import { errors } from '../errors.js'
 import { FailureMemory } from './failure-memory.js'
@@ -8,6 +8,7 @@ import { RefreshAhead } from './refresh-ahead.js'
 import type { ServedToken, TokenManagerOptions } from './credential.js'
 import type { RefreshReason, TokenSource } from '../metrics.js'
 import type { TokenRecord } from '../store/token-store.js'
+import { fetchFromWechat } from './upstream-fetch.js'
 
 export type { Credential, ServedToken, TokenManagerOptions } from './credential.js'
 
@@ -39,7 +40,18 @@ export class TokenManager {
     this.lockResource = this.kind === 'token' ? '' : this.kind
     this.failures = new FailureMemory(opts.store, opts.failureMemoryMs)
     // Only the access_token's manager reports the budget; tickets refresh with no invalidation.
-    this.budget = new InvalidationBudget({ store: opts.store, metrics: opts.metrics, log: opts.log, intervalMs: opts.forceRefreshIntervalMs, perDay: opts.invalidationBudget, clients: opts.clients }, opts.apps, this.kind === 'token')
+    this.budget = new InvalidationBudget(
+      {
+        store: opts.store,
+        metrics: opts.metrics,
+        log: opts.log,
+        intervalMs: opts.forceRefreshIntervalMs,
+        perDay: opts.invalidationBudget,
+        clients: opts.clients
+      },
+      opts.apps,
+      this.kind === 'token'
+    )
     this.updates.setMaxListeners(0)
     this.ahead = new RefreshAhead({
       aheadMs: opts.refreshAheadMs,
@@ -47,13 +59,23 @@ export class TokenManager {
       busy: appid => this.inflight.has(appid),
       refresh: async appid => await this.refresh(appid, 'ahead')
     })
-    opts.store.onUpdate(appid => { this.onRemoteUpdate(appid) })
+    opts.store.onUpdate(appid => {
+      this.onRemoteUpdate(appid)
+    })
   }
 
-  hasApp (appid: string): boolean { return this.apps.has(appid) }
+  hasApp (appid: string): boolean {
+    return this.apps.has(appid)
+  }
+
   /** The app's current record, from the store or memory, never refreshed (null when there is none). */
-  async peek (appid: string): Promise<TokenRecord | null> { return (await this.readStore(appid)) ?? this.memory.get(appid) ?? null }
-  getApp (appid: string): WechatAppConfig | undefined { return this.apps.get(appid) }
+  async peek (appid: string): Promise<TokenRecord | null> {
+    return (await this.readStore(appid)) ?? this.memory.get(appid) ?? null
+  }
+
+  getApp (appid: string): WechatAppConfig | undefined {
+    return this.apps.get(appid)
+  }
 
   private usable (rec: TokenRecord | null | undefined, now = Date.now()): rec is TokenRecord {
     return rec != null && rec.expiresAt - now > MIN_REMAINING_MS
@@ -76,9 +98,17 @@ export class TokenManager {
 
   private onRemoteUpdate (appid: string): void {
     if (!this.apps.has(appid)) return
-    this.opts.store.get(appid).then(rec => {
-      if (rec !== null) this.remember(appid, rec)
-    }, () => {}).finally(() => { this.updates.emit(appid) })
+    this.opts.store
+      .get(appid)
+      .then(
+        rec => {
+          if (rec !== null) this.remember(appid, rec)
+        },
+        () => {}
+      )
+      .finally(() => {
+        this.updates.emit(appid)
+      })
   }
 
   /** The fast path for GET access-token. */
@@ -128,11 +158,18 @@ export class TokenManager {
    * (`verify`: age is no proof that it works), else compare-and-refresh against it. A caller
    * looping on force_refresh gets the same fresh token, not 20 refreshes.
    */
-  async forceRefresh (appid: string, graceMs: number, client?: string, verify?: (appid: string, token: string) => Promise<string>): Promise<ServedToken> {
+  async forceRefresh (
+    appid: string,
+    graceMs: number,
+    client?: string,
+    verify?: (appid: string, token: string) => Promise<string>
+  ): Promise<ServedToken> {
     const current = (await this.readStore(appid)) ?? this.memory.get(appid) ?? null
     if (!this.usable(current)) return await this.getToken(appid)
     const young = Date.now() - (current.fetchedAt ?? 0) < graceMs
-    if (young && (verify === undefined || await verify(appid, current.token) !== 'invalid')) return this.serveCurrent(appid, current)
+    if (young && (verify === undefined || (await verify(appid, current.token)) !== 'invalid')) {
+      return this.serveCurrent(appid, current)
+    }
     return await this.invalidate(appid, current.token, client)
   }
 
@@ -166,7 +203,12 @@ export class TokenManager {
     return true
   }
 
-  private async refreshAcrossReplicas (appid: string, reason: RefreshReason, stale: string | undefined, client: string | undefined): Promise<ServedToken> {
+  private async refreshAcrossReplicas (
+    appid: string,
+    reason: RefreshReason,
+    stale: string | undefined,
+    client: string | undefined
+  ): Promise<ServedToken> {
     const { store, lock } = this.opts
     if (!store.shared || !store.available()) return await this.fetchUpstream(appid, reason, stale, client)
 
@@ -183,7 +225,10 @@ export class TokenManager {
       if (!store.available()) return await this.fetchUpstream(appid, reason, stale, client)
       const held = await lock.tryAcquire(appid, this.lockResource)
       if (held === 'unavailable') {
-        this.opts.log.warn({ appid, kind: this.kind }, 'refresh lock quorum unavailable; refreshing from this replica alone')
+        this.opts.log.warn(
+          { appid, kind: this.kind },
+          'refresh lock quorum unavailable; refreshing from this replica alone'
+        )
         return await this.fetchUpstream(appid, reason, stale, client)
       }
       if (held !== 'busy') {
@@ -211,70 +256,19 @@ export class TokenManager {
     await once(this.updates, appid, { signal: AbortSignal.timeout(Math.max(1, ms)) }).catch(() => {})
   }
 
-  private async fetchUpstream (appid: string, reason: RefreshReason, stale: string | undefined, client: string | undefined): Promise<ServedToken> {
+  private async fetchUpstream (
+    appid: string,
+    reason: RefreshReason,
+    stale: string | undefined,
+    client: string | undefined
+  ): Promise<ServedToken> {
     const app = this.apps.get(appid)
     if (app === undefined) throw errors.unknownApp(appid)
-    const remembered = await this.failures.recall(appid)
-    if (remembered !== null) throw remembered
-
-    const { store, log } = this.opts
-    let seq: number
-    try {
-      seq = store.available() ? await store.nextSeq(appid) : Date.now()
-    } catch {
-      seq = Date.now()
-    }
-    // A stable token survives a normal-mode call: a rejected one can only be replaced by force.
-    const force = reason === 'invalidated' && app.tokenMode === 'stable'
-    const requestedAt = Date.now()
-    const sibling = force ? await this.siblingsToken(app, stale) : undefined
-    if (sibling === undefined && reason === 'invalidated') await this.budget.allow(app, client)
-    let rec: TokenRecord
-    try {
-      const fetched = sibling ?? await this.opts.credential.fetch(app, force)
-      const previous = this.memory.get(appid)
-      // WeChat handing back the token we hold (stable mode, normal call) does not make it newer.
-      const fetchedAt = previous?.token === fetched.token ? (previous.fetchedAt ?? requestedAt) : requestedAt
-      rec = { token: fetched.token, expiresAt: requestedAt + fetched.expiresInSeconds * 1000, seq, fetchedAt }
-    } catch (err) {
-      const error = err instanceof ServiceError ? err : errors.upstreamUnavailable('unexpected error', undefined, err)
-      this.opts.credential.metrics.refreshed(appid, reason, 'error')
-      log.error({ appid, kind: this.kind, reason, error: error.code, wechat_errcode: error.wechatErrcode }, 'refresh failed')
-      await this.failures.remember(appid, error)
-      throw error
-    }
-    this.failures.forget(appid)
-    this.opts.credential.metrics.refreshed(appid, reason, 'ok')
-    log.info({ appid, kind: this.kind, reason, expiresInSeconds: Math.round((rec.expiresAt - requestedAt) / 1000) }, 'refreshed')
-
-    if (store.available()) {
-      try {
-        const accepted = await store.setIfNewer(appid, rec)
-        if (!accepted) {
-          // A newer refresh won while ours was in flight: serve its token, not ours.
-          const newer = await store.get(appid)
-          if (newer !== null) rec = newer
-        }
-        await store.publish(appid)
-      } catch {
-        log.warn({ appid, kind: this.kind }, 'could not store the refreshed value in Redis; serving it from memory')
-      }
-    }
+    const { failures, budget, kind, opts } = this
+    const previous = this.memory.get(appid)
+    const rec = await fetchFromWechat({ app, reason, stale, client, previous, kind, opts, failures, budget })
     this.remember(appid, rec)
     return { record: rec, source: 'upstream' }
-  }
-
-  /**
-   * With the shared store unreachable this replica cannot see a sibling's refresh, but WeChat can:
-   * a normal-mode stable_token call answers WeChat's current token, where forcing would invalidate
-   * a sibling's fresh one (or meet 45011, too soon after its force). That token when it is not the
-   * rejected one; otherwise (or if the call fails) undefined, and the caller forces as before.
-   */
-  private async siblingsToken (app: WechatAppConfig, stale: string | undefined): Promise<{ token: string, expiresInSeconds: number } | undefined> {
-    const { store } = this.opts
-    if (stale === undefined || !store.shared || store.available()) return undefined
-    const current = await this.opts.credential.fetch(app, false).catch(() => undefined)
-    return current !== undefined && current.token !== stale ? current : undefined
   }
 
   /** Stops the schedule and lets in-flight background refreshes finish before the store closes. */

@@ -19,40 +19,49 @@ declare module 'fastify' {
   }
 }
 
-export default fp<{ clients: BrokerClientConfig[], metrics: BrokerMetrics }>(async (app, { clients, metrics }) => {
-  app.decorateRequest('brokerClient', null)
-  const failures = new AuthFailures(metrics.authFailures, app.log)
-  app.decorate('authFailures', failures)
+export default fp<{ clients: BrokerClientConfig[], metrics: BrokerMetrics }>(
+  async (app, { clients, metrics }) => {
+    app.decorateRequest('brokerClient', null)
+    const failures = new AuthFailures(metrics.authFailures, app.log)
+    app.decorate('authFailures', failures)
 
-  const match = createHashMatcher(clients.flatMap(c => [
-    ...(c.token !== undefined ? [sha256Hex(c.token)] : []),
-    ...(c.tokenHashes ?? [])
-  ].map(sha256 => ({ sha256, value: c }))))
+    const match = createHashMatcher(
+      clients.flatMap(c =>
+        [...(c.token !== undefined ? [sha256Hex(c.token)] : []), ...(c.tokenHashes ?? [])].map(sha256 => ({
+          sha256,
+          value: c
+        }))
+      )
+    )
 
-  function authenticate (header: string | undefined): BrokerClientConfig | null {
-    if (header === undefined) return null
-    const m = /^Bearer\s+(\S+)\s*$/i.exec(header)
-    return m === null ? null : match(m[1] as string)
-  }
-
-  app.decorate('brokerClientFor', match)
-
-  app.decorate('authorizeApp', async (request: import('fastify').FastifyRequest<{ Params: { appid: string } }>) => {
-    const client = authenticate(request.headers.authorization)
-    const route = request.routeOptions.url ?? 'unknown'
-    if (client === null) {
-      failures.record(route, 'unauthorized', { ip: request.ip })
-      throw errors.unauthorized()
+    function authenticate (header: string | undefined): BrokerClientConfig | null {
+      if (header === undefined) return null
+      const m = /^Bearer\s+(\S+)\s*$/i.exec(header)
+      return m === null ? null : match(m[1] as string)
     }
-    request.brokerClient = client
-    const { appid } = request.params
-    // Authentication runs before schema validation (an unknown caller learns nothing about
-    // our schemas), so the appid's shape is checked here.
-    if (!APPID.test(appid)) throw new ServiceError('invalid_body', 'Invalid request: params/appid is not an appid.', 400)
-    if (!client.apps.includes('*') && !client.apps.includes(appid)) {
-      failures.record(route, 'forbidden', { ip: request.ip, client: client.name })
-      throw errors.forbidden(appid)
-    }
-    if (!app.tokens.hasApp(appid)) throw errors.unknownApp(appid)
-  })
-}, { name: 'client-auth', dependencies: ['tokens'] })
+
+    app.decorate('brokerClientFor', match)
+
+    app.decorate('authorizeApp', async (request: import('fastify').FastifyRequest<{ Params: { appid: string } }>) => {
+      const client = authenticate(request.headers.authorization)
+      const route = request.routeOptions.url ?? 'unknown'
+      if (client === null) {
+        failures.record(route, 'unauthorized', { ip: request.ip })
+        throw errors.unauthorized()
+      }
+      request.brokerClient = client
+      const { appid } = request.params
+      // Authentication runs before schema validation (an unknown caller learns nothing about
+      // our schemas), so the appid's shape is checked here.
+      if (!APPID.test(appid)) {
+        throw new ServiceError('invalid_body', 'Invalid request: params/appid is not an appid.', 400)
+      }
+      if (!client.apps.includes('*') && !client.apps.includes(appid)) {
+        failures.record(route, 'forbidden', { ip: request.ip, client: client.name })
+        throw errors.forbidden(appid)
+      }
+      if (!app.tokens.hasApp(appid)) throw errors.unknownApp(appid)
+    })
+  },
+  { name: 'client-auth', dependencies: ['tokens'] }
+)

@@ -22,28 +22,37 @@ declare module 'fastify' {
   }
 }
 
-export default fp<{ config: BrokerConfig, metrics: BrokerMetrics }>(async (app, { config, metrics }) => {
-  const verifier = new TokenVerifier({
-    store: app.credentialStores.token,
-    check: async (_appid, token) => await app.wechat.checkToken(token),
-    floorMs: config.verifyFloorMs,
-    waitMs: config.upstreamTimeoutMs + 1000,
-    metrics: metrics.verifications,
-    log: app.log
-  })
-  const reasks = new ReaskDetector(config.reaskWindowMs)
-  const verifyToken = async (appid: string, token: string): Promise<Verdict> => await verifier.verify(appid, token)
+export default fp<{ config: BrokerConfig, metrics: BrokerMetrics }>(
+  async (app, { config, metrics }) => {
+    const verifier = new TokenVerifier({
+      store: app.credentialStores.token,
+      check: async (_appid, token) => await app.wechat.checkToken(token),
+      floorMs: config.verifyFloorMs,
+      waitMs: config.upstreamTimeoutMs + 1000,
+      metrics: metrics.verifications,
+      log: app.log
+    })
+    const reasks = new ReaskDetector(config.reaskWindowMs)
+    const verifyToken = async (appid: string, token: string): Promise<Verdict> => await verifier.verify(appid, token)
 
-  app.decorate('verifyToken', verifyToken)
-  // A code's claim outlives no more than its WeChat call with retries.
-  app.decorate('codeAnswers', new CodeAnswers(app.credentialStores.token, config.retryBudgetMs + config.upstreamTimeoutMs + 1000))
-  app.decorate('recheckServed', async (request: FastifyRequest, appid: string, served: ServedToken): Promise<ServedToken> => {
-    const client = request.brokerClient?.name
-    const caller = `${client ?? ''}\0${request.ip}`
-    if (!reasks.served(appid, caller, served.record.token)) return served
-    if (await verifyToken(appid, served.record.token) !== 'invalid') return served
-    const fresh = await app.tokens.invalidate(appid, served.record.token, client)
-    reasks.served(appid, caller, fresh.record.token)
-    return fresh
-  })
-}, { name: 'token-checks', dependencies: ['tokens', 'token-store'] })
+    app.decorate('verifyToken', verifyToken)
+    // A code's claim outlives no more than its WeChat call with retries.
+    app.decorate(
+      'codeAnswers',
+      new CodeAnswers(app.credentialStores.token, config.retryBudgetMs + config.upstreamTimeoutMs + 1000)
+    )
+    app.decorate(
+      'recheckServed',
+      async (request: FastifyRequest, appid: string, served: ServedToken): Promise<ServedToken> => {
+        const client = request.brokerClient?.name
+        const caller = `${client ?? ''}\0${request.ip}`
+        if (!reasks.served(appid, caller, served.record.token)) return served
+        if ((await verifyToken(appid, served.record.token)) !== 'invalid') return served
+        const fresh = await app.tokens.invalidate(appid, served.record.token, client)
+        reasks.served(appid, caller, fresh.record.token)
+        return fresh
+      }
+    )
+  },
+  { name: 'token-checks', dependencies: ['tokens', 'token-store'] }
+)

@@ -26,7 +26,8 @@ export function expiringBody (field: 'access_token' | 'ticket'): object {
 
 export const tokenBody = expiringBody('access_token')
 
-export const sendToken = (reply: FastifyReply, served: ServedToken): object => sendExpiring(reply, 'access_token', served)
+export const sendToken = (reply: FastifyReply, served: ServedToken): object =>
+  sendExpiring(reply, 'access_token', served)
 
 // A token's expiry never changes, so its ISO form is computed once per token, not per request.
 const isoCache = new WeakMap<object, string>()
@@ -47,7 +48,9 @@ export function sendExpiring (reply: FastifyReply, field: 'access_token' | 'tick
   }
 }
 
-export interface AppParams { Params: { appid: string } }
+export interface AppParams {
+  Params: { appid: string }
+}
 
 /** What is kept back for the answer itself to be written and travel. */
 const ANSWER_MARGIN_MS = 50

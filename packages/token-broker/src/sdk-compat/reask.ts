@@ -8,7 +8,10 @@
 export class ReaskDetector {
   private readonly last = new Map<string, { token: string, at: number }>()
 
-  constructor (private readonly windowMs: number, private readonly maxCallers = 10_000) {}
+  constructor (
+    private readonly windowMs: number,
+    private readonly maxCallers = 10_000
+  ) {}
 
   /** Records that `caller` was served `token`; true when it was served the same one within the window. */
   served (appid: string, caller: string, token: string, now = Date.now()): boolean {

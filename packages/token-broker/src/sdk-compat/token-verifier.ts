@@ -23,7 +23,10 @@ const INVALID_KEPT_MS = 600_000
 const POLL_MS = 50
 
 /** A verdict and when it was reached (epoch ms, the checking replica's clock). */
-interface Noted { verdict: 'valid' | 'invalid', at: number }
+interface Noted {
+  verdict: 'valid' | 'invalid'
+  at: number
+}
 
 /**
  * "Does WeChat still take this token?", asked when a caller's behaviour says it may not (it asks
@@ -109,6 +112,8 @@ export class TokenVerifier {
     this.localNotes.set(key, noted)
     // Bounded: the oldest verdicts are forgotten first (a Map keeps insertion order).
     if (this.localNotes.size > 1000) this.localNotes.delete(this.localNotes.keys().next().value as string)
-    if (this.opts.store.available()) await this.opts.store.note(appid, name, `${noted.verdict}:${noted.at}`, ttlMs).catch(() => {})
+    if (this.opts.store.available()) {
+      await this.opts.store.note(appid, name, `${noted.verdict}:${noted.at}`, ttlMs).catch(() => {})
+    }
   }
 }

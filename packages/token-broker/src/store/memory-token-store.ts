@@ -8,8 +8,14 @@ export class MemoryTokenStore implements TokenStore {
   private seq = 0
   private readonly listeners: Array<(appid: string) => void> = []
 
-  available (): boolean { return true }
-  async get (appid: string): Promise<TokenRecord | null> { return this.records.get(appid) ?? null }
+  available (): boolean {
+    return true
+  }
+
+  async get (appid: string): Promise<TokenRecord | null> {
+    return this.records.get(appid) ?? null
+  }
+
   async nextSeq (): Promise<number> {
     this.seq = Math.max(this.seq + 1, Date.now())
     return this.seq
@@ -22,8 +28,14 @@ export class MemoryTokenStore implements TokenStore {
     return true
   }
 
-  async publish (appid: string): Promise<void> { for (const l of this.listeners) l(appid) }
-  onUpdate (listener: (appid: string) => void): void { this.listeners.push(listener) }
+  async publish (appid: string): Promise<void> {
+    for (const l of this.listeners) l(appid)
+  }
+
+  onUpdate (listener: (appid: string) => void): void {
+    this.listeners.push(listener)
+  }
+
   // Each kept for its own life and then dropped (one code2session answer a login, say): a map
   // that only grew would hold every code the process ever saw.
   private readonly claims = new ExpiringMap<true>()
@@ -34,7 +46,9 @@ export class MemoryTokenStore implements TokenStore {
     return true
   }
 
-  async releaseClaim (appid: string, name: string): Promise<void> { this.claims.delete(`${appid}:${name}`) }
+  async releaseClaim (appid: string, name: string): Promise<void> {
+    this.claims.delete(`${appid}:${name}`)
+  }
 
   private readonly notes = new ExpiringMap<string>()
   async note (appid: string, name: string, value: string, ttlMs: number): Promise<void> {
@@ -68,7 +82,9 @@ export class MemoryTokenStore implements TokenStore {
   }
 
   /** Entries held (live or not yet swept), for tests of what the store keeps. */
-  get held (): number { return this.claims.size + this.notes.size + this.failures.size + this.counts.size }
+  get held (): number {
+    return this.claims.size + this.notes.size + this.failures.size + this.counts.size
+  }
 }
 
 // Keeps the record only if none with a higher seq is stored; expires with the token. A stored

@@ -2,7 +2,9 @@ import Redlock, { ExecutionError, ResourceLockedError, type Lock } from 'redlock
 import type { RedisHandle } from '@wxlogin/service-kit'
 import type { BrokerKeys } from '../keys.js'
 
-export interface HeldLock { release: () => Promise<void> }
+export interface HeldLock {
+  release: () => Promise<void>
+}
 
 /** 'busy': another replica holds it. 'unavailable': no quorum of lock servers answered. */
 export type AcquireResult = HeldLock | 'busy' | 'unavailable'
@@ -51,7 +53,11 @@ export class RedlockRefreshLock implements RefreshLock {
    * `ttlMs` is short (3 s by default): a holder that dies delays the next refresh by no more.
    * A live holder extends it while its refresh runs.
    */
-  constructor (private readonly clients: RedisHandle[], private readonly keys: BrokerKeys, private readonly ttlMs: number) {
+  constructor (
+    private readonly clients: RedisHandle[],
+    private readonly keys: BrokerKeys,
+    private readonly ttlMs: number
+  ) {
     // No retries inside redlock: a busy lock means "wait for the holder's token", which the caller does.
     this.redlock = new Redlock(clients.map(redlockAdapter) as never[], { retryCount: 0, driftFactor: 0.01 })
     // redlock reports every vote against as an 'error' event; without a listener that would throw.
@@ -83,15 +89,27 @@ export class RedlockRefreshLock implements RefreshLock {
   private keepAlive (acquired: Lock): HeldLock {
     let lock = acquired
     let extending: Promise<void> = Promise.resolve()
-    const timer = setInterval(() => {
-      extending = lock.extend(this.ttlMs).then(next => { lock = next }, () => {})
-    }, Math.max(100, Math.floor(this.ttlMs / 3)))
+    const timer = setInterval(
+      () => {
+        extending = lock.extend(this.ttlMs).then(
+          next => {
+            lock = next
+          },
+          () => {}
+        )
+      },
+      Math.max(100, Math.floor(this.ttlMs / 3))
+    )
     timer.unref()
     return {
       release: async () => {
         clearInterval(timer)
         await extending
-        try { await lock.release() } catch { /* it expires by itself */ }
+        try {
+          await lock.release()
+        } catch {
+          /* it expires by itself */
+        }
       }
     }
   }

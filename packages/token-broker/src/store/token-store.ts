@@ -34,9 +34,15 @@ const MAX_SEQ_LEAD_MS = 86_400_000
  * does not block the next refresh.
  */
 export function plausible (rec: TokenRecord, now = Date.now()): boolean {
-  return typeof rec.token === 'string' && rec.token.length > 0 && rec.token.length <= 2048 &&
-    Number.isFinite(rec.expiresAt) && rec.expiresAt <= now + MAX_TOKEN_LIFETIME_MS &&
-    Number.isSafeInteger(rec.seq) && rec.seq <= now + MAX_SEQ_LEAD_MS
+  return (
+    typeof rec.token === 'string' &&
+    rec.token.length > 0 &&
+    rec.token.length <= 2048 &&
+    Number.isFinite(rec.expiresAt) &&
+    rec.expiresAt <= now + MAX_TOKEN_LIFETIME_MS &&
+    Number.isSafeInteger(rec.seq) &&
+    rec.seq <= now + MAX_SEQ_LEAD_MS
+  )
 }
 
 /** Where tokens live between replicas. The memory store is the single-replica stand-in. */
@@ -72,11 +78,15 @@ export interface TokenStore {
 /** Only what a broker writes is believed: a known error code, a short message, a 5xx status. */
 export function plausibleFailure (f: unknown): f is RememberedFailure {
   const o = f as Record<string, unknown> | null
-  return typeof o === 'object' && o !== null &&
+  return (
+    typeof o === 'object' &&
+    o !== null &&
     (o.code === 'wechat_error' || o.code === 'upstream_unavailable') &&
-    typeof o.message === 'string' && o.message.length <= 300 &&
+    typeof o.message === 'string' &&
+    o.message.length <= 300 &&
     (o.status === 502 || o.status === 503) &&
     (o.wechatErrcode === undefined || Number.isSafeInteger(o.wechatErrcode))
+  )
 }
 
 const SET_IF_NEWER = `
@@ -123,9 +133,16 @@ export class RedisTokenStore implements TokenStore {
   private readonly listeners: Array<(appid: string) => void> = []
 
   /** `kind`: 'token' for access_tokens, 'ticket:jsapi' or 'ticket:wx_card' for tickets. */
-  constructor (private readonly redis: RedisHandle, private readonly names: BrokerKeys, private readonly appids: string[], private readonly kind = 'token') {}
+  constructor (
+    private readonly redis: RedisHandle,
+    private readonly names: BrokerKeys,
+    private readonly appids: string[],
+    private readonly kind = 'token'
+  ) {}
 
-  private keys (appid: string): CredentialKeys { return this.names.credential(appid, this.kind) }
+  private keys (appid: string): CredentialKeys {
+    return this.names.credential(appid, this.kind)
+  }
 
   /** Subscribes to every app's channel; node-redis re-subscribes by itself after a reconnect or a move. */
   async start (): Promise<void> {
@@ -137,7 +154,9 @@ export class RedisTokenStore implements TokenStore {
   private async subscribe (appid: string): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       try {
-        await this.redis.subscribe(this.keys(appid).channel, () => { for (const l of this.listeners) l(appid) })
+        await this.redis.subscribe(this.keys(appid).channel, () => {
+          for (const l of this.listeners) l(appid)
+        })
         return
       } catch {
         // Redis is down at start: polling covers the gap until the subscription is in place.
@@ -146,10 +165,12 @@ export class RedisTokenStore implements TokenStore {
     }
   }
 
-  available (): boolean { return this.redis.ok() }
+  available (): boolean {
+    return this.redis.ok()
+  }
 
   /** The JSON value at `key` if `check` believes it; anything else (absent, garbled, planted) is null. */
-  private async readChecked<T> (key: string, check: (v: T) => boolean): Promise<T | null> {
+  private async readChecked<T>(key: string, check: (v: T) => boolean): Promise<T | null> {
     const raw = await this.redis.cmd.get(key)
     if (raw === null) return null
     try {
@@ -166,7 +187,10 @@ export class RedisTokenStore implements TokenStore {
 
   async nextSeq (appid: string): Promise<number> {
     const now = Date.now()
-    const v = await this.redis.cmd.eval(NEXT_SEQ, { keys: [this.keys(appid).seq], arguments: [String(now), String(now + MAX_SEQ_LEAD_MS)] })
+    const v = await this.redis.cmd.eval(NEXT_SEQ, {
+      keys: [this.keys(appid).seq],
+      arguments: [String(now), String(now + MAX_SEQ_LEAD_MS)]
+    })
     return Number(v)
   }
 
@@ -192,11 +216,16 @@ export class RedisTokenStore implements TokenStore {
   }
 
   async spend (appid: string, name: string, limit: number, ttlMs: number): Promise<{ used: number, allowed: boolean }> {
-    const [used, allowed] = await this.redis.cmd.eval(SPEND, { keys: [this.names.budget(appid, name)], arguments: [String(limit), String(ttlMs)] }) as [number, number]
+    const [used, allowed] = (await this.redis.cmd.eval(SPEND, {
+      keys: [this.names.budget(appid, name)],
+      arguments: [String(limit), String(ttlMs)]
+    })) as [number, number]
     return { used: Number(used), allowed: Number(allowed) === 1 }
   }
 
-  onUpdate (listener: (appid: string) => void): void { this.listeners.push(listener) }
+  onUpdate (listener: (appid: string) => void): void {
+    this.listeners.push(listener)
+  }
 
   async rememberFailure (appid: string, failure: RememberedFailure, ttlMs: number): Promise<void> {
     await this.redis.cmd.set(this.keys(appid).failure, JSON.stringify(failure), { PX: Math.max(1, ttlMs) })

@@ -3,7 +3,10 @@ import { errors } from '../errors.js'
 import type { TokenStore } from '../store/token-store.js'
 import { codeAnswerName } from '../keys.js'
 
-export interface Session { openid: string, unionid: string | null }
+export interface Session {
+  openid: string
+  unionid: string | null
+}
 
 /** WeChat's codes live 5 minutes: an answer kept longer could only serve a replay. */
 const CODE_LIFE_MS = 300_000
@@ -17,13 +20,22 @@ const CODE_LIFE_MS = 300_000
  * code across replicas: a second request waits for the first's answer.
  */
 export class CodeAnswers {
-  constructor (private readonly store: TokenStore, private readonly pendingMs: number) {}
+  constructor (
+    private readonly store: TokenStore,
+    private readonly pendingMs: number
+  ) {}
 
   /**
    * `kept`: answered from an earlier exchange. `unkept`: the store could not be reached, so the
    * answer was neither looked up nor kept (WeChat was asked, as without a retry key).
    */
-  async exchange (appid: string, client: string, retryKeySha256: string, code: string, call: () => Promise<Session>): Promise<{ session: Session, kept: boolean, unkept?: boolean }> {
+  async exchange (
+    appid: string,
+    client: string,
+    retryKeySha256: string,
+    code: string,
+    call: () => Promise<Session>
+  ): Promise<{ session: Session, kept: boolean, unkept?: boolean }> {
     // A shared store that cannot be reached: served as a request without a retry key would be,
     // rather than failing a login for want of a second copy (the login-api keeps its own).
     if (!this.store.available()) return { session: await call(), kept: false, unkept: true }
@@ -45,7 +57,11 @@ export class CodeAnswers {
         return { session: await call(), kept: false, unkept: true }
       }
       if (claimed) break
-      if (Date.now() >= deadline) throw new ServiceError('exchange_in_progress', 'This code is still being exchanged; retry in a second.', 503, { headers: { 'retry-after': '1' } })
+      if (Date.now() >= deadline) {
+        throw new ServiceError('exchange_in_progress', 'This code is still being exchanged; retry in a second.', 503, {
+          headers: { 'retry-after': '1' }
+        })
+      }
       await new Promise(resolve => setTimeout(resolve, 50))
     }
     let session: Session
@@ -55,16 +71,23 @@ export class CodeAnswers {
       await this.store.releaseClaim(appid, name).catch(() => {})
       throw err
     }
-    await this.store.note(appid, name, JSON.stringify({ owner, openid: session.openid, unionid: session.unionid }), CODE_LIFE_MS).catch(() => {})
+    await this.store
+      .note(appid, name, JSON.stringify({ owner, openid: session.openid, unionid: session.unionid }), CODE_LIFE_MS)
+      .catch(() => {})
     return { session, kept: false }
   }
 
-  private async read (appid: string, name: string): Promise<{ owner: string, openid: string, unionid: string | null } | null> {
+  private async read (
+    appid: string,
+    name: string
+  ): Promise<{ owner: string, openid: string, unionid: string | null } | null> {
     const raw = await this.store.readNote(appid, name).catch(() => null)
     if (raw === null) return null
     try {
       const v = JSON.parse(raw) as { owner?: unknown, openid?: unknown, unionid?: unknown }
-      return typeof v.owner === 'string' && typeof v.openid === 'string' ? { owner: v.owner, openid: v.openid, unionid: typeof v.unionid === 'string' ? v.unionid : null } : null
+      return typeof v.owner === 'string' && typeof v.openid === 'string'
+        ? { owner: v.owner, openid: v.openid, unionid: typeof v.unionid === 'string' ? v.unionid : null }
+        : null
     } catch {
       return null
     }

@@ -7,11 +7,26 @@
  */
 const KEEP = new Set([
   // the rid record itself
-  'invoke_time', 'cost_in_ms', 'client_ip',
+  'invoke_time',
+  'cost_in_ms',
+  'client_ip',
   // what identifies a call and its outcome
-  'errcode', 'errmsg', 'rid', 'appid', 'openid', 'grant_type', 'force_refresh', 'type', 'cgi_path', 'lang', 'env_version',
+  'errcode',
+  'errmsg',
+  'rid',
+  'appid',
+  'openid',
+  'grant_type',
+  'force_refresh',
+  'type',
+  'cgi_path',
+  'lang',
+  'env_version',
   // what a token or quota answer says of itself
-  'expires_in', 'daily_limit', 'used', 'remain'
+  'expires_in',
+  'daily_limit',
+  'used',
+  'remain'
 ])
 /** Mainland mobile numbers wherever they are left (in an errmsg, say): the last line of defence. */
 const MOBILE = /(?<!\d)(?:\+?86)?1[3-9]\d{9}(?!\d)/g
@@ -36,14 +51,17 @@ function decodedName (name: string): string | null {
 }
 
 function scrubQuery (query: string): string {
-  return query.split('&').map(pair => {
-    const eq = pair.indexOf('=')
-    if (eq < 0) return MASK
-    const name = pair.slice(0, eq)
-    const decoded = decodedName(name)
-    if (decoded === null) return `${MASK}=${MASK}`
-    return KEEP.has(decoded) ? `${name}=${pair.slice(eq + 1).replace(MOBILE, MASK)}` : `${name}=${MASK}`
-  }).join('&')
+  return query
+    .split('&')
+    .map(pair => {
+      const eq = pair.indexOf('=')
+      if (eq < 0) return MASK
+      const name = pair.slice(0, eq)
+      const decoded = decodedName(name)
+      if (decoded === null) return `${MASK}=${MASK}`
+      return KEEP.has(decoded) ? `${name}=${pair.slice(eq + 1).replace(MOBILE, MASK)}` : `${name}=${MASK}`
+    })
+    .join('&')
 }
 
 /** A request or response body as rid/get reports it: JSON, a query string, or anything else. */

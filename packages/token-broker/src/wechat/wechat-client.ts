@@ -1,9 +1,18 @@
 import type { Got } from 'got'
-import { callWechat, type ServiceError, type WechatApiMetrics, type WechatOutcome, type WechatRequest } from '@wxlogin/service-kit'
+import {
+  callWechat,
+  type ServiceError,
+  type WechatApiMetrics,
+  type WechatOutcome,
+  type WechatRequest
+} from '@wxlogin/service-kit'
 import type { WechatAppConfig } from '../config.js'
 import { errors } from '../errors.js'
 
-export interface FetchedToken { token: string, expiresInSeconds: number }
+export interface FetchedToken {
+  token: string
+  expiresInSeconds: number
+}
 
 export interface WechatClientOptions {
   got: Got
@@ -26,7 +35,9 @@ export const TOKEN_REJECTED = new Set([40001, 40014, 42001])
 
 /** Errors a read-only call may be retried after: nothing was done, or nothing that matters twice. */
 const retryableRead = (o: WechatOutcome): boolean =>
-  o.kind === 'timeout' || o.kind === 'network' || (o.kind === 'http' && o.status >= 500) ||
+  o.kind === 'timeout' ||
+  o.kind === 'network' ||
+  (o.kind === 'http' && o.status >= 500) ||
   (o.kind === 'errcode' && o.errcode === -1)
 
 /** Credential errors: retrying them only burns quota (WxJava #1381). */
@@ -35,7 +46,9 @@ const CREDENTIAL_ERRCODES = new Set([40001, 40013, 40125, 40164, 41002, 41004, 4
 /** Less time than this left for the caller, and WeChat is not called at all. */
 const MIN_ATTEMPT_MS = 100
 
-const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
+const sleep = async (ms: number): Promise<void> => {
+  await new Promise(resolve => setTimeout(resolve, ms))
+}
 
 /** WeChat's secret-bearing APIs. Errors are ServiceErrors whose messages hold no URL and no secret. */
 export class WechatClient {
@@ -51,14 +64,22 @@ export class WechatClient {
    * Runs `req` until it succeeds, fails for good, or the budget is spent.
    * `retryable` decides per outcome; the loop never sleeps past the budget.
    */
-  private async withRetries (req: WechatRequest, retryable: (o: WechatOutcome) => boolean, callerDeadline = Infinity, onAttempt?: () => void): Promise<WechatOutcome> {
+  private async withRetries (
+    req: WechatRequest,
+    retryable: (o: WechatOutcome) => boolean,
+    callerDeadline = Infinity,
+    onAttempt?: () => void
+  ): Promise<WechatOutcome> {
     const deadline = Math.min(Date.now() + this.opts.retryBudgetMs, callerDeadline)
     for (let attempt = 1; ; attempt++) {
       // Never outlive the caller: an answer nobody waits for may still spend a single-use code.
       const left = callerDeadline - Date.now()
-      if (left < MIN_ATTEMPT_MS) throw errors.upstreamUnavailable('the caller\'s deadline leaves no time for WeChat')
+      if (left < MIN_ATTEMPT_MS) throw errors.upstreamUnavailable("the caller's deadline leaves no time for WeChat")
       onAttempt?.()
-      const outcome = await callWechat(this.opts.got, this.opts.metrics, { ...req, timeoutMs: Math.min(req.timeoutMs, left) })
+      const outcome = await callWechat(this.opts.got, this.opts.metrics, {
+        ...req,
+        timeoutMs: Math.min(req.timeoutMs, left)
+      })
       if (outcome.kind === 'ok' || !retryable(outcome) || attempt >= this.maxAttempts) return outcome
       const pause = this.backoffBaseMs * 2 ** (attempt - 1) * (0.75 + Math.random() * 0.5)
       if (Date.now() + pause >= deadline) return outcome
@@ -68,23 +89,26 @@ export class WechatClient {
 
   async fetchToken (app: WechatAppConfig, force: boolean): Promise<FetchedToken> {
     const base = this.opts.baseUrl
-    const req: WechatRequest = app.tokenMode === 'stable'
-      ? {
-          api: 'stable_token',
-          method: 'POST',
-          url: `${base}/cgi-bin/stable_token`,
-          json: { grant_type: 'client_credential', appid: app.appid, secret: app.secret, force_refresh: force },
-          timeoutMs: this.opts.timeoutMs
-        }
-      : {
-          api: 'token',
-          method: 'GET',
-          url: `${base}/cgi-bin/token`,
-          searchParams: { grant_type: 'client_credential', appid: app.appid, secret: app.secret },
-          timeoutMs: this.opts.timeoutMs
-        }
+    const req: WechatRequest =
+      app.tokenMode === 'stable'
+        ? {
+            api: 'stable_token',
+            method: 'POST',
+            url: `${base}/cgi-bin/stable_token`,
+            json: { grant_type: 'client_credential', appid: app.appid, secret: app.secret, force_refresh: force },
+            timeoutMs: this.opts.timeoutMs
+          }
+        : {
+            api: 'token',
+            method: 'GET',
+            url: `${base}/cgi-bin/token`,
+            searchParams: { grant_type: 'client_credential', appid: app.appid, secret: app.secret },
+            timeoutMs: this.opts.timeoutMs
+          }
     const api = app.tokenMode === 'stable' ? 'stable_token' : 'token'
-    const outcome = await this.withRetries(req, retryableRead, Infinity, () => this.opts.countTokenCall?.(app.appid, api, force))
+    const outcome = await this.withRetries(req, retryableRead, Infinity, () =>
+      this.opts.countTokenCall?.(app.appid, api, force)
+    )
     if (outcome.kind !== 'ok') throw tokenError(outcome)
     const token = outcome.body.access_token
     const expiresIn = outcome.body.expires_in
@@ -96,13 +120,16 @@ export class WechatClient {
 
   /** GET /cgi-bin/ticket/getticket: a JS-SDK (`jsapi`) or card (`wx_card`) ticket, with an access_token. */
   async fetchTicket (accessToken: string, type: TicketType): Promise<FetchedToken> {
-    const outcome = await this.withRetries({
-      api: 'getticket',
-      method: 'GET',
-      url: `${this.opts.baseUrl}/cgi-bin/ticket/getticket`,
-      searchParams: { access_token: accessToken, type },
-      timeoutMs: this.opts.timeoutMs
-    }, retryableRead)
+    const outcome = await this.withRetries(
+      {
+        api: 'getticket',
+        method: 'GET',
+        url: `${this.opts.baseUrl}/cgi-bin/ticket/getticket`,
+        searchParams: { access_token: accessToken, type },
+        timeoutMs: this.opts.timeoutMs
+      },
+      retryableRead
+    )
     if (outcome.kind !== 'ok') throw callError(outcome, `the ${type} ticket request`)
     const { ticket, expires_in: expiresIn } = outcome.body
     if (typeof ticket !== 'string' || ticket === '' || typeof expiresIn !== 'number' || expiresIn <= 0) {
@@ -117,13 +144,16 @@ export class WechatClient {
    * quota tool's own small allowance). Anything but a clear answer about the token throws.
    */
   async checkToken (accessToken: string): Promise<'valid' | 'invalid'> {
-    const outcome = await this.withRetries({
-      api: 'getcallbackip',
-      method: 'GET',
-      url: `${this.opts.baseUrl}/cgi-bin/getcallbackip`,
-      searchParams: { access_token: accessToken },
-      timeoutMs: this.opts.timeoutMs
-    }, retryableRead)
+    const outcome = await this.withRetries(
+      {
+        api: 'getcallbackip',
+        method: 'GET',
+        url: `${this.opts.baseUrl}/cgi-bin/getcallbackip`,
+        searchParams: { access_token: accessToken },
+        timeoutMs: this.opts.timeoutMs
+      },
+      retryableRead
+    )
     if (outcome.kind === 'ok') return 'valid'
     if (outcome.kind === 'errcode' && TOKEN_REJECTED.has(outcome.errcode)) return 'invalid'
     throw callError(outcome, 'the token check')
@@ -131,7 +161,13 @@ export class WechatClient {
 
   /** POST /cgi-bin/openapi/quota/get: an API's daily quota, its use, and what remains. */
   async quota (accessToken: string, cgiPath: string): Promise<Record<string, unknown>> {
-    return await this.openapiCall('quota_get', '/cgi-bin/openapi/quota/get', accessToken, { cgi_path: cgiPath }, 'the quota query')
+    return await this.openapiCall(
+      'quota_get',
+      '/cgi-bin/openapi/quota/get',
+      accessToken,
+      { cgi_path: cgiPath },
+      'the quota query'
+    )
   }
 
   /** POST /cgi-bin/openapi/rid/get: what the request behind a WeChat error's rid sent and got. */
@@ -146,10 +182,24 @@ export class WechatClient {
     }
   }
 
-  private async openapiCall (api: 'quota_get' | 'rid_get', path: string, accessToken: string, json: Record<string, unknown>, what: string): Promise<Record<string, unknown>> {
-    const outcome = await this.withRetries({
-      api, method: 'POST', url: `${this.opts.baseUrl}${path}`, searchParams: { access_token: accessToken }, json, timeoutMs: this.opts.timeoutMs
-    }, retryableRead)
+  private async openapiCall (
+    api: 'quota_get' | 'rid_get',
+    path: string,
+    accessToken: string,
+    json: Record<string, unknown>,
+    what: string
+  ): Promise<Record<string, unknown>> {
+    const outcome = await this.withRetries(
+      {
+        api,
+        method: 'POST',
+        url: `${this.opts.baseUrl}${path}`,
+        searchParams: { access_token: accessToken },
+        json,
+        timeoutMs: this.opts.timeoutMs
+      },
+      retryableRead
+    )
     if (outcome.kind !== 'ok') throw callError(outcome, what)
     return outcome.body
   }
@@ -159,40 +209,59 @@ export class WechatClient {
    * spent. WeChat allows 10 a month, so only what cannot have reached WeChat is retried.
    */
   async clearQuota (app: WechatAppConfig): Promise<void> {
-    const outcome = await this.withRetries({
-      api: 'clear_quota',
-      method: 'POST',
-      url: `${this.opts.baseUrl}/cgi-bin/clear_quota/v2`,
-      json: { appid: app.appid, appsecret: app.secret },
-      timeoutMs: this.opts.timeoutMs
-    }, o => o.kind === 'network' && !o.sent)
+    const outcome = await this.withRetries(
+      {
+        api: 'clear_quota',
+        method: 'POST',
+        url: `${this.opts.baseUrl}/cgi-bin/clear_quota/v2`,
+        json: { appid: app.appid, appsecret: app.secret },
+        timeoutMs: this.opts.timeoutMs
+      },
+      o => o.kind === 'network' && !o.sent
+    )
     if (outcome.kind === 'ok') return
     if (outcome.kind === 'errcode' && outcome.errcode === 48006) throw errors.clearQuotaExhausted(outcome.errcode)
     throw callError(outcome, 'the quota reset')
   }
 
   /** `deadline` (Unix ms): when the caller stops waiting; WeChat is given up on before it. */
-  async code2session (app: WechatAppConfig, jsCode: string, deadline = Infinity): Promise<{ openid: string, unionid: string | null }> {
+  async code2session (
+    app: WechatAppConfig,
+    jsCode: string,
+    deadline = Infinity
+  ): Promise<{ openid: string, unionid: string | null }> {
     // A login code is single use: retry only what cannot have reached WeChat.
-    const outcome = await this.withRetries({
-      api: 'jscode2session',
-      method: 'GET',
-      url: `${this.opts.baseUrl}/sns/jscode2session`,
-      searchParams: { appid: app.appid, secret: app.secret, js_code: jsCode, grant_type: 'authorization_code' },
-      timeoutMs: this.opts.timeoutMs
-    }, o => o.kind === 'network' && !o.sent, deadline)
+    const outcome = await this.withRetries(
+      {
+        api: 'jscode2session',
+        method: 'GET',
+        url: `${this.opts.baseUrl}/sns/jscode2session`,
+        searchParams: { appid: app.appid, secret: app.secret, js_code: jsCode, grant_type: 'authorization_code' },
+        timeoutMs: this.opts.timeoutMs
+      },
+      o => o.kind === 'network' && !o.sent,
+      deadline
+    )
     if (outcome.kind === 'ok') {
       const { openid, unionid } = outcome.body
-      if (typeof openid !== 'string' || openid === '') throw errors.upstreamUnavailable('WeChat answered without an openid')
+      if (typeof openid !== 'string' || openid === '') {
+        throw errors.upstreamUnavailable('WeChat answered without an openid')
+      }
       return { openid, unionid: typeof unionid === 'string' && unionid !== '' ? unionid : null }
     }
     if (outcome.kind === 'errcode') {
       switch (outcome.errcode) {
-        case 40029: case 40163: return Promise.reject(errors.invalidCode(outcome.errcode))
-        case 45011: return Promise.reject(errors.rateLimited(outcome.errcode))
-        case 40226: return Promise.reject(errors.highRiskUser(outcome.errcode))
-        case -1: return Promise.reject(errors.upstreamUnavailable('WeChat is busy', -1))
-        default: return Promise.reject(errors.wechatError(outcome.errcode, 'the login code exchange'))
+        case 40029:
+        case 40163:
+          return Promise.reject(errors.invalidCode(outcome.errcode))
+        case 45011:
+          return Promise.reject(errors.rateLimited(outcome.errcode))
+        case 40226:
+          return Promise.reject(errors.highRiskUser(outcome.errcode))
+        case -1:
+          return Promise.reject(errors.upstreamUnavailable('WeChat is busy', -1))
+        default:
+          return Promise.reject(errors.wechatError(outcome.errcode, 'the login code exchange'))
       }
     }
     throw transportError(outcome)
@@ -201,9 +270,12 @@ export class WechatClient {
 
 function transportError (o: Exclude<WechatOutcome, { kind: 'ok' } | { kind: 'errcode' }>): ServiceError {
   switch (o.kind) {
-    case 'timeout': return errors.upstreamUnavailable('timed out')
-    case 'network': return errors.upstreamUnavailable(`network error ${o.code}`)
-    case 'http': return errors.upstreamUnavailable(`HTTP ${o.status}`)
+    case 'timeout':
+      return errors.upstreamUnavailable('timed out')
+    case 'network':
+      return errors.upstreamUnavailable(`network error ${o.code}`)
+    case 'http':
+      return errors.upstreamUnavailable(`HTTP ${o.status}`)
   }
 }
 
