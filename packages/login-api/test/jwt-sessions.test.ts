@@ -124,9 +124,9 @@ t.test('rotation: a second key signs, tokens of both verify, the JWKS lists both
   t.ok(await verifyElsewhere(after.app, newBody.token), 'the new token verifies with the JWKS')
   t.ok(await verifyElsewhere(after.app, oldToken), 'a token of the old key still verifies with the JWKS')
   const signed = after.app.signedSessions
-  t.ok(await signed?.access.verify(oldToken), 'and at the login-api')
+  t.ok(await signed?.jwts.verify(oldToken), 'and at the login-api')
   const removed = await jwtApp(t, JSON.stringify({ keys: [both.keys[0]] }))
-  t.equal(await removed.app.signedSessions?.access.verify(oldToken), null, 'once the old key is removed, its tokens are refused')
+  t.equal(await removed.app.signedSessions?.jwts.verify(oldToken), null, 'once the old key is removed, its tokens are refused')
 })
 
 t.test('refresh: each token once; a spent one presented again revokes the family; the grace covers only the last one, briefly', async t => {

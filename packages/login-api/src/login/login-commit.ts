@@ -7,7 +7,8 @@ import { newSessionToken } from '../sessions/session-tokens.js'
 import { storeCall } from '../store-call.js'
 import type { Identity, UserPatch, UserRecord } from '../users/user-store.js'
 
-export interface WechatSession {
+/** code2session's answer (the login code's): who the user is in this app. */
+export interface CodeAnswer {
   openid: string
   unionid: string | null
 }
@@ -17,7 +18,7 @@ export interface CommitInput {
   unionid: string | null
   patch: UserPatch
   /** The login code's exchange: its key, whether this is a retry, the record kept for it. */
-  login: { key: string, reused: boolean, session: WechatSession, record?: DoneExchange<WechatSession> }
+  login: { key: string, reused: boolean, answer: CodeAnswer, record?: DoneExchange<CodeAnswer> }
   /** The script path's read, started by the caller so that it rides in an earlier round trip. */
   snapshot?: Promise<LoginSnapshot>
 }
@@ -46,8 +47,8 @@ function loginEvents (user: UserRecord, identity: Identity, isNew: boolean, phon
 }
 
 /** The kept answer marked: the first attempt created the user, so a retry says is_new_user too. */
-const markedNew = (login: CommitInput['login']): Exchange<WechatSession> => ({
-  ...(login.record ?? { state: 'done', value: login.session }),
+const markedNew = (login: CommitInput['login']): Exchange<CodeAnswer> => ({
+  ...(login.record ?? { state: 'done', value: login.answer }),
   newUser: true
 })
 
@@ -96,7 +97,7 @@ async function scripted (app: FastifyInstance, input: CommitInput, first: Promis
   throw errors.storeUnavailable()
 }
 
-/** An opaque session token, or with SESSION_FORMAT=jwt a signed access token and a refresh token. */
+/** An opaque session token, or with SESSION_FORMAT=jwt a session JWT and a refresh token. */
 async function issueSession (
   app: FastifyInstance,
   userId: string,

@@ -12,7 +12,7 @@ import {
 import { resolveApp } from './apps.js'
 import { exchangeOnce, SETTLED, type DoneExchange } from '../exchanges/code-exchanges.js'
 import { errors } from '../errors.js'
-import { commitLogin, type WechatSession } from './login-commit.js'
+import { commitLogin, type CodeAnswer } from './login-commit.js'
 import { brokerFailure } from './phone-service.js'
 import type { loginResponse, userSchema } from '../schemas.js'
 import { storeCall } from '../store-call.js'
@@ -57,8 +57,6 @@ function fromBroker (err: unknown): ServiceError {
   return brokerFailure(err)
 }
 
-type Session = WechatSession
-
 function replayed (app: FastifyInstance): ServiceError {
   app.loginMetrics.replaysRefused.inc()
   return errors.invalidCode(40163)
@@ -79,11 +77,11 @@ async function exchangeLoginCode (
   retryKey: string | undefined
 ): Promise<{
   key: string
-  session: Session
+  answer: CodeAnswer
   reused: boolean
   newUser: boolean
   settled: Promise<void>
-  record?: DoneExchange<Session>
+  record?: DoneExchange<CodeAnswer>
 }> {
   const key = app.loginKeys.exchange('login', appid, code)
   // The broker's timeout covers code2session; a claim outlives a dead instance by no more.
@@ -92,7 +90,7 @@ async function exchangeLoginCode (
   // Asked together with the code's claim (one round trip); consulted only for a new exchange.
   const shed = app.codeFailures.shed(appid, ip)
   shed.catch(() => {})
-  const result = await exchangeOnce<Session>(
+  const result = await exchangeOnce<CodeAnswer>(
     app.exchanges,
     key,
     async () => {
@@ -120,7 +118,7 @@ async function exchangeLoginCode (
           throw errors.codeSpray(app.loginConfig.codeFailures.windowSeconds)
         }
       },
-      identity: session => ({ appid, openid: session.openid }),
+      identity: answer => ({ appid, openid: answer.openid }),
       owner: {
         hash: retryKey === undefined ? undefined : sha256Hex(retryKey),
         allowNone: app.loginConfig.retryWithoutKey,
@@ -131,7 +129,7 @@ async function exchangeLoginCode (
   if (result.reused) app.loginMetrics.codeReuses.inc({ kind: 'login' })
   return {
     key,
-    session: result.value,
+    answer: result.value,
     reused: result.reused,
     newUser: result.newUser,
     settled: result.settled,
@@ -179,13 +177,13 @@ export async function thirdLogin (
   // Before the code is spent: with the store down, the login could not be saved anyway.
   if (app.storeProblem() !== undefined) throw errors.storeUnavailable()
   const login = await exchangeLoginCode(app, request, appid, input.code, input.retry_key)
-  const identity = { appid, openid: login.session.openid }
+  const identity = { appid, openid: login.answer.openid }
   const patch: UserPatch = {}
   if (input.nickname !== undefined && input.nickname !== '') patch.nickname = input.nickname.normalize('NFC')
   if (input.head_pic !== undefined && input.head_pic !== '') patch.head_pic = input.head_pic
   // What the commit builds on, read now: it rides in the same write as the login code's answer
   // being kept (and the phone code's claim), instead of a round trip of its own.
-  const snapshot = app.loginScript?.read(identity, login.session.unionid)
+  const snapshot = app.loginScript?.read(identity, login.answer.unionid)
   snapshot?.catch(() => {})
   // Each code's answer is kept while the next step's first store command rides in the same
   // write; each is awaited before anything is answered.
@@ -205,9 +203,9 @@ export async function thirdLogin (
   }
   const done = await commitLogin(app, {
     identity,
-    unionid: login.session.unionid,
+    unionid: login.answer.unionid,
     patch,
-    login: { key: login.key, reused: login.reused, session: login.session, record: login.record },
+    login: { key: login.key, reused: login.reused, answer: login.answer, record: login.record },
     snapshot
   })
   await phone.settled

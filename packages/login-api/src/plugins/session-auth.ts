@@ -55,7 +55,7 @@ export default fp(
      */
     async function signedSession (request: FastifyRequest, jwt: string): Promise<void> {
       const signed = app.signedSessions
-      const claims = signed === null ? null : await signed.access.verify(jwt)
+      const claims = signed === null ? null : await signed.jwts.verify(jwt)
       if (signed === null || claims === null || !app.loginConfig.apps.includes(claims.appid)) {
         throw errors.unauthorized()
       }

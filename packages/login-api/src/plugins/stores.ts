@@ -9,7 +9,7 @@ import type { UserStore } from '../users/user-store.js'
 import { RedisUserStore } from '../users/redis/redis-user-store.js'
 import { MemoryUserStore } from '../users/memory-user-store.js'
 import { SqlUserStore } from '../users/sql/sql-user-store.js'
-import { AccessTokens } from '../sessions/jwt/access-tokens.js'
+import { SessionJwts } from '../sessions/jwt/session-jwts.js'
 import { MemoryRefreshStore, RedisRefreshStore } from '../sessions/jwt/refresh-store.js'
 import { SignedSessions } from '../sessions/jwt/signed-sessions.js'
 import { successorKey } from '../sessions/jwt/signing-keys.js'
@@ -76,7 +76,7 @@ export default fp(
       jwt === undefined
         ? null
         : new SignedSessions(
-          await AccessTokens.create({
+          await SessionJwts.create({
             keys: jwt.keys,
             issuer: jwt.issuer,
             audience: jwt.audience,

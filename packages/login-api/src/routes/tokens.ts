@@ -39,7 +39,7 @@ export async function refreshRoutes (scope: FastifyInstance, signed: SignedSessi
 
 /** The public keys that verify access tokens, for services and gateways (cacheable). */
 export async function jwksRoute (app: FastifyInstance, signed: SignedSessions): Promise<void> {
-  const body = signed.access.jwks()
+  const body = signed.jwts.jwks()
   app.get(
     '/.well-known/jwks.json',
     {

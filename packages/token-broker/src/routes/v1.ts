@@ -106,7 +106,7 @@ export default async function v1Routes (app: FastifyInstance): Promise<void> {
       const call = async (): Promise<{ openid: string, unionid: string | null }> =>
         await app.wechat.code2session(wxApp, code, callerDeadline(request))
       if (retryKey === undefined) return await call()
-      const { session, kept, unkept } = await app.codeAnswers.exchange(
+      const { answer, kept, unkept } = await app.codeAnswers.exchange(
         wxApp.appid,
         request.brokerClient?.name ?? '',
         retryKey,
@@ -125,7 +125,7 @@ export default async function v1Routes (app: FastifyInstance): Promise<void> {
           'code2session answered without keeping it: the store is unreachable'
         )
       }
-      return session
+      return answer
     }
   )
 }

@@ -3,7 +3,8 @@ import { errors } from '../errors.js'
 import type { TokenStore } from '../store/token-store.js'
 import { codeAnswerName } from '../keys.js'
 
-export interface Session {
+/** code2session's answer as kept: who the user is in the app (session_key is never kept). */
+export interface CodeAnswer {
   openid: string
   unionid: string | null
 }
@@ -34,11 +35,11 @@ export class CodeAnswers {
     client: string,
     retryKeySha256: string,
     code: string,
-    call: () => Promise<Session>
-  ): Promise<{ session: Session, kept: boolean, unkept?: boolean }> {
+    call: () => Promise<CodeAnswer>
+  ): Promise<{ answer: CodeAnswer, kept: boolean, unkept?: boolean }> {
     // A shared store that cannot be reached: served as a request without a retry key would be,
     // rather than failing a login for want of a second copy (the login-api keeps its own).
-    if (!this.store.available()) return { session: await call(), kept: false, unkept: true }
+    if (!this.store.available()) return { answer: await call(), kept: false, unkept: true }
     const name = codeAnswerName(code)
     const owner = sha256Hex(`${client}\0${retryKeySha256.toLowerCase()}`)
     const deadline = Date.now() + this.pendingMs
@@ -47,14 +48,14 @@ export class CodeAnswers {
       if (kept !== null) {
         // Another client, or another attempt: what WeChat itself would say of a used code.
         if (!safeEqualHex(kept.owner, owner)) throw errors.invalidCode(40163)
-        return { session: { openid: kept.openid, unionid: kept.unionid }, kept: true }
+        return { answer: { openid: kept.openid, unionid: kept.unionid }, kept: true }
       }
       let claimed: boolean
       try {
         claimed = await this.store.claim(appid, name, this.pendingMs)
       } catch {
         // The store went away between the check and the claim: as above.
-        return { session: await call(), kept: false, unkept: true }
+        return { answer: await call(), kept: false, unkept: true }
       }
       if (claimed) break
       if (Date.now() >= deadline) {
@@ -64,17 +65,17 @@ export class CodeAnswers {
       }
       await new Promise(resolve => setTimeout(resolve, 50))
     }
-    let session: Session
+    let answer: CodeAnswer
     try {
-      session = await call()
+      answer = await call()
     } catch (err) {
       await this.store.releaseClaim(appid, name).catch(() => {})
       throw err
     }
     await this.store
-      .note(appid, name, JSON.stringify({ owner, openid: session.openid, unionid: session.unionid }), CODE_LIFE_MS)
+      .note(appid, name, JSON.stringify({ owner, openid: answer.openid, unionid: answer.unionid }), CODE_LIFE_MS)
       .catch(() => {})
-    return { session, kept: false }
+    return { answer, kept: false }
   }
 
   private async read (

@@ -1,6 +1,6 @@
 import { createHmac, randomBytes } from 'node:crypto'
 import { sha256Hex } from '@wxlogin/service-kit'
-import type { AccessTokens } from './access-tokens.js'
+import type { SessionJwts } from './session-jwts.js'
 import type { RefreshFamily, RefreshStore, RotateResult } from './refresh-store.js'
 import type { Identity } from '../../users/user-store.js'
 
@@ -34,7 +34,7 @@ export type RefreshOutcome =
  */
 export class SignedSessions {
   constructor (
-    readonly access: AccessTokens,
+    readonly jwts: SessionJwts,
     private readonly store: RefreshStore,
     private readonly opts: SignedSessionOptions
   ) {}
@@ -44,13 +44,13 @@ export class SignedSessions {
   }
 
   private async pair (familyId: string, family: RefreshFamily, refreshToken: string): Promise<IssuedPair> {
-    const token = await this.access.sign({
+    const token = await this.jwts.sign({
       sub: family.user_id,
       appid: family.appid,
       openid: family.openid,
       sid: familyId
     })
-    return { token, expires_in: this.access.ttlSeconds, refresh_token: refreshToken }
+    return { token, expires_in: this.jwts.ttlSeconds, refresh_token: refreshToken }
   }
 
   /** A new family for a login: its first refresh token is random, the family stored before it is answered. */

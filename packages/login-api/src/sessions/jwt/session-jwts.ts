@@ -4,7 +4,7 @@ import type { SigningAlg, SigningKey } from './signing-keys.js'
 /** Seconds of clock difference tolerated on `exp`, `iat` and `nbf` (docs/sessions-jwt.md). */
 export const CLOCK_SKEW_SECONDS = 10
 
-export interface AccessClaims {
+export interface SessionClaims {
   /** The user_id. */
   sub: string
   appid: string
@@ -13,7 +13,7 @@ export interface AccessClaims {
   sid: string
 }
 
-export interface AccessTokenOptions {
+export interface SessionJwtOptions {
   keys: SigningKey[]
   issuer: string
   audience: string
@@ -28,21 +28,21 @@ export const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/
  * verifies with any of them, by `kid`, on an allow-list of algorithms (never `none`, never an
  * HMAC keyed with a public key), issuer, audience and expiry checked.
  */
-export class AccessTokens {
+export class SessionJwts {
   private constructor (
-    private readonly opts: AccessTokenOptions,
+    private readonly opts: SessionJwtOptions,
     private readonly signer: { kid: string, alg: SigningAlg, key: CryptoKey | Uint8Array },
     private readonly keySet: JWTVerifyGetKey,
     private readonly algorithms: SigningAlg[]
   ) {}
 
-  static async create (opts: AccessTokenOptions): Promise<AccessTokens> {
+  static async create (opts: SessionJwtOptions): Promise<SessionJwts> {
     const first = opts.keys[0]
     if (first === undefined) throw new Error('no signing key')
     const key = await importJWK({ ...first.privateJwk }, first.alg)
     const keySet = createLocalJWKSet({ keys: opts.keys.map(k => ({ ...k.publicJwk })) })
     const algorithms = [...new Set(opts.keys.map(k => k.alg))]
-    return new AccessTokens(opts, { kid: first.kid, alg: first.alg, key }, keySet, algorithms)
+    return new SessionJwts(opts, { kid: first.kid, alg: first.alg, key }, keySet, algorithms)
   }
 
   get ttlSeconds (): number {
@@ -54,7 +54,7 @@ export class AccessTokens {
     return { keys: this.opts.keys.map(k => k.publicJwk) }
   }
 
-  async sign (claims: AccessClaims): Promise<string> {
+  async sign (claims: SessionClaims): Promise<string> {
     const now = Math.floor(Date.now() / 1000)
     return await new SignJWT({ appid: claims.appid, openid: claims.openid, sid: claims.sid })
       .setProtectedHeader({ alg: this.signer.alg, kid: this.signer.kid, typ: 'JWT' })
@@ -67,7 +67,7 @@ export class AccessTokens {
   }
 
   /** The claims of a valid token, or null for anything else (bad signature, alg, kid, iss, aud, expired). */
-  async verify (token: string): Promise<AccessClaims | null> {
+  async verify (token: string): Promise<SessionClaims | null> {
     if (!JWT_SHAPE.test(token)) return null
     try {
       const { payload } = await jwtVerify(token, this.keySet, {
