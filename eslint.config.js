@@ -6,9 +6,8 @@ export default [
     ignores: ['**/dist/**', '**/miniprogram_dist/**', '**/node_modules/**', '**/.tap/**']
   }),
   {
-    // Lines a reader sees whole. Source only: tests may hold a long assertion message. The two
-    // services first; service-kit, testing, wechat-sim, broker-client and miniprogram follow.
-    files: ['packages/login-api/src/**/*.ts', 'packages/token-broker/src/**/*.ts'],
+    // Lines a reader sees whole. Source only: tests may hold a long assertion message.
+    files: ['packages/*/src/**/*.ts'],
     rules: {
       '@stylistic/max-len': ['error', { code: 120, ignoreUrls: false, ignoreStrings: false, ignoreTemplateLiterals: false }],
       // One-line type literals separate members with commas, as the rest of the house does.

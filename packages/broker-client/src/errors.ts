@@ -15,7 +15,13 @@ export class BrokerError extends Error {
 export class BrokerUnavailableError extends BrokerError {
   /** `cause`: got's error, kept for a log that scrubs it (it holds the bearer token in its options). */
   constructor (detail: string, cause?: unknown) {
-    super('upstream_unavailable', `The token broker is unavailable: ${detail}.`, 503, undefined, cause === undefined ? undefined : { cause })
+    super(
+      'upstream_unavailable',
+      `The token broker is unavailable: ${detail}.`,
+      503,
+      undefined,
+      cause === undefined ? undefined : { cause }
+    )
     this.name = 'BrokerUnavailableError'
   }
 }

@@ -24,7 +24,10 @@ export interface AccessToken {
   expiresAt: number
 }
 
-export interface Session { openid: string, unionid: string | null }
+export interface Session {
+  openid: string
+  unionid: string | null
+}
 
 /**
  * Tells the broker how long this caller will wait (ms), so it gives up on WeChat first: a
@@ -47,7 +50,11 @@ export interface BrokerClient {
   ping: () => Promise<boolean>
 }
 
-interface TokenBody { access_token: string, expires_in: number, expires_at: string }
+interface TokenBody {
+  access_token: string
+  expires_in: number
+  expires_at: string
+}
 
 type Request = <T>(method: 'GET' | 'POST', path: string, json?: object) => Promise<T>
 
@@ -58,7 +65,10 @@ function requester (http: Got, base: string, token: string, timeoutMs: number): 
     try {
       res = await http(`${base}${path}`, {
         method,
-        headers: { authorization: `Bearer ${token}`, [DEADLINE_HEADER]: String(Math.max(100, timeoutMs - DEADLINE_MARGIN_MS)) },
+        headers: {
+          authorization: `Bearer ${token}`,
+          [DEADLINE_HEADER]: String(Math.max(100, timeoutMs - DEADLINE_MARGIN_MS))
+        },
         ...(json !== undefined ? { json } : {}),
         timeout: { request: timeoutMs },
         throwHttpErrors: false,
@@ -124,7 +134,12 @@ export function createBrokerClient (opts: BrokerClientOptions): BrokerClient {
 
   return {
     async getAccessToken (appid) {
-      return cache.fresh(appid) ?? await fetches.run(appid, async () => cache.remember(appid, await request<TokenBody>('GET', path(appid, '/access-token'))))
+      return (
+        cache.fresh(appid) ??
+        (await fetches.run(appid, async () =>
+          cache.remember(appid, await request<TokenBody>('GET', path(appid, '/access-token')))
+        ))
+      )
     },
 
     async invalidate (appid, staleToken) {
@@ -132,20 +147,32 @@ export function createBrokerClient (opts: BrokerClientOptions): BrokerClient {
       // A token other than the stale one, fresh from the broker, can be used as it is.
       const fresh = cache.fresh(appid)
       if (fresh !== undefined) return fresh
-      return cache.remember(appid, await request<TokenBody>('POST', path(appid, '/access-token/invalidate'), { access_token: staleToken }))
+      return cache.remember(
+        appid,
+        await request<TokenBody>('POST', path(appid, '/access-token/invalidate'), { access_token: staleToken })
+      )
     },
 
     async code2session (appid, jsCode, retryKeySha256) {
-      const body = await request<Record<string, unknown>>('POST', path(appid, '/code2session'), retryKeySha256 === undefined ? { js_code: jsCode } : { js_code: jsCode, retry_key_sha256: retryKeySha256 })
+      const body = await request<Record<string, unknown>>(
+        'POST',
+        path(appid, '/code2session'),
+        retryKeySha256 === undefined ? { js_code: jsCode } : { js_code: jsCode, retry_key_sha256: retryKeySha256 }
+      )
       // An empty openid would log every such user in as one user.
-      if (typeof body.openid !== 'string' || !/^[\w-]{1,128}$/.test(body.openid)) throw new BrokerUnavailableError('answer without a valid openid')
+      if (typeof body.openid !== 'string' || !/^[\w-]{1,128}$/.test(body.openid)) {
+        throw new BrokerUnavailableError('answer without a valid openid')
+      }
       const unionid = typeof body.unionid === 'string' && /^[\w-]{1,128}$/.test(body.unionid) ? body.unionid : null
       return { openid: body.openid, unionid }
     },
 
     async ping () {
       try {
-        const res = await http(`${base}/healthz`, { timeout: { request: Math.min(timeoutMs, 2000) }, throwHttpErrors: false })
+        const res = await http(`${base}/healthz`, {
+          timeout: { request: Math.min(timeoutMs, 2000) },
+          throwHttpErrors: false
+        })
         return res.statusCode === 200
       } catch {
         return false

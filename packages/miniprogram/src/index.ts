@@ -10,38 +10,20 @@
  * is, and Taro or uni-app pass their own wx-shaped `api`.
  */
 
-type Callbacks<T> = { success?: (res: T) => void, fail?: (err: { errMsg: string, errno?: number }) => void }
-export interface RequestAnswer { statusCode: number, data: any, header: Record<string, string> }
-
-/** What the client uses of `wx` (Taro and uni-app offer the same calls). */
-export interface WxApi {
-  login: (opts: Callbacks<{ code: string }> & { timeout?: number }) => void
-  request: (opts: Callbacks<RequestAnswer> & { url: string, method?: string, data?: unknown, header?: Record<string, string>, timeout?: number }) => void
-  getStorageSync: (key: string) => any
-  setStorageSync: (key: string, value: any) => void
-  removeStorageSync: (key: string) => void
-  getRandomValues?: (opts: Callbacks<{ randomValues: ArrayBuffer }> & { length: number }) => void
-}
-
-export interface RetryOptions {
-  /** Attempts with the same codes, the first included (default 5). */
-  attempts?: number
-  /** The first pause; each next one doubles (default 500 ms). */
-  baseDelayMs?: number
-  /** A 429 whose Retry-After is at most this is waited out (default 10 s); a longer one rejects. */
-  maxRetryAfterMs?: number
-}
-
-export interface ClientOptions {
-  baseUrl: string
-  appid?: string
-  api?: WxApi
-  storageKey?: string
-  timeoutMs?: number
-  retry?: RetryOptions
-}
-
-export interface StoredSession { token: string, expiresAt: number, user: any, refreshToken?: string, refreshExpiresAt?: number }
+// Types only (erased from the built file, which requires nothing): see types.ts.
+import type { ClientOptions, LoginClient, PhoneCodeResult, PhoneEvent, RequestAnswer, RequestOptions } from './types.js'
+import type { StoredSession, WxApi } from './types.js'
+export type {
+  ClientOptions,
+  LoginClient,
+  PhoneCodeResult,
+  PhoneEvent,
+  RequestAnswer,
+  RequestOptions,
+  RetryOptions,
+  StoredSession,
+  WxApi
+} from './types.js'
 
 /** A login or request the server refused, or that could not reach it. `code` is the server's `error`. */
 export class LoginError extends Error {
@@ -57,22 +39,24 @@ export class LoginError extends Error {
   }
 }
 
-export type PhoneCodeResult = { code: string } | { error: 'user_denied' | 'no_quota' | 'failed', errno?: number, errMsg?: string }
-
 /**
  * The phoneCode of a `bindgetphonenumber` or `bindgetrealtimephonenumber` event, or why there is
  * none: the user refused (`getPhoneNumber:fail user deny` on iOS, `:fail:user deny` on Android),
  * no quota left (errno 1400001: the component is paid per success), or another failure.
  */
-export function phoneCodeFrom (event: { detail?: { code?: string, errMsg?: string, errno?: number } }): PhoneCodeResult {
+export function phoneCodeFrom (event: PhoneEvent): PhoneCodeResult {
   const d = event?.detail ?? {}
   if (typeof d.code === 'string' && d.code !== '') return { code: d.code }
   const errMsg = d.errMsg
   const errno = d.errno
   if (errno === 1400001) return { error: 'no_quota', errno, errMsg }
-  if (typeof errMsg === 'string' && /fail:? ?user deny|fail:? ?user cancel/.test(errMsg)) return { error: 'user_denied', errno, errMsg }
+  const denied = typeof errMsg === 'string' && /fail:? ?user deny|fail:? ?user cancel/.test(errMsg)
+  if (denied) return { error: 'user_denied', errno, errMsg }
   return { error: 'failed', errno, errMsg }
 }
+
+/** A fresh header object each time: the runtime may add to the one it is given. */
+const jsonBody = (): Record<string, string> => ({ 'content-type': 'application/json' })
 
 const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
 
@@ -80,15 +64,6 @@ function hex (bytes: ArrayLike<number>): string {
   let out = ''
   for (let i = 0; i < bytes.length; i++) out += ((bytes[i] as number) + 0x100).toString(16).slice(1)
   return out
-}
-
-export interface LoginClient {
-  login: (opts?: { phoneCode?: string, nickname?: string, head_pic?: string }) => Promise<any>
-  bindPhone: (phoneCode: string) => Promise<any>
-  request: (opts: { url: string, method?: string, data?: unknown, header?: Record<string, string> }) => Promise<RequestAnswer>
-  session: () => StoredSession | null
-  logout: (opts?: { all?: boolean }) => Promise<void>
-  phoneCodeFrom: typeof phoneCodeFrom
 }
 
 /** The runtime's own `wx` (looked up with typeof: elsewhere it is simply not there). */
@@ -162,14 +137,17 @@ export function createLoginClient (options: ClientOptions): LoginClient {
   }
 
   function keep (body: any, user?: any): void {
-    const s: StoredSession = { token: body.token, expiresAt: Date.now() + body.expires_in * 1000, user: body.user ?? user }
+    const expiresAt = Date.now() + body.expires_in * 1000
+    const s: StoredSession = { token: body.token, expiresAt, user: body.user ?? user }
     if (typeof body.refresh_token === 'string') s.refreshToken = body.refresh_token
     api.setStorageSync(storageKey, s)
   }
 
   const refused = (res: RequestAnswer): LoginError => {
     const d = res.data ?? {}
-    return new LoginError(typeof d.error === 'string' ? d.error : `http_${res.statusCode}`, typeof d.message === 'string' ? d.message : `HTTP ${res.statusCode}`, res.statusCode, d.wechat_errcode)
+    const code = typeof d.error === 'string' ? d.error : `http_${res.statusCode}`
+    const message = typeof d.message === 'string' ? d.message : `HTTP ${res.statusCode}`
+    return new LoginError(code, message, res.statusCode, d.wechat_errcode)
   }
 
   /** One attempt: its codes and retry_key are sent again, unchanged, on every retry. */
@@ -181,7 +159,7 @@ export function createLoginClient (options: ClientOptions): LoginClient {
       if (i > 0) await sleep(retry.baseDelayMs * Math.pow(2, i - 1))
       let res: RequestAnswer
       try {
-        res = await call('/api/user/thirdLogin', 'POST', body, { 'content-type': 'application/json' })
+        res = await call('/api/user/thirdLogin', 'POST', body, jsonBody())
       } catch (err) {
         lastError = err as LoginError
         continue
@@ -233,7 +211,7 @@ export function createLoginClient (options: ClientOptions): LoginClient {
         if (i > 0) await sleep(retry.baseDelayMs * Math.pow(2, i - 1))
         let res: RequestAnswer
         try {
-          res = await call('/api/user/token/refresh', 'POST', { refresh_token: s.refreshToken }, { 'content-type': 'application/json' })
+          res = await call('/api/user/token/refresh', 'POST', { refresh_token: s.refreshToken }, jsonBody())
         } catch (e) {
           continue
         }
@@ -259,9 +237,11 @@ export function createLoginClient (options: ClientOptions): LoginClient {
     return session()?.token
   }
 
-  async function request (opts: { url: string, method?: string, data?: unknown, header?: Record<string, string> }): Promise<RequestAnswer> {
-    const send = (token: string | undefined): Promise<RequestAnswer> =>
-      call(opts.url, opts.method ?? 'GET', opts.data, token === undefined ? { ...opts.header } : { ...opts.header, authorization: `Bearer ${token}` })
+  async function request (opts: RequestOptions): Promise<RequestAnswer> {
+    const send = (token: string | undefined): Promise<RequestAnswer> => {
+      const auth: Record<string, string> = token === undefined ? {} : { authorization: `Bearer ${token}` }
+      return call(opts.url, opts.method ?? 'GET', opts.data, { ...opts.header, ...auth })
+    }
     const used = await liveToken()
     const res = await send(used)
     if (res.statusCode !== 401) return res
@@ -278,7 +258,7 @@ export function createLoginClient (options: ClientOptions): LoginClient {
   }
 
   async function bindPhone (phoneCode: string): Promise<any> {
-    const res = await request({ url: '/api/user/phone', method: 'POST', data: { phoneCode }, header: { 'content-type': 'application/json' } })
+    const res = await request({ url: '/api/user/phone', method: 'POST', data: { phoneCode }, header: jsonBody() })
     if (res.statusCode !== 200) throw refused(res)
     const s = session()
     if (s !== null) api.setStorageSync(storageKey, { ...s, user: res.data })
@@ -290,7 +270,8 @@ export function createLoginClient (options: ClientOptions): LoginClient {
     await liveToken().catch(() => undefined)
     const s = session()
     try {
-      if (s !== null) await call(`/api/user/logout${opts.all === true ? '?all=true' : ''}`, 'POST', undefined, { 'content-type': 'application/json', authorization: `Bearer ${s.token}` })
+      const url = `/api/user/logout${opts.all === true ? '?all=true' : ''}`
+      if (s !== null) await call(url, 'POST', undefined, { ...jsonBody(), authorization: `Bearer ${s.token}` })
     } finally {
       try { api.removeStorageSync(storageKey) } catch (e) {}
     }

@@ -16,7 +16,9 @@ export function readAccessLog (r: EnvReader): AccessLogOptions {
   let sampleRate = 0
   if (raw !== undefined) {
     sampleRate = Number(raw)
-    if (!/^(0|1|0?\.\d+|1\.0+)$/.test(raw) || sampleRate < 0 || sampleRate > 1) throw new ConfigError('LOG_ACCESS_SAMPLE_RATE', 'must be a number from 0 to 1')
+    if (!/^(0|1|0?\.\d+|1\.0+)$/.test(raw) || sampleRate < 0 || sampleRate > 1) {
+      throw new ConfigError('LOG_ACCESS_SAMPLE_RATE', 'must be a number from 0 to 1')
+    }
   }
   return { sampleRate, slowMs: r.int('LOG_SLOW_REQUEST_MS', 1000, { min: 1, max: 600_000 }) }
 }

@@ -3,7 +3,10 @@ import { readFileSync } from 'node:fs'
 /** Thrown for a missing or malformed variable; configOrExit() prints its message alone, without a stack. */
 export class ConfigError extends Error {
   readonly code = 'invalid_config'
-  constructor (readonly variable: string, reason: string) {
+  constructor (
+    readonly variable: string,
+    reason: string
+  ) {
     super(`Invalid configuration: ${variable} ${reason}`)
     this.name = 'ConfigError'
   }
@@ -84,7 +87,10 @@ export class EnvReader {
       try {
         content = readFileSync(file, 'utf8')
       } catch (err) {
-        throw new ConfigError(`${name}_FILE`, `names a file that cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`)
+        throw new ConfigError(
+          `${name}_FILE`,
+          `names a file that cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`
+        )
       }
       const value = content.trim()
       if (value === '') throw new ConfigError(`${name}_FILE`, 'names an empty file')
@@ -127,9 +133,9 @@ export class EnvReader {
   }
 
   /** JSON that may hold secrets: read through secret() so the _FILE form works too. */
-  json<T> (name: string, required: true): T
-  json<T> (name: string, required?: boolean): T | undefined
-  json<T> (name: string, required = false): T | undefined {
+  json<T>(name: string, required: true): T
+  json<T>(name: string, required?: boolean): T | undefined
+  json<T>(name: string, required = false): T | undefined {
     const v = this.secret(name, required)
     if (v === undefined) return undefined
     try {
@@ -165,7 +171,10 @@ export function checkUrl (name: string, value: string, protocols: string[]): str
 export function redisUrlList (reader: EnvReader, name: string): string[] | undefined {
   const raw = reader.optionalString(name)
   if (raw === undefined) return undefined
-  const urls = raw.split(',').map(s => s.trim()).filter(Boolean)
+  const urls = raw
+    .split(',')
+    .map(s => s.trim())
+    .filter(Boolean)
   return urls.map(u => checkUrl(name, u, ['redis:', 'rediss:']))
 }
 
@@ -176,7 +185,10 @@ export function redisUrlList (reader: EnvReader, name: string): string[] | undef
 export function upstreamUrl (reader: EnvReader, name: string, fallback: string, allowHttpVar: string): string {
   const url = reader.url(name, fallback)
   if (url.startsWith('http:') && !reader.bool(allowHttpVar, false)) {
-    throw new ConfigError(name, `is plain http; it would carry secrets in clear. Use https, or set ${allowHttpVar}=true for a simulator`)
+    throw new ConfigError(
+      name,
+      `is plain http; it would carry secrets in clear. Use https, or set ${allowHttpVar}=true for a simulator`
+    )
   }
   return url
 }
@@ -189,10 +201,16 @@ export function upstreamUrl (reader: EnvReader, name: string, fallback: string, 
  * The apps a service serves: a JSON list in `listVar` (its items for the caller to check), or
  * one as WECHAT_APPID (checked here); exactly one of the two.
  */
-export function readAppList (reader: EnvReader, listVar: string, several: string): { list: unknown[] } | { single: string } {
+export function readAppList (
+  reader: EnvReader,
+  listVar: string,
+  several: string
+): { list: unknown[] } | { single: string } {
   const list = reader.json<unknown>(listVar)
   const single = reader.optionalString('WECHAT_APPID')
-  if (list !== undefined && single !== undefined) throw new ConfigError(listVar, 'and WECHAT_APPID are both set; use one')
+  if (list !== undefined && single !== undefined) {
+    throw new ConfigError(listVar, 'and WECHAT_APPID are both set; use one')
+  }
   if (list !== undefined) {
     if (!Array.isArray(list) || list.length === 0) throw new ConfigError(listVar, 'must be a non-empty JSON array')
     return { list }

@@ -18,7 +18,10 @@ const BEARER = /\b(Bearer)\s+[A-Za-z0-9._~+/=-]+/gi
 
 export function scrubText (text: string): string {
   return text
-    .replace(URL_QUERY, (_m, scheme: string, _userinfo: string | undefined, rest: string) => `${scheme}${rest}?[query removed]`)
+    .replace(
+      URL_QUERY,
+      (_m, scheme: string, _userinfo: string | undefined, rest: string) => `${scheme}${rest}?[query removed]`
+    )
     .replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^\s/@]*@/gi, '$1[credentials removed]@')
     .replace(SECRET_PARAMS, '$1=[removed]')
     .replace(BEARER, '$1 [removed]')

@@ -37,7 +37,10 @@ export class ServiceError extends Error {
   readonly statusCode: number
   readonly wechatErrcode: number | undefined
   readonly headers: Record<string, string>
-  /** For the operator's log only, never the response: what exactly failed (a socket error code, the broker's own error). Holds no secret. */
+  /**
+   * For the operator's log only, never the response: what exactly failed (a socket error code,
+   * the broker's own error). Holds no secret.
+   */
   readonly detail: string | undefined
 
   constructor (code: string, message: string, statusCode: number, opts: ServiceErrorOptions = {}) {
@@ -60,11 +63,22 @@ export class ServiceError extends Error {
 /** Maps what fastify itself throws (validation, parsing, limits) onto the contract's error shape. */
 function fromFastifyError (err: FastifyError): ServiceError | undefined {
   if (err.validation !== undefined) {
-    return new ServiceError('invalid_body', `Invalid request: ${err.validationContext ?? 'body'} ${err.validation[0]?.message ?? 'is not valid'}`.slice(0, 300), 400)
+    return new ServiceError(
+      'invalid_body',
+      `Invalid request: ${err.validationContext ?? 'body'} ${err.validation[0]?.message ?? 'is not valid'}`.slice(
+        0,
+        300
+      ),
+      400
+    )
   }
   switch (err.code) {
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return new ServiceError('unsupported_media_type', 'Send application/json or application/x-www-form-urlencoded.', 415)
+      return new ServiceError(
+        'unsupported_media_type',
+        'Send application/json or application/x-www-form-urlencoded.',
+        415
+      )
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return new ServiceError('payload_too_large', 'The request body is too large.', 413)
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
@@ -76,7 +90,11 @@ function fromFastifyError (err: FastifyError): ServiceError | undefined {
   }
   const status = err.statusCode ?? 500
   if (status >= 400 && status < 500) {
-    return new ServiceError(status === 429 ? 'rate_limited' : 'bad_request', status === 429 ? 'Too many requests.' : 'Bad request.', status)
+    return new ServiceError(
+      status === 429 ? 'rate_limited' : 'bad_request',
+      status === 429 ? 'Too many requests.' : 'Bad request.',
+      status
+    )
   }
   return undefined
 }
@@ -98,12 +116,18 @@ export function installErrorHandling (app: FastifyInstance): void {
     if (se.statusCode >= 500 && !(err instanceof ServiceError)) {
       request.log.error({ err: errorFields(err) }, 'unhandled error')
     } else if (se.detail !== undefined || se.cause !== undefined) {
-      request.log.warn({ error: se.code, detail: se.detail, ...(se.cause !== undefined ? { cause: errorFields(se.cause) } : {}) }, 'request failed')
+      request.log.warn(
+        { error: se.code, detail: se.detail, ...(se.cause !== undefined ? { cause: errorFields(se.cause) } : {}) },
+        'request failed'
+      )
     }
     return sendError(reply, se)
   })
   app.setNotFoundHandler((request, reply) => {
-    return sendError(reply, new ServiceError('not_found', `No route ${request.method} ${request.url.split('?')[0]}.`, 404))
+    return sendError(
+      reply,
+      new ServiceError('not_found', `No route ${request.method} ${request.url.split('?')[0]}.`, 404)
+    )
   })
 }
 
@@ -114,7 +138,9 @@ export function installErrorHandling (app: FastifyInstance): void {
  */
 export function shedWhileClosing (app: FastifyInstance): void {
   let closing = false
-  app.addHook('preClose', async () => { closing = true })
+  app.addHook('preClose', async () => {
+    closing = true
+  })
   app.addHook('onRequest', (_request, reply, done) => {
     if (!closing) {
       done()

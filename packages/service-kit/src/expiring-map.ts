@@ -43,5 +43,7 @@ export class ExpiringMap<V> {
     this.sweepAt = Math.max(10_000, 2 * this.entries.size)
   }
 
-  get size (): number { return this.entries.size }
+  get size (): number {
+    return this.entries.size
+  }
 }

@@ -6,7 +6,11 @@ import type { FastifyInstance } from 'fastify'
  */
 export type ReadyCheck = () => Promise<{ ok: true, degraded?: string } | { ok: false, reason: string }>
 
-interface Readiness { results: Record<string, string>, failing: string[], degraded: boolean }
+interface Readiness {
+  results: Record<string, string>
+  failing: string[]
+  degraded: boolean
+}
 
 /**
  * /healthz: the process runs. /readyz: 200 while the service can serve (degraded or not), 503
@@ -25,7 +29,10 @@ export function registerHealthRoutes (app: FastifyInstance, checks: Record<strin
     if (failing.length === 0) return { status: degraded ? 'degraded' : 'ready', checks: results }
     return reply.code(503).send({
       error: 'not_ready',
-      message: `Not ready: ${[...failing].sort().map(k => `${k} (${results[k]})`).join(', ')}.`,
+      message: `Not ready: ${[...failing]
+        .sort()
+        .map(k => `${k} (${results[k]})`)
+        .join(', ')}.`,
       checks: results
     })
   })
@@ -35,22 +42,24 @@ async function runChecks (checks: Record<string, ReadyCheck>): Promise<Readiness
   const results: Record<string, string> = {}
   const failing: string[] = []
   let degraded = false
-  await Promise.all(Object.entries(checks).map(async ([name, check]) => {
-    try {
-      const r = await check()
-      if (!r.ok) {
-        results[name] = r.reason
+  await Promise.all(
+    Object.entries(checks).map(async ([name, check]) => {
+      try {
+        const r = await check()
+        if (!r.ok) {
+          results[name] = r.reason
+          failing.push(name)
+        } else if (r.degraded !== undefined) {
+          results[name] = `degraded: ${r.degraded}`
+          degraded = true
+        } else {
+          results[name] = 'ok'
+        }
+      } catch {
+        results[name] = 'check failed'
         failing.push(name)
-      } else if (r.degraded !== undefined) {
-        results[name] = `degraded: ${r.degraded}`
-        degraded = true
-      } else {
-        results[name] = 'ok'
       }
-    } catch {
-      results[name] = 'check failed'
-      failing.push(name)
-    }
-  }))
+    })
+  )
   return { results, failing, degraded }
 }

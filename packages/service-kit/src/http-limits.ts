@@ -19,7 +19,10 @@ export function readHttpLimits (r: EnvReader): HttpLimits {
  * body held a socket for up to a minute past the limit; 5,000 such sockets were 75 MB.
  */
 export function boundedServerOptions (limits: HttpLimits): http.ServerOptions {
-  return { headersTimeout: limits.requestTimeoutMs, connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(limits.requestTimeoutMs / 4))) }
+  return {
+    headersTimeout: limits.requestTimeoutMs,
+    connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(limits.requestTimeoutMs / 4)))
+  }
 }
 
 const body = (error: string, message: string): string => JSON.stringify({ error, message })
@@ -40,14 +43,21 @@ export function clientErrorHandler (this: FastifyInstance, err: NodeJS.ErrnoExce
       ? [431, 'Request Header Fields Too Large', body('headers_too_large', 'The request headers are too large.')]
       : [400, 'Bad Request', body('bad_request', 'The request could not be parsed as HTTP.')]
   this.log.info({ errCode: err.code, status }, 'client error: request refused by the HTTP parser')
-  socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(json)}\r\nConnection: close\r\n\r\n${json}`)
+  socket.end(
+    `HTTP/1.1 ${status} ${text}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ` +
+      `${Buffer.byteLength(json)}\r\nConnection: close\r\n\r\n${json}`
+  )
 }
 
 /** Fastify's own refusals before routing (a URL that does not decode): the contract shape, no echo. */
 export function frameworkErrors (error: { code?: string }, request: FastifyRequest, reply: FastifyReply): void {
-  const se = error.code === 'FST_ERR_BAD_URL'
-    ? new ServiceError('bad_url', 'The request URL is malformed.', 400)
-    : new ServiceError('bad_request', 'The request could not be routed.', 400)
-  request.log.info({ method: request.method, errCode: error.code, status: se.statusCode }, 'request refused before routing')
+  const se =
+    error.code === 'FST_ERR_BAD_URL'
+      ? new ServiceError('bad_url', 'The request URL is malformed.', 400)
+      : new ServiceError('bad_request', 'The request could not be routed.', 400)
+  request.log.info(
+    { method: request.method, errCode: error.code, status: se.statusCode },
+    'request refused before routing'
+  )
   reply.code(se.statusCode).type('application/json; charset=utf-8').send(se.toJSON())
 }

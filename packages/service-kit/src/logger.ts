@@ -32,7 +32,10 @@ const MOBILE = /(?<![\d])(\+?86)?(1[3-9]\d)(\d{4})(\d{4})(?![\d])/g
  * path names) still does not leak. Timestamps and ids are longer digit runs and do not match.
  */
 export function maskMobilesInLine (line: string): string {
-  return line.replace(MOBILE, (_m, cc: string | undefined, head: string, _mid: string, tail: string) => `${cc ?? ''}${head}****${tail}`)
+  return line.replace(
+    MOBILE,
+    (_m, cc: string | undefined, head: string, _mid: string, tail: string) => `${cc ?? ''}${head}****${tail}`
+  )
 }
 
 export function loggerOptions (level: string, name: string, stream?: NodeJS.WritableStream): LoggerOptions {

@@ -1,5 +1,10 @@
 import type { Server } from 'node:http'
-import Fastify, { LogController, type FastifyHttpOptions, type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, {
+  LogController,
+  type FastifyHttpOptions,
+  type FastifyInstance,
+  type FastifyServerOptions
+} from 'fastify'
 import type { Registry } from 'prom-client'
 import { installErrorHandling, shedWhileClosing } from './errors.js'
 import { loggerOptions } from './logger.js'

@@ -19,7 +19,11 @@ export interface RunningService {
  * public one). Signal handling stays in each server.ts.
  */
 /** `ready`: what the "ready" line says of this service (apps, store); nothing secret. */
-export async function startService (app: FastifyInstance, opts: ListenOptions, ready: Record<string, unknown>): Promise<RunningService> {
+export async function startService (
+  app: FastifyInstance,
+  opts: ListenOptions,
+  ready: Record<string, unknown>
+): Promise<RunningService> {
   const metricsServer = buildMetricsServer(app.registry)
   await app.listen({ host: opts.host, port: opts.port })
   await metricsServer.listen({ host: opts.host, port: opts.metricsPort })

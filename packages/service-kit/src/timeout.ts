@@ -5,7 +5,14 @@
  */
 export async function withTimeout<T> (p: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
   let timer: NodeJS.Timeout | undefined
-  const expired = new Promise<never>((_resolve, reject) => { timer = setTimeout(() => { reject(onTimeout()) }, Math.max(0, ms)) })
+  const expired = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(
+      () => {
+        reject(onTimeout())
+      },
+      Math.max(0, ms)
+    )
+  })
   try {
     return await Promise.race([p, expired])
   } finally {

@@ -21,7 +21,7 @@ export function createSecretMatcher<T> (entries: Array<{ secret: string, value: 
 /** The same, against SHA-256 digests (hex) of the secrets: configuration that never holds them in clear. */
 export function createHashMatcher<T> (entries: Array<{ sha256: string, value: T }>): (presented: string) => T | null {
   const hashed = entries.map(e => ({ hash: Buffer.from(e.sha256, 'hex'), value: e.value }))
-  return (presented) => {
+  return presented => {
     const h = createHash('sha256').update(presented).digest()
     let found: T | null = null
     for (const e of hashed) {

@@ -28,12 +28,24 @@ export function readTrustProxy (r: EnvReader, name = 'TRUST_PROXY'): TrustProxy 
     if (hops > 10) throw new ConfigError(name, 'is a hop count above 10; list the proxies instead')
     return hops === 0 ? { kind: 'none' } : { kind: 'hops', hops }
   }
-  const entries = raw.split(',').map(s => s.trim()).filter(Boolean)
+  const entries = raw
+    .split(',')
+    .map(s => s.trim())
+    .filter(Boolean)
   for (const e of entries) {
     if (NAMED.has(e)) continue
     const [addr, bits, extra] = e.split('/')
-    if (extra !== undefined || addr === undefined || isIP(addr) === 0 || (bits !== undefined && !/^\d{1,3}$/.test(bits))) {
-      throw new ConfigError(name, 'must be false, a hop count, or a comma-separated list of proxy addresses, CIDR ranges, loopback, linklocal or uniquelocal')
+    if (
+      extra !== undefined ||
+      addr === undefined ||
+      isIP(addr) === 0 ||
+      (bits !== undefined && !/^\d{1,3}$/.test(bits))
+    ) {
+      throw new ConfigError(
+        name,
+        'must be false, a hop count, or a comma-separated list of proxy addresses, CIDR ranges, loopback, linklocal ' +
+          'or uniquelocal'
+      )
     }
   }
   try {
@@ -46,11 +58,14 @@ export function readTrustProxy (r: EnvReader, name = 'TRUST_PROXY'): TrustProxy 
 
 export function trustFn (tp: TrustProxy): TrustFn | false {
   switch (tp.kind) {
-    case 'none': return false
+    case 'none':
+      return false
     // Hop 0 is the socket peer (our proxy); hops 1..N-1 are the proxies behind it. The entry at
     // hop N was written by the outermost trusted proxy: the client as that proxy saw it.
-    case 'hops': return (_addr, hop) => hop < tp.hops
-    case 'list': return proxyAddr.compile(tp.entries)
+    case 'hops':
+      return (_addr, hop) => hop < tp.hops
+    case 'list':
+      return proxyAddr.compile(tp.entries)
   }
 }
 
@@ -70,7 +85,8 @@ function ipv6Groups (address: string): number[] | null {
     text = `${text.slice(0, v4.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`
   }
   const [head = '', tail] = text.split('::')
-  const part = (s: string | undefined): number[] => s === undefined || s === '' ? [] : s.split(':').map(h => parseInt(h, 16))
+  const part = (s: string | undefined): number[] =>
+    s === undefined || s === '' ? [] : s.split(':').map(h => parseInt(h, 16))
   const left = part(head)
   const right = part(tail)
   return tail === undefined ? left : [...left, ...new Array<number>(8 - left.length - right.length).fill(0), ...right]
@@ -85,7 +101,8 @@ export function limitAddress (address: string, ipv6Prefix: number): string {
   const groups = ipv6Groups(address)
   if (groups === null) return address
   if (groups.slice(0, 5).every(g => g === 0) && groups[5] === 0xffff) {
-    return `${(groups[6] as number) >> 8}.${(groups[6] as number) & 255}.${(groups[7] as number) >> 8}.${(groups[7] as number) & 255}`
+    const [high, low] = [groups[6] as number, groups[7] as number]
+    return `${high >> 8}.${high & 255}.${low >> 8}.${low & 255}`
   }
   const masked = groups.map((g, i) => {
     const bits = Math.max(0, Math.min(16, ipv6Prefix - i * 16))

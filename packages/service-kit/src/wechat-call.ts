@@ -2,8 +2,16 @@ import { Counter, Histogram, type Registry } from 'prom-client'
 import type { Got } from 'got'
 import { LATENCY_BUCKETS } from './metrics.js'
 
-export type WechatApi = 'token' | 'stable_token' | 'jscode2session' | 'getuserphonenumber' |
-  'getticket' | 'quota_get' | 'rid_get' | 'clear_quota' | 'getcallbackip'
+export type WechatApi =
+  | 'token'
+  | 'stable_token'
+  | 'jscode2session'
+  | 'getuserphonenumber'
+  | 'getticket'
+  | 'quota_get'
+  | 'rid_get'
+  | 'clear_quota'
+  | 'getcallbackip'
 
 export interface WechatApiMetrics {
   requests: Counter<'api' | 'result'>
@@ -96,10 +104,15 @@ async function attempt (got: Got, req: WechatRequest): Promise<WechatOutcome> {
 
 function resultLabel (o: WechatOutcome): string {
   switch (o.kind) {
-    case 'ok': return 'ok'
-    case 'errcode': return String(o.errcode)
-    case 'http': return `http_${o.status}`
-    case 'timeout': return 'timeout'
-    case 'network': return 'network_error'
+    case 'ok':
+      return 'ok'
+    case 'errcode':
+      return String(o.errcode)
+    case 'http':
+      return `http_${o.status}`
+    case 'timeout':
+      return 'timeout'
+    case 'network':
+      return 'network_error'
   }
 }

@@ -13,6 +13,9 @@ export class LogCapture extends Writable {
   }
 
   lines (): Array<Record<string, unknown>> {
-    return this.text().split('\n').filter(Boolean).map(l => JSON.parse(l) as Record<string, unknown>)
+    return this.text()
+      .split('\n')
+      .filter(Boolean)
+      .map(l => JSON.parse(l) as Record<string, unknown>)
   }
 }

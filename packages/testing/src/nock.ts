@@ -1,6 +1,8 @@
 import nock from 'nock'
 
-interface Teardownable { teardown: (fn: () => unknown) => void }
+interface Teardownable {
+  teardown: (fn: () => unknown) => void
+}
 
 /** nock for one test: no real network while it runs; mocks cleaned and network restored after. */
 export function useNock (t: Teardownable): typeof nock {

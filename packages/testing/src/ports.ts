@@ -15,7 +15,13 @@ export async function freePort (): Promise<number> {
 }
 
 /** What every test configuration of a service starts from: ephemeral ports, no logs, no Redis. */
-export const TEST_SERVICE_DEFAULTS = { host: '127.0.0.1', port: 0, metricsPort: 0, logLevel: 'silent', redis: undefined } as const
+export const TEST_SERVICE_DEFAULTS = {
+  host: '127.0.0.1',
+  port: 0,
+  metricsPort: 0,
+  logLevel: 'silent',
+  redis: undefined
+} as const
 
 /**
  * A PII_ENCRYPTION_KEY value for tests (`<key id>:<base64 of 32 bytes>`): fixed, so that a test

@@ -21,7 +21,9 @@ export interface RedisServerOptions {
   args?: string[]
 }
 
-interface Teardownable { teardown: (fn: () => unknown) => void }
+interface Teardownable {
+  teardown: (fn: () => unknown) => void
+}
 
 /**
  * Starts a private redis-server on a free port, persisting nothing. Never touches the
@@ -33,12 +35,29 @@ export async function startRedisServer (t?: Teardownable, opts: RedisServerOptio
 
   const start = async (): Promise<void> => {
     if (child !== undefined) return
-    const proc = spawn('redis-server', [
-      '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-      '--protected-mode', 'yes', '--loglevel', 'warning', ...(opts.args ?? [])
-    ], { stdio: ['ignore', 'ignore', 'inherit'] })
+    const proc = spawn(
+      'redis-server',
+      [
+        '--port',
+        String(port),
+        '--bind',
+        '127.0.0.1',
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+        '--protected-mode',
+        'yes',
+        '--loglevel',
+        'warning',
+        ...(opts.args ?? [])
+      ],
+      { stdio: ['ignore', 'ignore', 'inherit'] }
+    )
     child = proc
-    proc.once('exit', () => { if (child === proc) child = undefined })
+    proc.once('exit', () => {
+      if (child === proc) child = undefined
+    })
     await waitForPing(port, proc)
   }
 
@@ -76,8 +95,17 @@ async function ping (port: number): Promise<boolean> {
     sock.setTimeout(500)
     sock.once('connect', () => sock.write('PING\r\n'))
     // NOAUTH: up, with a default user that needs a password (deploy/redis/users.acl.template).
-    sock.once('data', d => { sock.destroy(); resolve(/^(\+PONG|-NOAUTH)/.test(d.toString())) })
-    sock.once('error', () => { sock.destroy(); resolve(false) })
-    sock.once('timeout', () => { sock.destroy(); resolve(false) })
+    sock.once('data', d => {
+      sock.destroy()
+      resolve(/^(\+PONG|-NOAUTH)/.test(d.toString()))
+    })
+    sock.once('error', () => {
+      sock.destroy()
+      resolve(false)
+    })
+    sock.once('timeout', () => {
+      sock.destroy()
+      resolve(false)
+    })
   })
 }

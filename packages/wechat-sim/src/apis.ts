@@ -1,7 +1,26 @@
 import { randomBytes } from 'node:crypto'
 
-export type Api = 'token' | 'stable_token' | 'jscode2session' | 'getuserphonenumber' | 'getticket' | 'quota_get' | 'rid_get' | 'clear_quota' | 'getcallbackip'
-export const APIS: readonly Api[] = ['token', 'stable_token', 'jscode2session', 'getuserphonenumber', 'getticket', 'quota_get', 'rid_get', 'clear_quota', 'getcallbackip']
+export type Api =
+  | 'token'
+  | 'stable_token'
+  | 'jscode2session'
+  | 'getuserphonenumber'
+  | 'getticket'
+  | 'quota_get'
+  | 'rid_get'
+  | 'clear_quota'
+  | 'getcallbackip'
+export const APIS: readonly Api[] = [
+  'token',
+  'stable_token',
+  'jscode2session',
+  'getuserphonenumber',
+  'getticket',
+  'quota_get',
+  'rid_get',
+  'clear_quota',
+  'getcallbackip'
+]
 
 /** The path WeChat's quota tools know each API by. */
 export const CGI_PATHS: Record<Api, string> = {
@@ -17,7 +36,14 @@ export const CGI_PATHS: Record<Api, string> = {
 }
 
 /** What openapi/rid/get tells of a request that WeChat answered with an error. */
-export interface RidRecord { invoke_time: number, cost_in_ms: number, request_url: string, request_body: string, response_body: string, client_ip: string }
+export interface RidRecord {
+  invoke_time: number
+  cost_in_ms: number
+  request_url: string
+  request_body: string
+  response_body: string
+  client_ip: string
+}
 
 export type Outcome<T> = { ok: true, value: T } | { ok: false, errcode: number }
 

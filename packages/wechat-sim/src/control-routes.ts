@@ -11,42 +11,101 @@ async function codeRoutes (app: FastifyInstance, { sim }: { sim: SimContext }): 
     return first.value
   }
 
-  app.post<{ Body: { appid: string, secret: string } }>('/apps', {
-    schema: { body: { type: 'object', required: ['appid', 'secret'], properties: { appid: { type: 'string', minLength: 1 }, secret: { type: 'string', minLength: 1 } } } }
-  }, async (request) => {
-    sim.state.addApp(request.body.appid, request.body.secret)
-    return { appid: request.body.appid }
-  })
+  app.post<{ Body: { appid: string, secret: string } }>(
+    '/apps',
+    {
+      schema: {
+        body: {
+          type: 'object',
+          required: ['appid', 'secret'],
+          properties: { appid: { type: 'string', minLength: 1 }, secret: { type: 'string', minLength: 1 } }
+        }
+      }
+    },
+    async request => {
+      sim.state.addApp(request.body.appid, request.body.secret)
+      return { appid: request.body.appid }
+    }
+  )
 
   // `count` mints that many at once (each for its own openid unless one is given), for load tests.
-  app.post<{ Body: { appid?: string, openid?: string, unionid?: string | null, count?: number } | undefined }>('/login-codes', {
-    schema: { body: { type: ['object', 'null'], properties: { appid: { type: 'string' }, openid: { type: 'string', minLength: 1 }, unionid: { type: ['string', 'null'] }, count: { type: 'integer', minimum: 1, maximum: 10_000 } } } }
-  }, async (request) => {
-    const b = request.body ?? {}
-    const appid = b.appid ?? firstApp()
-    if (b.count === undefined) return sim.state.mintLoginCode(appid, b.openid, b.unionid)
-    return { codes: Array.from({ length: b.count }, () => sim.state.mintLoginCode(appid, b.openid, b.unionid)) }
-  })
+  app.post<{ Body: { appid?: string, openid?: string, unionid?: string | null, count?: number } | undefined }>(
+    '/login-codes',
+    {
+      schema: {
+        body: {
+          type: ['object', 'null'],
+          properties: {
+            appid: { type: 'string' },
+            openid: { type: 'string', minLength: 1 },
+            unionid: { type: ['string', 'null'] },
+            count: { type: 'integer', minimum: 1, maximum: 10_000 }
+          }
+        }
+      }
+    },
+    async request => {
+      const b = request.body ?? {}
+      const appid = b.appid ?? firstApp()
+      if (b.count === undefined) return sim.state.mintLoginCode(appid, b.openid, b.unionid)
+      return { codes: Array.from({ length: b.count }, () => sim.state.mintLoginCode(appid, b.openid, b.unionid)) }
+    }
+  )
 
-  app.post<{ Body: { appid?: string, phoneNumber: string, countryCode?: string, openid?: string, openids?: string[] } }>('/phone-codes', {
-    schema: { body: { type: 'object', required: ['phoneNumber'], properties: { appid: { type: 'string' }, phoneNumber: { type: 'string', pattern: '^[0-9]{4,20}$' }, countryCode: { type: 'string', pattern: '^[0-9]{1,4}$' }, openid: { type: 'string' }, openids: { type: 'array', items: { type: 'string' }, maxItems: 10_000 } } } }
-  }, async (request) => {
-    const b = request.body
-    const appid = b.appid ?? firstApp()
-    // `openids` mints one code bound to each, for load tests.
-    if (b.openids !== undefined) return { codes: b.openids.map(o => sim.state.mintPhoneCode(appid, b.phoneNumber, b.countryCode, o).code) }
-    return sim.state.mintPhoneCode(appid, b.phoneNumber, b.countryCode, b.openid)
-  })
+  app.post<{
+    Body: { appid?: string, phoneNumber: string, countryCode?: string, openid?: string, openids?: string[] }
+  }>(
+    '/phone-codes',
+    {
+      schema: {
+        body: {
+          type: 'object',
+          required: ['phoneNumber'],
+          properties: {
+            appid: { type: 'string' },
+            phoneNumber: { type: 'string', pattern: '^[0-9]{4,20}$' },
+            countryCode: { type: 'string', pattern: '^[0-9]{1,4}$' },
+            openid: { type: 'string' },
+            openids: { type: 'array', items: { type: 'string' }, maxItems: 10_000 }
+          }
+        }
+      }
+    },
+    async request => {
+      const b = request.body
+      const appid = b.appid ?? firstApp()
+      // `openids` mints one code bound to each, for load tests.
+      if (b.openids !== undefined) {
+        return { codes: b.openids.map(o => sim.state.mintPhoneCode(appid, b.phoneNumber, b.countryCode, o).code) }
+      }
+      return sim.state.mintPhoneCode(appid, b.phoneNumber, b.countryCode, b.openid)
+    }
+  )
 }
 
 /** Faults, latency, call counts and reset: how a test makes WeChat misbehave and checks what reached it. */
 async function faultRoutes (app: FastifyInstance, { sim }: { sim: SimContext }): Promise<void> {
-  app.post<{ Body: { appid?: string, access_token?: string } | undefined }>('/revoke', {
-    schema: { body: { type: ['object', 'null'], additionalProperties: false, properties: { appid: { type: 'string' }, access_token: { type: 'string' } } } }
-  }, async (request) => {
-    const b = request.body ?? {}
-    return { revoked: sim.state.revoke(b.appid ?? (b.access_token === undefined ? sim.state.apps.keys().next().value : undefined), b.access_token) }
-  })
+  app.post<{ Body: { appid?: string, access_token?: string } | undefined }>(
+    '/revoke',
+    {
+      schema: {
+        body: {
+          type: ['object', 'null'],
+          additionalProperties: false,
+          properties: { appid: { type: 'string' }, access_token: { type: 'string' } }
+        }
+      }
+    },
+    async request => {
+      const b = request.body ?? {}
+      return {
+        revoked: sim.state.revoke(
+          b.appid ?? (b.access_token === undefined ? sim.state.apps.keys().next().value : undefined),
+          b.access_token
+        )
+      }
+    }
+  )
 
   app.get('/calls', async () => ({
     ...sim.state.calls,
@@ -57,43 +116,59 @@ async function faultRoutes (app: FastifyInstance, { sim }: { sim: SimContext }):
     forced_refreshes: sim.state.forcedRefreshes
   }))
 
-  app.post<{ Body: { api: Api, kind: Fault['kind'], errcode?: number, status?: number, latency_ms?: number, count?: number } }>('/faults', {
-    schema: {
-      body: {
-        type: 'object',
-        required: ['api', 'kind'],
-        properties: {
-          api: { type: 'string', enum: [...APIS] },
-          kind: { type: 'string', enum: ['errcode', 'status', 'latency', 'drop'] },
-          errcode: { type: 'integer' },
-          status: { type: 'integer', minimum: 400, maximum: 599 },
-          latency_ms: { type: 'integer', minimum: 0, maximum: 600_000 },
-          count: { type: 'integer', minimum: 1, default: 1 }
+  app.post<{
+    Body: { api: Api, kind: Fault['kind'], errcode?: number, status?: number, latency_ms?: number, count?: number }
+  }>(
+    '/faults',
+    {
+      schema: {
+        body: {
+          type: 'object',
+          required: ['api', 'kind'],
+          properties: {
+            api: { type: 'string', enum: [...APIS] },
+            kind: { type: 'string', enum: ['errcode', 'status', 'latency', 'drop'] },
+            errcode: { type: 'integer' },
+            status: { type: 'integer', minimum: 400, maximum: 599 },
+            latency_ms: { type: 'integer', minimum: 0, maximum: 600_000 },
+            count: { type: 'integer', minimum: 1, default: 1 }
+          }
         }
       }
+    },
+    async (request, reply) => {
+      const b = request.body
+      let fault: Fault
+      if (b.kind === 'errcode') fault = { kind: 'errcode', errcode: b.errcode ?? -1 }
+      else if (b.kind === 'status') fault = { kind: 'status', status: b.status ?? 500 }
+      else if (b.kind === 'latency') fault = { kind: 'latency', latencyMs: b.latency_ms ?? 1000 }
+      else fault = { kind: 'drop' }
+      sim.faults.add(b.api, fault, b.count ?? 1)
+      return reply.code(201).send({ api: b.api, ...fault, count: b.count ?? 1 })
     }
-  }, async (request, reply) => {
-    const b = request.body
-    let fault: Fault
-    if (b.kind === 'errcode') fault = { kind: 'errcode', errcode: b.errcode ?? -1 }
-    else if (b.kind === 'status') fault = { kind: 'status', status: b.status ?? 500 }
-    else if (b.kind === 'latency') fault = { kind: 'latency', latencyMs: b.latency_ms ?? 1000 }
-    else fault = { kind: 'drop' }
-    sim.faults.add(b.api, fault, b.count ?? 1)
-    return reply.code(201).send({ api: b.api, ...fault, count: b.count ?? 1 })
-  })
+  )
 
   app.delete('/faults', async (_request, reply) => {
     sim.faults.clear()
     return reply.code(204).send()
   })
 
-  app.put<{ Body: { latency_ms: number } }>('/latency', {
-    schema: { body: { type: 'object', required: ['latency_ms'], properties: { latency_ms: { type: 'integer', minimum: 0, maximum: 60_000 } } } }
-  }, async (request) => {
-    sim.latency.ms = request.body.latency_ms
-    return { latency_ms: sim.latency.ms }
-  })
+  app.put<{ Body: { latency_ms: number } }>(
+    '/latency',
+    {
+      schema: {
+        body: {
+          type: 'object',
+          required: ['latency_ms'],
+          properties: { latency_ms: { type: 'integer', minimum: 0, maximum: 60_000 } }
+        }
+      }
+    },
+    async request => {
+      sim.latency.ms = request.body.latency_ms
+      return { latency_ms: sim.latency.ms }
+    }
+  )
 
   app.post('/reset', async (_request, reply) => {
     sim.state.reset()

@@ -6,7 +6,10 @@ export type Fault =
   | { kind: 'latency', latencyMs: number }
   | { kind: 'drop' }
 
-interface Queued { fault: Fault, remaining: number }
+interface Queued {
+  fault: Fault
+  remaining: number
+}
 
 /** Faults queued per API, each for its next N calls, taken in the order they were added. */
 export class FaultQueue {

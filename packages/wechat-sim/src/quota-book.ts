@@ -2,7 +2,11 @@ import { randomBytes } from 'node:crypto'
 import { CGI_PATHS, type Api, type Outcome, type RidRecord } from './apis.js'
 
 /** Daily limits the simulator reports (WeChat publishes some: 2,000 token calls, 500,000 stable). */
-const DAILY_LIMITS: Record<string, number> = { '/cgi-bin/token': 2000, '/cgi-bin/stable_token': 500_000, '/cgi-bin/ticket/getticket': 100_000 }
+const DAILY_LIMITS: Record<string, number> = {
+  '/cgi-bin/token': 2000,
+  '/cgi-bin/stable_token': 500_000,
+  '/cgi-bin/ticket/getticket': 100_000
+}
 const DEFAULT_DAILY_LIMIT = 100_000
 /** clear_quota resets a month (WeChat: 10). */
 const CLEARS_PER_MONTH = 10
@@ -43,7 +47,8 @@ export class QuotaBook {
   }
 
   recordRid (now: number, record: RidRecord): string {
-    const rid = `${Math.floor(now / 1000).toString(16)}-${randomBytes(4).toString('hex')}-${randomBytes(4).toString('hex')}`
+    const hex = (): string => randomBytes(4).toString('hex')
+    const rid = `${Math.floor(now / 1000).toString(16)}-${hex()}-${hex()}`
     this.rids.set(rid, record)
     // Bounded: a load test answered with errors must not grow the simulator without end.
     if (this.rids.size > 10_000) this.rids.delete(this.rids.keys().next().value as string)

@@ -4,8 +4,12 @@ import { createSimulator, type SimulatorOptions } from './app.js'
 
 function readConfig (env: Record<string, string | undefined>): { host: string, port: number, sim: SimulatorOptions } {
   const r = new EnvReader(env)
-  const apps = r.json<Array<{ appid: string, secret: string }>>('SIM_APPS') ??
-    [{ appid: r.string('WECHAT_APPID', 'wxdevapp0000000001'), secret: r.secret('WECHAT_SECRET') ?? 'dev-secret-not-for-production' }]
+  const apps = r.json<Array<{ appid: string, secret: string }>>('SIM_APPS') ?? [
+    {
+      appid: r.string('WECHAT_APPID', 'wxdevapp0000000001'),
+      secret: r.secret('WECHAT_SECRET') ?? 'dev-secret-not-for-production'
+    }
+  ]
   if (!Array.isArray(apps) || apps.some(a => typeof a?.appid !== 'string' || typeof a?.secret !== 'string')) {
     throw new ConfigError('SIM_APPS', 'must be a JSON array of {"appid", "secret"}')
   }

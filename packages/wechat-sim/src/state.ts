@@ -1,9 +1,13 @@
 import { APIS, rand, type Api, type Outcome, type RidRecord } from './apis.js'
+import { CodeBook, type MintedLoginCode, type PhoneAnswer } from './code-book.js'
 import { QuotaBook } from './quota-book.js'
 
 export { APIS, CGI_PATHS, type Api, type Outcome, type RidRecord } from './apis.js'
 
-export interface SimApp { appid: string, secret: string }
+export interface SimApp {
+  appid: string
+  secret: string
+}
 
 export interface SimOptions {
   apps?: SimApp[]
@@ -23,10 +27,10 @@ export interface SimOptions {
   now?: () => number
 }
 
-interface TokenInfo { appid: string, expiresAt: number }
-interface LoginCode { appid: string, openid: string, unionid: string | undefined, expiresAt: number, used: boolean }
-interface PhoneCode { appid: string, phoneNumber: string, purePhoneNumber: string, countryCode: string, openid: string | undefined, expiresAt: number, used: boolean }
-
+interface TokenInfo {
+  appid: string
+  expiresAt: number
+}
 /** The simulator's whole state and rules, with no HTTP in it, so each rule is testable alone. */
 export class SimState {
   readonly apps = new Map<string, string>()
@@ -34,18 +38,14 @@ export class SimState {
   private readonly classicLatest = new Map<string, string>()
   private readonly stableCurrent = new Map<string, string>()
   private readonly forceLog = new Map<string, number[]>()
-  private readonly loginCodes = new Map<string, LoginCode>()
-  private readonly phoneCodes = new Map<string, PhoneCode>()
-  private readonly phoneCalls = new Map<string, number[]>()
   readonly calls = Object.fromEntries(APIS.map(a => [a, 0])) as Record<Api, number>
   /**
    * TCP connections that carried WeChat API calls (control calls not counted): far fewer than
    * the calls when callers keep connections alive, as the services do.
    */
   apiConnections = 0
-  /** Codes presented again after their exchange (a caller spending a code twice), and codes exchanged (phone: billed). */
-  readonly reusedCodes = { login: 0, phone: 0 }
-  readonly exchangedCodes = { login: 0, phone: 0 }
+  /** Login and phone codes: minted, exchanged once, counted. */
+  readonly codes: CodeBook
   /** stable_token force calls that replaced the token (each one invalidates the one before). */
   forcedRefreshes = 0
   /** Calls whose caller hung up before the answer: counted in `calls`, never processed. */
@@ -67,22 +67,36 @@ export class SimState {
       now: options.now ?? Date.now
     }
     for (const app of options.apps ?? []) this.apps.set(app.appid, app.secret)
+    this.codes = new CodeBook(() => this.now(), this.opts)
   }
 
-  private now (): number { return this.opts.now() }
+  /** Codes presented again after their exchange (a caller spending a code twice). */
+  get reusedCodes (): { login: number, phone: number } {
+    return this.codes.reused
+  }
+
+  /** Codes exchanged (phone: billed). */
+  get exchangedCodes (): { login: number, phone: number } {
+    return this.codes.exchanged
+  }
+
+  private now (): number {
+    return this.opts.now()
+  }
 
   reset (): void {
     this.tokens.clear()
     this.classicLatest.clear()
     this.stableCurrent.clear()
     this.forceLog.clear()
-    this.loginCodes.clear()
-    this.phoneCodes.clear()
-    this.phoneCalls.clear()
+    this.codes.reset()
     this.tickets.clear()
     this.quotas.reset()
-    for (const api of APIS) { this.calls[api] = 0; this.abandoned[api] = 0 }
-    this.reusedCodes.login = this.reusedCodes.phone = this.exchangedCodes.login = this.exchangedCodes.phone = this.forcedRefreshes = 0
+    for (const api of APIS) {
+      this.calls[api] = 0
+      this.abandoned[api] = 0
+    }
+    this.forcedRefreshes = 0
     this.apiConnections = 0
   }
 
@@ -108,7 +122,11 @@ export class SimState {
   }
 
   /** GET /cgi-bin/token: every call a new token; the previous one lives on for the overlap only. */
-  classicToken (appid: string, secret: string, grantType: string | undefined): Outcome<{ access_token: string, expires_in: number }> {
+  classicToken (
+    appid: string,
+    secret: string,
+    grantType: string | undefined
+  ): Outcome<{ access_token: string, expires_in: number }> {
     if (grantType !== 'client_credential') return { ok: false, errcode: 40002 }
     const cred = this.checkCredentials(appid, secret)
     if (cred !== 0) return { ok: false, errcode: cred }
@@ -116,7 +134,9 @@ export class SimState {
     const previous = this.classicLatest.get(appid)
     if (previous !== undefined) {
       const info = this.tokens.get(previous)
-      if (info !== undefined) info.expiresAt = Math.min(info.expiresAt, this.now() + this.opts.classicOverlapSeconds * 1000)
+      if (info !== undefined) {
+        info.expiresAt = Math.min(info.expiresAt, this.now() + this.opts.classicOverlapSeconds * 1000)
+      }
     }
     const issued = this.issue(appid)
     this.classicLatest.set(appid, issued.access_token)
@@ -124,7 +144,12 @@ export class SimState {
   }
 
   /** POST /cgi-bin/stable_token: the same token while valid; force mode replaces it, within limits. */
-  stableToken (appid: string, secret: string, grantType: string | undefined, force: boolean): Outcome<{ access_token: string, expires_in: number }> {
+  stableToken (
+    appid: string,
+    secret: string,
+    grantType: string | undefined,
+    force: boolean
+  ): Outcome<{ access_token: string, expires_in: number }> {
     if (grantType !== 'client_credential') return { ok: false, errcode: 40002 }
     const cred = this.checkCredentials(appid, secret)
     if (cred !== 0) return { ok: false, errcode: cred }
@@ -136,12 +161,18 @@ export class SimState {
       const day = (this.forceLog.get(appid) ?? []).filter(t => t > now - 86_400_000)
       const last = day[day.length - 1]
       if (day.length >= this.opts.forceRefreshPerDay) return { ok: false, errcode: 45009 }
-      if (last !== undefined && now - last < this.opts.forceRefreshMinIntervalSeconds * 1000) return { ok: false, errcode: 45011 }
+      if (last !== undefined && now - last < this.opts.forceRefreshMinIntervalSeconds * 1000) {
+        return { ok: false, errcode: 45011 }
+      }
       day.push(now)
       this.forceLog.set(appid, day)
       this.forcedRefreshes++
       if (info !== undefined) info.expiresAt = now
-    } else if (current !== undefined && info !== undefined && info.expiresAt - now > this.opts.stableRenewBeforeSeconds * 1000) {
+    } else if (
+      current !== undefined &&
+      info !== undefined &&
+      info.expiresAt - now > this.opts.stableRenewBeforeSeconds * 1000
+    ) {
       return { ok: true, value: { access_token: current, expires_in: Math.floor((info.expiresAt - now) / 1000) } }
     }
     const issued = this.issue(appid)
@@ -188,75 +219,35 @@ export class SimState {
     return { ok: true, value: info.appid }
   }
 
-  mintLoginCode (appid: string, openid?: string, unionid?: string | null): { code: string, openid: string, unionid: string | null } {
-    const code = rand(24)
-    const oid = openid ?? `o${rand(20)}`
-    const uid = unionid === null ? undefined : (unionid ?? undefined)
-    this.loginCodes.set(code, { appid, openid: oid, unionid: uid, expiresAt: this.now() + this.opts.codeTtlSeconds * 1000, used: false })
-    return { code, openid: oid, unionid: uid ?? null }
+  mintLoginCode (appid: string, openid?: string, unionid?: string | null): MintedLoginCode {
+    return this.codes.mintLogin(appid, openid, unionid)
   }
 
-  code2session (appid: string, secret: string, jsCode: string | undefined, grantType: string | undefined): Outcome<{ openid: string, session_key: string, unionid?: string }> {
+  code2session (
+    appid: string,
+    secret: string,
+    jsCode: string | undefined,
+    grantType: string | undefined
+  ): Outcome<{ openid: string, session_key: string, unionid?: string }> {
     if (grantType !== 'authorization_code') return { ok: false, errcode: 40002 }
     const cred = this.checkCredentials(appid, secret)
     if (cred !== 0) return { ok: false, errcode: cred }
-    if (jsCode === undefined || jsCode === '') return { ok: false, errcode: 41008 }
-    const entry = this.loginCodes.get(jsCode)
-    if (entry === undefined || entry.appid !== appid || entry.expiresAt <= this.now()) return { ok: false, errcode: 40029 }
-    if (entry.used) {
-      this.reusedCodes.login++
-      return { ok: false, errcode: 40163 }
-    }
-    entry.used = true
-    this.exchangedCodes.login++
-    const value: { openid: string, session_key: string, unionid?: string } = { openid: entry.openid, session_key: rand(16) }
-    if (entry.unionid !== undefined) value.unionid = entry.unionid
-    return { ok: true, value }
+    return this.codes.useLogin(appid, jsCode)
   }
 
   mintPhoneCode (appid: string, purePhoneNumber: string, countryCode = '86', openid?: string): { code: string } {
-    const code = rand(32)
-    this.phoneCodes.set(code, {
-      appid,
-      purePhoneNumber,
-      countryCode,
-      phoneNumber: countryCode === '86' ? purePhoneNumber : `+${countryCode}${purePhoneNumber}`,
-      openid,
-      expiresAt: this.now() + this.opts.codeTtlSeconds * 1000,
-      used: false
-    })
-    return { code }
+    return this.codes.mintPhone(appid, purePhoneNumber, countryCode, openid)
   }
 
-  phoneNumber (accessToken: string | undefined, code: string | undefined, openid: string | undefined): Outcome<{ phoneNumber: string, purePhoneNumber: string, countryCode: string, watermark: { timestamp: number, appid: string } }> {
+  phoneNumber (
+    accessToken: string | undefined,
+    code: string | undefined,
+    openid: string | undefined
+  ): Outcome<PhoneAnswer> {
     const tok = this.checkAccessToken(accessToken)
     if (!tok.ok) return tok
     this.quotas.use(tok.value, 'getuserphonenumber')
-    if (code === undefined || code === '') return { ok: false, errcode: 47001 }
-    const limit = this.opts.phoneLimitPerMinute
-    const now = this.now()
-    if (limit > 0 && openid !== undefined) {
-      const recent = (this.phoneCalls.get(openid) ?? []).filter(t => t > now - 60_000)
-      if (recent.length >= limit) return { ok: false, errcode: 45011 }
-      recent.push(now)
-      this.phoneCalls.set(openid, recent)
-    }
-    const entry = this.phoneCodes.get(code)
-    if (entry?.used === true) this.reusedCodes.phone++
-    if (entry === undefined || entry.used || entry.expiresAt <= now) return { ok: false, errcode: 40029 }
-    if (entry.appid !== tok.value) return { ok: false, errcode: 40013 }
-    if (openid !== undefined && entry.openid !== undefined && entry.openid !== openid) return { ok: false, errcode: 40029 }
-    entry.used = true
-    this.exchangedCodes.phone++
-    return {
-      ok: true,
-      value: {
-        phoneNumber: entry.phoneNumber,
-        purePhoneNumber: entry.purePhoneNumber,
-        countryCode: entry.countryCode,
-        watermark: { timestamp: Math.floor(now / 1000), appid: entry.appid }
-      }
-    }
+    return this.codes.usePhone(tok.value, code, openid)
   }
 
   /** GET /cgi-bin/ticket/getticket: the same ticket while more than stableRenewBeforeSeconds of it remain. */
@@ -276,7 +267,10 @@ export class SimState {
   }
 
   /** POST /cgi-bin/openapi/quota/get. */
-  quota (accessToken: string | undefined, cgiPath: unknown): Outcome<{ quota: { daily_limit: number, used: number, remain: number } }> {
+  quota (
+    accessToken: string | undefined,
+    cgiPath: unknown
+  ): Outcome<{ quota: { daily_limit: number, used: number, remain: number } }> {
     const tok = this.checkAccessToken(accessToken)
     return tok.ok ? this.quotas.quota(tok.value, cgiPath) : tok
   }

@@ -11,12 +11,21 @@ function interceptor (app: FastifyInstance, sim: SimContext): Intercept {
   const pauses = new Set<{ timer: NodeJS.Timeout, resolve: () => void }>()
   const delay = async (ms: number): Promise<void> => {
     await new Promise<void>(resolve => {
-      const p = { timer: setTimeout(() => { pauses.delete(p); resolve() }, ms), resolve }
+      const p = {
+        timer: setTimeout(() => {
+          pauses.delete(p)
+          resolve()
+        }, ms),
+        resolve
+      }
       pauses.add(p)
     })
   }
   app.addHook('onClose', async () => {
-    for (const p of pauses) { clearTimeout(p.timer); p.resolve() }
+    for (const p of pauses) {
+      clearTimeout(p.timer)
+      p.resolve()
+    }
     pauses.clear()
   })
 
@@ -59,7 +68,10 @@ function interceptor (app: FastifyInstance, sim: SimContext): Intercept {
 }
 
 /** How an API answers an outcome: WeChat's error body, or with a rid for APIs called with a token. */
-function answerers (sim: SimContext): { answer: <T extends object>(outcome: Outcome<T>) => object, answerWithRid: <T extends object>(request: FastifyRequest, outcome: Outcome<T>, ok?: (value: T) => object) => object } {
+function answerers (sim: SimContext): {
+  answer: <T extends object>(outcome: Outcome<T>) => object
+  answerWithRid: <T extends object>(request: FastifyRequest, outcome: Outcome<T>, ok?: (value: T) => object) => object
+} {
   function answer<T extends object> (outcome: Outcome<T>): object {
     return outcome.ok ? outcome.value : wxError(outcome.errcode)
   }
@@ -68,7 +80,11 @@ function answerers (sim: SimContext): { answer: <T extends object>(outcome: Outc
    * An error of an API called with an access_token carries a rid, as WeChat's do
    * (`errmsg: "... rid: 6579-..."`), and openapi/rid/get tells what that request sent and got.
    */
-  function answerWithRid<T extends object> (request: FastifyRequest, outcome: Outcome<T>, ok: (value: T) => object = v => v): object {
+  function answerWithRid<T extends object> (
+    request: FastifyRequest,
+    outcome: Outcome<T>,
+    ok: (value: T) => object = v => v
+  ): object {
     if (outcome.ok) return ok(outcome.value)
     const body = wxError(outcome.errcode)
     const rid = sim.state.recordRid({
@@ -100,8 +116,15 @@ export default async function wechatRoutes (app: FastifyInstance, { sim }: { sim
   app.post<{ Body: Record<string, unknown> | undefined }>('/cgi-bin/stable_token', async (request, reply) => {
     if (await intercept('stable_token', request, reply)) return reply
     const b = request.body ?? {}
-    const str = (v: unknown): string => typeof v === 'string' ? v : ''
-    return answer(sim.state.stableToken(str(b.appid), str(b.secret), typeof b.grant_type === 'string' ? b.grant_type : undefined, b.force_refresh === true))
+    const str = (v: unknown): string => (typeof v === 'string' ? v : '')
+    return answer(
+      sim.state.stableToken(
+        str(b.appid),
+        str(b.secret),
+        typeof b.grant_type === 'string' ? b.grant_type : undefined,
+        b.force_refresh === true
+      )
+    )
   })
 
   app.get<{ Querystring: Record<string, string | undefined> }>('/sns/jscode2session', async (request, reply) => {
@@ -110,16 +133,19 @@ export default async function wechatRoutes (app: FastifyInstance, { sim }: { sim
     return answer(sim.state.code2session(q.appid ?? '', q.secret ?? '', q.js_code, q.grant_type))
   })
 
-  app.post<{ Querystring: Record<string, string | undefined>, Body: Record<string, unknown> | undefined }>('/wxa/business/getuserphonenumber', async (request, reply) => {
-    if (await intercept('getuserphonenumber', request, reply)) return reply
-    const b = request.body ?? {}
-    const outcome = sim.state.phoneNumber(
-      request.query.access_token,
-      typeof b.code === 'string' ? b.code : undefined,
-      typeof b.openid === 'string' ? b.openid : undefined
-    )
-    return answerWithRid(request, outcome, value => ({ errcode: 0, errmsg: 'ok', phone_info: value }))
-  })
+  app.post<{ Querystring: Record<string, string | undefined>, Body: Record<string, unknown> | undefined }>(
+    '/wxa/business/getuserphonenumber',
+    async (request, reply) => {
+      if (await intercept('getuserphonenumber', request, reply)) return reply
+      const b = request.body ?? {}
+      const outcome = sim.state.phoneNumber(
+        request.query.access_token,
+        typeof b.code === 'string' ? b.code : undefined,
+        typeof b.openid === 'string' ? b.openid : undefined
+      )
+      return answerWithRid(request, outcome, value => ({ errcode: 0, errmsg: 'ok', phone_info: value }))
+    }
+  )
 
   app.get<{ Querystring: Record<string, string | undefined> }>('/cgi-bin/getcallbackip', async (request, reply) => {
     if (await intercept('getcallbackip', request, reply)) return reply
@@ -128,23 +154,44 @@ export default async function wechatRoutes (app: FastifyInstance, { sim }: { sim
 
   app.get<{ Querystring: Record<string, string | undefined> }>('/cgi-bin/ticket/getticket', async (request, reply) => {
     if (await intercept('getticket', request, reply)) return reply
-    return answerWithRid(request, sim.state.ticket(request.query.access_token, request.query.type), v => ({ errcode: 0, errmsg: 'ok', ...v }))
+    return answerWithRid(request, sim.state.ticket(request.query.access_token, request.query.type), v => ({
+      errcode: 0,
+      errmsg: 'ok',
+      ...v
+    }))
   })
 
-  app.post<{ Querystring: Record<string, string | undefined>, Body: Record<string, unknown> | undefined }>('/cgi-bin/openapi/quota/get', async (request, reply) => {
-    if (await intercept('quota_get', request, reply)) return reply
-    return answerWithRid(request, sim.state.quota(request.query.access_token, request.body?.cgi_path), v => ({ errcode: 0, errmsg: 'ok', ...v }))
-  })
+  app.post<{ Querystring: Record<string, string | undefined>, Body: Record<string, unknown> | undefined }>(
+    '/cgi-bin/openapi/quota/get',
+    async (request, reply) => {
+      if (await intercept('quota_get', request, reply)) return reply
+      return answerWithRid(request, sim.state.quota(request.query.access_token, request.body?.cgi_path), v => ({
+        errcode: 0,
+        errmsg: 'ok',
+        ...v
+      }))
+    }
+  )
 
-  app.post<{ Querystring: Record<string, string | undefined>, Body: Record<string, unknown> | undefined }>('/cgi-bin/openapi/rid/get', async (request, reply) => {
-    if (await intercept('rid_get', request, reply)) return reply
-    return answerWithRid(request, sim.state.rid(request.query.access_token, request.body?.rid), v => ({ errcode: 0, errmsg: 'ok', ...v }))
-  })
+  app.post<{ Querystring: Record<string, string | undefined>, Body: Record<string, unknown> | undefined }>(
+    '/cgi-bin/openapi/rid/get',
+    async (request, reply) => {
+      if (await intercept('rid_get', request, reply)) return reply
+      return answerWithRid(request, sim.state.rid(request.query.access_token, request.body?.rid), v => ({
+        errcode: 0,
+        errmsg: 'ok',
+        ...v
+      }))
+    }
+  )
 
   app.post<{ Body: Record<string, unknown> | undefined }>('/cgi-bin/clear_quota/v2', async (request, reply) => {
     if (await intercept('clear_quota', request, reply)) return reply
     const b = request.body ?? {}
-    const outcome = sim.state.clearQuota(typeof b.appid === 'string' ? b.appid : undefined, typeof b.appsecret === 'string' ? b.appsecret : undefined)
+    const outcome = sim.state.clearQuota(
+      typeof b.appid === 'string' ? b.appid : undefined,
+      typeof b.appsecret === 'string' ? b.appsecret : undefined
+    )
     return outcome.ok ? { errcode: 0, errmsg: 'ok' } : wxError(outcome.errcode)
   })
 }

@@ -1,11 +1,18 @@
 import { withTimeout } from '../timeout.js'
 
-interface ScriptArgs { keys: string[], arguments: string[] }
+interface ScriptArgs {
+  keys: string[]
+  arguments: string[]
+}
 
 /** The commands this project sends, the same in every mode (keys route them in a Cluster). */
 export interface RedisCommands {
   get: (key: string) => Promise<string | null>
-  set: (key: string, value: string, opts?: { EX?: number, PX?: number, NX?: true, XX?: true, KEEPTTL?: true }) => Promise<string | null>
+  set: (
+    key: string,
+    value: string,
+    opts?: { EX?: number, PX?: number, NX?: true, XX?: true, KEEPTTL?: true }
+  ) => Promise<string | null>
   /** Several keys only where they share a slot (a hash tag) in a Cluster. */
   del: (key: string | string[]) => Promise<number>
   exists: (key: string) => Promise<number>
@@ -18,7 +25,12 @@ export interface RedisCommands {
   zRange: (key: string, start: number, stop: number) => Promise<string[]>
   zRem: (key: string, member: string) => Promise<number>
   /** XADD with MAXLEN ~ `threshold`: a capped stream. */
-  xAdd: (key: string, id: '*', message: Record<string, string>, opts: { TRIM: { strategy: 'MAXLEN', strategyModifier: '~', threshold: number } }) => Promise<string>
+  xAdd: (
+    key: string,
+    id: '*',
+    message: Record<string, string>,
+    opts: { TRIM: { strategy: 'MAXLEN', strategyModifier: '~', threshold: number } }
+  ) => Promise<string>
   eval: (script: string, opts: ScriptArgs) => Promise<unknown>
   evalSha: (sha: string, opts: ScriptArgs) => Promise<unknown>
 }
@@ -42,8 +54,23 @@ export class RedisReplicationError extends Error {
 }
 
 /** Calls that manage the connection itself; they have their own time limits or none. */
-const UNBOUNDED = new Set<PropertyKey>(['connect', 'quit', 'close', 'disconnect', 'destroy', 'duplicate',
-  'subscribe', 'unsubscribe', 'pSubscribe', 'pUnsubscribe', 'sSubscribe', 'sUnsubscribe', 'on', 'once', 'off'])
+const UNBOUNDED = new Set<PropertyKey>([
+  'connect',
+  'quit',
+  'close',
+  'disconnect',
+  'destroy',
+  'duplicate',
+  'subscribe',
+  'unsubscribe',
+  'pSubscribe',
+  'pUnsubscribe',
+  'sSubscribe',
+  'sUnsubscribe',
+  'on',
+  'once',
+  'off'
+])
 
 /**
  * Every call that returns a promise fails after `ms`; a late reply still arrives in order and
@@ -51,19 +78,24 @@ const UNBOUNDED = new Set<PropertyKey>(['connect', 'quit', 'close', 'disconnect'
  */
 export function bounded (current: () => object, ms: number): object {
   const wrapped = new Map<PropertyKey, unknown>()
-  return new Proxy({}, {
-    get (_obj, prop) {
-      let fn = wrapped.get(prop)
-      if (fn === undefined) {
-        fn = (...args: unknown[]) => {
-          // Called on the client itself, never on a proxy: node-redis uses private fields.
-          const target = current() as Record<PropertyKey, (...a: unknown[]) => unknown>
-          const r = (target[prop] as (...a: unknown[]) => unknown).apply(target, args)
-          return r instanceof Promise && !UNBOUNDED.has(prop) ? withTimeout(r, ms, () => new RedisTimeoutError(ms)) : r
+  return new Proxy(
+    {},
+    {
+      get (_obj, prop) {
+        let fn = wrapped.get(prop)
+        if (fn === undefined) {
+          fn = (...args: unknown[]) => {
+            // Called on the client itself, never on a proxy: node-redis uses private fields.
+            const target = current() as Record<PropertyKey, (...a: unknown[]) => unknown>
+            const r = (target[prop] as (...a: unknown[]) => unknown).apply(target, args)
+            return r instanceof Promise && !UNBOUNDED.has(prop)
+              ? withTimeout(r, ms, () => new RedisTimeoutError(ms))
+              : r
+          }
+          wrapped.set(prop, fn)
         }
-        wrapped.set(prop, fn)
+        return fn
       }
-      return fn
     }
-  })
+  )
 }

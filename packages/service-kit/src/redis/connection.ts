@@ -1,6 +1,9 @@
 import { checkUrl, ConfigError, type EnvReader } from '../env.js'
 
-export interface RedisNode { host: string, port: number }
+export interface RedisNode {
+  host: string
+  port: number
+}
 
 /**
  * How to reach Redis: one server (`url`), a Sentinel-monitored master (`sentinels`), or a
@@ -31,11 +34,15 @@ export function redisMode (c: RedisConnection): RedisMode {
 function nodeList (r: EnvReader, name: string): RedisNode[] | undefined {
   const raw = r.optionalString(name)
   if (raw === undefined) return undefined
-  const nodes = raw.split(',').map(s => s.trim()).filter(Boolean).map(s => {
-    const m = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$/.exec(s)
-    if (m === null || Number(m[2]) > 65535) throw new ConfigError(name, 'must be a comma-separated list of host:port')
-    return { host: (m[1] as string).replace(/^\[|\]$/g, ''), port: Number(m[2]) }
-  })
+  const nodes = raw
+    .split(',')
+    .map(s => s.trim())
+    .filter(Boolean)
+    .map(s => {
+      const m = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$/.exec(s)
+      if (m === null || Number(m[2]) > 65535) throw new ConfigError(name, 'must be a comma-separated list of host:port')
+      return { host: (m[1] as string).replace(/^\[|\]$/g, ''), port: Number(m[2]) }
+    })
   if (nodes.length === 0) throw new ConfigError(name, 'must name at least one host:port')
   return nodes
 }
@@ -49,15 +56,25 @@ export function readRedisConnection (r: EnvReader): RedisConnection | undefined 
   const url = r.secret('REDIS_URL')
   const sentinels = nodeList(r, 'REDIS_SENTINELS')
   const clusterNodes = nodeList(r, 'REDIS_CLUSTER_NODES')
-  const set = [url !== undefined && 'REDIS_URL', sentinels !== undefined && 'REDIS_SENTINELS', clusterNodes !== undefined && 'REDIS_CLUSTER_NODES'].filter(Boolean)
-  if (set.length > 1) throw new ConfigError(set.join(' and '), 'are both set; set one of REDIS_URL, REDIS_SENTINELS, REDIS_CLUSTER_NODES')
+  const set = [
+    url !== undefined && 'REDIS_URL',
+    sentinels !== undefined && 'REDIS_SENTINELS',
+    clusterNodes !== undefined && 'REDIS_CLUSTER_NODES'
+  ].filter(Boolean)
+  if (set.length > 1) {
+    throw new ConfigError(set.join(' and '), 'are both set; set one of REDIS_URL, REDIS_SENTINELS, REDIS_CLUSTER_NODES')
+  }
   if (set.length === 0) {
     for (const name of ['REDIS_USERNAME', 'REDIS_PASSWORD', 'REDIS_SENTINEL_MASTER', 'REDIS_WAIT_REPLICAS']) {
-      if (r.has(name)) throw new ConfigError(name, 'is set but no Redis is (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES)')
+      if (r.has(name)) {
+        throw new ConfigError(name, 'is set but no Redis is (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES)')
+      }
     }
     return undefined
   }
-  if (sentinels === undefined && r.has('REDIS_SENTINEL_MASTER')) throw new ConfigError('REDIS_SENTINEL_MASTER', 'needs REDIS_SENTINELS')
+  if (sentinels === undefined && r.has('REDIS_SENTINEL_MASTER')) {
+    throw new ConfigError('REDIS_SENTINEL_MASTER', 'needs REDIS_SENTINELS')
+  }
   return {
     url: url === undefined ? undefined : checkUrl('REDIS_URL', url, ['redis:', 'rediss:']),
     sentinels,

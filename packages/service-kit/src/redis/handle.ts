@@ -45,7 +45,11 @@ export class RedisHandle {
   private closed = false
   private down = false
 
-  constructor (private readonly conn: RedisConnection, private readonly log: FastifyBaseLogger, private readonly name: string) {
+  constructor (
+    private readonly conn: RedisConnection,
+    private readonly log: FastifyBaseLogger,
+    private readonly name: string
+  ) {
     this.mode = redisMode(conn)
     this.options = clientOptions(conn)
     let target: object
@@ -64,7 +68,8 @@ export class RedisHandle {
       target = this.client
     }
     this.cmd = bounded(() => this.sentinel ?? this.cluster ?? target, conn.commandTimeoutMs) as unknown as RedisCommands
-    this.waiter = new ReplicaWaiter(conn.waitReplicas ?? 0, this.mode === 'cluster', async (key, args) => await this.send(key, args))
+    const send = async (key: string, args: string[]): Promise<unknown> => await this.send(key, args)
+    this.waiter = new ReplicaWaiter(conn.waitReplicas ?? 0, this.mode === 'cluster', send)
   }
 
   private readonly options: ClientOptions
@@ -77,7 +82,9 @@ export class RedisHandle {
   }
 
   private onError (err: Error): void {
-    if (!this.down) this.log.warn({ redis: this.name, mode: this.mode, errName: err.name, errCode: (err as NodeJS.ErrnoException).code }, 'redis connection lost; retrying')
+    const { name: errName, code: errCode } = err as NodeJS.ErrnoException
+    const fields = { redis: this.name, mode: this.mode, errName, errCode }
+    if (!this.down) this.log.warn(fields, 'redis connection lost; retrying')
     this.down = true
   }
 
@@ -156,7 +163,8 @@ export class RedisHandle {
       const seeds = this.conn.clusterNodes ?? []
       const seed = seeds[Math.floor(Math.random() * seeds.length)]
       // No public API re-reads the slots; ClusterSlots.rediscover is what MOVED triggers.
-      const slots = (this.cluster as unknown as { _slots?: { rediscover?: (startWith: object) => Promise<void> } })._slots
+      type Slots = { rediscover?: (startWith: object) => Promise<void> }
+      const slots = (this.cluster as unknown as { _slots?: Slots })._slots
       slots?.rediscover?.({ options: { socket: { host: seed?.host, port: seed?.port } } })?.catch(() => {})
       return
     }
@@ -164,7 +172,8 @@ export class RedisHandle {
     // Silent for 5 s: replace the connection. Replies that never come would pile up, and a
     // peer that vanished without a RST (a killed container, a partition) is only found this way;
     // a new Sentinel client asks the sentinels for the master afresh.
-    this.log.warn({ redis: this.name, mode: this.mode, silentForMs: Date.now() - this.lastAnswer }, 'redis is not answering; opening a new connection')
+    const fields = { redis: this.name, mode: this.mode, silentForMs: Date.now() - this.lastAnswer }
+    this.log.warn(fields, 'redis is not answering; opening a new connection')
     this.lastAnswer = Date.now()
     if (this.sentinel !== undefined) {
       const old = this.sentinel
@@ -258,9 +267,13 @@ export class RedisHandle {
   async masters (): Promise<Array<(args: string[]) => Promise<unknown>>> {
     if (this.cluster !== undefined) {
       const cluster = this.cluster
-      return await Promise.all(cluster.masters.map(async m => { const c = await cluster.nodeClient(m); return async (args: string[]) => await c.sendCommand(args) }))
+      return await Promise.all(cluster.masters.map(async m => {
+        const c = await cluster.nodeClient(m)
+        return async (args: string[]) => await c.sendCommand(args)
+      }))
     }
-    if (this.sentinel !== undefined) { const s = this.sentinel; return [async (args: string[]) => await s.sendCommand(false, args)] }
+    const s = this.sentinel
+    if (s !== undefined) return [async (args: string[]) => await s.sendCommand(false, args)]
     const c = this.client as Client
     return [async (args: string[]) => await c.sendCommand(args)]
   }
@@ -279,7 +292,8 @@ export class RedisHandle {
         await Promise.resolve(c.destroy()).catch(() => {})
         return
       }
-      const clean = await withTimeout(c.close(), graceMs, () => new RedisTimeoutError(graceMs)).then(() => true, () => false)
+      const timedOut = (): Error => new RedisTimeoutError(graceMs)
+      const clean = await withTimeout(c.close(), graceMs, timedOut).then(() => true, () => false)
       if (!clean && c.isOpen) await Promise.resolve(c.destroy()).catch(() => {})
     }))
   }

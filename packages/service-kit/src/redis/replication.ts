@@ -21,7 +21,11 @@ export class ReplicaWaiter {
   /** Replicas connected to the master of a slot (or of the one master), as last read. */
   private readonly counts = new Map<number | 'master', { count: number, until: number }>()
 
-  constructor (private readonly wanted: number, private readonly cluster: boolean, private readonly send: Send) {}
+  constructor (
+    private readonly wanted: number,
+    private readonly cluster: boolean,
+    private readonly send: Send
+  ) {}
 
   /** WAITs asked for in this tick, one per slot (or the one master): sent once, at its end. */
   private readonly pending = new Map<number | 'master', Promise<void>>()

@@ -7,13 +7,13 @@ export const keySlot = (key: string): number => calculateSlot(key)
 // CRC16/XMODEM, the one Redis Cluster hashes keys with, table-driven.
 const TABLE = Array.from({ length: 256 }, (_, n) => {
   let c = n << 8
-  for (let k = 0; k < 8; k++) c = (c & 0x8000) !== 0 ? ((c << 1) ^ 0x1021) & 0xFFFF : (c << 1) & 0xFFFF
+  for (let k = 0; k < 8; k++) c = (c & 0x8000) !== 0 ? ((c << 1) ^ 0x1021) & 0xffff : (c << 1) & 0xffff
   return c
 })
 
 function crc (state: number, bytes: Uint8Array | number[]): number {
   let s = state
-  for (const b of bytes) s = (TABLE[((s >> 8) ^ b) & 0xFF] as number) ^ ((s << 8) & 0xFFFF)
+  for (const b of bytes) s = (TABLE[((s >> 8) ^ b) & 0xff] as number) ^ ((s << 8) & 0xffff)
   return s
 }
 
@@ -38,9 +38,9 @@ export function steerToSlot (prefix: string, id: string, slot: number): string |
   const digits = new Array<number>(DIGITS)
   for (let i = 0; i < TRIES; i++) {
     // An odd stride walks every value once, touching all six digits from the first steps.
-    v = (v + 0x9E3779) & ((1 << (4 * DIGITS)) - 1)
+    v = (v + 0x9e3779) & ((1 << (4 * DIGITS)) - 1)
     for (let d = 0; d < DIGITS; d++) digits[d] = HEX.charCodeAt((v >> (4 * (DIGITS - 1 - d))) & 15)
-    if ((crc(state, digits) & 0x3FFF) === slot) return id.slice(0, -DIGITS) + String.fromCharCode(...digits)
+    if ((crc(state, digits) & 0x3fff) === slot) return id.slice(0, -DIGITS) + String.fromCharCode(...digits)
   }
   return undefined
 }
