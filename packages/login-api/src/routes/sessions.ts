@@ -123,7 +123,7 @@ export default async function sessionRoutes (scope: FastifyInstance): Promise<vo
       const session = sessionOf(request)
       const { user_id: userId, appid, openid } = session
       const identities = await identitiesOf(app, session)
-      await deleteAccount(app, userId, { appid, openid })
+      await deleteAccount(app, userId, { appid, openid }, identities)
       // Sessions last: a deletion that failed half way can be retried with the same session.
       await endAllSessions(app, session, identities)
       request.log.info({ user_id: userId }, 'account deleted')

@@ -13,10 +13,15 @@ export function uniqueIdentities (identities: Identity[]): Identity[] {
  * answers (they become used codes), the user record with its identities and unionid link, the
  * per-user phone limits; then a `user.deleted` event, which carries the user_id and no phone.
  * Nothing sealed is opened on the way: a record under a key since removed is deleted all the same.
+ * `known`: the user's identities as the caller read them (the session's own among them).
  */
-export async function deleteAccount (app: FastifyInstance, userId: string, via: Identity): Promise<void> {
-  const known = await storeCall(app.users.identitiesOf(userId))
-  await storeCall(app.exchanges.revokeAllOf(uniqueIdentities([via, ...known])))
+export async function deleteAccount (
+  app: FastifyInstance,
+  userId: string,
+  via: Identity,
+  known: Identity[]
+): Promise<void> {
+  await storeCall(app.exchanges.revokeAllOf(known))
   const user = await storeCall(app.users.deleteUser(userId))
   const identities = uniqueIdentities([via, ...known, ...(user?.identities ?? [])])
   await storeCall(app.exchanges.dropCounters(identities.map(i => app.loginKeys.phoneCounter(i.appid, i.openid))))
