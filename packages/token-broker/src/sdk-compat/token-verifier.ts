@@ -16,6 +16,8 @@ export interface TokenVerifierOptions {
   waitMs: number
   metrics: Counter<'appid' | 'result'>
   log: FastifyBaseLogger
+  /** The clock verdicts and asks are stamped with (tests hold it still). */
+  now?: () => number
 }
 
 /** An invalid token stays invalid: its verdict is kept longer than a valid one's. */
@@ -43,10 +45,14 @@ export class TokenVerifier {
   private readonly localNotes = new Map<string, Noted>()
   private readonly localLast = new Map<string, number>()
 
-  constructor (private readonly opts: TokenVerifierOptions) {}
+  private readonly now: () => number
+
+  constructor (private readonly opts: TokenVerifierOptions) {
+    this.now = opts.now ?? Date.now
+  }
 
   async verify (appid: string, token: string): Promise<Verdict> {
-    const askedAt = Date.now()
+    const askedAt = this.now()
     const name = verdictName(token)
     const deadline = askedAt + this.opts.waitMs
     for (;;) {
@@ -54,14 +60,15 @@ export class TokenVerifier {
       const running = this.inflight.pending(`${appid}\0${token}`)
       if (running !== undefined) return await running
       const noted = await this.noted(appid, name)
-      if (noted !== null && (noted.verdict === 'invalid' || noted.at >= askedAt)) {
+      // Reached strictly after this caller asked: a verdict of the same millisecond may predate the ask.
+      if (noted !== null && (noted.verdict === 'invalid' || noted.at > askedAt)) {
         this.opts.metrics.inc({ appid, result: `shared_${noted.verdict}` })
         return noted.verdict
       }
       if (await this.mayCheck(appid)) {
         return await this.inflight.run(`${appid}\0${token}`, async () => await this.checkNow(appid, token, name))
       }
-      if (Date.now() + POLL_MS > deadline) break
+      if (this.now() + POLL_MS > deadline) break
       await new Promise(resolve => setTimeout(resolve, POLL_MS))
     }
     this.opts.metrics.inc({ appid, result: 'skipped' })
@@ -77,7 +84,7 @@ export class TokenVerifier {
     }
     this.opts.metrics.inc({ appid, result: verdict })
     this.opts.log.info({ appid, verdict }, 'access_token checked with WeChat')
-    if (verdict !== 'unknown') await this.note(appid, name, { verdict, at: Date.now() })
+    if (verdict !== 'unknown') await this.note(appid, name, { verdict, at: this.now() })
     return verdict
   }
 
@@ -89,7 +96,7 @@ export class TokenVerifier {
         return await store.claim(appid, VERIFY_CLAIM, floorMs)
       } catch {}
     }
-    const now = Date.now()
+    const now = this.now()
     if (now - (this.localLast.get(appid) ?? 0) < floorMs) return false
     this.localLast.set(appid, now)
     return true
