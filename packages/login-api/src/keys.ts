@@ -24,7 +24,7 @@ export class LoginKeys {
     return `${this.prefix}unionid:${unionid}`
   }
 
-  /** Where the login-api kept a user before user_ids. */
+  /** Where an earlier release kept a user, before user_ids; read only by `pnpm migrate-legacy` and import-users. */
   legacyUser (appid: string, openid: string): string {
     return `${this.prefix}user:${appid}:${openid}`
   }
@@ -44,14 +44,27 @@ export class LoginKeys {
     return `${this.prefix}user-sessions-by-age:${userId}`
   }
 
-  /** The previous release's unordered index, still read by logout everywhere until it expires. */
+  /** Every opaque session, for `pnpm migrate-legacy`. */
+  get sessionPattern (): string {
+    return `${literal(this.prefix)}session:*`
+  }
+
+  /** An earlier release's unordered index of a user's sessions; read only by `pnpm migrate-legacy`. */
   legacySessionIndex (userId: string): string {
     return `${this.prefix}user-sessions:${userId}`
   }
 
-  /** Named by a hash: after a deletion no key names the user's openid. */
+  get legacySessionIndexPattern (): string {
+    return `${literal(this.prefix)}user-sessions:*`
+  }
+
+  /** Sessions of an identity from before user_ids ended by identity; read only by `pnpm migrate-legacy`. */
   legacySessionsEnded (appid: string, openid: string): string {
     return `${this.prefix}legacy-sessions-ended:${sha256Hex(`${appid}\0${openid}`)}`
+  }
+
+  get legacySessionsEndedPattern (): string {
+    return `${literal(this.prefix)}legacy-sessions-ended:*`
   }
 
   // Refresh families (sessions/jwt/refresh-store.ts): a family and its spent tokens share a slot.

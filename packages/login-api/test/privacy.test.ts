@@ -116,8 +116,7 @@ t.test('DELETE /api/user/me: the user, identities, sessions, kept answers and li
 
   const all = await dump(redis.url)
   const left = [...all.keys()].filter(k => !k.startsWith('wxlogin:exchange:') && k !== 'wxlogin:events')
-  // (legacy-sessions-ended: a hash of the identity, ending sessions from before user_ids.)
-  const keyed = left.filter(k => /user|identity|unionid|session|ratelimit:-?phone/.test(k) && !k.includes(':legacy-sessions-ended:'))
+  const keyed = left.filter(k => /user|identity|unionid|session|ratelimit:-?phone/.test(k))
   t.same(keyed, [], `nothing keyed by the user remains: ${left.join(', ')}`)
   for (const [k, v] of all) {
     t.notMatch(v, /13500003333|Leaving/, `no phone or nickname left in ${k}`)

@@ -44,8 +44,8 @@ try {
   toolLog.info(`${tool}: done: ${line(report)}`)
   if (report.legacy > 0) {
     toolLog.warn(
-      `${tool}: ${report.legacy} records from before user_ids hold a phone in clear; they are sealed when adopted ` +
-        '(the user\'s next login, or pnpm import-users)'
+      `${tool}: ${report.legacy} records from before user_ids hold a phone in clear; pnpm migrate-legacy ` +
+        '(users in Redis) or pnpm import-users (users in SQL) seals them'
     )
   }
   if (report.unreadable.size > 0) {

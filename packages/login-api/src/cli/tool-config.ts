@@ -94,14 +94,17 @@ export interface ResealSettings {
 }
 
 /**
- * `pnpm pii-reseal`: the key file, and the stores the service would use: the users in
- * DATABASE_URL or else in Redis, and the kept phone answers in Redis (when one is configured).
+ * `pnpm pii-reseal` and `pnpm migrate-legacy`: the key file, and the stores the service would use:
+ * the users in DATABASE_URL or else in Redis, and the kept phone answers and sessions in Redis.
  */
-export function resealConfig (env: Env): ResealSettings {
-  const settings = orExit('pii-reseal', () => {
+export function resealConfig (env: Env, tool: 'pii-reseal' | 'migrate-legacy' = 'pii-reseal'): ResealSettings {
+  const settings = orExit(tool, () => {
     const r = new EnvReader(env)
     const database = readDatabaseConfig(r)
     const redis = readRedisConnection(r)
+    if (tool === 'migrate-legacy' && redis === undefined) {
+      throw new ConfigError('REDIS_URL', 'is required (or REDIS_SENTINELS, REDIS_CLUSTER_NODES): the store to migrate')
+    }
     if (database === undefined && redis === undefined) {
       throw new ConfigError('REDIS_URL', 'or DATABASE_URL is required: the stores whose phone numbers to seal again')
     }

@@ -1,6 +1,6 @@
 import { ExpiringMap, keySlot, type RedisHandle } from '@wxlogin/service-kit'
 import type { LoginKeys } from '../keys.js'
-import type { Identity } from '../users/user-store.js'
+import type { Identity } from '../users/user-record.js'
 
 /**
  * What became of one single-use code: being exchanged by some instance right now, or settled

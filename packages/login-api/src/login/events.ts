@@ -1,5 +1,5 @@
 import { maskPhone, type RedisHandle } from '@wxlogin/service-kit'
-import type { PhoneInfo, UserRecord } from '../users/user-store.js'
+import type { PhoneInfo, UserRecord } from '../users/user-record.js'
 import type { LoginKeys } from '../keys.js'
 
 export type LoginEventType = 'user.created' | 'user.logged_in' | 'user.phone_changed' | 'user.deleted'

@@ -183,8 +183,7 @@ export async function thirdLogin (
   if (input.head_pic !== undefined && input.head_pic !== '') patch.head_pic = input.head_pic
   // What the commit builds on, read now: it rides in the same write as the login code's answer
   // being kept (and the phone code's claim), instead of a round trip of its own.
-  const snapshot = app.loginScript?.read(identity, login.answer.unionid)
-  snapshot?.catch(() => {})
+  const pending = app.users.beginLogin(identity, login.answer.unionid)
   // Each code's answer is kept while the next step's first store command rides in the same
   // write; each is awaited before anything is answered.
   let phone: Awaited<ReturnType<typeof loginPhone>>
@@ -206,7 +205,7 @@ export async function thirdLogin (
     unionid: login.answer.unionid,
     patch,
     login: { key: login.key, reused: login.reused, answer: login.answer, record: login.record },
-    snapshot
+    pending
   })
   await phone.settled
   for (const e of done.events) app.loginMetrics.events.inc({ type: e.type })

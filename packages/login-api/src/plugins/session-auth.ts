@@ -33,20 +33,6 @@ export function sessionOf (request: FastifyRequest): AuthenticatedSession {
 
 export default fp(
   async app => {
-    /**
-     * A session issued before user_ids names only the identity: its user_id is looked up, or
-     * given now when the record written then is still there (it is adopted), so nobody is logged
-     * out by the upgrade. With neither, the account was deleted: refused, never created afresh.
-     * (Logout everywhere and deletion end such sessions by identity: see endLegacySessions.)
-     */
-    async function legacyUserId (session: SessionRecord): Promise<string> {
-      const identity = { appid: session.appid, openid: session.openid }
-      const known = await storeCall(app.users.userIdOf(identity))
-      if (known !== null) return known
-      if (!(await storeCall(app.users.hasLegacyRecord(identity)))) throw errors.unauthorized()
-      return (await storeCall(app.users.upsertUser(identity, null, {}))).user.user_id
-    }
-
     app.decorateRequest('session', null)
     /**
      * A signed access token: its signature, algorithm, kid, issuer, audience and expiry, then its
@@ -78,7 +64,7 @@ export default fp(
       const tokenHash = hashSessionToken(token)
       const session = await storeCall(app.sessions.get(tokenHash))
       if (session === null || !app.loginConfig.apps.includes(session.appid)) throw errors.unauthorized()
-      request.session = { ...session, user_id: session.user_id ?? (await legacyUserId(session)), tokenHash }
+      request.session = { ...session, tokenHash }
     })
   },
   { name: 'session-auth', dependencies: ['stores'] }

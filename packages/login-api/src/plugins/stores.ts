@@ -13,7 +13,6 @@ import { SessionJwts } from '../sessions/jwt/session-jwts.js'
 import { MemoryRefreshStore, RedisRefreshStore } from '../sessions/jwt/refresh-store.js'
 import { SignedSessions } from '../sessions/jwt/signed-sessions.js'
 import { successorKey } from '../sessions/jwt/signing-keys.js'
-import { RedisLoginScript } from '../users/redis/redis-login-script.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -32,8 +31,6 @@ declare module 'fastify' {
     redis: RedisHandle | null
     /** Why the store cannot serve right now (unreachable, frozen); undefined while it can. */
     storeProblem: () => string | undefined
-    /** A login's user writes in one script after one read: users in Redis; null otherwise. */
-    loginScript: RedisLoginScript | null
   }
 }
 
@@ -52,25 +49,28 @@ export default fp(
     app.decorate('redis', redis)
     const pii = new PiiCipher(app.loginConfig.piiKeys)
     app.decorate('pii', pii)
-    const redisUsers = app.database === null && redis !== null ? new RedisUserStore(redis, keys, pii) : null
-    const users: UserStore =
-      app.database !== null ? new SqlUserStore(app.database, pii) : (redisUsers ?? new MemoryUserStore())
-    const sessions: SessionStore = redis === null ? new MemorySessionStore() : new RedisSessionStore(redis, keys)
-    app.decorate('users', users)
-    app.decorate('sessions', sessions)
-    const exchanges: ExchangeStore =
-      redis === null ? new MemoryExchangeStore(keys) : new RedisExchangeStore(redis, keys)
     const { eventsMaxLen, eventsIncludePhone } = app.loginConfig
     const events: EventSink =
       redis === null ? new NoEvents() : new RedisStreamEvents(redis, keys, eventsMaxLen, eventsIncludePhone)
+    const exchanges: ExchangeStore =
+      redis === null ? new MemoryExchangeStore(keys) : new RedisExchangeStore(redis, keys)
+    const sides = { events, exchanges }
+    // Users in Redis carry a login's events and kept answer in their own write (one script).
+    const users: UserStore =
+      app.database !== null
+        ? new SqlUserStore(app.database, pii, sides)
+        : events instanceof RedisStreamEvents && redis !== null
+          ? new RedisUserStore(redis, keys, pii, events)
+          : new MemoryUserStore(sides)
+    const sessions: SessionStore = redis === null ? new MemorySessionStore() : new RedisSessionStore(redis, keys)
+    app.decorate('users', users)
+    app.decorate('sessions', sessions)
     app.decorate('exchanges', exchanges)
     const failureOpts = app.loginConfig.codeFailures
     const codeFailures: CodeFailureGuard =
       redis === null ? new MemoryCodeFailures(failureOpts) : new RedisCodeFailures(redis, keys, failureOpts)
     app.decorate('codeFailures', codeFailures)
     app.decorate('events', events)
-    const scripted = redisUsers !== null && events instanceof RedisStreamEvents
-    app.decorate('loginScript', scripted ? new RedisLoginScript(redis as RedisHandle, redisUsers, pii, events) : null)
     const jwt = app.loginConfig.jwt
     const signed =
       jwt === undefined

@@ -6,7 +6,7 @@ import { sessionOf, type AuthenticatedSession } from '../plugins/session-auth.js
 import { deleteAccountBody, errorResponses, logoutQuery, phoneBody, sessionAnswer, userSchema } from '../schemas.js'
 import { storeCall } from '../store-call.js'
 import { deleteAccount, uniqueIdentities } from '../users/account-deletion.js'
-import type { Identity } from '../users/user-store.js'
+import { NOTHING_BESIDE, type Identity } from '../users/user-store.js'
 
 /** This session: an opaque one deleted, a signed one's refresh family revoked. */
 async function endSession (app: FastifyInstance, session: AuthenticatedSession): Promise<void> {
@@ -14,16 +14,10 @@ async function endSession (app: FastifyInstance, session: AuthenticatedSession):
   else await storeCall(app.sessions.delete(session.tokenHash))
 }
 
-/** Every session of the user, opaque and signed, and those from before user_ids; how many ended. */
-async function endAllSessions (
-  app: FastifyInstance,
-  session: AuthenticatedSession,
-  identities: Identity[]
-): Promise<number> {
+/** Every session of the user, opaque and signed; how many ended. */
+async function endAllSessions (app: FastifyInstance, session: AuthenticatedSession): Promise<number> {
   const opaque = await storeCall(app.sessions.deleteAllOf(session.user_id))
   const signed = await storeCall(app.signedSessions?.revokeAllOf(session.user_id) ?? Promise.resolve(0))
-  // Opaque sessions issued before user_ids are in no user's index: ended by identity instead.
-  await storeCall(app.sessions.endLegacySessions(identities, app.loginConfig.sessionTtlSeconds))
   if (session.family === undefined) await storeCall(app.sessions.delete(session.tokenHash))
   return opaque + signed
 }
@@ -96,13 +90,16 @@ export default async function sessionRoutes (scope: FastifyInstance): Promise<vo
       reply.header('cache-control', 'no-store')
       const { appid, openid } = sessionOf(request)
       const { phone, settled } = await app.exchangePhone(request, reply, appid, openid, request.body.phoneCode)
-      const { user, phoneChanged } = await storeCall(app.users.upsertUser({ appid, openid }, null, { phone }))
+      const done = await storeCall(
+        app.users.beginLogin({ appid, openid }, null).commit({
+          patch: { phone },
+          events: d => (d.phoneChanged ? [{ type: 'user.phone_changed', user: d.user, appid, openid }] : []),
+          beside: NOTHING_BESIDE
+        })
+      )
       await settled
-      if (phoneChanged) {
-        await storeCall(app.events.emit([{ type: 'user.phone_changed', user, appid, openid }]))
-        metrics.events.inc({ type: 'user.phone_changed' })
-      }
-      return publicUser(user, { appid, openid })
+      for (const e of done.events) metrics.events.inc({ type: e.type })
+      return publicUser(done.user, { appid, openid })
     }
   )
 
@@ -125,7 +122,7 @@ export default async function sessionRoutes (scope: FastifyInstance): Promise<vo
       const identities = await identitiesOf(app, session)
       await deleteAccount(app, userId, { appid, openid }, identities)
       // Sessions last: a deletion that failed half way can be retried with the same session.
-      await endAllSessions(app, session, identities)
+      await endAllSessions(app, session)
       request.log.info({ user_id: userId }, 'account deleted')
       return await reply.code(204).send(null)
     }
@@ -149,7 +146,7 @@ export default async function sessionRoutes (scope: FastifyInstance): Promise<vo
         // every app the user logged in from.
         const identities = await identitiesOf(app, session)
         await storeCall(app.exchanges.revokeAllOf(identities))
-        const ended = await endAllSessions(app, session, identities)
+        const ended = await endAllSessions(app, session)
         request.log.info({ sessions: ended }, 'logged out everywhere')
       } else {
         await endSession(app, session)

@@ -1,13 +1,12 @@
 import { ExpiringMap, type RedisHandle } from '@wxlogin/service-kit'
 import type { LoginKeys } from '../keys.js'
-import type { Identity } from '../users/user-store.js'
 
 /**
  * Who a session belongs to, and from which app. The session's key is the SHA-256 of its token,
- * never the token. Sessions from before user_ids have none (see session-auth).
+ * never the token. (Sessions from before user_ids had none: `pnpm migrate-legacy` gives them one.)
  */
 export interface SessionRecord {
-  user_id?: string
+  user_id: string
   appid: string
   openid: string
 }
@@ -19,12 +18,6 @@ export interface SessionStore {
   delete: (tokenHash: string) => Promise<boolean>
   /** Ends every session of a user (logout everywhere); how many there were. */
   deleteAllOf: (userId: string) => Promise<number>
-  /**
-   * Ends the sessions of these identities issued before user_ids (no user index names them):
-   * `get` answers null for them from now on. Remembered `ttlSeconds`, the longest such a
-   * session can still live.
-   */
-  endLegacySessions: (identities: Identity[], ttlSeconds: number) => Promise<void>
 }
 
 /** For one replica without Redis. Each user's sessions are indexed: a login scans no one else's. */
@@ -43,7 +36,6 @@ export class MemorySessionStore implements SessionStore {
 
   async create (tokenHash: string, session: SessionRecord, ttlSeconds: number, maxPerUser: number): Promise<void> {
     this.sessions.set(tokenHash, session, ttlSeconds * 1000)
-    if (session.user_id === undefined) return
     const mine = this.liveOf(session.user_id)
     const hashes = new Set([...mine, tokenHash])
     for (const hash of mine.slice(0, Math.max(0, hashes.size - maxPerUser))) {
@@ -67,16 +59,12 @@ export class MemorySessionStore implements SessionStore {
     this.byUser.delete(userId)
     return hashes.length
   }
-
-  /** Every memory session has a user_id: none is from before them. */
-  async endLegacySessions (): Promise<void> {}
 }
 
 /**
  * `session:{hash}` per session, and `user-sessions-by-age:{user_id}`, a sorted set of the user's
  * session hashes by creation time (for logout everywhere and the per-user cap), living as long as
- * the user's newest session. `user-sessions:{user_id}` is the previous release's unordered index,
- * still read by logout everywhere until it expires.
+ * the user's newest session.
  */
 export class RedisSessionStore implements SessionStore {
   constructor (
@@ -92,30 +80,11 @@ export class RedisSessionStore implements SessionStore {
     return this.keys.sessionsByAge(userId)
   }
 
-  private legacyIndexKey (userId: string): string {
-    return this.keys.legacySessionIndex(userId)
-  }
-
-  private legacyEndedKey (i: Identity): string {
-    return this.keys.legacySessionsEnded(i.appid, i.openid)
-  }
-
-  async endLegacySessions (identities: Identity[], ttlSeconds: number): Promise<void> {
-    const keys = identities.map(i => this.legacyEndedKey(i))
-    await Promise.all(
-      keys.map(async key => await this.redis.durable(key, this.redis.cmd.set(key, '1', { EX: ttlSeconds })))
-    )
-  }
-
   async create (tokenHash: string, session: SessionRecord, ttlSeconds: number, maxPerUser: number): Promise<void> {
     const key = this.key(tokenHash)
     const value = JSON.stringify(session)
     // Answered only once a replica has it (REDIS_WAIT_REPLICAS): a failover must not log the
     // user out. Each WAIT rides in the same write as what it covers.
-    if (session.user_id === undefined) {
-      await this.redis.durable(key, this.redis.cmd.set(key, value, { EX: ttlSeconds }))
-      return
-    }
     const index = this.indexKey(session.user_id)
     const capArgs = [tokenHash, String(Date.now()), String(ttlSeconds), String(maxPerUser)]
     if (this.redis.mode !== 'cluster') {
@@ -140,13 +109,11 @@ export class RedisSessionStore implements SessionStore {
 
   async deleteAllOf (userId: string): Promise<number> {
     const index = this.indexKey(userId)
-    const legacy = this.legacyIndexKey(userId)
-    const [byAge, old] = await Promise.all([this.redis.cmd.zRange(index, 0, -1), this.redis.cmd.sMembers(legacy)])
-    const hashes = [...new Set([...byAge, ...old])]
+    const hashes = await this.redis.cmd.zRange(index, 0, -1)
     let n = 0
     // One key a command: the sessions live in other slots of a Cluster.
     for (const hash of hashes) n += await this.redis.cmd.del(this.key(hash))
-    await Promise.all([this.redis.cmd.del(index), this.redis.cmd.del(legacy)])
+    await this.redis.cmd.del(index)
     for (const hash of hashes) await this.redis.replicated(this.key(hash))
     await this.redis.replicated(index)
     return n
@@ -155,10 +122,9 @@ export class RedisSessionStore implements SessionStore {
   async get (tokenHash: string): Promise<SessionRecord | null> {
     const raw = await this.redis.cmd.get(this.key(tokenHash))
     if (raw === null) return null
-    const session = JSON.parse(raw) as SessionRecord
-    // A session from before user_ids outlives logout everywhere and deletion only until this read.
-    if (session.user_id === undefined && (await this.redis.cmd.exists(this.legacyEndedKey(session))) === 1) return null
-    return session
+    const session = JSON.parse(raw) as Partial<SessionRecord>
+    // A session from before user_ids that `pnpm migrate-legacy` has not reached names nobody.
+    return typeof session.user_id === 'string' ? (session as SessionRecord) : null
   }
 
   async delete (tokenHash: string): Promise<boolean> {

@@ -8,7 +8,10 @@ import {
   type UpsertResult,
   type UserPatch,
   type UserRecord,
-  type UserStore
+  type UserStore,
+  writeSides,
+  type LoginSides,
+  type PendingLogin
 } from './user-store.js'
 
 /** For one replica without Redis. */
@@ -17,7 +20,13 @@ export class MemoryUserStore implements UserStore {
   private readonly byIdentity = new Map<string, string>()
   private readonly byUnionid = new Map<string, string>()
 
-  async upsertUser (identity: Identity, unionid: string | null, patch: UserPatch): Promise<UpsertResult> {
+  constructor (private readonly sides: LoginSides) {}
+
+  beginLogin (identity: Identity, unionid: string | null): PendingLogin {
+    return { commit: async write => await writeSides(this.upsert(identity, unionid, write.patch), this.sides, write) }
+  }
+
+  private upsert (identity: Identity, unionid: string | null, patch: UserPatch): UpsertResult {
     const idKey = `${identity.appid}:${identity.openid}`
     let userId = this.byIdentity.get(idKey)
     if (userId === undefined) {
@@ -51,9 +60,5 @@ export class MemoryUserStore implements UserStore {
     if (user.unionid !== null && this.byUnionid.get(user.unionid) === userId) this.byUnionid.delete(user.unionid)
     this.users.delete(userId)
     return { user_id: userId, identities: user.identities, created_at: user.created_at }
-  }
-
-  async hasLegacyRecord (): Promise<boolean> {
-    return false
   }
 }

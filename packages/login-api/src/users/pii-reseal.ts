@@ -15,7 +15,7 @@ export interface ResealReport {
   current: number
   /** Sealed under a key id the file no longer holds: left as they are, named by key id. */
   unreadable: Map<string, number>
-  /** Records from before user_ids (phone in clear): adopted, and sealed, at the user's next login. */
+  /** Records from before user_ids (phone in clear): sealed when `pnpm migrate-legacy` adopts them. */
   legacy: number
 }
 

@@ -1,28 +1,8 @@
-// A type, not an interface: it must fit the response schemas' open object types.
-export type PhoneInfo = { phoneNumber: string, purePhoneNumber: string, countryCode: string }
+import type { EventSink, LoginEvent } from '../login/events.js'
+import type { Exchange, ExchangeStore } from '../exchanges/exchange-store.js'
+import type { Identity, PhoneInfo, UserPatch, UserRecord } from './user-record.js'
 
-/** A person's login in one mini-program (or official account): WeChat's per-app openid. */
-export type Identity = { appid: string, openid: string }
-
-export interface UserRecord {
-  /** Stable across the company's apps: logins with the same unionid share it. */
-  user_id: string
-  unionid: string | null
-  nickname: string | null
-  head_pic: string | null
-  phone: PhoneInfo | null
-  /** Every app this user has logged in from. */
-  identities: Identity[]
-  created_at: string
-  updated_at: string
-}
-
-/** Fields a login may change; an absent field keeps what is stored. */
-export interface UserPatch {
-  nickname?: string
-  head_pic?: string
-  phone?: PhoneInfo
-}
+export type { Identity, PhoneInfo, UserPatch, UserRecord } from './user-record.js'
 
 export interface UpsertResult {
   user: UserRecord
@@ -31,13 +11,70 @@ export interface UpsertResult {
   phoneChanged: boolean
 }
 
+/** What rides beside a login's write (its session): taken back when the write is refused and tried again. */
+export interface Beside {
+  drop: () => Promise<void>
+}
+
+/**
+ * A login's write of its user (or a phone update's), with what belongs to it: its events, the
+ * login code's kept answer and the session. A store may carry the first two in its own write
+ * (Redis, one script); the others hand them to their stores once the user is written.
+ */
+export interface LoginWrite<S extends Beside> {
+  patch: UserPatch
+  /** The events of this write, from what it did. */
+  events: (done: UpsertResult) => LoginEvent[]
+  /** The login code's kept answer, rewritten (marked new) when this write made the user. */
+  kept?: { key: string, record: Exchange<unknown> }
+  /** Issued beside the write once the user_id is known (a session); dropped if the write is refused. */
+  beside: (userId: string) => Promise<S>
+}
+
+export interface LoginWritten<S> extends UpsertResult {
+  events: LoginEvent[]
+  beside: S
+}
+
+/** A login's write, begun as soon as the identity is known: a store may read what it builds on now. */
+export interface PendingLogin {
+  commit: <S extends Beside>(write: LoginWrite<S>) => Promise<LoginWritten<S>>
+}
+
+/** Where a store that cannot carry them sends a login's events and its kept answer. */
+export interface LoginSides {
+  events: EventSink
+  exchanges: Pick<ExchangeStore, 'annotate'>
+}
+
+/** A store's write done, then the events, the kept answer and the session, issued together. */
+export async function writeSides<S extends Beside> (
+  done: UpsertResult,
+  sides: LoginSides,
+  write: LoginWrite<S>
+): Promise<LoginWritten<S>> {
+  const events = write.events(done)
+  const kept = done.isNew ? write.kept : undefined
+  // Independent writes, issued together: one pipeline rather than one round trip each.
+  const [, , beside] = await Promise.all([
+    kept !== undefined ? sides.exchanges.annotate(kept.key, kept.record) : undefined,
+    sides.events.emit(events),
+    write.beside(done.user.user_id)
+  ])
+  return { ...done, events, beside }
+}
+
+/** For a write with nothing beside it. */
+export const NOTHING_BESIDE = async (): Promise<Beside> => ({ drop: async () => {} })
+
 /**
  * Users keyed by a user_id, found by identity (appid + openid) and linked by unionid: the
  * first identity with a unionid claims it, and later identities with that unionid, from any
  * app, join the same user.
  */
 export interface UserStore {
-  upsertUser: (identity: Identity, unionid: string | null, patch: UserPatch) => Promise<UpsertResult>
+  /** The one way a user is written: a login (or a phone update) of this identity. */
+  beginLogin: (identity: Identity, unionid: string | null) => PendingLogin
   getUser: (userId: string) => Promise<UserRecord | null>
   /** The user_id of an identity, or null when it never logged in. */
   userIdOf: (identity: Identity) => Promise<string | null>
@@ -48,8 +85,6 @@ export interface UserStore {
    * Never opens a sealed value: a record sealed under a key since removed is deleted all the same.
    */
   deleteUser: (userId: string) => Promise<DeletedUser | null>
-  /** A record the login-api wrote for this identity before user_ids (Redis only), not yet adopted. */
-  hasLegacyRecord: (identity: Identity) => Promise<boolean>
 }
 
 /** What deletion reports of a user it removed: nothing sealed, nothing personal. */

@@ -20,6 +20,7 @@ export interface RedisCommands {
   hGet: (key: string, field: string) => Promise<string | null | undefined>
   expire: (key: string, seconds: number) => Promise<number>
   pExpire: (key: string, ms: number) => Promise<number>
+  pTTL: (key: string) => Promise<number>
   sAdd: (key: string, member: string) => Promise<number>
   sMembers: (key: string) => Promise<string[]>
   zRange: (key: string, start: number, stop: number) => Promise<string[]>

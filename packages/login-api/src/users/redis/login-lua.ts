@@ -1,17 +1,15 @@
 // The login's scripts (see RedisLoginScript): plain EVAL scripts, so that a Cluster allows a
 // record read outside the identity's slot to fail softly (redis.pcall).
 
-// KEYS: identity, legacy record, [unionid]. ARGV: the user records' key prefix.
+// KEYS: identity, [unionid]. ARGV: the user records' key prefix.
 export const READ = `
 local known = redis.call('GET', KEYS[1])
 local union = false
-if KEYS[3] then union = redis.call('GET', KEYS[3]) end
-local legacy = false
-if not known then legacy = redis.call('GET', KEYS[2]) end
+if KEYS[2] then union = redis.call('GET', KEYS[2]) end
 local target = known or union
 local raw = false
 if target then raw = redis.call('GET', ARGV[1] .. target) end
-return { known or '', union or '', raw or '', legacy or '' }
+return { known or '', union or '', raw or '' }
 `
 
 // KEYS: identity, user record, events stream, unionid, the login code's kept answer.

@@ -2,19 +2,25 @@ import { randomUUID } from 'node:crypto'
 import { keySlot, steerToSlot, type RedisHandle } from '@wxlogin/service-kit'
 import { COMMIT, COMMIT_LOCAL, READ, READ_LOCAL } from './login-lua.js'
 import type { LoginEvent, RedisStreamEvents } from '../../login/events.js'
+import { errors } from '../../errors.js'
 import type { PiiCipher } from '../pii.js'
 import {
   blankUser,
+  type Beside,
+  type LoginWrite,
+  type LoginWritten,
+  type PendingLogin,
   merge,
   normalise,
   phoneContext,
   samePhone,
   type Identity,
+  type PhoneInfo,
   type UpsertResult,
   type UserPatch,
   type UserRecord
 } from '../user-store.js'
-import type { RedisUserStore } from './redis-user-store.js'
+import type { LoginKeys } from '../../keys.js'
 
 /** What a login's commit builds on, as read in one round trip: '' where a key was absent. */
 export interface LoginSnapshot {
@@ -24,8 +30,6 @@ export interface LoginSnapshot {
   union: string
   /** The record of `known` (or, for a new identity, of `union`), exactly as stored. */
   raw: string
-  /** A new identity's record from before user_ids (user:{appid}:{openid}). */
-  legacy: string
 }
 
 /** The login's writes, worked out in this process from a snapshot. */
@@ -44,6 +48,21 @@ export interface Commit {
   emitted: boolean
 }
 
+/** A record's phone opened (null where there is none, or it is not a phone). */
+export function openPhone (pii: PiiCipher, stored: unknown, userId: string): PhoneInfo | null {
+  const phone = pii.open<unknown>(stored, phoneContext(userId))
+  return phone !== null && typeof phone === 'object' && typeof (phone as PhoneInfo).purePhoneNumber === 'string'
+    ? (phone as PhoneInfo)
+    : null
+}
+
+/**
+ * Reads and commits lost to concurrent logins of the same user before giving up with a 503. A
+ * commit is refused only when another one was written, so each round lets one login through:
+ * this many logins of one user at once all succeed (ten at once are tested, under load).
+ */
+const COMMIT_ATTEMPTS = 16
+
 /**
  * A login's user writes in two round trips: `read` rides with the login code's answer being
  * kept, `commit` writes the identity, the record, the unionid link and the login events, with
@@ -52,68 +71,100 @@ export interface Commit {
  *
  * On one server (single, Sentinel) each is one script over every key. A Cluster spreads the keys
  * over slots, so there a new user's id is chosen to put its record in its identity's slot
- * (steerToSlot), and the scripts touch those two keys; the unionid, the previous release's
- * record and the events are commands of their own, sent alongside where nothing depends on the
- * script's answer (a returning user's events), after it otherwise (a new user's). A user made
- * before this release, or found from another app's identity, has its record elsewhere: one
- * more round trip to read it, and its identity is claimed on its own before the record is written.
+ * (steerToSlot), and the scripts touch those two keys; the unionid and the events are commands
+ * of their own, sent alongside where nothing depends on the script's answer (a returning user's
+ * events), after it otherwise (a new user's). A user found from another app's identity has its
+ * record elsewhere: one more round trip to read it, and its identity is claimed on its own
+ * before the record is written.
  */
 export class RedisLoginScript {
   private readonly cluster: boolean
 
   constructor (
     private readonly redis: RedisHandle,
-    private readonly users: RedisUserStore,
+    private readonly keys: LoginKeys,
     private readonly pii: PiiCipher,
     private readonly events: RedisStreamEvents
   ) {
     this.cluster = redis.mode === 'cluster'
   }
 
-  /** Issued at once, so it goes out in the same write as the caller's other commands. */
-  async read (identity: Identity, unionid: string | null): Promise<LoginSnapshot> {
-    const idKey = this.users.identityKey(identity)
-    const legacyKey = this.users.legacyKey(identity)
-    const prefix = this.users.userKey('')
-    if (!this.cluster) {
-      const keys = [idKey, legacyKey, ...(unionid !== null ? [this.users.unionidKey(unionid)] : [])]
-      const r = (await this.redis.cmd.eval(READ, { keys, arguments: [prefix] })) as string[]
-      return { known: r[0] ?? '', union: r[1] ?? '', raw: r[2] ?? '', legacy: r[3] ?? '' }
+  /**
+   * The read goes out at once, in the same write as the caller's other commands (the login
+   * code's answer being kept); the commit builds on it, reading again when another login
+   * changed the user in between.
+   */
+  begin (identity: Identity, unionid: string | null): PendingLogin {
+    const first = this.read(identity, unionid)
+    first.catch(() => {})
+    return { commit: async write => await this.commitFrom(first, identity, unionid, write) }
+  }
+
+  private async commitFrom<S extends Beside> (
+    first: Promise<LoginSnapshot>,
+    identity: Identity,
+    unionid: string | null,
+    write: LoginWrite<S>
+  ): Promise<LoginWritten<S>> {
+    let emitted = false
+    for (let attempt = 0; attempt < COMMIT_ATTEMPTS; attempt++) {
+      const snapshot = await (attempt === 0 ? first : this.read(identity, unionid))
+      const plan = this.plan(snapshot, identity, unionid, write.patch)
+      const events = write.events(plan)
+      const kept = plan.isNew && write.kept !== undefined
+        ? { key: write.kept.key, record: JSON.stringify(write.kept.record) }
+        : undefined
+      // The session beside the commit, in the same write: it names a user_id the commit may yet
+      // refuse, and is taken back if it does.
+      const [done, beside]: [Commit, S] = await Promise.all([
+        this.commit(plan, events, kept, emitted),
+        write.beside(plan.user.user_id)
+      ])
+      if (done.written) {
+        return { user: plan.user, isNew: plan.isNew, phoneChanged: plan.phoneChanged, events, beside }
+      }
+      // A Cluster may have written a returning user's events already: not twice.
+      emitted ||= done.emitted
+      await beside.drop()
     }
-    const [local, union, legacy] = await Promise.all([
+    throw errors.storeUnavailable()
+  }
+
+  private async read (identity: Identity, unionid: string | null): Promise<LoginSnapshot> {
+    const idKey = this.keys.identity(identity.appid, identity.openid)
+    const prefix = this.keys.user('')
+    if (!this.cluster) {
+      const keys = [idKey, ...(unionid !== null ? [this.keys.unionid(unionid)] : [])]
+      const r = (await this.redis.cmd.eval(READ, { keys, arguments: [prefix] })) as string[]
+      return { known: r[0] ?? '', union: r[1] ?? '', raw: r[2] ?? '' }
+    }
+    const [local, union] = await Promise.all([
       this.redis.cmd.eval(READ_LOCAL, { keys: [idKey], arguments: [prefix] }) as Promise<string[]>,
-      unionid !== null ? this.redis.cmd.get(this.users.unionidKey(unionid)) : null,
-      this.redis.cmd.get(legacyKey)
+      unionid !== null ? this.redis.cmd.get(this.keys.unionid(unionid)) : null
     ])
     const known = local[0] ?? ''
     let raw = local[1] ?? ''
     const target = known !== '' ? known : (union ?? '')
     if (target !== '' && !(known !== '' && local[2] === '1')) {
-      raw = (await this.redis.cmd.get(this.users.userKey(target))) ?? ''
+      raw = (await this.redis.cmd.get(this.keys.user(target))) ?? ''
     }
-    return { known, union: union ?? '', raw, legacy: known === '' ? (legacy ?? '') : '' }
+    return { known, union: union ?? '', raw }
   }
 
   /** A new user's id: in a Cluster, one whose record shares its identity's slot. */
   private newUserId (identity: Identity): string {
     const id = randomUUID()
     if (!this.cluster) return id
-    return steerToSlot(this.users.userKey(''), id, keySlot(this.users.identityKey(identity))) ?? id
+    return steerToSlot(this.keys.user(''), id, keySlot(this.keys.identity(identity.appid, identity.openid))) ?? id
   }
 
   /** The merged user, as the store would write it: a snapshot's record with this login on it. */
-  plan (snapshot: LoginSnapshot, identity: Identity, unionid: string | null, patch: UserPatch): LoginPlan {
+  private plan (snapshot: LoginSnapshot, identity: Identity, unionid: string | null, patch: UserPatch): LoginPlan {
     const userId =
       snapshot.known !== '' ? snapshot.known : snapshot.union !== '' ? snapshot.union : this.newUserId(identity)
     const now = new Date().toISOString()
-    let base: Record<string, unknown> | null = null
-    if (snapshot.raw !== '') base = JSON.parse(snapshot.raw) as Record<string, unknown>
-    else if (snapshot.known === '' && snapshot.legacy !== '') {
-      // Adopted as the new record's base, as the store's UPSERT does.
-      const { appid: _a, openid: _o, ...rest } = JSON.parse(snapshot.legacy) as Record<string, unknown>
-      base = rest
-    }
-    const oldPhone = base === null ? null : this.users.phoneOf(base.phone, userId)
+    const base = snapshot.raw === '' ? null : (JSON.parse(snapshot.raw) as Record<string, unknown>)
+    const oldPhone = base === null ? null : openPhone(this.pii, base.phone, userId)
     const cur =
       base === null
         ? blankUser(userId, now)
@@ -136,7 +187,7 @@ export class RedisLoginScript {
    * `kept` (the login code's answer) rewritten. Nothing of the user is written when another login
    * changed the identity or the record since the snapshot: read again.
    */
-  async commit (
+  private async commit (
     plan: LoginPlan,
     events: LoginEvent[],
     kept: { key: string, record: string } | undefined,
@@ -144,15 +195,16 @@ export class RedisLoginScript {
   ): Promise<Commit> {
     if (this.cluster) return await this.commitSpread(plan, emitted ? [] : events, kept)
     const { snapshot, user } = plan
-    const userKey = this.users.userKey(user.user_id)
+    const userKey = this.keys.user(user.user_id)
     const out = emitted ? [] : events
     const fields = out.flatMap(e => {
       const flat = Object.entries(this.events.fields(e)).flat()
       return [String(flat.length), ...flat]
     })
-    const unionKey = plan.linkUnionid !== null ? this.users.unionidKey(plan.linkUnionid) : userKey
+    const unionKey = plan.linkUnionid !== null ? this.keys.unionid(plan.linkUnionid) : userKey
+    const idKey = this.keys.identity(plan.identity.appid, plan.identity.openid)
     const write = this.redis.cmd.eval(COMMIT, {
-      keys: [this.users.identityKey(plan.identity), userKey, this.events.key, unionKey, kept?.key ?? userKey],
+      keys: [idKey, userKey, this.events.key, unionKey, kept?.key ?? userKey],
       arguments: [
         snapshot.known,
         snapshot.raw,
@@ -176,8 +228,8 @@ export class RedisLoginScript {
     kept: { key: string, record: string } | undefined
   ): Promise<Commit> {
     const { snapshot, user } = plan
-    const idKey = this.users.identityKey(plan.identity)
-    const userKey = this.users.userKey(user.user_id)
+    const idKey = this.keys.identity(plan.identity.appid, plan.identity.openid)
+    const userKey = this.keys.user(user.user_id)
     let keys = [idKey, userKey]
     if (keySlot(idKey) !== keySlot(userKey)) {
       keys = [userKey]
@@ -201,7 +253,7 @@ export class RedisLoginScript {
     await Promise.all([
       early ? undefined : this.events.emit(events),
       plan.linkUnionid !== null
-        ? this.redis.cmd.set(this.users.unionidKey(plan.linkUnionid), user.user_id, { NX: true })
+        ? this.redis.cmd.set(this.keys.unionid(plan.linkUnionid), user.user_id, { NX: true })
         : undefined,
       kept !== undefined ? this.redis.cmd.set(kept.key, kept.record, { XX: true, KEEPTTL: true }) : undefined
     ])

@@ -10,7 +10,10 @@ import {
   type UserPatch,
   type UserRecord,
   type UserStore,
-  type DeletedUser
+  type DeletedUser,
+  type LoginSides,
+  type PendingLogin,
+  writeSides
 } from '../user-store.js'
 import type { SqlDatabase } from './database.js'
 import type { Tables, UsersTable } from './schema.js'
@@ -42,7 +45,8 @@ export class SqlUserStore implements UserStore {
 
   constructor (
     private readonly database: SqlDatabase,
-    private readonly pii: PiiCipher
+    private readonly pii: PiiCipher,
+    private readonly sides: LoginSides
   ) {
     this.db = database.db
     this.mysql = database.config.dialect === 'mysql'
@@ -73,7 +77,13 @@ export class SqlUserStore implements UserStore {
    * identities in one SELECT, then its UPDATE (a returning user: BEGIN, 2, COMMIT); a new user
    * inserted whole, never read back (BEGIN, the lookup, the unionid's owner, 2 INSERTs, COMMIT).
    */
-  async upsertUser (identity: Identity, unionid: string | null, patch: UserPatch): Promise<UpsertResult> {
+  beginLogin (identity: Identity, unionid: string | null): PendingLogin {
+    return {
+      commit: async write => await writeSides(await this.upsert(identity, unionid, write.patch), this.sides, write)
+    }
+  }
+
+  private async upsert (identity: Identity, unionid: string | null, patch: UserPatch): Promise<UpsertResult> {
     return await this.attempt(async (trx, live) => {
       const now = new Date()
       let rows = await this.locked(trx, { identity })
@@ -247,9 +257,5 @@ export class SqlUserStore implements UserStore {
         created_at: iso(row.created_at)
       }
     })
-  }
-
-  async hasLegacyRecord (): Promise<boolean> {
-    return false
   }
 }
