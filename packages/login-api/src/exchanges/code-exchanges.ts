@@ -1,4 +1,4 @@
-import { safeEqualHex, ServiceError } from '@wxlogin/service-kit'
+import { claimOnce, sameOwner, ServiceError } from '@wxlogin/service-kit'
 import { errors } from '../errors.js'
 import {
   CODE_LIFE_MS,
@@ -67,10 +67,6 @@ export interface Exchanged<T> {
 /** `settled` where nothing is being kept: a reused answer, or no exchange at all. */
 export const SETTLED: Promise<void> = Promise.resolve()
 
-const sleep = async (ms: number): Promise<void> => {
-  await new Promise(resolve => setTimeout(resolve, ms))
-}
-
 /**
  * Exchanges a single-use code at most once across every instance: the first request claims it
  * and calls WeChat, a concurrent one waits for that answer (bounded), and a retry within the
@@ -83,48 +79,52 @@ export async function exchangeOnce<T> (
   work: () => Promise<T>,
   opts: ExchangeOptions<T>
 ): Promise<Exchanged<T>> {
-  const deadline = Date.now() + opts.waitMs
-  let pause = 20
-  for (;;) {
-    if (await claimed(store, key, opts)) {
-      const lease = setInterval(() => {
-        store.renew(key, CLAIM_LEASE_MS).catch(() => {})
-      }, CLAIM_LEASE_MS / 3)
-      let handedOn = false
-      try {
-        try {
-          await opts.beforeWork?.()
-        } catch (err) {
-          await store.release(key).catch(() => {})
-          throw err
-        }
-        const result = await runClaimed(store, key, work, opts)
-        // The claim stays ours, renewed, until WeChat's answer is kept: a retry meanwhile waits
-        // for it rather than spending the code again.
-        handedOn = true
-        result.settled
-          .finally(() => {
-            clearInterval(lease)
-          })
-          .catch(() => {})
-        return result
-      } finally {
-        if (!handedOn) clearInterval(lease)
-      }
-    }
-    const record = (await storeCall(store.get(key))) as Exchange<T> | null
-    if (record?.state === 'done') {
-      checkOwner(record, opts.owner)
-      return { value: record.value, reused: true, newUser: record.newUser === true, settled: SETTLED, record }
-    }
-    if (record?.state === 'failed') {
+  const outcome = await claimOnce<Exchange<T>>({
+    claim: async () => await claimed(store, key, opts),
+    look: async () => {
+      const record = (await storeCall(store.get(key))) as Exchange<T> | null
+      if (record === null) return { state: 'absent' }
+      return record.state === 'pending' ? { state: 'pending' } : { state: 'settled', record }
+    },
+    // A first request claims at once: no round trip spent on a look.
+    lookFirst: false,
+    waitMs: opts.waitMs,
+    busy: () => errors.exchangeInProgress()
+  })
+  if (outcome.state === 'settled') {
+    const record = outcome.record
+    if (record.state === 'failed') {
       const e = record.error
       throw new ServiceError(e.code, e.message, e.status, { wechatErrcode: e.wechatErrcode })
     }
-    // null: released or expired in between; claim again.
-    if (record !== null && Date.now() >= deadline) throw errors.exchangeInProgress()
-    await sleep(Math.min(pause, Math.max(1, deadline - Date.now())))
-    pause = Math.min(pause * 2, 200)
+    if (record.state === 'done') {
+      checkOwner(record, opts.owner)
+      return { value: record.value, reused: true, newUser: record.newUser === true, settled: SETTLED, record }
+    }
+  }
+  const lease = setInterval(() => {
+    store.renew(key, CLAIM_LEASE_MS).catch(() => {})
+  }, CLAIM_LEASE_MS / 3)
+  let handedOn = false
+  try {
+    try {
+      await opts.beforeWork?.()
+    } catch (err) {
+      await store.release(key).catch(() => {})
+      throw err
+    }
+    const result = await runClaimed(store, key, work, opts)
+    // The claim stays ours, renewed, until WeChat's answer is kept: a retry meanwhile waits
+    // for it rather than spending the code again.
+    handedOn = true
+    result.settled
+      .finally(() => {
+        clearInterval(lease)
+      })
+      .catch(() => {})
+    return result
+  } finally {
+    if (!handedOn) clearInterval(lease)
   }
 }
 
@@ -141,12 +141,7 @@ async function claimed<T> (store: ExchangeStore, key: string, opts: ExchangeOpti
  * as long as the answer is kept.
  */
 function checkOwner (record: { owner?: string }, owner: ExchangeOptions['owner']): void {
-  if (owner === undefined) return
-  const ok =
-    record.owner === undefined
-      ? owner.allowNone && owner.hash === undefined
-      : owner.hash !== undefined && safeEqualHex(record.owner, owner.hash)
-  if (!ok) throw owner.replayed()
+  if (owner !== undefined && !sameOwner(record.owner, owner.hash, owner.allowNone)) throw owner.replayed()
 }
 
 async function runClaimed<T> (
@@ -205,7 +200,7 @@ async function keep (
       return
     } catch (err) {
       if (Date.now() + 250 >= deadline) throw err
-      await sleep(250)
+      await new Promise(resolve => setTimeout(resolve, 250))
     }
   }
 }

@@ -1,4 +1,4 @@
-import { safeEqualHex, ServiceError, sha256Hex } from '@wxlogin/service-kit'
+import { claimOnce, sameOwner, ServiceError, sha256Hex } from '@wxlogin/service-kit'
 import { errors } from '../errors.js'
 import type { TokenStore } from '../store/token-store.js'
 import { codeAnswerName } from '../keys.js'
@@ -7,6 +7,11 @@ import { codeAnswerName } from '../keys.js'
 export interface CodeAnswer {
   openid: string
   unionid: string | null
+}
+
+/** An answer as kept: whose it is (a hash of the client and its retry key) and WeChat's answer. */
+interface Kept extends CodeAnswer {
+  owner: string
 }
 
 /** WeChat's codes live 5 minutes: an answer kept longer could only serve a replay. */
@@ -42,28 +47,32 @@ export class CodeAnswers {
     if (!this.store.available()) return { answer: await call(), kept: false, unkept: true }
     const name = codeAnswerName(code)
     const owner = sha256Hex(`${client}\0${retryKeySha256.toLowerCase()}`)
-    const deadline = Date.now() + this.pendingMs
-    for (;;) {
-      const kept = await this.read(appid, name)
-      if (kept !== null) {
-        // Another client, or another attempt: what WeChat itself would say of a used code.
-        if (!safeEqualHex(kept.owner, owner)) throw errors.invalidCode(40163)
-        return { answer: { openid: kept.openid, unionid: kept.unionid }, kept: true }
-      }
-      let claimed: boolean
-      try {
-        claimed = await this.store.claim(appid, name, this.pendingMs)
-      } catch {
-        // The store went away between the check and the claim: as above.
-        return { answer: await call(), kept: false, unkept: true }
-      }
-      if (claimed) break
-      if (Date.now() >= deadline) {
-        throw new ServiceError('exchange_in_progress', 'This code is still being exchanged; retry in a second.', 503, {
-          headers: { 'retry-after': '1' }
-        })
-      }
-      await new Promise(resolve => setTimeout(resolve, 50))
+    let outcome
+    try {
+      outcome = await claimOnce<Kept>({
+        claim: async () => await this.store.claim(appid, name, this.pendingMs),
+        // No note yet: the claim's holder is still asking WeChat (or its claim expires soon).
+        look: async () => {
+          const kept = await this.read(appid, name)
+          return kept === null ? { state: 'pending' } : { state: 'settled', record: kept }
+        },
+        // A retry is answered from the note with no write.
+        lookFirst: true,
+        waitMs: this.pendingMs,
+        busy: () =>
+          new ServiceError('exchange_in_progress', 'This code is still being exchanged; retry in a second.', 503, {
+            headers: { 'retry-after': '1' }
+          })
+      })
+    } catch (err) {
+      if (err instanceof ServiceError) throw err
+      // The store went away between the look and the claim: as above.
+      return { answer: await call(), kept: false, unkept: true }
+    }
+    if (outcome.state === 'settled') {
+      // Another client, or another attempt: what WeChat itself would say of a used code.
+      if (!sameOwner(outcome.record.owner, owner)) throw errors.invalidCode(40163)
+      return { answer: { openid: outcome.record.openid, unionid: outcome.record.unionid }, kept: true }
     }
     let answer: CodeAnswer
     try {
@@ -78,10 +87,7 @@ export class CodeAnswers {
     return { answer, kept: false }
   }
 
-  private async read (
-    appid: string,
-    name: string
-  ): Promise<{ owner: string, openid: string, unionid: string | null } | null> {
+  private async read (appid: string, name: string): Promise<Kept | null> {
     const raw = await this.store.readNote(appid, name).catch(() => null)
     if (raw === null) return null
     try {
