@@ -123,8 +123,6 @@ try {
     PORT: String(ports.login),
     METRICS_PORT: String(ports.loginMetrics),
     WECHAT_APPID: appid,
-    WECHAT_API_BASE_URL: wechatBase,
-    WECHAT_API_ALLOW_HTTP: String(wechatBase.startsWith('http:')),
     BROKER_URL: `http://${host}:${ports.broker}`,
     BROKER_TOKEN: clientToken,
     ...devPiiKeys(),

@@ -53,21 +53,20 @@ t.test('the compose file parses and has what an operator needs', async t => {
   t.match(read('.gitignore'), /^deploy\/secrets\/\*$/m, 'secret files are never committed')
 })
 
-t.test('without the simulator override, both services talk to WeChat over HTTPS; plain http only with it', async t => {
+t.test('without the simulator override, the broker talks to WeChat over HTTPS; plain http only with it; the login-api never', async t => {
   const prod = composeConfig(t, ['docker-compose.yml'])
   if (prod === undefined) return
-  for (const name of ['token-broker', 'login-api']) {
-    const env = prod.services[name]?.environment as Record<string, string>
-    t.equal(env.WECHAT_API_BASE_URL, 'https://api.weixin.qq.com', `${name}: WeChat over HTTPS`)
-    t.notOk(env.WECHAT_API_ALLOW_HTTP, `${name}: plain http not allowed`)
-  }
+  const broker = (c: Compose): Record<string, string> => c.services['token-broker']?.environment as Record<string, string>
+  const login = (c: Compose): Record<string, string> => c.services['login-api']?.environment as Record<string, string>
+  t.equal(broker(prod).WECHAT_API_BASE_URL, 'https://api.weixin.qq.com', 'WeChat over HTTPS')
+  t.notOk(broker(prod).WECHAT_API_ALLOW_HTTP, 'plain http not allowed')
   t.notOk(prod.services['wechat-sim'], 'no simulator')
   const dev = composeConfig(t, ['docker-compose.yml', 'docker-compose.sim.yml']) as Compose
   t.ok(dev.services['wechat-sim'], 'the override adds the simulator')
-  for (const name of ['token-broker', 'login-api']) {
-    const env = dev.services[name]?.environment as Record<string, string>
-    t.equal(env.WECHAT_API_BASE_URL, 'http://wechat-sim:3999')
-    t.equal(env.WECHAT_API_ALLOW_HTTP, 'true')
+  t.equal(broker(dev).WECHAT_API_BASE_URL, 'http://wechat-sim:3999')
+  t.equal(broker(dev).WECHAT_API_ALLOW_HTTP, 'true')
+  for (const c of [prod, dev]) {
+    t.same(Object.keys(login(c)).filter(k => k.startsWith('WECHAT_') && k !== 'WECHAT_APPID'), [], 'the login-api calls WeChat nowhere')
   }
 })
 

@@ -63,6 +63,25 @@ t.test('a login-api SIGKILLed while WeChat holds its code2session: the same body
   t.equal(stranger.status, 400, 'the kept answers open nothing to another retry_key')
 })
 
+t.test('a login-api SIGKILLed while WeChat holds its phone exchange: the same body on another instance gets the number, WeChat saw the code once', async t => {
+  const { sim, logins: [a, b], calls } = await stack(t)
+  const body = { ...await codes(sim, 'o-phone-dies'), retry_key: randomBytes(16).toString('hex') }
+  await post(`${sim}/__sim/faults`, { api: 'getuserphonenumber', kind: 'latency', latency_ms: 2000, count: 1 })
+  const lost = post(`${a.url}/api/user/thirdLogin`, body).catch(() => null)
+  await waitFor(async () => (await calls()).getuserphonenumber === 1, { what: 'getuserphonenumber held at WeChat' })
+  a.proc.child.kill('SIGKILL')
+  await lost
+  const retry = await waitFor(async () => {
+    const r = await post(`${b.url}/api/user/thirdLogin`, body)
+    // Within the dead instance's 3 s lease the retry may be told to come back (as a client does).
+    return r.status === 503 && r.body?.error === 'exchange_in_progress' ? undefined : r
+  }, { timeoutMs: 20_000, what: 'the retry answered' })
+  t.equal(retry.status, 200, `the retry logs in (${JSON.stringify(retry.body?.error ?? '')})`)
+  t.equal(retry.body.user.phone?.purePhoneNumber, '13800138000', 'with the number WeChat billed')
+  t.equal(retry.body.phone_error, null)
+  t.equal((await calls()).getuserphonenumber, 1, 'WeChat saw the phone code once: the broker kept its number')
+})
+
 t.test('Redis frozen between a phone code\'s claim and its release: the next retry is answered within the lease, not the claim\'s old 17 s', async t => {
   const { sim, redis, logins: [a, b], calls } = await stack(t)
   const body = { ...await codes(sim, 'o-frozen'), retry_key: randomBytes(16).toString('hex') }
@@ -78,5 +97,7 @@ t.test('Redis frozen between a phone code\'s claim and its release: the next ret
   const retry = await post(`${b.url}/api/user/thirdLogin`, body)
   const waited = Date.now() - started
   t.equal(retry.status, 200, 'the retry logs in')
+  t.equal(retry.body.user.phone?.purePhoneNumber, '13800138000', 'with the number: the broker kept it once Redis was back')
+  t.equal((await calls()).getuserphonenumber, 1, 'WeChat saw the phone code once')
   t.ok(waited < 3000 + 2000, `answered in ${waited} ms: within the 3 s lease (plus a margin), where the claim used to hold the code for 2 x broker + 2 x WeChat timeouts + 1 s`)
 })

@@ -29,6 +29,18 @@ export interface Session {
   unionid: string | null
 }
 
+export interface PhoneNumberOptions {
+  openid?: string
+  retryKeySha256?: string
+}
+
+/** A phone number as WeChat's getuserphonenumber gives it (its watermark checked by the broker). */
+export interface PhoneNumber {
+  phoneNumber: string
+  purePhoneNumber: string
+  countryCode: string
+}
+
 /**
  * Tells the broker how long this caller will wait (ms), so it gives up on WeChat first: a
  * login code exchanged after the caller timed out would be spent for nothing.
@@ -46,6 +58,11 @@ export interface BrokerClient {
   invalidate: (appid: string, staleToken: string) => Promise<string>
   /** With `retryKeySha256` the broker keeps the answer for the code's life, for this client and key alone. */
   code2session: (appid: string, jsCode: string, retryKeySha256?: string) => Promise<Session>
+  /**
+   * getuserphonenumber at the broker. With `retryKeySha256` the number is kept (sealed) for the
+   * code's life and given again only to this client with this key and openid.
+   */
+  phoneNumber: (appid: string, code: string, opts?: PhoneNumberOptions) => Promise<PhoneNumber>
   /** Readiness probe: the broker answers /healthz. */
   ping: () => Promise<boolean>
 }
@@ -165,6 +182,24 @@ export function createBrokerClient (opts: BrokerClientOptions): BrokerClient {
       }
       const unionid = typeof body.unionid === 'string' && /^[\w-]{1,128}$/.test(body.unionid) ? body.unionid : null
       return { openid: body.openid, unionid }
+    },
+
+    async phoneNumber (appid, code, opts = {}) {
+      const body = await request<{ phone_info?: Record<string, unknown> }>('POST', path(appid, '/phone-number'), {
+        code,
+        ...(opts.openid === undefined ? {} : { openid: opts.openid }),
+        ...(opts.retryKeySha256 === undefined ? {} : { retry_key_sha256: opts.retryKeySha256 })
+      })
+      const info = body.phone_info
+      if (
+        info === undefined ||
+        typeof info.phoneNumber !== 'string' ||
+        typeof info.purePhoneNumber !== 'string' ||
+        typeof info.countryCode !== 'string'
+      ) {
+        throw new BrokerUnavailableError('answer without a phone_info')
+      }
+      return { phoneNumber: info.phoneNumber, purePhoneNumber: info.purePhoneNumber, countryCode: info.countryCode }
     },
 
     async ping () {

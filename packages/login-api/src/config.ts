@@ -13,7 +13,6 @@ import {
   type HttpLimits,
   readRedisConnection,
   readTrustProxy,
-  upstreamUrl,
   type Env,
   type RedisConnection,
   type TrustProxy
@@ -37,8 +36,6 @@ export interface LoginConfig {
   brokerTimeoutMs: number
   /** The mini-programs this login-api serves (LOGIN_APPS, or WECHAT_APPID alone). */
   apps: string[]
-  wechatBaseUrl: string
-  wechatTimeoutMs: number
   phoneRateLimitMax: number
   phoneRateLimitWindowSeconds: number
   ipRateLimitMax: number
@@ -155,9 +152,6 @@ export function loadConfig (env: Env): LoginConfig {
     brokerAllowHttp: r.bool('BROKER_ALLOW_HTTP', false),
     brokerTimeoutMs: r.int('BROKER_TIMEOUT_MS', 3000, { min: 500, max: 60_000 }),
     apps,
-    // getuserphonenumber carries the access_token in its query string.
-    wechatBaseUrl: upstreamUrl(r, 'WECHAT_API_BASE_URL', 'https://api.weixin.qq.com', 'WECHAT_API_ALLOW_HTTP'),
-    wechatTimeoutMs: r.int('WECHAT_TIMEOUT_MS', 5000, { min: 100, max: 60_000 }),
     phoneRateLimitMax: r.int('PHONE_RATE_LIMIT_MAX', 5, { min: 1 }),
     phoneRateLimitWindowSeconds: r.int('PHONE_RATE_LIMIT_WINDOW_SECONDS', 60, { min: 1 }),
     ipRateLimitMax: r.int('IP_RATE_LIMIT_MAX', 60, { min: 1 }),
@@ -182,11 +176,11 @@ export function loadConfig (env: Env): LoginConfig {
 }
 
 /**
- * The longest a thirdLogin can take: code2session and a token from the broker, then up to two
- * phone exchanges with an invalidation between them, and the answers' patience for a store that
- * stopped answering (KEEP_PATIENCE_MS). SIGTERM waits this long plus a margin, so
- * a deploy never drops a phone exchange that WeChat has already billed.
+ * The longest a thirdLogin can take: code2session and the phone number through the broker (each
+ * at most BROKER_TIMEOUT_MS), a margin of one more, and the answers' patience for a store that
+ * stopped answering (KEEP_PATIENCE_MS). SIGTERM waits this long plus a margin, so a deploy never
+ * drops a phone exchange that WeChat has already billed.
  */
 export function worstCaseLoginMs (c: LoginConfig): number {
-  return 3 * c.brokerTimeoutMs + 2 * c.wechatTimeoutMs + KEEP_PATIENCE_MS
+  return 3 * c.brokerTimeoutMs + KEEP_PATIENCE_MS
 }

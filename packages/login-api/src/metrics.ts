@@ -1,8 +1,6 @@
 import { Counter, type Registry } from 'prom-client'
-import { createWechatApiMetrics, type WechatApiMetrics } from '@wxlogin/service-kit'
 
 export interface LoginMetrics {
-  wechat: WechatApiMetrics
   logins: Counter<'result'>
   phoneExchanges: Counter<'result'>
   rateLimited: Counter<'scope'>
@@ -16,7 +14,6 @@ export interface LoginMetrics {
 
 export function createLoginMetrics (registry: Registry): LoginMetrics {
   return {
-    wechat: createWechatApiMetrics(registry),
     logins: new Counter({
       name: 'login_requests_total',
       help: 'thirdLogin requests by result (ok or the error code).',

@@ -131,4 +131,3 @@ t.test('the stream is capped near LOGIN_EVENTS_MAXLEN', async t => {
   const length = await client.xLen('wxlogin:events')
   t.ok(length >= 100 && length < 300, `${length} entries after 1,000 (MAXLEN ~ trims whole blocks)`)
 })
-

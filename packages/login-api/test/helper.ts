@@ -17,7 +17,6 @@ export const retryKey = (): string => randomBytes(16).toString('hex')
 export const APPID = 'wxlogintest000001'
 export const BROKER = 'http://broker.test'
 export const BROKER_TOKEN = 'broker-client-token-for-login-api'
-export const WX = 'http://wechat.test'
 
 export function testConfig (overrides: Partial<LoginConfig> = {}): LoginConfig {
   return {
@@ -28,8 +27,6 @@ export function testConfig (overrides: Partial<LoginConfig> = {}): LoginConfig {
     brokerAllowHttp: false,
     brokerTimeoutMs: 1000,
     apps: [APPID],
-    wechatBaseUrl: WX,
-    wechatTimeoutMs: 1000,
     phoneRateLimitMax: 5,
     phoneRateLimitWindowSeconds: 60,
     ipRateLimitMax: 1000,
@@ -54,25 +51,19 @@ export async function build (t: Test, config: LoginConfig = testConfig()): Promi
   return { app, logs }
 }
 
-/** The broker, as nock: code2session for one login code, and access tokens. */
+/** The broker, as nock: code2session for one login code, and phone numbers. */
 export const broker = {
   session: (n: typeof nock, code: string, openid: string, unionid: string | null = null) =>
     n(BROKER, { reqheaders: { authorization: `Bearer ${BROKER_TOKEN}` } })
       .post(`/v1/apps/${APPID}/code2session`, { js_code: code }).reply(200, { openid, unionid }),
-  token: (n: typeof nock, token: string) =>
-    n(BROKER).get(`/v1/apps/${APPID}/access-token`).reply(200, { access_token: token, expires_in: 7000, expires_at: new Date(Date.now() + 7_000_000).toISOString() }),
-  invalidate: (n: typeof nock, stale: string, fresh: string) =>
-    n(BROKER).post(`/v1/apps/${APPID}/access-token/invalidate`, { access_token: stale }).reply(200, { access_token: fresh, expires_in: 7000, expires_at: new Date(Date.now() + 7_000_000).toISOString() })
-}
-
-export const wechat = {
-  phone: (n: typeof nock, token: string, code: string, openid: string) =>
-    n(WX).post('/wxa/business/getuserphonenumber', { code, openid }).query({ access_token: token }),
-  phoneInfo: (pure = '13800138000') => ({
-    errcode: 0,
-    errmsg: 'ok',
-    phone_info: { phoneNumber: pure, purePhoneNumber: pure, countryCode: '86', watermark: { timestamp: 1, appid: APPID } }
-  })
+  /** The phone exchange for this code and openid, with the retry key the login-api derives. */
+  phone: (n: typeof nock, code: string, openid: string) =>
+    n(BROKER, { reqheaders: { authorization: `Bearer ${BROKER_TOKEN}` } })
+      .post(`/v1/apps/${APPID}/phone-number`, (b: Record<string, unknown>) =>
+        b.code === code && b.openid === openid && typeof b.retry_key_sha256 === 'string' && /^[0-9a-f]{64}$/.test(b.retry_key_sha256)),
+  phoneInfo: (pure = '13800138000') => ({ phone_info: { phoneNumber: pure, purePhoneNumber: pure, countryCode: '86' } }),
+  /** What the broker answers for a refused exchange. */
+  phoneError: (error: string, errcode?: number) => ({ error, message: 'x', ...(errcode === undefined ? {} : { wechat_errcode: errcode }) })
 }
 
 export const login = async (app: FastifyInstance, payload: object | string, headers: Record<string, string> = {}): Promise<ReturnType<FastifyInstance['inject']> extends Promise<infer R> ? R : never> =>

@@ -10,7 +10,7 @@ import { SECRET, stack } from './stack.js'
 const PHONES = ['13800138000', '13912345678', '2025550123']
 
 t.test('no log line of any error path holds a phone number, a code, a token or a secret', async t => {
-  const { apps, logs, brokerLogs, sim, mint, redis } = await stack(t, 2, { login: { wechatTimeoutMs: 300 } })
+  const { apps, logs, brokerLogs, sim, mint, redis } = await stack(t, 2)
   const [a, b] = apps as [FastifyInstance, FastifyInstance]
   const secrets = new Set<string>([SECRET, a.loginConfig.brokerToken])
   const remember = (...values: unknown[]): void => { for (const v of values) if (typeof v === 'string' && v.length >= 6) secrets.add(v) }

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { APPID, BROKER, BROKER_TOKEN, WX, broker, build, login, metricValue, testConfig, useNock, wechat } from './helper.js'
+import { APPID, BROKER, BROKER_TOKEN, broker, build, login, metricValue, testConfig, useNock } from './helper.js'
 
 t.test('login without phoneCode: a session, a new user, then the same user again', async t => {
   const nock = useNock(t)
@@ -26,11 +26,10 @@ t.test('login without phoneCode: a session, a new user, then the same user again
   t.equal(await metricValue(app, 'login_requests_total', { result: 'ok' }), 2)
 })
 
-t.test('login with phoneCode: token from the broker, openid sent to WeChat, phone stored', async t => {
+t.test('login with phoneCode: the number from the broker (openid and a retry key sent), phone stored', async t => {
   const nock = useNock(t)
   broker.session(nock, 'c', 'openid-2')
-  broker.token(nock, 'AT-1')
-  const phone = wechat.phone(nock, 'AT-1', 'phone-code', 'openid-2').once().reply(200, wechat.phoneInfo('13912345678'))
+  const phone = broker.phone(nock, 'phone-code', 'openid-2').once().reply(200, broker.phoneInfo('13912345678'))
   const { app, logs } = await build(t)
   const res = await login(app, { code: 'c', phoneCode: 'phone-code' })
   t.equal(res.statusCode, 200)
@@ -38,11 +37,9 @@ t.test('login with phoneCode: token from the broker, openid sent to WeChat, phon
   t.equal(res.json().phone_error, null)
   t.ok(phone.isDone())
   t.equal(await metricValue(app, 'login_phone_exchanges_total', { result: 'ok' }), 1)
-  t.equal(await metricValue(app, 'wechat_api_requests_total', { api: 'getuserphonenumber', result: 'ok' }), 1)
   const text = logs.text()
   t.notOk(text.includes('13912345678'), 'the full phone number is not logged')
   t.ok(text.includes('139****5678'), 'a masked one is')
-  t.notOk(text.includes('AT-1'), 'nor the access token')
   t.notOk(text.includes(res.json().token), 'nor the session token')
   t.notOk(text.includes(BROKER_TOKEN), 'nor the broker token')
 })
@@ -61,10 +58,9 @@ for (const errcode of [40029, 40163]) {
   t.test(`phoneCode errcode ${errcode}: logged in, phone kept, phone_error says why`, async t => {
     const nock = useNock(t)
     broker.session(nock, 'a', 'openid-4')
-    broker.token(nock, 'AT')
-    wechat.phone(nock, 'AT', 'good', 'openid-4').reply(200, wechat.phoneInfo('13800000001'))
+    broker.phone(nock, 'good', 'openid-4').reply(200, broker.phoneInfo('13800000001'))
     broker.session(nock, 'b', 'openid-4')
-    wechat.phone(nock, 'AT', 'bad', 'openid-4').once().reply(200, { errcode, errmsg: 'invalid code' })
+    broker.phone(nock, 'bad', 'openid-4').once().reply(400, broker.phoneError('invalid_phone_code', errcode))
     const { app } = await build(t)
     t.equal((await login(app, { code: 'a', phoneCode: 'good' })).statusCode, 200)
     const res = await login(app, { code: 'b', phoneCode: 'bad' })
@@ -75,11 +71,10 @@ for (const errcode of [40029, 40163]) {
   })
 }
 
-t.test('WeChat 45011 on the phone: 429 rate_limited with Retry-After', async t => {
+t.test('WeChat 45011 on the phone (the broker\'s 429): 429 rate_limited with Retry-After', async t => {
   const nock = useNock(t)
   broker.session(nock, 'c', 'openid-5')
-  broker.token(nock, 'AT')
-  wechat.phone(nock, 'AT', 'p', 'openid-5').once().reply(200, { errcode: 45011, errmsg: 'limit' })
+  broker.phone(nock, 'p', 'openid-5').once().reply(429, broker.phoneError('rate_limited', 45011))
   const { app } = await build(t)
   const res = await login(app, { code: 'c', phoneCode: 'p' })
   t.equal(res.statusCode, 429)
@@ -88,46 +83,33 @@ t.test('WeChat 45011 on the phone: 429 rate_limited with Retry-After', async t =
   t.equal(await metricValue(app, 'login_rate_limited_total', { scope: 'user' }), 1)
 })
 
-t.test('WeChat -1 on the phone: not retried; logged in with phone_error', async t => {
+t.test('WeChat -1 on the phone (the broker\'s 503): not retried; logged in with phone_error', async t => {
   const nock = useNock(t)
   broker.session(nock, 'c', 'openid-6')
-  broker.token(nock, 'AT')
-  const scope = wechat.phone(nock, 'AT', 'p', 'openid-6').once().reply(200, { errcode: -1, errmsg: 'system error' })
+  const scope = broker.phone(nock, 'p', 'openid-6').once().reply(503, broker.phoneError('upstream_unavailable', -1))
   const { app } = await build(t)
   const res = await login(app, { code: 'c', phoneCode: 'p' })
   t.equal(res.statusCode, 200)
   t.match(res.json().phone_error, { error: 'upstream_unavailable', wechat_errcode: -1 })
-  t.ok(scope.isDone())
-  t.equal(await metricValue(app, 'wechat_api_requests_total', { api: 'getuserphonenumber' }), 1, 'exactly one call')
-})
-
-t.test('40001, invalidate at the broker, then success with the new token', async t => {
-  const nock = useNock(t)
-  broker.session(nock, 'c', 'openid-7')
-  broker.token(nock, 'AT-stale')
-  wechat.phone(nock, 'AT-stale', 'p', 'openid-7').once().reply(200, { errcode: 40001, errmsg: 'invalid credential' })
-  const inv = broker.invalidate(nock, 'AT-stale', 'AT-fresh')
-  wechat.phone(nock, 'AT-fresh', 'p', 'openid-7').once().reply(200, wechat.phoneInfo())
-  const { app } = await build(t)
-  const res = await login(app, { code: 'c', phoneCode: 'p' })
-  t.equal(res.statusCode, 200)
-  t.equal(res.json().user.phone.purePhoneNumber, '13800138000')
-  t.ok(inv.isDone(), 'the broker was told which token failed')
-})
-
-t.test('40001 twice: an error, not a loop', async t => {
-  const nock = useNock(t)
-  broker.session(nock, 'c', 'openid-8')
-  broker.token(nock, 'AT-1')
-  wechat.phone(nock, 'AT-1', 'p', 'openid-8').once().reply(200, { errcode: 40001, errmsg: 'x' })
-  broker.invalidate(nock, 'AT-1', 'AT-2')
-  wechat.phone(nock, 'AT-2', 'p', 'openid-8').once().reply(200, { errcode: 42001, errmsg: 'x' })
-  const { app } = await build(t)
-  const res = await login(app, { code: 'c', phoneCode: 'p' })
-  t.equal(res.statusCode, 200)
-  t.match(res.json().phone_error, { error: 'upstream_unavailable', wechat_errcode: 42001 })
-  t.equal(await metricValue(app, 'wechat_api_requests_total', { api: 'getuserphonenumber' }), 2)
+  t.ok(scope.isDone(), 'asked once')
   t.ok(nock.isDone(), 'every mock used, none more')
+})
+
+t.test('a retried phone exchange sends the broker the same retry key (another instance finds the kept number)', async t => {
+  const nock = useNock(t)
+  const keys: unknown[] = []
+  broker.session(nock, 'c1', 'openid-7')
+  broker.session(nock, 'c2', 'openid-7')
+  nock(BROKER).post(`/v1/apps/${APPID}/phone-number`, (b: Record<string, unknown>) => { keys.push(b.retry_key_sha256); return true })
+    .once().reply(503, broker.phoneError('upstream_unavailable'))
+  nock(BROKER).post(`/v1/apps/${APPID}/phone-number`, (b: Record<string, unknown>) => { keys.push(b.retry_key_sha256); return true })
+    .once().reply(200, broker.phoneInfo())
+  const { app } = await build(t)
+  t.equal((await login(app, { code: 'c1', phoneCode: 'p' })).json().phone_error.error, 'upstream_unavailable')
+  const other = await build(t)
+  t.equal((await login(other.app, { code: 'c2', phoneCode: 'p' })).json().user.phone.purePhoneNumber, '13800138000')
+  t.equal(keys.length, 2)
+  t.equal(keys[0], keys[1], 'derived from the app, openid and code alone: the same on every instance')
 })
 
 t.test('an invalid login code: 400 invalid_code', async t => {
@@ -195,10 +177,9 @@ t.test('every validation rejection is a 4xx JSON error', async t => {
 t.test('phone limit: the 6th exchange in the window is 429 without calling WeChat; another user still passes', async t => {
   const nock = useNock(t)
   const { app } = await build(t)
-  broker.token(nock, 'AT').persist()
   for (let i = 1; i <= 6; i++) broker.session(nock, `c${i}`, 'busy-user')
   // A new phone code each time (a repeated one is answered from its kept exchange, uncounted).
-  const calls = Array.from({ length: 5 }, (_, i) => wechat.phone(nock, 'AT', `p${i + 1}`, 'busy-user').reply(200, { errcode: 40029, errmsg: 'invalid code' }))
+  const calls = Array.from({ length: 5 }, (_, i) => broker.phone(nock, `p${i + 1}`, 'busy-user').reply(400, broker.phoneError('invalid_phone_code', 40029)))
   for (let i = 1; i <= 5; i++) {
     const r = await login(app, { code: `c${i}`, phoneCode: `p${i}` })
     t.equal(r.statusCode, 200, `exchange ${i} allowed`)
@@ -211,7 +192,7 @@ t.test('phone limit: the 6th exchange in the window is 429 without calling WeCha
   t.equal(sixth.headers['x-ratelimit-limit'], '5')
   t.ok(calls.every(c => c.isDone()), 'WeChat saw 5 calls, not 6')
   broker.session(nock, 'other', 'calm-user')
-  wechat.phone(nock, 'AT', 'p2', 'calm-user').reply(200, wechat.phoneInfo())
+  broker.phone(nock, 'p2', 'calm-user').reply(200, broker.phoneInfo())
   t.equal((await login(app, { code: 'other', phoneCode: 'p2' })).statusCode, 200)
   t.equal(await metricValue(app, 'login_rate_limited_total', { scope: 'user' }), 1)
 })
@@ -238,8 +219,7 @@ t.test('per-IP limit on /api, honouring X-Forwarded-For only with TRUST_PROXY', 
 t.test('me, phone, logout', async t => {
   const nock = useNock(t)
   broker.session(nock, 'c', 'openid-9')
-  broker.token(nock, 'AT')
-  wechat.phone(nock, 'AT', 'p', 'openid-9').reply(200, wechat.phoneInfo('13700000000'))
+  broker.phone(nock, 'p', 'openid-9').reply(200, broker.phoneInfo('13700000000'))
   const { app } = await build(t)
   const { token } = (await login(app, { code: 'c' })).json()
   const auth = { authorization: `Bearer ${token}` }
@@ -259,8 +239,7 @@ t.test('me, phone, logout', async t => {
 t.test('POST /api/user/phone: an invalid code is a 400 here', async t => {
   const nock = useNock(t)
   broker.session(nock, 'c', 'openid-10')
-  broker.token(nock, 'AT')
-  wechat.phone(nock, 'AT', 'p', 'openid-10').reply(200, { errcode: 40029, errmsg: 'invalid code' })
+  broker.phone(nock, 'p', 'openid-10').reply(400, broker.phoneError('invalid_phone_code', 40029))
   const { app } = await build(t)
   const { token } = (await login(app, { code: 'c' })).json()
   const res = await app.inject({ method: 'POST', url: '/api/user/phone', headers: { authorization: `Bearer ${token}` }, payload: { phoneCode: 'p' } })
@@ -268,15 +247,16 @@ t.test('POST /api/user/phone: an invalid code is a 400 here', async t => {
   t.match(res.json(), { error: 'invalid_phone_code', wechat_errcode: 40029 })
 })
 
-t.test('WeChat base URL and getuserphonenumber URL carry no secret in errors', async t => {
+t.test('the broker unreachable for the phone: phone_error, and no client token or code in errors', async t => {
   const nock = useNock(t)
   broker.session(nock, 'c', 'openid-11')
-  broker.token(nock, 'SECRET-ACCESS-TOKEN')
-  nock(WX).post('/wxa/business/getuserphonenumber').query(true).replyWithError(Object.assign(new Error('reset'), { code: 'ECONNRESET' }))
+  nock(BROKER).post(`/v1/apps/${APPID}/phone-number`).replyWithError(Object.assign(new Error('reset'), { code: 'ECONNRESET' }))
   const { app, logs } = await build(t)
-  const res = await login(app, { code: 'c', phoneCode: 'p' })
+  const res = await login(app, { code: 'c', phoneCode: 'secret-phone-code' })
   t.equal(res.statusCode, 200)
   t.match(res.json().phone_error, { error: 'upstream_unavailable' })
-  t.notOk(res.body.includes('SECRET-ACCESS-TOKEN'))
-  t.notOk(logs.text().includes('SECRET-ACCESS-TOKEN'))
+  for (const text of [res.body, logs.text()]) {
+    t.notOk(text.includes(BROKER_TOKEN))
+    t.notOk(text.includes('secret-phone-code'))
+  }
 })

@@ -111,7 +111,6 @@ for (const store of ['Redis', 'PostgreSQL', 'MariaDB', 'memory'] as const) {
     t.equal(await me(await legacy('never-known')), 401, 'of nobody: refused...')
     t.equal(await app.users.userIdOf({ appid: app.loginConfig.apps[0] as string, openid: 'never-known' }), null, '...and nothing created')
   })
-
 }
 
 for (const store of ['PostgreSQL', 'MariaDB'] as const) {

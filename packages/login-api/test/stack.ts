@@ -49,9 +49,9 @@ export async function stack (t: Test, instances: number, opts: StackOptions = {}
     redis: redis.connection,
     redlock: [redis.connection],
     redisKeyPrefix: 'wxbroker:',
+    wechatBaseUrl: simUrl,
     apps: appids.map(appid => ({ appid, secret: SECRET, tokenMode: 'stable' as const })),
     clients: [{ name: 'login-api', token: BROKER_TOKEN, apps: appids, admin: false }],
-    wechatBaseUrl: simUrl,
     refreshAheadSeconds: 300,
     verifyFloorMs: 5000,
     reaskWindowMs: 60_000,
@@ -69,7 +69,7 @@ export async function stack (t: Test, instances: number, opts: StackOptions = {}
   const apps: FastifyInstance[] = []
   const logs: LogCapture[] = []
   for (let i = 0; i < instances; i++) {
-    const built = await build(t, testConfig({ redis: opts.memory === true ? undefined : opts.redis ?? redis.connection, brokerUrl, wechatBaseUrl: simUrl, apps: appids, ...opts.login }))
+    const built = await build(t, testConfig({ redis: opts.memory === true ? undefined : opts.redis ?? redis.connection, brokerUrl, apps: appids, ...opts.login }))
     apps.push(built.app)
     logs.push(built.logs)
   }

@@ -12,6 +12,7 @@ export type WechatApi =
   | 'rid_get'
   | 'clear_quota'
   | 'getcallbackip'
+  | 'charge_usage_get'
 
 export interface WechatApiMetrics {
   requests: Counter<'api' | 'result'>

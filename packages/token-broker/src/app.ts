@@ -8,6 +8,9 @@ import tokenStore from './plugins/token-store.js'
 import tokens from './plugins/tokens.js'
 import tokenChecks from './plugins/token-checks.js'
 import clientAuth from './plugins/client-auth.js'
+import keptAnswers from './plugins/kept-answers.js'
+import phoneUsage from './plugins/phone-usage.js'
+import phoneRoutes from './routes/phone.js'
 import v1Routes from './routes/v1.js'
 import ticketRoutes from './routes/tickets.js'
 import quotaRoutes from './routes/quota.js'
@@ -22,7 +25,8 @@ const OPENAPI = {
   info: {
     title: 'token-broker',
     version: '1.0.0',
-    description: 'Internal API: WeChat access_tokens and code2session for authenticated internal callers.'
+    description:
+      'Internal API: WeChat access_tokens, code2session and phone numbers for authenticated internal callers.'
   },
   components: {
     securitySchemes: {
@@ -54,8 +58,11 @@ export async function buildApp (config: BrokerConfig, opts: BuildOptions = {}): 
   await app.register(tokenStore, { config })
   await app.register(tokens, { config, got, metrics, backoffBaseMs: opts.backoffBaseMs })
   await app.register(tokenChecks, { config, metrics })
+  await app.register(keptAnswers, { config })
+  await app.register(phoneUsage, { config, metrics })
   await app.register(clientAuth, { clients: config.clients, metrics })
   await app.register(v1Routes, { prefix: '/v1' })
+  await app.register(phoneRoutes, { prefix: '/v1', metrics })
   await app.register(ticketRoutes, { prefix: '/v1' })
   await app.register(quotaRoutes, { prefix: '/v1', metrics })
   await app.register(wechatCompatRoutes, { prefix: '/cgi-bin', forceRefreshGraceMs: config.forceRefreshGraceMs })

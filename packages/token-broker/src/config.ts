@@ -76,6 +76,11 @@ export interface BrokerConfig {
    * is left for the schedule and for a human.
    */
   invalidationBudget: { stable: number, classic: number }
+  /**
+   * PHONE_USAGE_POLL_SECONDS (0: off) and PHONE_USAGE_SPU_IDS: the paid phone components' quota,
+   * polled from WeChat into gauges (docs/phone-billing.md). Off without spu ids.
+   */
+  phoneUsage?: { pollMs: number, spuIds: string[] }
   /** LOG_ACCESS_SAMPLE_RATE, LOG_SLOW_REQUEST_MS; errors are always logged. */
   accessLog?: AccessLogOptions
   /** REQUEST_TIMEOUT_SECONDS: how long a client may take to send a request. */
@@ -240,7 +245,24 @@ export function loadConfig (env: Env): BrokerConfig {
     verifyFloorMs: r.int('TOKEN_VERIFY_MIN_INTERVAL_SECONDS', 1, { min: 1, max: 3600 }) * 1000,
     reaskWindowMs: r.int('TOKEN_REASK_WINDOW_SECONDS', 60, { min: 1, max: 3600 }) * 1000,
     invalidationBudget: budget,
+    phoneUsage: readPhoneUsage(r),
     accessLog: readAccessLog(r),
     http: readHttpLimits(r)
   }
+}
+
+function readPhoneUsage (r: EnvReader): BrokerConfig['phoneUsage'] {
+  const pollSeconds = r.int('PHONE_USAGE_POLL_SECONDS', 600, { min: 0, max: 86_400 })
+  const spuIds = r
+    .string('PHONE_USAGE_SPU_IDS', '')
+    .split(',')
+    .map(s => s.trim())
+    .filter(s => s !== '')
+  for (const id of spuIds) {
+    if (!/^\d{1,20}$/.test(id)) throw new ConfigError('PHONE_USAGE_SPU_IDS', `holds "${id}", not a spu id (digits)`)
+  }
+  if (pollSeconds === 0 || spuIds.length === 0) return undefined
+  // At least a minute: WeChat's usage figures move no faster, and each poll is a call per app and spu.
+  if (pollSeconds < 60) throw new ConfigError('PHONE_USAGE_POLL_SECONDS', 'must be 0 (off) or at least 60')
+  return { pollMs: pollSeconds * 1000, spuIds }
 }

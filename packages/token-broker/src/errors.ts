@@ -13,6 +13,13 @@ export const errors = {
       400,
       { wechatErrcode: errcode }
     ),
+  invalidPhoneCode: (errcode: number) =>
+    new ServiceError(
+      'invalid_phone_code',
+      errcode === 40163 ? 'The phone code was already used.' : 'The phone code is invalid or expired.',
+      400,
+      { wechatErrcode: errcode }
+    ),
   rateLimited: (errcode: number) =>
     new ServiceError('rate_limited', 'WeChat says this is too frequent; retry later.', 429, {
       wechatErrcode: errcode,

@@ -62,6 +62,8 @@ export class BrokerKeys {
 
 /** A code2session answer kept for a code. */
 export const codeAnswerName = (code: string): string => `c2s:${sha256Hex(code)}`
+/** A phone number kept (sealed) for a phone code. */
+export const phoneAnswerName = (code: string): string => `phone:${sha256Hex(code)}`
 /** A verdict on whether WeChat still takes a token. */
 export const verdictName = (token: string): string => `verdict:${sha256Hex(token).slice(0, 32)}`
 /** The claim that bounds token checks per app. */

@@ -26,6 +26,9 @@ export interface BrokerMetrics {
   quotaClears: Counter<'appid' | 'result'>
   authFailures: Counter<'route' | 'errcode'>
   verifications: Counter<'appid' | 'result'>
+  phoneExchanges: Counter<'appid' | 'result'>
+  chargeUsed: Gauge<'appid' | 'spu'>
+  chargeTotal: Gauge<'appid' | 'spu'>
 }
 
 /** The access_token's counters, as a manager of one credential kind sees them. */
@@ -121,6 +124,22 @@ export function createBrokerMetrics (registry: Registry): BrokerMetrics {
       'Checks with WeChat (getcallbackip) of a token a caller may hold dead, by result: valid, invalid, unknown ' +
         "(WeChat did not say), shared_* (another replica's verdict), skipped (no verdict in time).",
       ['appid', 'result']
+    ),
+    phoneExchanges: counter(
+      'token_broker_phone_exchanges_total',
+      'Phone-number exchanges (getuserphonenumber), by result: ok (WeChat answered a number: billed), kept (a retry ' +
+        'answered from the kept number: not billed again), or the error code answered.',
+      ['appid', 'result']
+    ),
+    chargeUsed: gauge(
+      'wechat_charge_quota_used',
+      "A paid capability's quota used this period, by spu, as WeChat's /wxa/charge/usage/get reports it.",
+      ['appid', 'spu']
+    ),
+    chargeTotal: gauge(
+      'wechat_charge_quota_total',
+      "A paid capability's quota bought (and the free trial) this period, by spu, from /wxa/charge/usage/get.",
+      ['appid', 'spu']
     ),
     authFailures: counter(
       'token_broker_auth_failures_total',

@@ -10,6 +10,7 @@ export type Api =
   | 'rid_get'
   | 'clear_quota'
   | 'getcallbackip'
+  | 'charge_usage_get'
 export const APIS: readonly Api[] = [
   'token',
   'stable_token',
@@ -19,7 +20,8 @@ export const APIS: readonly Api[] = [
   'quota_get',
   'rid_get',
   'clear_quota',
-  'getcallbackip'
+  'getcallbackip',
+  'charge_usage_get'
 ]
 
 /** The path WeChat's quota tools know each API by. */
@@ -32,7 +34,8 @@ export const CGI_PATHS: Record<Api, string> = {
   quota_get: '/cgi-bin/openapi/quota/get',
   rid_get: '/cgi-bin/openapi/rid/get',
   clear_quota: '/cgi-bin/clear_quota/v2',
-  getcallbackip: '/cgi-bin/getcallbackip'
+  getcallbackip: '/cgi-bin/getcallbackip',
+  charge_usage_get: '/wxa/charge/usage/get'
 }
 
 /** What openapi/rid/get tells of a request that WeChat answered with an error. */

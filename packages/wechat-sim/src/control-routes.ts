@@ -81,6 +81,27 @@ async function codeRoutes (app: FastifyInstance, { sim }: { sim: SimContext }): 
       return sim.state.mintPhoneCode(appid, b.phoneNumber, b.countryCode, b.openid)
     }
   )
+
+  // The quota bought for a paid capability (its spu), as /wxa/charge/usage/get then reports it.
+  app.post<{ Body: { spuId: string, total: number } }>(
+    '/charge-quota',
+    {
+      schema: {
+        body: {
+          type: 'object',
+          required: ['spuId', 'total'],
+          properties: {
+            spuId: { type: 'string', pattern: '^[0-9]{1,20}$' },
+            total: { type: 'integer', minimum: 0 }
+          }
+        }
+      }
+    },
+    async request => {
+      sim.state.charges.setTotal(request.body.spuId, request.body.total)
+      return request.body
+    }
+  )
 }
 
 /** Faults, latency, call counts and reset: how a test makes WeChat misbehave and checks what reached it. */

@@ -1,6 +1,7 @@
 import { APIS, rand, type Api, type Outcome, type RidRecord } from './apis.js'
 import { CodeBook, type MintedLoginCode, type PhoneAnswer } from './code-book.js'
 import { QuotaBook } from './quota-book.js'
+import { ChargeBook } from './charge-book.js'
 
 export { APIS, CGI_PATHS, type Api, type Outcome, type RidRecord } from './apis.js'
 
@@ -53,6 +54,7 @@ export class SimState {
   private readonly tickets = new Map<string, { ticket: string, expiresAt: number }>()
   /** Today's counts per API, clear_quota, and the rids of failed calls. */
   readonly quotas = new QuotaBook()
+  readonly charges = new ChargeBook()
   readonly opts: Required<Omit<SimOptions, 'apps'>>
 
   constructor (options: SimOptions = {}) {
@@ -92,6 +94,7 @@ export class SimState {
     this.codes.reset()
     this.tickets.clear()
     this.quotas.reset()
+    this.charges.reset()
     for (const api of APIS) {
       this.calls[api] = 0
       this.abandoned[api] = 0
@@ -247,7 +250,9 @@ export class SimState {
     const tok = this.checkAccessToken(accessToken)
     if (!tok.ok) return tok
     this.quotas.use(tok.value, 'getuserphonenumber')
-    return this.codes.usePhone(tok.value, code, openid)
+    const out = this.codes.usePhone(tok.value, code, openid)
+    if (out.ok) this.charges.bill(tok.value)
+    return out
   }
 
   /** GET /cgi-bin/ticket/getticket: the same ticket while more than stableRenewBeforeSeconds of it remain. */

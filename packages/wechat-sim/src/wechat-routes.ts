@@ -147,6 +147,13 @@ export default async function wechatRoutes (app: FastifyInstance, { sim }: { sim
     }
   )
 
+  app.get<{ Querystring: Record<string, string | undefined> }>('/wxa/charge/usage/get', async (request, reply) => {
+    if (await intercept('charge_usage_get', request, reply)) return reply
+    const tok = sim.state.checkAccessToken(request.query.access_token)
+    const outcome = tok.ok ? sim.state.charges.usage(tok.value, request.query.spuId) : tok
+    return answerWithRid(request, outcome, v => ({ errcode: 0, errmsg: 'ok', ...v }))
+  })
+
   app.get<{ Querystring: Record<string, string | undefined> }>('/cgi-bin/getcallbackip', async (request, reply) => {
     if (await intercept('getcallbackip', request, reply)) return reply
     return answerWithRid(request, sim.state.callbackIp(request.query.access_token), v => v)

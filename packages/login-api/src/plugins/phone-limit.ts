@@ -34,8 +34,8 @@ declare module 'fastify' {
 export default fp(
   async app => {
     const { loginConfig: config, loginMetrics: metrics } = app
-    // A token from the broker, an invalidation, and two WeChat calls at worst.
-    const worstCallMs = 2 * config.brokerTimeoutMs + 2 * config.wechatTimeoutMs + 1000
+    // The broker's exchange (its token recovery and WeChat's answer included), and a margin.
+    const worstCallMs = config.brokerTimeoutMs + 1000
     const windowMs = config.phoneRateLimitWindowSeconds * 1000
     const max = config.phoneRateLimitMax
 
@@ -60,10 +60,11 @@ export default fp(
       request: FastifyRequest,
       appid: string,
       openid: string,
-      phoneCode: string
+      phoneCode: string,
+      key: string
     ): Promise<PhoneInfo> {
       try {
-        const phone = await app.phones.exchange(appid, openid, phoneCode)
+        const phone = await app.phones.exchange(appid, openid, phoneCode, key)
         metrics.phoneExchanges.inc({ result: 'ok' })
         request.log.info({ phone: maskPhone(phone.purePhoneNumber) }, 'phone number exchanged')
         return phone
@@ -94,7 +95,7 @@ export default fp(
         const result = await exchangeOnce(
           app.exchanges,
           key,
-          async () => app.pii.seal(await exchange(request, appid, openid, phoneCode), key),
+          async () => app.pii.seal(await exchange(request, appid, openid, phoneCode, key), key),
           {
             waitMs: worstCallMs,
             final: se => se.code === 'invalid_phone_code',

@@ -35,16 +35,7 @@ export default fp<{ got: Got }>(
       timeoutMs: config.brokerTimeoutMs
     })
     app.decorate('broker', broker)
-    app.decorate(
-      'phones',
-      new PhoneService({
-        got,
-        broker,
-        baseUrl: config.wechatBaseUrl,
-        timeoutMs: config.wechatTimeoutMs,
-        metrics: app.loginMetrics.wechat
-      })
-    )
+    app.decorate('phones', new PhoneService(broker))
   },
   { name: 'upstreams', dependencies: ['login-context'] }
 )

@@ -1,6 +1,5 @@
 import fp from 'fastify-plugin'
 import type { FastifyRequest } from 'fastify'
-import { CodeAnswers } from '../wechat/code-answers.js'
 import type { BrokerConfig } from '../config.js'
 import type { BrokerMetrics } from '../metrics.js'
 import { ReaskDetector } from '../sdk-compat/reask.js'
@@ -17,8 +16,6 @@ declare module 'fastify' {
     recheckServed: (request: FastifyRequest, appid: string, served: ServedToken) => Promise<ServedToken>
     /** Asks WeChat whether `token` works: one check per app at a time and per floor, cluster-wide. */
     verifyToken: (appid: string, token: string) => Promise<Verdict>
-    /** code2session answers kept for the code's life, for the same client and retry key. */
-    codeAnswers: CodeAnswers
   }
 }
 
@@ -36,11 +33,6 @@ export default fp<{ config: BrokerConfig, metrics: BrokerMetrics }>(
     const verifyToken = async (appid: string, token: string): Promise<Verdict> => await verifier.verify(appid, token)
 
     app.decorate('verifyToken', verifyToken)
-    // A code's claim outlives no more than its WeChat call with retries.
-    app.decorate(
-      'codeAnswers',
-      new CodeAnswers(app.credentialStores.token, config.retryBudgetMs + config.upstreamTimeoutMs + 1000)
-    )
     app.decorate(
       'recheckServed',
       async (request: FastifyRequest, appid: string, served: ServedToken): Promise<ServedToken> => {

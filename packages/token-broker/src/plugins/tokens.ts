@@ -5,12 +5,15 @@ import { ticketMetrics, tokenMetrics, type BrokerMetrics } from '../metrics.js'
 import { TokenManager, type Credential, type ServedToken } from '../credentials/token-manager.js'
 import { TOKEN_REJECTED, WechatClient, type TicketType } from '../wechat/wechat-client.js'
 import type { CredentialKind } from './token-store.js'
+import { PhoneCalls } from '../wechat/phone-calls.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     tokens: TokenManager
     tickets: Record<TicketType, TokenManager>
     wechat: WechatClient
+    /** getuserphonenumber and the usage of paid capabilities. */
+    phoneCalls: PhoneCalls
     /**
      * Runs a WeChat call that carries the app's access_token. When WeChat rejects the token
      * (40001, 42001, 40014), the token goes through compare-and-refresh and the call runs once more.
@@ -88,6 +91,7 @@ export default fp<TokensPluginOptions>(
     ) as Record<TicketType, TokenManager>
 
     app.decorate('wechat', wechat)
+    app.decorate('phoneCalls', new PhoneCalls(wechat))
     app.decorate('tokens', tokens)
     app.decorate('tickets', tickets)
     app.decorate('withAccessToken', withAccessToken)

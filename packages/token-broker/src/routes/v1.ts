@@ -106,13 +106,8 @@ export default async function v1Routes (app: FastifyInstance): Promise<void> {
       const call = async (): Promise<{ openid: string, unionid: string | null }> =>
         await app.wechat.code2session(wxApp, code, callerDeadline(request))
       if (retryKey === undefined) return await call()
-      const { answer, kept, unkept } = await app.codeAnswers.exchange(
-        wxApp.appid,
-        request.brokerClient?.name ?? '',
-        retryKey,
-        code,
-        call
-      )
+      const asker = { appid: wxApp.appid, client: request.brokerClient?.name ?? '', retryKeySha256: retryKey }
+      const { answer, kept, unkept } = await app.codeAnswers.exchange(asker, code, call, callerDeadline(request))
       if (kept) {
         request.log.info(
           { appid: wxApp.appid, client: request.brokerClient?.name },

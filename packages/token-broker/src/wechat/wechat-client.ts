@@ -55,16 +55,17 @@ export class WechatClient {
   private readonly backoffBaseMs: number
   private readonly maxAttempts: number
 
-  constructor (private readonly opts: WechatClientOptions) {
+  constructor (readonly opts: WechatClientOptions) {
     this.backoffBaseMs = opts.backoffBaseMs ?? 200
     this.maxAttempts = opts.maxAttempts ?? 4
   }
 
   /**
    * Runs `req` until it succeeds, fails for good, or the budget is spent.
-   * `retryable` decides per outcome; the loop never sleeps past the budget.
+   * `retryable` decides per outcome; the loop never sleeps past the budget. (Also for the other
+   * modules of wechat/: the phone exchange and the usage poll.)
    */
-  private async withRetries (
+  async withRetries (
     req: WechatRequest,
     retryable: (o: WechatOutcome) => boolean,
     callerDeadline = Infinity,
@@ -268,7 +269,7 @@ export class WechatClient {
   }
 }
 
-function transportError (o: Exclude<WechatOutcome, { kind: 'ok' } | { kind: 'errcode' }>): ServiceError {
+export function transportError (o: Exclude<WechatOutcome, { kind: 'ok' } | { kind: 'errcode' }>): ServiceError {
   switch (o.kind) {
     case 'timeout':
       return errors.upstreamUnavailable('timed out')
