@@ -55,7 +55,7 @@ const stringOrNull = { type: ['string', 'null'] } as const
 
 export const userSchema = {
   type: 'object',
-  required: ['user_id', 'appid', 'openid', 'unionid', 'nickname', 'head_pic', 'phone'],
+  required: ['user_id', 'appid', 'openid', 'unionid', 'nickname', 'head_pic', 'phone', 'phone_verified_at'],
   properties: {
     user_id: { type: 'string', description: 'Stable across apps: logins with the same unionid share it' },
     appid: string,
@@ -67,6 +67,13 @@ export const userSchema = {
       type: ['object', 'null'],
       required: ['phoneNumber', 'purePhoneNumber', 'countryCode'],
       properties: { phoneNumber: string, purePhoneNumber: string, countryCode: string }
+    },
+    phone_verified_at: {
+      type: ['string', 'null'],
+      format: 'date-time',
+      description:
+        'When WeChat last verified the phone (a phone code exchanged for it); null without one. The mini-program ' +
+          'shows the phone button only while this is null (client.needsPhone()): each tap is billed'
     }
   }
 } as const

@@ -8,6 +8,9 @@ import { databaseConfig, DIALECTS } from './sql.js'
 import { buildApp } from '../src/app.js'
 import { testConfig } from './helper.js'
 import { runTool as run } from './tools.js'
+import { SqlDatabase } from '../src/users/sql/database.js'
+import { migrator } from '../src/users/sql/schema.js'
+import { quietLogger } from '../src/cli/tool-config.js'
 
 const A = 'wximportapp00000a'
 const B = 'wximportapp00000b'
@@ -24,15 +27,26 @@ for (const dialect of DIALECTS) {
       const started = await run('server.js', { ...env, WECHAT_APPID: A, BROKER_URL: 'http://127.0.0.1:9', BROKER_TOKEN: 'x'.repeat(40), PII_ENCRYPTION_KEY: TEST_PII_KEYS, PORT: '0', METRICS_PORT: '0', LOG_LEVEL: 'silent' })
       t.equal(started.code, 1)
       t.equal(started.stderr.trim().split('\n').length, 1, 'one line')
-      t.match(started.stderr, /^login-api: the database 127\.0\.0\.1:\d+\/wxlogin has a schema older than this release needs \(pending: 0001-users-and-identities\); run `pnpm migrate`/)
+      t.match(started.stderr, /^login-api: the database 127\.0\.0\.1:\d+\/wxlogin has a schema older than this release needs \(pending: 0001-users-and-identities, 0002-phone-verified-at\); run `pnpm migrate`/)
       t.notMatch(started.stderr + started.stdout, /wx-test-password/, 'the password is never printed')
       await t.rejects(buildApp(testConfig({ database: databaseConfig(server, { migrateOnStart: false }) })), { name: 'StartupError' }, 'buildApp refuses too')
     })
 
     t.test('pnpm migrate applies the schema once; a second run has nothing to do', async t => {
+      // A database of the first schema, with a user whose phone is on file.
+      const early = new SqlDatabase(databaseConfig(server), quietLogger)
+      const { error } = await migrator(early.db, early.config.dialect).migrateTo('0001-users-and-identities')
+      t.equal(error, undefined)
+      const at = new Date('2026-01-02T03:04:05.000Z')
+      await early.db.insertInto('wxlogin_users').values({ user_id: 'u-early', unionid: null, nickname: null, head_pic: null, phone_sealed: 'x', phone_masked: '138****0000', phone_country_code: '86', created_at: at, updated_at: at } as never).execute()
+      await early.db.insertInto('wxlogin_users').values({ user_id: 'u-nophone', unionid: null, nickname: null, head_pic: null, phone_sealed: null, phone_masked: null, phone_country_code: null, created_at: at, updated_at: at } as never).execute()
       const first = await run('cli/migrate.js', env)
       t.equal(first.code, 0, first.stderr)
-      t.match(first.stdout, /applied 0001-users-and-identities/)
+      t.match(first.stdout, /applied 0002-phone-verified-at/)
+      const rows = await early.db.selectFrom('wxlogin_users').select(['user_id', 'phone_verified_at']).orderBy('user_id').execute()
+      t.same(rows.map(r => [r.user_id, r.phone_verified_at === null ? null : new Date(r.phone_verified_at).toISOString()]), [['u-early', at.toISOString()], ['u-nophone', null]], 'a phone on file counts as verified when its row last changed')
+      await early.db.deleteFrom('wxlogin_users').execute()
+      await early.close()
       const second = await run('cli/migrate.js', env)
       t.match(second.stdout, /was up to date/)
       t.equal((await run('cli/migrate.js', env, ['--check'])).code, 0)

@@ -277,5 +277,11 @@ export function createLoginClient (options: ClientOptions): LoginClient {
     }
   }
 
-  return { login, bindPhone, request, session, logout, phoneCodeFrom }
+  function needsPhone (): boolean {
+    // The stored user, even while its access token waits for a refresh: it is who logged in.
+    const s = stored()
+    return s === null || s.user == null || typeof s.user.phone_verified_at !== 'string'
+  }
+
+  return { login, bindPhone, request, session, logout, phoneCodeFrom, needsPhone }
 }

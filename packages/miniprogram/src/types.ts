@@ -56,6 +56,12 @@ export interface LoginClient {
   bindPhone: (phoneCode: string) => Promise<any>
   request: (opts: RequestOptions) => Promise<RequestAnswer>
   session: () => StoredSession | null
+  /**
+   * Whether to show the phone button: true without a session, or while the user has no phone
+   * WeChat verified (`user.phone_verified_at`). Each successful tap is billed, so a page logs in
+   * first (wx.login is free) and asks for the phone only when this is true.
+   */
+  needsPhone: () => boolean
   logout: (opts?: { all?: boolean }) => Promise<void>
   phoneCodeFrom: (event: PhoneEvent) => PhoneCodeResult
 }

@@ -39,7 +39,8 @@ export function publicUser (u: UserRecord, identity: Identity): PublicUser {
     unionid: u.unionid,
     nickname: u.nickname,
     head_pic: u.head_pic,
-    phone: u.phone
+    phone: u.phone,
+    phone_verified_at: u.phone_verified_at
   }
 }
 

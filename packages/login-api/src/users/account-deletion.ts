@@ -32,6 +32,7 @@ export async function deleteAccount (
     nickname: null,
     head_pic: null,
     phone: null,
+    phone_verified_at: null,
     identities,
     created_at: user?.created_at ?? now,
     updated_at: now

@@ -13,6 +13,11 @@ export interface UserRecord {
   nickname: string | null
   head_pic: string | null
   phone: PhoneInfo | null
+  /**
+   * When WeChat last verified `phone` (a phone code exchanged for it); null without a phone. A
+   * record from before this field: its updated_at (the phone was verified then or earlier).
+   */
+  phone_verified_at: string | null
   /** Every app this user has logged in from. */
   identities: Identity[]
   created_at: string

@@ -112,7 +112,10 @@ export function merge (
   if (unionid !== null && user.unionid === null) user.unionid = unionid
   if (patch.nickname !== undefined) user.nickname = patch.nickname
   if (patch.head_pic !== undefined) user.head_pic = patch.head_pic
-  if (patch.phone !== undefined) user.phone = patch.phone
+  if (patch.phone !== undefined) {
+    user.phone = patch.phone
+    user.phone_verified_at = now
+  }
   return user
 }
 
@@ -122,6 +125,7 @@ export const blankUser = (userId: string, now: string): UserRecord => ({
   nickname: null,
   head_pic: null,
   phone: null,
+  phone_verified_at: null,
   identities: [],
   created_at: now,
   updated_at: now
@@ -138,6 +142,7 @@ export function normalise (u: UserRecord, phone: PhoneInfo | null): UserRecord {
     nickname: u.nickname ?? null,
     head_pic: u.head_pic ?? null,
     phone,
+    phone_verified_at: phone === null ? null : (u.phone_verified_at ?? u.updated_at),
     identities: Array.isArray(u.identities) ? u.identities : [],
     created_at: u.created_at,
     updated_at: u.updated_at

@@ -78,6 +78,7 @@ async function adopted (send: Send, keys: LoginKeys, r: Stored): Promise<Found |
     nickname: r.nickname ?? null,
     head_pic: r.head_pic ?? null,
     phone: r.phone ?? null,
+    phone_verified_at: null,
     identities: [{ appid: r.appid, openid: r.openid }],
     created_at: r.created_at ?? now,
     updated_at: r.updated_at ?? now
@@ -120,8 +121,11 @@ async function copy (
     nickname: record.nickname ?? null,
     head_pic: record.head_pic ?? null,
     ...(phone === null
-      ? { phone_sealed: null, phone_masked: null, phone_country_code: null }
-      : phoneColumns(pii, id, phone)),
+      ? { phone_sealed: null, phone_masked: null, phone_country_code: null, phone_verified_at: null }
+      : {
+          ...phoneColumns(pii, id, phone),
+          phone_verified_at: new Date(record.phone_verified_at ?? record.updated_at)
+        }),
     updated_at: updatedAt
   }
   let unionid = record.unionid ?? null

@@ -41,6 +41,7 @@ export const blankRow = (userId: string, unionid: string | null, now: Date): Use
   phone_sealed: null,
   phone_masked: null,
   phone_country_code: null,
+  phone_verified_at: null,
   created_at: now,
   updated_at: now
 })
@@ -56,6 +57,7 @@ export function toRecord (row: UsersTable, identities: Identity[], phone: PhoneI
     nickname: row.nickname,
     head_pic: row.head_pic,
     phone,
+    phone_verified_at: phone === null ? null : iso(row.phone_verified_at ?? row.updated_at),
     identities: identities.map(i => ({ appid: i.appid, openid: i.openid })),
     created_at: iso(row.created_at),
     updated_at: iso(row.updated_at)

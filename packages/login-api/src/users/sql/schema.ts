@@ -12,6 +12,8 @@ export interface UsersTable {
   /** 138****5678: what other services may show without the key. */
   phone_masked: string | null
   phone_country_code: string | null
+  /** When WeChat last verified the phone; null without one. */
+  phone_verified_at: Date | null
   created_at: Date
   updated_at: Date
 }
@@ -68,6 +70,20 @@ function migrations (dialect: SqlDialect): Record<string, Migration> {
       async down (db: Kysely<any>) {
         await db.schema.dropTable('wxlogin_identities').execute()
         await db.schema.dropTable('wxlogin_users').execute()
+      }
+    },
+    '0002-phone-verified-at': {
+      async up (db: Kysely<any>) {
+        await db.schema.alterTable('wxlogin_users').addColumn('phone_verified_at', timestamp).execute()
+        // A phone on file was verified when its row last changed, or earlier.
+        await db
+          .updateTable('wxlogin_users')
+          .set({ phone_verified_at: sql`updated_at` })
+          .where('phone_sealed', 'is not', null)
+          .execute()
+      },
+      async down (db: Kysely<any>) {
+        await db.schema.alterTable('wxlogin_users').dropColumn('phone_verified_at').execute()
       }
     }
   }

@@ -92,7 +92,7 @@ export class SqlUserStore implements UserStore {
         let owner = unionid === null ? undefined : await this.ownerOf(trx, unionid)
         if (owner === undefined) {
           const userId = randomUUID()
-          const row: UsersTable = { ...blankRow(userId, unionid, now), ...this.patchColumns(userId, patch) }
+          const row: UsersTable = { ...blankRow(userId, unionid, now), ...this.patchColumns(userId, patch, now) }
           live()
           if (await this.insertIfAbsent(trx, 'wxlogin_users', row)) {
             live()
@@ -122,7 +122,7 @@ export class SqlUserStore implements UserStore {
       if (cur === undefined) throw new Again()
       const userId = cur.user_id
       const oldPhone = this.phoneOf(cur)
-      const set: Partial<UsersTable> = { updated_at: now, ...this.patchColumns(userId, patch) }
+      const set: Partial<UsersTable> = { updated_at: now, ...this.patchColumns(userId, patch, now) }
       if (unionid !== null && cur.unionid === null) {
         // The first user to bring a unionid keeps it; one resolved before its app joined the Open
         // Platform keeps its own user_id and no unionid (docs/sql-users.md).
@@ -139,11 +139,13 @@ export class SqlUserStore implements UserStore {
   }
 
   /** The columns a login's patch sets (the phone sealed for `userId`). */
-  private patchColumns (userId: string, patch: UserPatch): Partial<UsersTable> {
+  private patchColumns (userId: string, patch: UserPatch, now: Date): Partial<UsersTable> {
     const set: Partial<UsersTable> = {}
     if (patch.nickname !== undefined) set.nickname = patch.nickname
     if (patch.head_pic !== undefined) set.head_pic = patch.head_pic
-    if (patch.phone !== undefined) Object.assign(set, this.phoneColumns(userId, patch.phone))
+    if (patch.phone !== undefined) {
+      Object.assign(set, this.phoneColumns(userId, patch.phone), { phone_verified_at: now })
+    }
     return set
   }
 
