@@ -63,6 +63,8 @@ export interface BrokerClient {
    * code's life and given again only to this client with this key and openid.
    */
   phoneNumber: (appid: string, code: string, opts?: PhoneNumberOptions) => Promise<PhoneNumber>
+  /** WeChat's risk rank (getuserriskrank) of a user: 0 lowest to 4 highest. */
+  userRiskRank: (appid: string, ask: { openid: string, scene: 0 | 1, clientIp: string }) => Promise<number>
   /** Readiness probe: the broker answers /healthz. */
   ping: () => Promise<boolean>
 }
@@ -200,6 +202,16 @@ export function createBrokerClient (opts: BrokerClientOptions): BrokerClient {
         throw new BrokerUnavailableError('answer without a phone_info')
       }
       return { phoneNumber: info.phoneNumber, purePhoneNumber: info.purePhoneNumber, countryCode: info.countryCode }
+    },
+
+    async userRiskRank (appid, ask) {
+      const body = await request<{ risk_rank?: unknown }>('POST', path(appid, '/user-risk-rank'), {
+        openid: ask.openid,
+        scene: ask.scene,
+        client_ip: ask.clientIp
+      })
+      if (typeof body.risk_rank !== 'number') throw new BrokerUnavailableError('answer without a risk_rank')
+      return body.risk_rank
     },
 
     async ping () {

@@ -57,6 +57,12 @@ export interface LoginConfig {
    */
   retryWithoutKey: boolean
   /**
+   * LOGIN_RISK_POLICY and LOGIN_RISK_MAX_RANK: a login that would create a user asks WeChat's
+   * getUserRiskRank (scene 0) through the broker. `observe` counts; `enforce` refuses a rank above
+   * `maxRank` (403 high_risk_user, no user created). Off by default; returning users are never asked.
+   */
+  risk: { policy: 'off' | 'observe' | 'enforce', maxRank: number }
+  /**
    * SESSION_FORMAT=jwt: thirdLogin answers a signed access token and a rotating refresh token
    * (docs/sessions-jwt.md); undefined: opaque session tokens (the default).
    */
@@ -168,6 +174,10 @@ export function loadConfig (env: Env): LoginConfig {
     eventsMaxLen: r.int('LOGIN_EVENTS_MAXLEN', 100_000, { min: 100, max: 100_000_000 }),
     eventsIncludePhone: r.bool('EVENTS_INCLUDE_PHONE', false),
     retryWithoutKey: r.bool('LOGIN_RETRY_WITHOUT_KEY', false),
+    risk: {
+      policy: riskPolicy(r.string('LOGIN_RISK_POLICY', 'off')),
+      maxRank: r.int('LOGIN_RISK_MAX_RANK', 3, { min: 0, max: 4 })
+    },
     piiKeys: readPiiKeys(r, redis !== undefined || database !== undefined),
     trustProxy: readTrustProxy(r),
     accessLog: readAccessLog(r),
@@ -183,4 +193,9 @@ export function loadConfig (env: Env): LoginConfig {
  */
 export function worstCaseLoginMs (c: LoginConfig): number {
   return 3 * c.brokerTimeoutMs + KEEP_PATIENCE_MS
+}
+
+function riskPolicy (value: string): LoginConfig['risk']['policy'] {
+  if (value === 'off' || value === 'observe' || value === 'enforce') return value
+  throw new ConfigError('LOGIN_RISK_POLICY', `must be off, observe or enforce, not "${value}"`)
 }

@@ -10,6 +10,7 @@ export interface LoginMetrics {
   codeFailuresShed: Counter<'appid'>
   events: Counter<'type'>
   refreshes: Counter<'result'>
+  riskChecks: Counter<'rank' | 'action'>
 }
 
 export function createLoginMetrics (registry: Registry): LoginMetrics {
@@ -60,6 +61,14 @@ export function createLoginMetrics (registry: Registry): LoginMetrics {
       name: 'login_events_total',
       help: 'Login events written to the Redis Stream, by type.',
       labelNames: ['type'] as const,
+      registers: [registry]
+    }),
+    riskChecks: new Counter({
+      name: 'login_risk_checks_total',
+      help: "getUserRiskRank asked for logins that would create a user (LOGIN_RISK_POLICY), by WeChat's rank and " +
+        'action: allowed, observed (over the maximum, let in under observe), rejected (enforce), unavailable (WeChat ' +
+        'or the broker did not answer: let in).',
+      labelNames: ['rank', 'action'] as const,
       registers: [registry]
     }),
     refreshes: new Counter({

@@ -91,3 +91,10 @@ t.test('DATABASE_URL: the dialect from the scheme, bounds with defaults, the URL
     t.notMatch(err?.message, /secret-pw/)
   }
 })
+
+t.test('LOGIN_RISK_POLICY: off by default, observe or enforce, nothing else; LOGIN_RISK_MAX_RANK 0-4', async t => {
+  t.same(loadConfig(base).risk, { policy: 'off', maxRank: 3 })
+  t.same(loadConfig({ ...base, LOGIN_RISK_POLICY: 'enforce', LOGIN_RISK_MAX_RANK: '1' }).risk, { policy: 'enforce', maxRank: 1 })
+  t.throws(() => loadConfig({ ...base, LOGIN_RISK_POLICY: 'strict' }), /LOGIN_RISK_POLICY must be off, observe or enforce/)
+  t.throws(() => loadConfig({ ...base, LOGIN_RISK_MAX_RANK: '5' }), /LOGIN_RISK_MAX_RANK/)
+})

@@ -38,6 +38,7 @@ export function testConfig (overrides: Partial<LoginConfig> = {}): LoginConfig {
     eventsMaxLen: 100_000,
     eventsIncludePhone: false,
     retryWithoutKey: false,
+    risk: { policy: 'off', maxRank: 3 },
     piiKeys: parsePiiKeys(TEST_PII_KEYS),
     trustProxy: { kind: 'none' },
     ...overrides

@@ -13,6 +13,7 @@ export type WechatApi =
   | 'clear_quota'
   | 'getcallbackip'
   | 'charge_usage_get'
+  | 'getuserriskrank'
 
 export interface WechatApiMetrics {
   requests: Counter<'api' | 'result'>

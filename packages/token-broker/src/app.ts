@@ -11,6 +11,7 @@ import clientAuth from './plugins/client-auth.js'
 import keptAnswers from './plugins/kept-answers.js'
 import phoneUsage from './plugins/phone-usage.js'
 import phoneRoutes from './routes/phone.js'
+import riskRoutes from './routes/risk.js'
 import v1Routes from './routes/v1.js'
 import ticketRoutes from './routes/tickets.js'
 import quotaRoutes from './routes/quota.js'
@@ -63,6 +64,7 @@ export async function buildApp (config: BrokerConfig, opts: BuildOptions = {}): 
   await app.register(clientAuth, { clients: config.clients, metrics })
   await app.register(v1Routes, { prefix: '/v1' })
   await app.register(phoneRoutes, { prefix: '/v1', metrics })
+  await app.register(riskRoutes, { prefix: '/v1' })
   await app.register(ticketRoutes, { prefix: '/v1' })
   await app.register(quotaRoutes, { prefix: '/v1', metrics })
   await app.register(wechatCompatRoutes, { prefix: '/cgi-bin', forceRefreshGraceMs: config.forceRefreshGraceMs })

@@ -161,3 +161,11 @@ t.test('the server exits with one clear line on bad configuration', async t => {
   t.equal(r.status, 1)
   t.equal(r.stderr, 'token-broker: Invalid configuration: BROKER_CLIENTS is required (or BROKER_CLIENTS_FILE)\n')
 })
+
+t.test('PHONE_USAGE_*: polled every 600 s once spu ids are set; 0 is off; ids are digits', async t => {
+  t.equal(loadConfig(base).phoneUsage, undefined, 'no spu ids: no poll')
+  t.same(loadConfig({ ...base, PHONE_USAGE_SPU_IDS: '10000077, 10000078' }).phoneUsage, { pollMs: 600_000, spuIds: ['10000077', '10000078'] })
+  t.equal(loadConfig({ ...base, PHONE_USAGE_SPU_IDS: '10000077', PHONE_USAGE_POLL_SECONDS: '0' }).phoneUsage, undefined)
+  t.throws(() => loadConfig({ ...base, PHONE_USAGE_SPU_IDS: 'abc' }), /PHONE_USAGE_SPU_IDS holds "abc"/)
+  t.throws(() => loadConfig({ ...base, PHONE_USAGE_SPU_IDS: '1', PHONE_USAGE_POLL_SECONDS: '5' }), /at least 60/)
+})

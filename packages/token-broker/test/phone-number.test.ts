@@ -161,3 +161,21 @@ t.test('the usage poll (against the simulator): every billed exchange in the gau
   t.equal(await metricValue(app, 'token_broker_phone_exchanges_total', { appid: APPID, result: 'ok' }), 3, 'the counter agrees')
   t.notOk(logs.text().includes(sim.state.issuedTokens()[0] as string), 'no access_token in the logs')
 })
+
+t.test('user-risk-rank: WeChat\'s rank for the app\'s token; bodies validated; -1 is a 503', async t => {
+  const nock = useNock(t)
+  const { app } = await build(t)
+  nock(WX).post('/cgi-bin/stable_token').reply(200, tokenReply('AT-risk'))
+  const risk = `/v1/apps/${APPID}/user-risk-rank`
+  nock(WX).post('/wxa/getuserriskrank', { appid: APPID, openid: 'o-r', scene: 0, client_ip: '203.0.113.9' })
+    .query({ access_token: 'AT-risk' }).once().reply(200, { errcode: 0, errmsg: 'getuserriskrank succ', risk_rank: 3, unoin_id: 0 })
+  const ok = await app.inject({ method: 'POST', url: risk, headers: auth(), payload: { openid: 'o-r', scene: 0, client_ip: '203.0.113.9' } })
+  t.same([ok.statusCode, ok.json()], [200, { risk_rank: 3 }])
+  nock(WX).post('/wxa/getuserriskrank').query(true).times(4).reply(200, { errcode: -1, errmsg: 'busy' })
+  const busy = await app.inject({ method: 'POST', url: risk, headers: auth(), payload: { openid: 'o-r', scene: 0, client_ip: '::1' } })
+  t.equal(busy.statusCode, 503)
+  for (const payload of [{ openid: 'o', scene: 2, client_ip: '1.2.3.4' }, { openid: 'o', scene: 0 }, { openid: 'o', scene: 0, client_ip: 'not an ip' }]) {
+    t.equal((await app.inject({ method: 'POST', url: risk, headers: auth(), payload })).statusCode, 400, JSON.stringify(payload))
+  }
+  t.equal((await app.inject({ method: 'POST', url: risk, headers: auth(OTHER_CLIENT_TOKEN), payload: { openid: 'o', scene: 0, client_ip: '1.2.3.4' } })).statusCode, 403)
+})

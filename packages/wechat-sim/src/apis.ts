@@ -11,6 +11,7 @@ export type Api =
   | 'clear_quota'
   | 'getcallbackip'
   | 'charge_usage_get'
+  | 'getuserriskrank'
 export const APIS: readonly Api[] = [
   'token',
   'stable_token',
@@ -21,7 +22,8 @@ export const APIS: readonly Api[] = [
   'rid_get',
   'clear_quota',
   'getcallbackip',
-  'charge_usage_get'
+  'charge_usage_get',
+  'getuserriskrank'
 ]
 
 /** The path WeChat's quota tools know each API by. */
@@ -35,7 +37,8 @@ export const CGI_PATHS: Record<Api, string> = {
   rid_get: '/cgi-bin/openapi/rid/get',
   clear_quota: '/cgi-bin/clear_quota/v2',
   getcallbackip: '/cgi-bin/getcallbackip',
-  charge_usage_get: '/wxa/charge/usage/get'
+  charge_usage_get: '/wxa/charge/usage/get',
+  getuserriskrank: '/wxa/getuserriskrank'
 }
 
 /** What openapi/rid/get tells of a request that WeChat answered with an error. */

@@ -41,6 +41,8 @@ export class CodeBook {
   readonly reused = { login: 0, phone: 0 }
   /** Codes exchanged (phone: billed). */
   readonly exchanged = { login: 0, phone: 0 }
+  /** getuserriskrank's answer per openid (0 unless set through /__sim/risk-ranks). */
+  readonly riskRanks = new Map<string, number>()
 
   constructor (
     private readonly now: () => number,
@@ -51,6 +53,7 @@ export class CodeBook {
     this.logins.clear()
     this.phones.clear()
     this.phoneCalls.clear()
+    this.riskRanks.clear()
     this.reused.login = this.reused.phone = this.exchanged.login = this.exchanged.phone = 0
   }
 

@@ -82,6 +82,24 @@ async function codeRoutes (app: FastifyInstance, { sim }: { sim: SimContext }): 
     }
   )
 
+  // What getuserriskrank answers for an openid (0 lowest to 4 highest).
+  app.post<{ Body: { openid: string, rank: number } }>(
+    '/risk-ranks',
+    {
+      schema: {
+        body: {
+          type: 'object',
+          required: ['openid', 'rank'],
+          properties: { openid: { type: 'string', minLength: 1 }, rank: { type: 'integer', minimum: 0, maximum: 4 } }
+        }
+      }
+    },
+    async request => {
+      sim.state.codes.riskRanks.set(request.body.openid, request.body.rank)
+      return request.body
+    }
+  )
+
   // The quota bought for a paid capability (its spu), as /wxa/charge/usage/get then reports it.
   app.post<{ Body: { spuId: string, total: number } }>(
     '/charge-quota',

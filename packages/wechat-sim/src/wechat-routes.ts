@@ -147,6 +147,22 @@ export default async function wechatRoutes (app: FastifyInstance, { sim }: { sim
     }
   )
 
+  app.post<{ Querystring: Record<string, string | undefined>, Body: Record<string, unknown> | undefined }>(
+    '/wxa/getuserriskrank',
+    async (request, reply) => {
+      if (await intercept('getuserriskrank', request, reply)) return reply
+      const tok = sim.state.checkAccessToken(request.query.access_token)
+      const b = request.body ?? {}
+      // 47001: a body without the fields WeChat needs.
+      const outcome = !tok.ok
+        ? tok
+        : typeof b.openid !== 'string' || typeof b.client_ip !== 'string' || (b.scene !== 0 && b.scene !== 1)
+          ? { ok: false as const, errcode: 47001 }
+          : { ok: true as const, value: { risk_rank: sim.state.codes.riskRanks.get(b.openid) ?? 0 } }
+      return answerWithRid(request, outcome, v => ({ errcode: 0, errmsg: 'getuserriskrank succ', ...v, unoin_id: 0 }))
+    }
+  )
+
   app.get<{ Querystring: Record<string, string | undefined> }>('/wxa/charge/usage/get', async (request, reply) => {
     if (await intercept('charge_usage_get', request, reply)) return reply
     const tok = sim.state.checkAccessToken(request.query.access_token)

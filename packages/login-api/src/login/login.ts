@@ -14,6 +14,7 @@ import { exchangeOnce, SETTLED, type DoneExchange } from '../exchanges/code-exch
 import { errors } from '../errors.js'
 import { commitLogin, type CodeAnswer } from './login-commit.js'
 import { brokerFailure } from './phone-service.js'
+import { checkRegistrationRisk } from './risk-check.js'
 import type { loginResponse, userSchema } from '../schemas.js'
 import { storeCall } from '../store-call.js'
 import type { Identity, UserPatch, UserRecord } from '../users/user-store.js'
@@ -179,6 +180,8 @@ export async function thirdLogin (
   if (app.storeProblem() !== undefined) throw errors.storeUnavailable()
   const login = await exchangeLoginCode(app, request, appid, input.code, input.retry_key)
   const identity = { appid, openid: login.answer.openid }
+  // Before anything of the user is written: under enforce, a risky registration creates nothing.
+  await checkRegistrationRisk(app, request, identity)
   const patch: UserPatch = {}
   if (input.nickname !== undefined && input.nickname !== '') patch.nickname = input.nickname.normalize('NFC')
   if (input.head_pic !== undefined && input.head_pic !== '') patch.head_pic = input.head_pic

@@ -51,6 +51,42 @@ export class PhoneCalls {
     throw errors.wechatError(errcode, 'the phone number exchange')
   }
 
+  /**
+   * POST /wxa/getuserriskrank: WeChat's risk rank of a user (0 lowest to 4 highest) for a scene
+   * (0: registration, 1: marketing). A read: retried like one.
+   */
+  async riskRank (
+    appid: string,
+    accessToken: string,
+    ask: { openid: string, scene: number, clientIp: string },
+    deadline: number
+  ): Promise<number> {
+    const { baseUrl, timeoutMs } = this.wechat.opts
+    const outcome = await this.wechat.withRetries(
+      {
+        api: 'getuserriskrank',
+        method: 'POST',
+        url: `${baseUrl}/wxa/getuserriskrank`,
+        searchParams: { access_token: accessToken },
+        json: { appid, openid: ask.openid, scene: ask.scene, client_ip: ask.clientIp },
+        timeoutMs
+      },
+      o => o.kind === 'timeout' || o.kind === 'network' || (o.kind === 'errcode' && o.errcode === -1),
+      deadline
+    )
+    if (outcome.kind === 'errcode') {
+      if (TOKEN_REJECTED.has(outcome.errcode)) throw errors.wechatError(outcome.errcode, 'the access_token')
+      if (outcome.errcode === -1) throw errors.upstreamUnavailable('WeChat is busy', -1)
+      throw errors.wechatError(outcome.errcode, 'the risk rank query')
+    }
+    if (outcome.kind !== 'ok') throw transportError(outcome)
+    const rank = outcome.body.risk_rank
+    if (typeof rank !== 'number' || !Number.isInteger(rank) || rank < 0) {
+      throw errors.upstreamUnavailable('getuserriskrank answered without a risk_rank')
+    }
+    return rank
+  }
+
   /** GET /wxa/charge/usage/get: a spu's quota used and bought (a read: retried like one). */
   async usage (accessToken: string, spuId: string): Promise<ChargeUsage> {
     const { baseUrl, timeoutMs } = this.wechat.opts
