@@ -12,6 +12,9 @@ import keptAnswers from './plugins/kept-answers.js'
 import phoneUsage from './plugins/phone-usage.js'
 import phoneRoutes from './routes/phone.js'
 import riskRoutes from './routes/risk.js'
+import wechatEvents from './plugins/wechat-events.js'
+import wechatEventRoutes from './routes/wechat-events.js'
+import { buildPushServer } from './push/push-server.js'
 import v1Routes from './routes/v1.js'
 import ticketRoutes from './routes/tickets.js'
 import quotaRoutes from './routes/quota.js'
@@ -53,6 +56,7 @@ export async function buildApp (config: BrokerConfig, opts: BuildOptions = {}): 
     http: config.http
   })
   const metrics = createBrokerMetrics(app.registry)
+  app.decorate('pushMetrics', metrics.pushMessages)
   const got = opts.got ?? createUpstreamGot()
 
   await app.register(swagger, { openapi: OPENAPI })
@@ -60,11 +64,13 @@ export async function buildApp (config: BrokerConfig, opts: BuildOptions = {}): 
   await app.register(tokens, { config, got, metrics, backoffBaseMs: opts.backoffBaseMs })
   await app.register(tokenChecks, { config, metrics })
   await app.register(keptAnswers, { config })
+  await app.register(wechatEvents, { config })
   await app.register(phoneUsage, { config, metrics })
   await app.register(clientAuth, { clients: config.clients, metrics })
   await app.register(v1Routes, { prefix: '/v1' })
   await app.register(phoneRoutes, { prefix: '/v1', metrics })
   await app.register(riskRoutes, { prefix: '/v1' })
+  await app.register(wechatEventRoutes, { prefix: '/v1' })
   await app.register(ticketRoutes, { prefix: '/v1' })
   await app.register(quotaRoutes, { prefix: '/v1', metrics })
   await app.register(wechatCompatRoutes, { prefix: '/cgi-bin', forceRefreshGraceMs: config.forceRefreshGraceMs })
@@ -75,4 +81,13 @@ export async function buildApp (config: BrokerConfig, opts: BuildOptions = {}): 
   // The broker's port is internal, so its API description is served there.
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
   return app
+}
+
+/**
+ * The listener WeChat pushes to (PUSH_PORT), built on `app`'s store and metrics; null when no
+ * PUSH_PORT is set. It serves nothing but /wechat/push/{appid}: server.ts listens on it.
+ */
+export function buildPushListener (app: FastifyInstance, config: BrokerConfig): FastifyInstance | null {
+  if (config.push?.port === undefined) return null
+  return buildPushServer({ push: config.push, store: app.wechatEvents, metrics: app.pushMetrics, log: app.log })
 }

@@ -1,3 +1,4 @@
+import { readPushConfig, type PushConfig } from './push/push-config.js'
 import {
   APPID,
   ConfigError,
@@ -33,6 +34,8 @@ export interface BrokerClientConfig {
   apps: string[]
   /** May call the quota tools that spend WeChat's monthly allowance (clear_quota). */
   admin: boolean
+  /** WeChat's pushes this client receives (their Event, else MsgType; '*': all); absent: none. */
+  events?: string[]
 }
 
 export interface BrokerConfig {
@@ -81,6 +84,8 @@ export interface BrokerConfig {
    * polled from WeChat into gauges (docs/phone-billing.md). Off without spu ids.
    */
   phoneUsage?: { pollMs: number, spuIds: string[] }
+  /** WeChat's message push (PUSH_PORT) and its delivery to clients (docs/wechat-push.md). */
+  push?: PushConfig
   /** LOG_ACCESS_SAMPLE_RATE, LOG_SLOW_REQUEST_MS; errors are always logged. */
   accessLog?: AccessLogOptions
   /** REQUEST_TIMEOUT_SECONDS: how long a client may take to send a request. */
@@ -179,7 +184,11 @@ function parseClients (r: EnvReader): BrokerClientConfig[] {
     if (o.admin !== undefined && typeof o.admin !== 'boolean') {
       throw new ConfigError('BROKER_CLIENTS', `client ${o.name}: "admin" must be true or false`)
     }
-    return { name: o.name, tokenHashes, apps: o.apps as string[], admin: o.admin === true }
+    const events = o.events
+    if (events !== undefined && (!Array.isArray(events) || events.some(e => typeof e !== 'string' || e === ''))) {
+      throw new ConfigError('BROKER_CLIENTS', `client ${o.name}: "events" must be a list of event names, or ["*"]`)
+    }
+    return { name: o.name, tokenHashes, apps: o.apps as string[], admin: o.admin === true, events }
   })
 }
 
@@ -246,6 +255,7 @@ export function loadConfig (env: Env): BrokerConfig {
     reaskWindowMs: r.int('TOKEN_REASK_WINDOW_SECONDS', 60, { min: 1, max: 3600 }) * 1000,
     invalidationBudget: budget,
     phoneUsage: readPhoneUsage(r),
+    push: readPushConfig(r, apps.map(a => a.appid)),
     accessLog: readAccessLog(r),
     http: readHttpLimits(r)
   }

@@ -5,6 +5,13 @@ export const errors = {
   unauthorized: () =>
     new ServiceError('unauthorized', 'A valid client token is required (Authorization: Bearer <token>).', 401),
   forbidden: (appid: string) => new ServiceError('forbidden', `This client may not use app ${appid}.`, 403),
+  noEvents: (name: string) =>
+    new ServiceError('forbidden', `Client ${name} receives no WeChat events ("events" in BROKER_CLIENTS).`, 403),
+  storeUnavailable: (cause?: unknown) =>
+    new ServiceError('store_unavailable', 'The broker\'s store is unavailable; retry shortly.', 503, {
+      headers: { 'retry-after': '1' },
+      cause
+    }),
   unknownApp: (appid: string) => new ServiceError('unknown_app', `The broker holds no app ${appid}.`, 404),
   invalidCode: (errcode: number) =>
     new ServiceError(

@@ -52,6 +52,16 @@ export class BrokerKeys {
     return this.app(appid, `budget:${name}`)
   }
 
+  /** WeChat's pushes, one stream for all apps (a consumer group per client); one slot with their marks. */
+  get wechatEvents (): string {
+    return `${this.prefix}{wechat-events}:stream`
+  }
+
+  /** A push already stored: WeChat's resends of it are stored once. Named by a hash. */
+  wechatEventSeen (appid: string, dedupeId: string): string {
+    return `${this.prefix}{wechat-events}:seen:${sha256Hex(`${appid}\0${dedupeId}`)}`
+  }
+
   /** A short note every replica reads (a kept code2session answer, a token's verdict). */
   note (appid: string, name: string): string {
     return this.app(appid, `note:${name}`)

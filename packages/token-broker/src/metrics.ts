@@ -27,6 +27,7 @@ export interface BrokerMetrics {
   authFailures: Counter<'route' | 'errcode'>
   verifications: Counter<'appid' | 'result'>
   phoneExchanges: Counter<'appid' | 'result'>
+  pushMessages: Counter<'appid' | 'result'>
   chargeUsed: Gauge<'appid' | 'spu'>
   chargeTotal: Gauge<'appid' | 'spu'>
 }
@@ -129,6 +130,13 @@ export function createBrokerMetrics (registry: Registry): BrokerMetrics {
       'token_broker_phone_exchanges_total',
       'Phone-number exchanges (getuserphonenumber), by result: ok (WeChat answered a number: billed), kept (a retry ' +
         'answered from the kept number: not billed again), or the error code answered.',
+      ['appid', 'result']
+    ),
+    pushMessages: counter(
+      'token_broker_push_messages_total',
+      "WeChat's pushes on PUSH_PORT, by result: stored, duplicate (a resend of one stored), bad_signature, " +
+        'bad_request (stale timestamp, not decrypting, not a push), store_unavailable (not answered success: WeChat ' +
+        'resends).',
       ['appid', 'result']
     ),
     chargeUsed: gauge(

@@ -1,6 +1,6 @@
 import closeWithGrace from 'close-with-grace'
 import { configOrExit, startService } from '@wxlogin/service-kit'
-import { buildApp } from './app.js'
+import { buildApp, buildPushListener } from './app.js'
 import { loadConfig } from './config.js'
 
 const config = configOrExit('token-broker', loadConfig, process.env)
@@ -9,5 +9,15 @@ const service = await startService(app, config, {
   apps: config.apps.map(a => `${a.appid} (${a.tokenMode})`),
   store: config.redis === undefined ? 'memory' : 'redis'
 })
-// A refresh in flight finishes (its token is stored for the other replicas) before the exit.
-closeWithGrace({ delay: 15_000 }, service.close)
+// WeChat's pushes on a listener of their own (PUSH_PORT): the one port that faces the internet.
+const push = buildPushListener(app, config)
+if (push !== null) {
+  await push.listen({ host: config.host, port: config.push?.port })
+  app.log.info({ pushPort: config.push?.port, apps: [...(config.push?.apps.keys() ?? [])] }, 'push listener ready')
+}
+// A refresh in flight finishes (its token is stored for the other replicas) before the exit;
+// the push listener first, so WeChat is not told success by a process that is going.
+closeWithGrace({ delay: 15_000 }, async reason => {
+  await push?.close()
+  await service.close(reason)
+})

@@ -19,6 +19,9 @@ declare module 'fastify' {
     /** One store per credential kind; `credentialStores.token` holds access_tokens. */
     credentialStores: Record<CredentialKind, TokenStore>
     refreshLock: RefreshLock
+    /** The shared store's connection (null: memory); for what else the broker keeps there (pushes). */
+    storeRedis: RedisHandle | null
+    brokerKeys: BrokerKeys
     /** Readiness: how the shared store and the lock servers are doing. The broker serves either way. */
     storeHealth: () => { ok: true, degraded?: string }
   }
@@ -33,6 +36,8 @@ export default fp<{ config: BrokerConfig }>(
       'No Redis is configured (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES): tokens live in this process only; ' +
         'run a single replica'
     )
+    app.decorate('storeRedis', store)
+    app.decorate('brokerKeys', new BrokerKeys(config.redisKeyPrefix))
     if (store === null) {
       app.decorate(
         'credentialStores',
@@ -51,7 +56,7 @@ export default fp<{ config: BrokerConfig }>(
     )
     const ownLockServers = lockServers.filter(c => c !== store)
 
-    const keys = new BrokerKeys(config.redisKeyPrefix)
+    const keys = app.brokerKeys
     const stores = perKind(
       kind =>
         new RedisTokenStore(
