@@ -34,7 +34,12 @@ const write = (name, value) => {
 write('wechat_secret.txt', `dev-${randomBytes(16).toString('hex')}`)
 const token = random(32)
 write('broker_token.txt', token)
-write('broker_clients.json', JSON.stringify([{ name: 'login-api', token, apps: [appid] }]))
+// The login-api receives WeChat's withdrawals and cancellations (docs/wechat-push.md).
+const events = ['user_authorization_revoke', 'user_authorization_cancellation', 'user_info_modified']
+write('broker_clients.json', JSON.stringify([{ name: 'login-api', token, apps: [appid], events }]))
+// The MP console's message-push Token (3-32 letters and digits) and EncodingAESKey (43 characters).
+write('push_token.txt', randomBytes(16).toString('hex'))
+write('push_aes_key.txt', randomBytes(32).toString('base64').replace(/[^A-Za-z0-9]/g, '').padEnd(43, 'A').slice(0, 43))
 write('grafana_admin_password.txt', random(12))
 // The login-api's key for phone numbers at rest: <key id>:<base64 of 32 random bytes> a line;
 // rotate by adding a new line on top (the first encrypts, every line decrypts).

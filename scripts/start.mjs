@@ -20,6 +20,7 @@ const ports = {
   broker: port('BROKER_PORT', 3001),
   brokerMetrics: port('BROKER_METRICS_PORT', 9465),
   login: port('LOGIN_PORT', 3000),
+  push: port('PUSH_PORT', 3002),
   loginMetrics: port('LOGIN_METRICS_PORT', 9464)
 }
 
@@ -27,6 +28,9 @@ const realWechat = env.WECHAT_APPID !== undefined && env.WECHAT_SECRET !== undef
 const appid = env.WECHAT_APPID ?? 'wxdev0000000000001'
 const secret = env.WECHAT_SECRET ?? `dev-${randomBytes(16).toString('hex')}`
 const clientToken = randomBytes(32).toString('base64url')
+// WeChat's message push, from the simulator (POST /__sim/push) to the broker's push listener.
+const pushToken = randomBytes(12).toString('hex')
+const pushAesKey = randomBytes(32).toString('base64').replace(/[^A-Za-z0-9]/g, '').padEnd(43, 'A').slice(0, 43)
 // Phone numbers are sealed at rest with this key (PII_ENCRYPTION_KEY_FILE). Kept between runs in
 // deploy/secrets/ (never committed), so users stored in Redis by an earlier run stay readable.
 function devPiiKeys () {
@@ -114,7 +118,10 @@ try {
     WECHAT_SECRET: secret,
     WECHAT_API_BASE_URL: wechatBase,
     WECHAT_API_ALLOW_HTTP: String(wechatBase.startsWith('http:')),
-    BROKER_CLIENTS: JSON.stringify([{ name: 'login-api', token: clientToken, apps: [appid] }]),
+    BROKER_CLIENTS: JSON.stringify([{ name: 'login-api', token: clientToken, apps: [appid], events: ['*'] }]),
+    PUSH_PORT: String(ports.push),
+    WECHAT_PUSH_TOKEN: pushToken,
+    WECHAT_PUSH_AES_KEY: pushAesKey,
     ...(env.TOKEN_REFRESH_AHEAD_SECONDS !== undefined ? { TOKEN_REFRESH_AHEAD_SECONDS: env.TOKEN_REFRESH_AHEAD_SECONDS } : {}),
     ...redis
   })
@@ -125,6 +132,7 @@ try {
     WECHAT_APPID: appid,
     BROKER_URL: `http://${host}:${ports.broker}`,
     BROKER_TOKEN: clientToken,
+    WECHAT_EVENTS_RECEIVE: 'true',
     ...devPiiKeys(),
     ...redis,
     // Users in your PostgreSQL or MySQL (docs/sql-users.md); the schema is applied at start here.
@@ -141,6 +149,7 @@ console.log(`
 The stack is running (${env.REDIS_URL !== undefined ? 'Redis' : 'memory stores, single replica'}):
 ${simLine}
   token-broker    http://${host}:${ports.broker}        metrics http://${host}:${ports.brokerMetrics}/metrics
+  WeChat push     http://${host}:${ports.push}/wechat/push/${appid}   (token ${pushToken}, EncodingAESKey in this process)
   login-api       http://${host}:${ports.login}        metrics http://${host}:${ports.loginMetrics}/metrics
   appid           ${appid}
   broker token    in this process only (generated; pass BROKER_CLIENTS yourself to choose one)

@@ -70,6 +70,19 @@ t.test('without the simulator override, the broker talks to WeChat over HTTPS; p
   }
 })
 
+t.test('the push override: the broker\'s push listener published (it alone), its secrets, the login-api receiving', async t => {
+  const compose = composeConfig(t, ['docker-compose.yml', 'docker-compose.push.yml'])
+  if (compose === undefined) return
+  const broker = compose.services['token-broker'] as Record<string, any>
+  t.equal(broker.environment.PUSH_PORT, '3002')
+  t.equal(broker.environment.WECHAT_PUSH_TOKEN_FILE, '/run/secrets/push_token')
+  // docker-compose renders ports as strings or objects, by version: either way, 3002 and not the API.
+  const published = JSON.stringify(broker.ports)
+  t.match(published, /3002/, 'the push port is published')
+  t.notMatch(published, /3001|9465/, 'the API and metrics ports are not')
+  t.equal((compose.services['login-api']?.environment as Record<string, string>).WECHAT_EVENTS_RECEIVE, 'true')
+})
+
 t.test('the Sentinel override: replicas, three sentinels, both services through them', async t => {
   const compose = composeConfig(t, ['docker-compose.yml', 'docker-compose.sentinel.yml'])
   if (compose === undefined) return

@@ -14,8 +14,9 @@ export function run (t: Test, script: string, env: Record<string, string>): Runn
   return proc
 }
 
-export async function stackPorts (): Promise<Record<'SIM_PORT' | 'BROKER_PORT' | 'BROKER_METRICS_PORT' | 'LOGIN_PORT' | 'LOGIN_METRICS_PORT', string>> {
+export async function stackPorts (): Promise<Record<'SIM_PORT' | 'BROKER_PORT' | 'BROKER_METRICS_PORT' | 'LOGIN_PORT' | 'LOGIN_METRICS_PORT' | 'PUSH_PORT', string>> {
   return {
+    PUSH_PORT: String(await freePort()),
     SIM_PORT: String(await freePort()),
     BROKER_PORT: String(await freePort()),
     BROKER_METRICS_PORT: String(await freePort()),

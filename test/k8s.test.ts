@@ -25,7 +25,7 @@ function workspace (): string {
     'kind: Kustomization',
     'namespace: wx-phone-login',
     'resources: [../example]',
-    'components: [../../components/service-monitor]', ''
+    'components: [../../components/service-monitor, ../../components/wechat-push]', ''
   ].join('\n'))
   return dir
 }

@@ -34,6 +34,16 @@ export interface PhoneNumberOptions {
   retryKeySha256?: string
 }
 
+/** A WeChat push as the broker delivers it (POST /v1/wechat-events/receive). */
+export interface WechatEvent {
+  id: string
+  appid: string
+  event: string
+  openid: string
+  create_time: number
+  message: Record<string, unknown>
+}
+
 /** A phone number as WeChat's getuserphonenumber gives it (its watermark checked by the broker). */
 export interface PhoneNumber {
   phoneNumber: string
@@ -65,6 +75,12 @@ export interface BrokerClient {
   phoneNumber: (appid: string, code: string, opts?: PhoneNumberOptions) => Promise<PhoneNumber>
   /** WeChat's risk rank (getuserriskrank) of a user: 0 lowest to 4 highest. */
   userRiskRank: (appid: string, ask: { openid: string, scene: 0 | 1, clientIp: string }) => Promise<number>
+  /**
+   * WeChat's pushes for this client, at least once: up to `max`, waiting up to `waitSeconds` for
+   * one. Acknowledge each once handled; an unacknowledged one comes again.
+   */
+  receiveEvents: (opts?: { max?: number, waitSeconds?: number }) => Promise<WechatEvent[]>
+  ackEvents: (ids: string[]) => Promise<void>
   /** Readiness probe: the broker answers /healthz. */
   ping: () => Promise<boolean>
 }
@@ -98,6 +114,8 @@ function requester (http: Got, base: string, token: string, timeoutMs: number): 
       const e = err as { name?: string, code?: string }
       throw new BrokerUnavailableError(e.name === 'TimeoutError' ? 'timed out' : (e.code ?? 'network error'), err)
     }
+    // An acknowledgement answers 204, with no body.
+    if (res.statusCode === 204) return undefined as T
     let body: Record<string, unknown>
     try {
       body = JSON.parse(res.body) as Record<string, unknown>
@@ -212,6 +230,23 @@ export function createBrokerClient (opts: BrokerClientOptions): BrokerClient {
       })
       if (typeof body.risk_rank !== 'number') throw new BrokerUnavailableError('answer without a risk_rank')
       return body.risk_rank
+    },
+
+    async receiveEvents (o = {}) {
+      const waitSeconds = o.waitSeconds ?? 0
+      // The long poll's own bound, past the broker's wait.
+      const poll = requester(http, base, opts.token, timeoutMs + waitSeconds * 1000)
+      const body = await poll<{ messages?: unknown }>('POST', '/v1/wechat-events/receive', {
+        max: o.max ?? 10,
+        wait_seconds: waitSeconds
+      })
+      if (!Array.isArray(body.messages)) throw new BrokerUnavailableError('answer without messages')
+      return body.messages as WechatEvent[]
+    },
+
+    async ackEvents (ids) {
+      if (ids.length === 0) return
+      await request('POST', '/v1/wechat-events/ack', { ids })
     },
 
     async ping () {

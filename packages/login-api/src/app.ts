@@ -14,6 +14,7 @@ import loginContext from './plugins/login-context.js'
 import database from './plugins/database.js'
 import stores from './plugins/stores.js'
 import upstreams from './plugins/upstreams.js'
+import wechatEvents from './plugins/wechat-events.js'
 import apiRoutes from './routes/api.js'
 import { jwksRoute } from './routes/tokens.js'
 
@@ -56,6 +57,7 @@ export async function buildApp (config: LoginConfig, opts: BuildOptions = {}): P
   await app.register(database)
   await app.register(stores)
   await app.register(upstreams, { got })
+  await app.register(wechatEvents)
   await app.register(apiRoutes, { prefix: '/api' })
   const signed = app.signedSessions
   if (signed !== null) await jwksRoute(app, signed)

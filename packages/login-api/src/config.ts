@@ -57,6 +57,11 @@ export interface LoginConfig {
    */
   retryWithoutKey: boolean
   /**
+   * WECHAT_EVENTS_RECEIVE: receive WeChat's pushes from the broker (this service's client needs
+   * `events` there) and honour withdrawals and cancellations (docs/wechat-push.md).
+   */
+  wechatEventsReceive: boolean
+  /**
    * LOGIN_RISK_POLICY and LOGIN_RISK_MAX_RANK: a login that would create a user asks WeChat's
    * getUserRiskRank (scene 0) through the broker. `observe` counts; `enforce` refuses a rank above
    * `maxRank` (403 high_risk_user, no user created). Off by default; returning users are never asked.
@@ -174,6 +179,7 @@ export function loadConfig (env: Env): LoginConfig {
     eventsMaxLen: r.int('LOGIN_EVENTS_MAXLEN', 100_000, { min: 100, max: 100_000_000 }),
     eventsIncludePhone: r.bool('EVENTS_INCLUDE_PHONE', false),
     retryWithoutKey: r.bool('LOGIN_RETRY_WITHOUT_KEY', false),
+    wechatEventsReceive: r.bool('WECHAT_EVENTS_RECEIVE', false),
     risk: {
       policy: riskPolicy(r.string('LOGIN_RISK_POLICY', 'off')),
       maxRank: r.int('LOGIN_RISK_MAX_RANK', 3, { min: 0, max: 4 })

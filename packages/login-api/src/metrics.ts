@@ -1,4 +1,4 @@
-import { Counter, type Registry } from 'prom-client'
+import { Counter, Gauge, type Registry } from 'prom-client'
 
 export interface LoginMetrics {
   logins: Counter<'result'>
@@ -11,6 +11,8 @@ export interface LoginMetrics {
   events: Counter<'type'>
   refreshes: Counter<'result'>
   riskChecks: Counter<'rank' | 'action'>
+  wechatEvents: Counter<'event' | 'result'>
+  wechatEventsLag: Gauge
 }
 
 export function createLoginMetrics (registry: Registry): LoginMetrics {
@@ -52,7 +54,8 @@ export function createLoginMetrics (registry: Registry): LoginMetrics {
     }),
     codeFailuresShed: new Counter({
       name: 'login_code_failures_shed_total',
-      help: 'Logins refused before WeChat because the app is over CODE_FAILURE_BUDGET and the client IP has failed ' +
+      help:
+        'Logins refused before WeChat because the app is over CODE_FAILURE_BUDGET and the client IP has failed ' +
         'itself.',
       labelNames: ['appid'] as const,
       registers: [registry]
@@ -63,9 +66,23 @@ export function createLoginMetrics (registry: Registry): LoginMetrics {
       labelNames: ['type'] as const,
       registers: [registry]
     }),
+    wechatEvents: new Counter({
+      name: 'login_wechat_events_total',
+      help:
+        "WeChat's pushes received from the broker, by event and result: applied, unknown_user (acknowledged, " +
+        'nothing to do), ignored (an event or withdrawal the login-api keeps nothing of), failed (delivered again).',
+      labelNames: ['event', 'result'] as const,
+      registers: [registry]
+    }),
+    wechatEventsLag: new Gauge({
+      name: 'login_wechat_events_lag_seconds',
+      help: "Seconds between WeChat's CreateTime of the last push applied and its application.",
+      registers: [registry]
+    }),
     riskChecks: new Counter({
       name: 'login_risk_checks_total',
-      help: "getUserRiskRank asked for logins that would create a user (LOGIN_RISK_POLICY), by WeChat's rank and " +
+      help:
+        "getUserRiskRank asked for logins that would create a user (LOGIN_RISK_POLICY), by WeChat's rank and " +
         'action: allowed, observed (over the maximum, let in under observe), rejected (enforce), unavailable (WeChat ' +
         'or the broker did not answer: let in).',
       labelNames: ['rank', 'action'] as const,
@@ -73,7 +90,8 @@ export function createLoginMetrics (registry: Registry): LoginMetrics {
     }),
     refreshes: new Counter({
       name: 'login_token_refreshes_total',
-      help: 'POST /api/user/token/refresh by result: rotated, grace (a repeat within the grace), reuse (a spent ' +
+      help:
+        'POST /api/user/token/refresh by result: rotated, grace (a repeat within the grace), reuse (a spent ' +
         'token: its family revoked), unknown, conflict.',
       labelNames: ['result'] as const,
       registers: [registry]

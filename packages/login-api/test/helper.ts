@@ -39,6 +39,7 @@ export function testConfig (overrides: Partial<LoginConfig> = {}): LoginConfig {
     eventsIncludePhone: false,
     retryWithoutKey: false,
     risk: { policy: 'off', maxRank: 3 },
+    wechatEventsReceive: false,
     piiKeys: parsePiiKeys(TEST_PII_KEYS),
     trustProxy: { kind: 'none' },
     ...overrides

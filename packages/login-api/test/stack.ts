@@ -2,7 +2,7 @@ import type { Test } from 'tap'
 import got from 'got'
 import type { FastifyInstance } from 'fastify'
 import { createSimulator, CONTROL_PREFIX } from '@wxlogin/wechat-sim'
-import { buildApp as buildBroker } from '@wxlogin/token-broker'
+import { buildApp as buildBroker, buildPushListener, type BrokerConfig } from '@wxlogin/token-broker'
 import { loggerOptions } from '@wxlogin/service-kit'
 import { LogCapture, startRedisServer, waitFor, type RedisServer } from '@wxlogin/testing'
 import { APPID, BROKER_TOKEN, build, testConfig } from './helper.js'
@@ -17,6 +17,8 @@ export interface Stack {
   brokerLogs: LogCapture
   sim: ReturnType<typeof createSimulator>
   redis: RedisServer
+  /** With `push`: the broker's push URL (its own listener), for the simulator to push to. */
+  pushUrl?: string
   /** A login code and a phone code for `openid` (of `appid`, the first app by default). */
   mint: (openid: string, opts?: { appid?: string, unionid?: string | null, phoneNumber?: string }) => Promise<{ code: string, phoneCode: string }>
 }
@@ -30,7 +32,12 @@ export interface StackOptions {
   redis?: LoginConfig['redis']
   /** Login-apis with no Redis at all: every store in process (`pnpm start` without REDIS_URL). */
   memory?: boolean
+  /** The broker takes WeChat's pushes (PUSH_TOKEN, PUSH_AES_KEY) and hands them to the login-api's client. */
+  push?: boolean
 }
+
+export const PUSH_TOKEN = 'stackPushToken1'
+export const PUSH_AES_KEY = 'abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG'
 
 /** Simulator and token-broker on real ports, sharing one real Redis with `instances` login-apis. */
 export async function stack (t: Test, instances: number, opts: StackOptions = {}): Promise<Stack> {
@@ -41,7 +48,7 @@ export async function stack (t: Test, instances: number, opts: StackOptions = {}
   t.teardown(() => sim.app.close())
   const simUrl = `http://127.0.0.1:${(sim.app.server.address() as { port: number }).port}`
   const brokerLogs = new LogCapture()
-  const broker = await buildBroker({
+  const brokerConfig: BrokerConfig = {
     host: '127.0.0.1',
     port: 0,
     metricsPort: 0,
@@ -51,7 +58,10 @@ export async function stack (t: Test, instances: number, opts: StackOptions = {}
     redisKeyPrefix: 'wxbroker:',
     wechatBaseUrl: simUrl,
     apps: appids.map(appid => ({ appid, secret: SECRET, tokenMode: 'stable' as const })),
-    clients: [{ name: 'login-api', token: BROKER_TOKEN, apps: appids, admin: false }],
+    clients: [{ name: 'login-api', token: BROKER_TOKEN, apps: appids, admin: false, ...(opts.push === true ? { events: ['*'] } : {}) }],
+    ...(opts.push === true
+      ? { push: { port: 0, apps: new Map(appids.map(a => [a, { token: PUSH_TOKEN, aesKey: Buffer.from(`${PUSH_AES_KEY}=`, 'base64') }])), visibilityMs: 2000, retentionMs: 3_600_000 } }
+      : {}),
     refreshAheadSeconds: 300,
     verifyFloorMs: 5000,
     reaskWindowMs: 60_000,
@@ -62,9 +72,17 @@ export async function stack (t: Test, instances: number, opts: StackOptions = {}
     forceRefreshIntervalMs: 60_000,
     forceRefreshGraceMs: 60_000,
     invalidationBudget: { stable: 10, classic: 1000 }
-  }, { logger: loggerOptions('trace', 'token-broker', brokerLogs), got: got.extend({ retry: { limit: 0 } }) })
+  }
+  const broker = await buildBroker(brokerConfig, { logger: loggerOptions('trace', 'token-broker', brokerLogs), got: got.extend({ retry: { limit: 0 } }) })
   await broker.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(() => broker.close())
+  let pushUrl: string | undefined
+  if (opts.push === true) {
+    const listener = buildPushListener(broker, brokerConfig) as FastifyInstance
+    await listener.listen({ port: 0, host: '127.0.0.1' })
+    t.teardown(() => listener.close())
+    pushUrl = `http://127.0.0.1:${(listener.server.address() as { port: number }).port}/wechat/push`
+  }
   const brokerUrl = `http://127.0.0.1:${(broker.server.address() as { port: number }).port}`
   const apps: FastifyInstance[] = []
   const logs: LogCapture[] = []
@@ -80,5 +98,5 @@ export async function stack (t: Test, instances: number, opts: StackOptions = {}
     const phoneCode = (await sim.app.inject({ method: 'POST', url: `${CONTROL_PREFIX}/phone-codes`, payload: { appid, phoneNumber: m.phoneNumber ?? '13800138000', openid } })).json().code
     return { code, phoneCode }
   }
-  return { apps, logs, brokerLogs, sim, redis, mint }
+  return { apps, logs, brokerLogs, sim, redis, mint, ...(pushUrl === undefined ? {} : { pushUrl }) }
 }

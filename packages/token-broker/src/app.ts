@@ -57,6 +57,7 @@ export async function buildApp (config: BrokerConfig, opts: BuildOptions = {}): 
   })
   const metrics = createBrokerMetrics(app.registry)
   app.decorate('pushMetrics', metrics.pushMessages)
+  app.decorate('quotaGauges', { used: metrics.chargeUsed, total: metrics.chargeTotal })
   const got = opts.got ?? createUpstreamGot()
 
   await app.register(swagger, { openapi: OPENAPI })
@@ -89,5 +90,11 @@ export async function buildApp (config: BrokerConfig, opts: BuildOptions = {}): 
  */
 export function buildPushListener (app: FastifyInstance, config: BrokerConfig): FastifyInstance | null {
   if (config.push?.port === undefined) return null
-  return buildPushServer({ push: config.push, store: app.wechatEvents, metrics: app.pushMetrics, log: app.log })
+  return buildPushServer({
+    push: config.push,
+    store: app.wechatEvents,
+    metrics: app.pushMetrics,
+    quota: app.quotaGauges,
+    log: app.log
+  })
 }

@@ -191,3 +191,16 @@ t.test('Redis frozen while a push arrives: no success; the resend is stored once
   const got = await app.inject({ method: 'POST', url: '/v1/wechat-events/receive', headers: auth(OTHER_EVENTS_TOKEN), payload: {} })
   t.same(got.json().messages.map((m: { openid: string }) => m.openid), ['o-frozen'], 'stored once')
 })
+
+t.test('charge_service_quota_notify sets the phone-billing gauges, as the usage poll does', async t => {
+  const config = testConfig({ push: pushConfig(), clients })
+  const { app } = await build(t, config)
+  await app.ready()
+  const push = buildPushServer({ push: config.push as PushConfig, store: app.wechatEvents, metrics: app.pushMetrics, quota: app.quotaGauges, log: app.log })
+  t.teardown(() => push.close())
+  const now = Math.floor(Date.now() / 1000)
+  const message = JSON.stringify({ ToUserName: 'gh_test', FromUserName: 'o_push_service', CreateTime: now, MsgType: 'event', Event: 'charge_service_quota_notify', spu_id: '10000077', total_quota: 1000, total_used_quota: 950, OpenID: 'system' })
+  t.equal((await push.inject({ method: 'POST', ...wechatPush(message, 'safe', true) })).body, 'success')
+  t.equal(await metricValue(app, 'wechat_charge_quota_used', { appid: APPID, spu: '10000077' }), 950)
+  t.equal(await metricValue(app, 'wechat_charge_quota_total', { appid: APPID, spu: '10000077' }), 1000)
+})

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import type { Fault } from './faults.js'
 import { APIS, type Api } from './state.js'
 import type { SimContext } from './context.js'
+import { sendPush, type PushRequest } from './push-sender.js'
 
 /** Minting codes and adding apps: what a test or a load generator needs before it logs in. */
 async function codeRoutes (app: FastifyInstance, { sim }: { sim: SimContext }): Promise<void> {
@@ -80,6 +81,31 @@ async function codeRoutes (app: FastifyInstance, { sim }: { sim: SimContext }): 
       }
       return sim.state.mintPhoneCode(appid, b.phoneNumber, b.countryCode, b.openid)
     }
+  )
+
+  // A push to a server, as WeChat sends one (signed, encrypted, resent while not answered success).
+  app.post<{ Body: PushRequest }>(
+    '/push',
+    {
+      schema: {
+        body: {
+          type: 'object',
+          required: ['url', 'appid', 'token', 'mode', 'format', 'message'],
+          properties: {
+            url: { type: 'string', pattern: '^https?://' },
+            appid: { type: 'string', minLength: 1 },
+            token: { type: 'string', minLength: 1 },
+            aesKey: { type: 'string', minLength: 43, maxLength: 43 },
+            mode: { enum: ['plain', 'compatible', 'safe'] },
+            format: { enum: ['xml', 'json'] },
+            message: { type: 'object', additionalProperties: { type: ['string', 'number'] } },
+            resends: { type: 'integer', minimum: 0, maximum: 3 },
+            resendAfterMs: { type: 'integer', minimum: 0, maximum: 10_000 }
+          }
+        }
+      }
+    },
+    async request => await sendPush(request.body)
   )
 
   // What getuserriskrank answers for an openid (0 lowest to 4 highest).

@@ -2,13 +2,21 @@ import { maskPhone, type RedisHandle } from '@wxlogin/service-kit'
 import type { PhoneInfo, UserRecord } from '../users/user-record.js'
 import type { LoginKeys } from '../keys.js'
 
-export type LoginEventType = 'user.created' | 'user.logged_in' | 'user.phone_changed' | 'user.deleted'
+export type LoginEventType =
+  | 'user.created'
+  | 'user.logged_in'
+  | 'user.phone_changed'
+  | 'user.deleted'
+  | 'user.phone_revoked'
+  | 'user.profile_revoked'
 
 export interface LoginEvent {
   type: LoginEventType
   user: UserRecord
   appid: string
   openid: string
+  /** Why (user.deleted: `wechat_cancellation` when WeChat said the user cancelled the account). */
+  reason?: string
 }
 
 /** Where login events go: a Redis Stream, or nowhere without Redis (docs/login-api.md: login events). */
@@ -52,7 +60,8 @@ export class RedisStreamEvents implements EventSink {
       unionid: e.user.unionid ?? '',
       phone: this.phone(e.user.phone),
       country_code: e.user.phone?.countryCode ?? '',
-      at: e.user.updated_at
+      at: e.user.updated_at,
+      ...(e.reason === undefined ? {} : { reason: e.reason })
     }
   }
 

@@ -19,7 +19,8 @@ export async function deleteAccount (
   app: FastifyInstance,
   userId: string,
   via: Identity,
-  known: Identity[]
+  known: Identity[],
+  reason?: string
 ): Promise<void> {
   await storeCall(app.exchanges.revokeAllOf(known))
   const user = await storeCall(app.users.deleteUser(userId))
@@ -37,6 +38,8 @@ export async function deleteAccount (
     created_at: user?.created_at ?? now,
     updated_at: now
   }
-  await storeCall(app.events.emit([{ type: 'user.deleted', user: gone, ...via }]))
+  await storeCall(
+    app.events.emit([{ type: 'user.deleted', user: gone, ...via, ...(reason === undefined ? {} : { reason }) }])
+  )
   app.loginMetrics.events.inc({ type: 'user.deleted' })
 }

@@ -10,6 +10,8 @@ import {
   type UserRecord,
   type UserStore,
   writeSides,
+  withoutFields,
+  type Forgotten,
   type LoginSides,
   type PendingLogin
 } from './user-store.js'
@@ -39,6 +41,14 @@ export class MemoryUserStore implements UserStore {
     const user = merge(cur ?? blankUser(userId, now), identity, unionid, patch, now)
     this.users.set(userId, user)
     return { user, isNew: cur === undefined, phoneChanged: !samePhone(cur?.phone ?? null, patch.phone) }
+  }
+
+  async forget (userId: string, what: Forgotten): Promise<UserRecord | null> {
+    const user = this.users.get(userId)
+    if (user === undefined) return null
+    const next = withoutFields(user, what, new Date().toISOString())
+    this.users.set(userId, next)
+    return { ...next, phone: null }
   }
 
   async getUser (userId: string): Promise<UserRecord | null> {

@@ -85,6 +85,21 @@ export interface UserStore {
    * Never opens a sealed value: a record sealed under a key since removed is deleted all the same.
    */
   deleteUser: (userId: string) => Promise<DeletedUser | null>
+  /**
+   * A withdrawal honoured (WeChat's push): the phone (sealed, masked and its verification time)
+   * or the profile (nickname and avatar) removed. The record as it is now, its phone never opened
+   * (null in the answer); null when there is no such user. Idempotent.
+   */
+  forget: (userId: string, what: Forgotten) => Promise<UserRecord | null>
+}
+
+/** What a withdrawal removes: the phone, or the nickname and avatar. */
+export type Forgotten = 'phone' | 'profile'
+
+/** `record` without what a withdrawal removes (a JSON record as stored, or a UserRecord). */
+export function withoutFields<T extends object> (record: T, what: Forgotten, now: string): T {
+  const fields = what === 'phone' ? { phone: null, phone_verified_at: null } : { nickname: null, head_pic: null }
+  return { ...record, ...fields, updated_at: now }
 }
 
 /** What deletion reports of a user it removed: nothing sealed, nothing personal. */

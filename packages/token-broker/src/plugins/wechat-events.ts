@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin'
-import type { Counter } from 'prom-client'
+import type { Counter, Gauge } from 'prom-client'
 import type { BrokerConfig } from '../config.js'
 import { MemoryEventStore, type WechatEventStore } from '../push/event-store.js'
 import { RedisEventStore } from '../push/redis-event-store.js'
@@ -10,6 +10,8 @@ declare module 'fastify' {
     wechatEvents: WechatEventStore
     /** token_broker_push_messages_total, for the push listener (buildPushListener). */
     pushMetrics: Counter<'appid' | 'result'>
+    /** wechat_charge_quota_used and _total: the usage poll and charge_service_quota_notify set them. */
+    quotaGauges: { used: Gauge<'appid' | 'spu'>, total: Gauge<'appid' | 'spu'> }
   }
 }
 

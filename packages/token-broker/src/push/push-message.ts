@@ -41,7 +41,8 @@ export function toPushMessage (appid: string, m: Record<string, unknown>, queryO
   const createTime = Number(text(m.CreateTime))
   const openid = text(m.OpenID) ?? text(m.FromUserName) ?? queryOpenid
   if (event === undefined || openid === undefined || !Number.isInteger(createTime) || createTime <= 0) return null
-  // WeChat's advice: a message by MsgId, an event by its sender and time.
-  const dedupeId = text(m.MsgId) ?? `${openid}:${createTime}:${event}`
+  // A message by its MsgId; an event by whom it is about, when, and what (two withdrawals of one
+  // user in one second differ by RevokeInfo). FromUserName is WeChat's push service, not the user.
+  const dedupeId = text(m.MsgId) ?? `${openid}:${createTime}:${event}:${text(m.RevokeInfo) ?? ''}`
   return { appid, event, openid, createTime, dedupeId, message: m }
 }

@@ -1,5 +1,5 @@
 import Fastify, { type FastifyInstance } from 'fastify'
-import type { Counter } from 'prom-client'
+import type { Counter, Gauge } from 'prom-client'
 import type { PushConfig } from './push-config.js'
 import { decryptPush, PushDecryptError, pushSignature, signatureMatches } from './push-crypto.js'
 import { parseBody, toPushMessage } from './push-message.js'
@@ -27,7 +27,18 @@ export interface PushServerOptions {
   store: WechatEventStore
   metrics: Counter<'appid' | 'result'>
   log: FastifyInstance['log']
+  /** The phone-billing gauges, set from charge_service_quota_notify as the usage poll sets them. */
+  quota?: { used: Gauge<'appid' | 'spu'>, total: Gauge<'appid' | 'spu'> }
   now?: () => number
+}
+
+/** A paid capability's quota as WeChat pushes it (charge_service_quota_notify), when it says one. */
+export function quotaOf (m: Record<string, unknown>): { spu: string, used: number, total: number } | null {
+  const pick = (...names: string[]): unknown => names.map(n => m[n]).find(v => v !== undefined)
+  const spu = String(pick('SpuId', 'spu_id', 'spuId') ?? '')
+  const used = Number(pick('TotalUsedQuota', 'total_used_quota', 'totalUsedQuota'))
+  const total = Number(pick('TotalQuota', 'total_quota', 'totalQuota'))
+  return /^\d{1,20}$/.test(spu) && Number.isFinite(used) && Number.isFinite(total) ? { spu, used, total } : null
 }
 
 const within = async <T>(op: Promise<T>, ms: number): Promise<T> =>
@@ -136,6 +147,11 @@ export function buildPushServer (opts: PushServerOptions): FastifyInstance {
         return await reply.code(503).send('not stored')
       }
       metrics.inc({ appid, result })
+      const quota = parsed.event === 'charge_service_quota_notify' ? quotaOf(parsed.message) : null
+      if (quota !== null && opts.quota !== undefined) {
+        opts.quota.used.set({ appid, spu: quota.spu }, quota.used)
+        opts.quota.total.set({ appid, spu: quota.spu }, quota.total)
+      }
       request.log.info({ appid, event: parsed.event, result }, 'push received')
       return 'success'
     }

@@ -6,6 +6,8 @@ import {
   normalise,
   phoneContext,
   type DeletedUser,
+  type Forgotten,
+  withoutFields,
   type Identity,
   type PendingLogin,
   type UserRecord,
@@ -85,6 +87,22 @@ export class RedisUserStore implements UserStore {
   async identitiesOf (userId: string): Promise<Identity[]> {
     const record = await this.raw(userId)
     return Array.isArray(record?.identities) ? record.identities : []
+  }
+
+  async forget (userId: string, what: Forgotten): Promise<UserRecord | null> {
+    const key = this.userKey(userId)
+    // Compare-and-write: a login that changes the record meanwhile makes this read again.
+    for (let attempt = 0; attempt < 16; attempt++) {
+      const raw = await this.redis.cmd.get(key)
+      if (raw === null) return null
+      const next = withoutFields(JSON.parse(raw) as Record<string, unknown>, what, new Date().toISOString())
+      const written = JSON.stringify(next)
+      const write = this.redis.cmd.eval(REWRITE_UNCHANGED, { keys: [key], arguments: [raw, written] })
+      if (Number(await this.redis.durable(key, write)) === 1) {
+        return normalise({ ...(next as unknown as UserRecord), phone: null }, null)
+      }
+    }
+    throw new Error('the user record kept changing')
   }
 
   async deleteUser (userId: string): Promise<DeletedUser | null> {

@@ -11,6 +11,7 @@ import {
   type UserRecord,
   type UserStore,
   type DeletedUser,
+  type Forgotten,
   type LoginSides,
   type PendingLogin,
   writeSides
@@ -258,6 +259,25 @@ export class SqlUserStore implements UserStore {
         identities: identities.map(i => ({ appid: i.appid, openid: i.openid })),
         created_at: iso(row.created_at)
       }
+    })
+  }
+
+  async forget (userId: string, what: Forgotten): Promise<UserRecord | null> {
+    return await this.database.run(async () => {
+      const now = new Date()
+      const set: Partial<UsersTable> =
+        what === 'phone'
+          ? { phone_sealed: null, phone_masked: null, phone_country_code: null, phone_verified_at: null }
+          : { nickname: null, head_pic: null }
+      await this.db
+        .updateTable('wxlogin_users')
+        .set({ ...set, updated_at: now })
+        .where('user_id', '=', userId)
+        .execute()
+      const row = await this.db.selectFrom('wxlogin_users').selectAll().where('user_id', '=', userId).executeTakeFirst()
+      if (row === undefined) return null
+      // Read back without opening the phone: a withdrawal never depends on a key.
+      return toRecord(row, await this.identitiesOfIn(this.db, userId), null)
     })
   }
 }
