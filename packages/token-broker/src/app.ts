@@ -15,6 +15,7 @@ import riskRoutes from './routes/risk.js'
 import wechatEvents from './plugins/wechat-events.js'
 import wechatEventRoutes from './routes/wechat-events.js'
 import { buildPushServer } from './push/push-server.js'
+import { throughEgressProxy } from './wechat/egress.js'
 import v1Routes from './routes/v1.js'
 import ticketRoutes from './routes/tickets.js'
 import quotaRoutes from './routes/quota.js'
@@ -58,7 +59,12 @@ export async function buildApp (config: BrokerConfig, opts: BuildOptions = {}): 
   const metrics = createBrokerMetrics(app.registry)
   app.decorate('pushMetrics', metrics.pushMessages)
   app.decorate('quotaGauges', { used: metrics.chargeUsed, total: metrics.chargeTotal })
-  const got = opts.got ?? createUpstreamGot()
+  // Every request to WeChat, through the egress proxy when one is set.
+  const egress = throughEgressProxy(opts.got ?? createUpstreamGot(), config.egressProxy)
+  const got = egress.got
+  app.addHook('onClose', async () => {
+    egress.close()
+  })
 
   await app.register(swagger, { openapi: OPENAPI })
   await app.register(tokenStore, { config })

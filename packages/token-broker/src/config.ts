@@ -84,6 +84,8 @@ export interface BrokerConfig {
    * polled from WeChat into gauges (docs/phone-billing.md). Off without spu ids.
    */
   phoneUsage?: { pollMs: number, spuIds: string[] }
+  /** WECHAT_EGRESS_PROXY: the forward proxy every request to WeChat goes through (may hold credentials). */
+  egressProxy?: string
   /** WeChat's message push (PUSH_PORT) and its delivery to clients (docs/wechat-push.md). */
   push?: PushConfig
   /** LOG_ACCESS_SAMPLE_RATE, LOG_SLOW_REQUEST_MS; errors are always logged. */
@@ -256,6 +258,7 @@ export function loadConfig (env: Env): BrokerConfig {
     invalidationBudget: budget,
     phoneUsage: readPhoneUsage(r),
     push: readPushConfig(r, apps.map(a => a.appid)),
+    egressProxy: readEgressProxy(r),
     accessLog: readAccessLog(r),
     http: readHttpLimits(r)
   }
@@ -275,4 +278,20 @@ function readPhoneUsage (r: EnvReader): BrokerConfig['phoneUsage'] {
   // At least a minute: WeChat's usage figures move no faster, and each poll is a call per app and spu.
   if (pollSeconds < 60) throw new ConfigError('PHONE_USAGE_POLL_SECONDS', 'must be 0 (off) or at least 60')
   return { pollMs: pollSeconds * 1000, spuIds }
+}
+
+/** http://[user:password@]host:port; the messages never quote it (it may hold a password). */
+function readEgressProxy (r: EnvReader): string | undefined {
+  const value = r.secret('WECHAT_EGRESS_PROXY')
+  if (value === undefined || value === '') return undefined
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    throw new ConfigError('WECHAT_EGRESS_PROXY', 'is not a URL (http://[user:password@]host:port)')
+  }
+  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.hostname === '' || url.pathname.length > 1) {
+    throw new ConfigError('WECHAT_EGRESS_PROXY', 'must be http://[user:password@]host:port (or https://)')
+  }
+  return value
 }

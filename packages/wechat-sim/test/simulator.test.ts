@@ -130,7 +130,7 @@ t.test('HTTP: the WeChat APIs with WeChat shapes, and the control API', async t 
 
   const { apiConnections, ...calls } = (await app.inject(`${CONTROL_PREFIX}/calls`)).json()
   t.ok(apiConnections >= 1 && apiConnections <= 5, 'the connections that carried the 5 calls')
-  t.same(calls, { token: 2, stable_token: 1, jscode2session: 1, getuserphonenumber: 1, getticket: 0, quota_get: 0, rid_get: 0, clear_quota: 0, getcallbackip: 0, abandoned: { token: 0, stable_token: 0, jscode2session: 0, getuserphonenumber: 0, getticket: 0, quota_get: 0, rid_get: 0, clear_quota: 0, getcallbackip: 0 }, reused_codes: { login: 0, phone: 0 }, exchanged_codes: { login: 1, phone: 1 }, forced_refreshes: 0 })
+  t.same(calls, { token: 2, stable_token: 1, jscode2session: 1, getuserphonenumber: 1, getticket: 0, quota_get: 0, rid_get: 0, clear_quota: 0, getcallbackip: 0, charge_usage_get: 0, getuserriskrank: 0, abandoned: { token: 0, stable_token: 0, jscode2session: 0, getuserphonenumber: 0, getticket: 0, quota_get: 0, rid_get: 0, clear_quota: 0, getcallbackip: 0, charge_usage_get: 0, getuserriskrank: 0 }, reused_codes: { login: 0, phone: 0 }, exchanged_codes: { login: 1, phone: 1 }, forced_refreshes: 0 })
   // A code presented again after its exchange: WeChat refuses it, and the simulator counts it.
   await app.inject({ method: 'GET', url: `/sns/jscode2session?appid=${APPID}&secret=${SECRET}&js_code=${login.code}&grant_type=authorization_code` })
   await app.inject({ method: 'POST', url: `/wxa/business/getuserphonenumber?access_token=${token}`, payload: { code: phone.code, openid: 'o1' } })
@@ -157,7 +157,7 @@ t.test('HTTP: the WeChat APIs with WeChat shapes, and the control API', async t 
   t.equal(rejected.statusCode, 400)
 
   t.equal((await app.inject({ method: 'POST', url: `${CONTROL_PREFIX}/reset` })).statusCode, 204)
-  t.same((await app.inject(`${CONTROL_PREFIX}/calls`)).json(), { token: 0, stable_token: 0, jscode2session: 0, getuserphonenumber: 0, getticket: 0, quota_get: 0, rid_get: 0, clear_quota: 0, getcallbackip: 0, abandoned: { token: 0, stable_token: 0, jscode2session: 0, getuserphonenumber: 0, getticket: 0, quota_get: 0, rid_get: 0, clear_quota: 0, getcallbackip: 0 }, apiConnections: 0, reused_codes: { login: 0, phone: 0 }, exchanged_codes: { login: 0, phone: 0 }, forced_refreshes: 0 })
+  t.same((await app.inject(`${CONTROL_PREFIX}/calls`)).json(), { token: 0, stable_token: 0, jscode2session: 0, getuserphonenumber: 0, getticket: 0, quota_get: 0, rid_get: 0, clear_quota: 0, getcallbackip: 0, charge_usage_get: 0, getuserriskrank: 0, abandoned: { token: 0, stable_token: 0, jscode2session: 0, getuserphonenumber: 0, getticket: 0, quota_get: 0, rid_get: 0, clear_quota: 0, getcallbackip: 0, charge_usage_get: 0, getuserriskrank: 0 }, apiConnections: 0, reused_codes: { login: 0, phone: 0 }, exchanged_codes: { login: 0, phone: 0 }, forced_refreshes: 0 })
   const after = await app.inject({ method: 'POST', url: `/wxa/business/getuserphonenumber?access_token=${token}`, payload: { code: 'x' } })
   t.equal(after.json().errcode, 40001, 'reset forgets tokens')
 
