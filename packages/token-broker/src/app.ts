@@ -14,6 +14,7 @@ import phoneRoutes from './routes/phone.js'
 import riskRoutes from './routes/risk.js'
 import wechatEvents from './plugins/wechat-events.js'
 import wechatEventRoutes from './routes/wechat-events.js'
+import gatewayRoutes from './routes/gateway.js'
 import { buildPushServer } from './push/push-server.js'
 import { throughEgressProxy } from './wechat/egress.js'
 import v1Routes from './routes/v1.js'
@@ -78,6 +79,13 @@ export async function buildApp (config: BrokerConfig, opts: BuildOptions = {}): 
   await app.register(phoneRoutes, { prefix: '/v1', metrics })
   await app.register(riskRoutes, { prefix: '/v1' })
   await app.register(wechatEventRoutes, { prefix: '/v1' })
+  await app.register(gatewayRoutes, {
+    prefix: '/v1',
+    got,
+    wechatBaseUrl: config.wechatBaseUrl,
+    timeoutMs: config.upstreamTimeoutMs,
+    metrics
+  })
   await app.register(ticketRoutes, { prefix: '/v1' })
   await app.register(quotaRoutes, { prefix: '/v1', metrics })
   await app.register(wechatCompatRoutes, { prefix: '/cgi-bin', forceRefreshGraceMs: config.forceRefreshGraceMs })

@@ -5,10 +5,19 @@ export const errors = {
   unauthorized: () =>
     new ServiceError('unauthorized', 'A valid client token is required (Authorization: Bearer <token>).', 401),
   forbidden: (appid: string) => new ServiceError('forbidden', `This client may not use app ${appid}.`, 403),
+  apiNotAllowed: (name: string, path: string) =>
+    new ServiceError(
+      'forbidden',
+      `Client ${name} may not call ${path.slice(0, 200)} ("apis" in BROKER_CLIENTS).`,
+      403,
+      {
+        wechatErrcode: 40125
+      }
+    ),
   noEvents: (name: string) =>
     new ServiceError('forbidden', `Client ${name} receives no WeChat events ("events" in BROKER_CLIENTS).`, 403),
   storeUnavailable: (cause?: unknown) =>
-    new ServiceError('store_unavailable', 'The broker\'s store is unavailable; retry shortly.', 503, {
+    new ServiceError('store_unavailable', "The broker's store is unavailable; retry shortly.", 503, {
       headers: { 'retry-after': '1' },
       cause
     }),
@@ -56,7 +65,7 @@ export const errors = {
       'refresh_budget_exhausted',
       `The token of ${appid} was refreshed after invalidations ${limit} times ` +
         `today${client === undefined ? '' : ` for client ${client} (its share)`} (TOKEN_INVALIDATION_DAILY_BUDGET); ` +
-          'the rest of WeChat\'s daily quota is kept for the schedule. The budget resets at midnight UTC+8.',
+        "the rest of WeChat's daily quota is kept for the schedule. The budget resets at midnight UTC+8.",
       429,
       { headers: { 'retry-after': String(seconds) } }
     ),

@@ -28,6 +28,7 @@ export interface BrokerMetrics {
   verifications: Counter<'appid' | 'result'>
   phoneExchanges: Counter<'appid' | 'result'>
   pushMessages: Counter<'appid' | 'result'>
+  gatewayRequests: Counter<'client' | 'api' | 'result'>
   chargeUsed: Gauge<'appid' | 'spu'>
   chargeTotal: Gauge<'appid' | 'spu'>
 }
@@ -131,6 +132,12 @@ export function createBrokerMetrics (registry: Registry): BrokerMetrics {
       'Phone-number exchanges (getuserphonenumber), by result: ok (WeChat answered a number: billed), kept (a retry ' +
         'answered from the kept number: not billed again), or the error code answered.',
       ['appid', 'result']
+    ),
+    gatewayRequests: counter(
+      'token_broker_gateway_requests_total',
+      "Calls through the WeChat API gateway, by client, the matched apis entry and result: ok, WeChat's errcode, " +
+        'http_<status>, timeout, network_error, forbidden (not in the client\'s apis).',
+      ['client', 'api', 'result']
     ),
     pushMessages: counter(
       'token_broker_push_messages_total',
