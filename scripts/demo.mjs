@@ -42,3 +42,20 @@ console.log(`\nThe retry got ${same ? 'the same login' : 'a DIFFERENT login'} (u
 if (!same) process.exit(1)
 
 await call('6. GET /api/user/session, as an API gateway asks (X-User-Id, X-User-Openid, X-User-Appid)', `${api}/api/user/session`, { headers: { authorization: `Bearer ${retry.token}` } })
+
+// WeChat tells the server the user withdrew the phone number (用户撤回手机号授权): the simulator
+// pushes it as WeChat does to the broker's push port, and the login-api applies it.
+const pushed = await call('7. WeChat pushes user_authorization_revoke (RevokeInfo 8: the phone) to the broker', `${sim}/__sim/push`, { method: 'POST', body: JSON.stringify({ message: { Event: 'user_authorization_revoke', OpenID: me.openid, RevokeInfo: '8' } }) })
+if (pushed.answered !== 'success') process.exit(1)
+let withdrawn = null
+for (let i = 0; i < 100 && withdrawn === null; i++) {
+  const now = await (await fetch(`${api}/api/user/me`, { headers: { authorization: `Bearer ${retry.token}` } })).json()
+  if (now.phone === null) withdrawn = now
+  else await new Promise(resolve => setTimeout(resolve, 100))
+}
+if (withdrawn === null) {
+  console.error('\nThe withdrawal did not reach the user record within 10 s.')
+  process.exit(1)
+}
+console.log('\n8. GET /api/user/me: the phone is gone from the record (phone: null, phone_verified_at: null), within seconds of the push.')
+

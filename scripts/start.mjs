@@ -105,7 +105,8 @@ try {
   if (!realWechat && env.WECHAT_API_BASE_URL === undefined) {
     start('sim', 'wechat-sim', {
       PORT: String(ports.sim),
-      SIM_APPS: JSON.stringify([{ appid, secret }]),
+      // The console's message-push settings, so that POST /__sim/push reaches the broker (pnpm demo).
+      SIM_APPS: JSON.stringify([{ appid, secret, push_url: `http://${host}:${ports.push}/wechat/push/${appid}`, push_token: pushToken, push_aes_key: pushAesKey, push_mode: 'safe' }]),
       ...(env.SIM_TOKEN_EXPIRES_IN !== undefined ? { SIM_TOKEN_EXPIRES_IN: env.SIM_TOKEN_EXPIRES_IN } : {}),
       ...(env.SIM_LATENCY_MS !== undefined ? { SIM_LATENCY_MS: env.SIM_LATENCY_MS } : {})
     })

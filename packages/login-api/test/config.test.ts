@@ -50,7 +50,8 @@ t.test('TRUST_PROXY forms', async t => {
 
 t.test('the login-api holds no WeChat credential and calls WeChat nowhere: no WeChat URL to set', async t => {
   const config = loadConfig({ ...base, WECHAT_API_BASE_URL: 'http://wechat-sim:3999' }) as unknown as Record<string, unknown>
-  t.notOk(Object.keys(config).some(k => /wechat/i.test(k)), 'a leftover WECHAT_API_BASE_URL is ignored')
+  t.notOk(Object.keys(config).some(k => /wechat(Base|Timeout|Api|Secret)/i.test(k)), 'a leftover WECHAT_API_BASE_URL is ignored')
+  t.notOk(JSON.stringify(config).includes('wechat-sim'), 'and held nowhere')
 })
 
 t.test('Redis credentials: REDIS_USERNAME and REDIS_PASSWORD beside a URL that names none', async t => {

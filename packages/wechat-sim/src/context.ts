@@ -1,5 +1,6 @@
 import type { FaultQueue } from './faults.js'
 import type { SimState } from './state.js'
+import type { PushTarget } from './push-sender.js'
 
 /** What the simulator's route plugins share: its state, the queued faults, the added latency. */
 export interface SimContext {
@@ -7,4 +8,6 @@ export interface SimContext {
   faults: FaultQueue
   /** `ms` is added to every WeChat call; PUT /__sim/latency changes it, reset restores `initialMs`. */
   latency: { ms: number, initialMs: number }
+  /** Where each app's pushes go, as its console says (SIM_APPS' push_* fields): POST /__sim/push defaults. */
+  pushTargets: Map<string, PushTarget>
 }

@@ -84,13 +84,15 @@ async function codeRoutes (app: FastifyInstance, { sim }: { sim: SimContext }): 
   )
 
   // A push to a server, as WeChat sends one (signed, encrypted, resent while not answered success).
-  app.post<{ Body: PushRequest }>(
+  // What the app's console holds (SIM_APPS' push_* fields) fills what the body leaves out, and an
+  // event's usual fields (CreateTime, AppID, MsgType) are filled in when absent.
+  app.post<{ Body: Partial<PushRequest> & { message: Record<string, string | number> } }>(
     '/push',
     {
       schema: {
         body: {
           type: 'object',
-          required: ['url', 'appid', 'token', 'mode', 'format', 'message'],
+          required: ['message'],
           properties: {
             url: { type: 'string', pattern: '^https?://' },
             appid: { type: 'string', minLength: 1 },
@@ -98,14 +100,44 @@ async function codeRoutes (app: FastifyInstance, { sim }: { sim: SimContext }): 
             aesKey: { type: 'string', minLength: 43, maxLength: 43 },
             mode: { enum: ['plain', 'compatible', 'safe'] },
             format: { enum: ['xml', 'json'] },
-            message: { type: 'object', additionalProperties: { type: ['string', 'number'] } },
+            message: { type: 'object', additionalProperties: { anyOf: [{ type: 'string' }, { type: 'number' }] } },
             resends: { type: 'integer', minimum: 0, maximum: 3 },
             resendAfterMs: { type: 'integer', minimum: 0, maximum: 10_000 }
           }
         }
       }
     },
-    async request => await sendPush(request.body)
+    async (request, reply) => {
+      const b = request.body
+      const appid = b.appid ?? firstApp()
+      const target = sim.pushTargets.get(appid)
+      const url = b.url ?? target?.url
+      const token = b.token ?? target?.token
+      if (url === undefined || token === undefined) {
+        return await reply
+          .code(400)
+          .send({ error: `no push URL and Token for ${appid}: send them, or set SIM_APPS' push_*` })
+      }
+      const message = {
+        ToUserName: 'gh_simulator',
+        FromUserName: 'o_wechat_push_service',
+        CreateTime: Math.floor(Date.now() / 1000),
+        MsgType: 'event',
+        AppID: appid,
+        ...b.message
+      }
+      const aesKey = b.aesKey ?? target?.aesKey
+      return await sendPush({
+        ...b,
+        url,
+        appid,
+        token,
+        ...(aesKey === undefined ? {} : { aesKey }),
+        mode: b.mode ?? target?.mode ?? 'safe',
+        format: b.format ?? target?.format ?? 'xml',
+        message
+      })
+    }
   )
 
   // What getuserriskrank answers for an openid (0 lowest to 4 highest).

@@ -1,6 +1,9 @@
 import { randomBytes } from 'node:crypto'
 import { encrypt, getSignature } from '@wecom/crypto'
 
+/** What an app's console holds for message push: where, and how. */
+export type PushTarget = Pick<PushRequest, 'url' | 'token' | 'aesKey' | 'mode' | 'format'>
+
 /** How WeChat sends a push: the console's 消息加密方式 and 数据格式. */
 export interface PushRequest {
   /** The server's push URL (…/wechat/push/{appid}). */
