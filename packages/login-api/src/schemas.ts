@@ -72,7 +72,7 @@ export const userSchema = {
       type: ['string', 'null'],
       format: 'date-time',
       description:
-        'When WeChat last verified the phone (a phone code exchanged for it); null without one. The mini-program ' +
+        'When WeChat verified the phone (a phone code exchanged for it); null without one. The mini-program ' +
           'shows the phone button only while this is null (client.needsPhone()): each tap is billed'
     }
   }

@@ -14,8 +14,8 @@ export interface UserRecord {
   head_pic: string | null
   phone: PhoneInfo | null
   /**
-   * When WeChat last verified `phone` (a phone code exchanged for it); null without a phone. A
-   * record from before this field: its updated_at (the phone was verified then or earlier).
+   * When WeChat verified `phone` (a phone code exchanged for it; the same number again keeps the
+   * first time); null without a phone. A record from before this field: its updated_at.
    */
   phone_verified_at: string | null
   /** Every app this user has logged in from. */

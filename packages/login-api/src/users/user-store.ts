@@ -128,8 +128,9 @@ export function merge (
   if (patch.nickname !== undefined) user.nickname = patch.nickname
   if (patch.head_pic !== undefined) user.head_pic = patch.head_pic
   if (patch.phone !== undefined) {
+    // The same number verified again (a retried login, say) keeps the time it was first verified.
+    if (!samePhone(cur.phone, patch.phone) || user.phone_verified_at === null) user.phone_verified_at = now
     user.phone = patch.phone
-    user.phone_verified_at = now
   }
   return user
 }

@@ -12,7 +12,7 @@ export interface UsersTable {
   /** 138****5678: what other services may show without the key. */
   phone_masked: string | null
   phone_country_code: string | null
-  /** When WeChat last verified the phone; null without one. */
+  /** When WeChat verified the phone (the same number again keeps the first time); null without one. */
   phone_verified_at: Date | null
   created_at: Date
   updated_at: Date

@@ -124,6 +124,8 @@ export class SqlUserStore implements UserStore {
       const userId = cur.user_id
       const oldPhone = this.phoneOf(cur)
       const set: Partial<UsersTable> = { updated_at: now, ...this.patchColumns(userId, patch, now) }
+      // The same number verified again keeps the time it was first verified (as merge() does).
+      if (samePhone(oldPhone, patch.phone) && cur.phone_verified_at !== null) delete set.phone_verified_at
       if (unionid !== null && cur.unionid === null) {
         // The first user to bring a unionid keeps it; one resolved before its app joined the Open
         // Platform keeps its own user_id and no unionid (docs/sql-users.md).
