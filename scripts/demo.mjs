@@ -58,4 +58,3 @@ if (withdrawn === null) {
   process.exit(1)
 }
 console.log('\n8. GET /api/user/me: the phone is gone from the record (phone: null, phone_verified_at: null), within seconds of the push.')
-
