@@ -1,7 +1,7 @@
 import { RedisHandle } from '@wxlogin/service-kit'
 import { importUsers } from '../users/sql/import-users.js'
 import { pendingMigrations } from '../users/sql/schema.js'
-import { failure, importConfig, quietLogger, toolLog } from './tool-config.js'
+import { failure, importConfig, quietLogger, readyRedis, toolLog } from './tool-config.js'
 
 // `pnpm import-users`: copies the users of the Redis store (REDIS_URL, REDIS_SENTINELS or
 // REDIS_CLUSTER_NODES, REDIS_KEY_PREFIX) into DATABASE_URL; run it again at will (docs/sql-users.md).
@@ -17,11 +17,7 @@ try {
     )
   }
   redis = new RedisHandle(settings.redis, quietLogger, 'import').start()
-  const started = Date.now()
-  while (!redis.ok()) {
-    if (Date.now() - started > 10_000) throw new Error(`Redis: ${redis.problem() ?? 'not ready'}`)
-    await new Promise(resolve => setTimeout(resolve, 100))
-  }
+  await readyRedis(redis)
   const report = await importUsers(redis, settings.keys, database, settings.pii, r => {
     toolLog.info(`import-users: ${r.read} read, ${r.copied} copied, ${r.updated} updated, ${r.unchanged} unchanged`)
   })

@@ -5,7 +5,7 @@ import { RedisUserStore } from '../users/redis/redis-user-store.js'
 import { SqlUserStore } from '../users/sql/sql-user-store.js'
 import { pendingMigrations } from '../users/sql/schema.js'
 import type { UserStore } from '../users/user-store.js'
-import { failure, quietLogger, resealConfig, toolLog } from './tool-config.js'
+import { failure, quietLogger, readyRedis, resealConfig, toolLog } from './tool-config.js'
 
 // `pnpm migrate-legacy`: once, when upgrading from a release that wrote users and sessions before
 // user_ids (docs/deploy.md: upgrading from a release before user_ids). Idempotent: run it again
@@ -27,11 +27,7 @@ try {
     }
   }
   redis = new RedisHandle(connection as NonNullable<typeof connection>, quietLogger, 'migrate').start()
-  const started = Date.now()
-  while (!redis.ok()) {
-    if (Date.now() - started > 10_000) throw new Error(`Redis: ${redis.problem() ?? 'not ready'}`)
-    await new Promise(resolve => setTimeout(resolve, 100))
-  }
+  await readyRedis(redis)
   const sides = { events: new NoEvents(), exchanges: { annotate: async () => {} } }
   // The users where the service keeps them: old records are adopted only into Redis (import-users
   // copies them into SQL).

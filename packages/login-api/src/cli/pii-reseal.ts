@@ -1,7 +1,7 @@
 import { RedisHandle } from '@wxlogin/service-kit'
 import { emptyReport, pending, resealRedis, resealSql, type ResealReport } from '../users/pii-reseal.js'
 import { pendingMigrations } from '../users/sql/schema.js'
-import { failure, quietLogger, resealConfig, toolLog } from './tool-config.js'
+import { failure, quietLogger, readyRedis, resealConfig, toolLog } from './tool-config.js'
 
 // `pnpm pii-reseal`: seals every stored phone number again under the first line of
 // PII_ENCRYPTION_KEY_FILE (docs/security.md: key rotation). `--check` changes nothing and exits 3
@@ -34,11 +34,7 @@ try {
   }
   if (connection !== undefined) {
     redis = new RedisHandle(connection, quietLogger, 'reseal').start()
-    const started = Date.now()
-    while (!redis.ok()) {
-      if (Date.now() - started > 10_000) throw new Error(`Redis: ${redis.problem() ?? 'not ready'}`)
-      await new Promise(resolve => setTimeout(resolve, 100))
-    }
+    await readyRedis(redis)
     await resealRedis(redis, keys, pii, { check, progress }, report)
   }
   toolLog.info(`${tool}: done: ${line(report)}`)

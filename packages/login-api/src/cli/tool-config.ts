@@ -1,5 +1,12 @@
 import type { FastifyBaseLogger } from 'fastify'
-import { ConfigError, EnvReader, readRedisConnection, type Env, type RedisConnection } from '@wxlogin/service-kit'
+import {
+  ConfigError,
+  EnvReader,
+  readRedisConnection,
+  type Env,
+  type RedisConnection,
+  type RedisHandle
+} from '@wxlogin/service-kit'
 import { LoginKeys } from '../keys.js'
 import { parsePiiKeys, PiiCipher } from '../users/pii.js'
 import { readDatabaseConfig, type DatabaseConfig } from '../users/sql/database-config.js'
@@ -122,4 +129,14 @@ export function failure (tool: string, err: unknown): never {
     `${tool}: failed: ${e.message ?? String(err)}${typeof e.code === 'string' ? ` (${e.code})` : ''}\n`
   )
   process.exit(1)
+}
+
+/** A started Redis handle once it answers (10 s at most); `redis.ok()` is what the tools wait on. */
+export async function readyRedis (redis: RedisHandle): Promise<RedisHandle> {
+  const started = Date.now()
+  while (!redis.ok()) {
+    if (Date.now() - started > 10_000) throw new Error(`Redis: ${redis.problem() ?? 'not ready'}`)
+    await new Promise(resolve => setTimeout(resolve, 100))
+  }
+  return redis
 }
