@@ -15,6 +15,11 @@ import riskRoutes from './routes/risk.js'
 import wechatEvents from './plugins/wechat-events.js'
 import wechatEventRoutes from './routes/wechat-events.js'
 import gatewayRoutes from './routes/gateway.js'
+import wechatGatewayRoutes from './routes/wechat-gateway.js'
+import { Gateway } from './gateway/forward.js'
+import { GatewayLimits } from './gateway/limits.js'
+import { SurrogateTokens } from './gateway/surrogates.js'
+import { TokenCallers } from './gateway/callers.js'
 import { buildPushServer } from './push/push-server.js'
 import { throughEgressProxy } from './wechat/egress.js'
 import v1Routes from './routes/v1.js'
@@ -79,17 +84,26 @@ export async function buildApp (config: BrokerConfig, opts: BuildOptions = {}): 
   await app.register(phoneRoutes, { prefix: '/v1', metrics })
   await app.register(riskRoutes, { prefix: '/v1' })
   await app.register(wechatEventRoutes, { prefix: '/v1' })
-  await app.register(gatewayRoutes, {
-    prefix: '/v1',
+  const gateway = new Gateway({
     got,
     wechatBaseUrl: config.wechatBaseUrl,
     timeoutMs: config.upstreamTimeoutMs,
-    metrics
+    metrics,
+    tokens: app.tokens,
+    limits: new GatewayLimits()
   })
+  const surrogates = new SurrogateTokens(config.apps, config.clients)
+  const callers = new TokenCallers(app.tokens, config.apps.map(a => a.appid), surrogates)
+  await app.register(gatewayRoutes, { prefix: '/v1', gateway, metrics })
   await app.register(ticketRoutes, { prefix: '/v1' })
   await app.register(quotaRoutes, { prefix: '/v1', metrics })
-  await app.register(wechatCompatRoutes, { prefix: '/cgi-bin', forceRefreshGraceMs: config.forceRefreshGraceMs })
-  await app.register(wechatTicketRoutes, { prefix: '/cgi-bin', appids: config.apps.map(a => a.appid) })
+  await app.register(wechatCompatRoutes, {
+    prefix: '/cgi-bin',
+    forceRefreshGraceMs: config.forceRefreshGraceMs,
+    surrogates
+  })
+  await app.register(wechatTicketRoutes, { prefix: '/cgi-bin', callers })
+  await app.register(wechatGatewayRoutes, { gateway, callers, clients: config.clients, metrics })
   registerHealthRoutes(app, {
     redis: async () => app.storeHealth()
   })

@@ -14,6 +14,22 @@ export const errors = {
         wechatErrcode: 40125
       }
     ),
+  gatewayLimited: (client: { name: string, gatewayRate?: number, gatewayConcurrency?: number }, why: string) =>
+    new ServiceError(
+      'rate_limited',
+      why === 'rate'
+        ? `Client ${client.name} made more than ${client.gatewayRate} gateway calls a second here (gateway_rate).`
+        : `Client ${client.name} has ${client.gatewayConcurrency} gateway calls in flight here (gateway_concurrency).`,
+      429,
+      { wechatErrcode: 45011, headers: { 'retry-after': '1' } }
+    ),
+  surrogateOnly: (name: string) =>
+    new ServiceError(
+      'forbidden',
+      `Client ${name} is handed surrogate tokens only ("token_form" in BROKER_CLIENTS): call WeChat through ` +
+        'the gateway.',
+      403
+    ),
   noEvents: (name: string) =>
     new ServiceError('forbidden', `Client ${name} receives no WeChat events ("events" in BROKER_CLIENTS).`, 403),
   storeUnavailable: (cause?: unknown) =>

@@ -169,3 +169,14 @@ t.test('PHONE_USAGE_*: polled every 600 s once spu ids are set; 0 is off; ids ar
   t.throws(() => loadConfig({ ...base, PHONE_USAGE_SPU_IDS: 'abc' }), /PHONE_USAGE_SPU_IDS holds "abc"/)
   t.throws(() => loadConfig({ ...base, PHONE_USAGE_SPU_IDS: '1', PHONE_USAGE_POLL_SECONDS: '5' }), /at least 60/)
 })
+
+t.test('gateway fields of BROKER_CLIENTS: apis, token_form, gateway_rate, gateway_concurrency', async t => {
+  const one = (extra: object): string => JSON.stringify([{ name: 'svc', token: 'a-client-token-of-length-0123456789', apps: ['*'], ...extra }])
+  const c = loadConfig({ ...base, BROKER_CLIENTS: one({ apis: ['/wxa/*'], token_form: 'surrogate', gateway_rate: 20, gateway_concurrency: 4 }) })
+  t.match(c.clients[0], { apis: ['/wxa/*'], tokenForm: 'surrogate', gatewayRate: 20, gatewayConcurrency: 4 })
+  t.match(loadConfig(base).clients[0], { tokenForm: 'real', gatewayRate: undefined, gatewayConcurrency: undefined }, 'real tokens and no bounds by default')
+  t.throws(() => loadConfig({ ...base, BROKER_CLIENTS: one({ token_form: 'fake' }) }), /"token_form" must be "real" or "surrogate"/)
+  t.throws(() => loadConfig({ ...base, BROKER_CLIENTS: one({ gateway_rate: 0 }) }), /"gateway_rate" must be a whole number of at least 1/)
+  t.throws(() => loadConfig({ ...base, BROKER_CLIENTS: one({ gateway_concurrency: 1.5 }) }), /"gateway_concurrency" must be/)
+  t.throws(() => loadConfig({ ...base, BROKER_CLIENTS: one({ apis: ['wxa'] }) }), /"apis" must be a list of WeChat paths/)
+})

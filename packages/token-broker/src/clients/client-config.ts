@@ -14,6 +14,12 @@ export interface BrokerClientConfig {
   events?: string[]
   /** WeChat paths this client may call through the gateway (a trailing '*': a prefix); absent: none. */
   apis?: string[]
+  /** What the WeChat-shaped token routes hand this client (absent: real): a surrogate works only here. */
+  tokenForm?: 'real' | 'surrogate'
+  /** Gateway calls a second this client may make at one broker instance; absent: no bound. */
+  gatewayRate?: number
+  /** Gateway calls this client may have in flight at one broker instance; absent: no bound. */
+  gatewayConcurrency?: number
 }
 
 const HEX64 = /^[0-9a-fA-F]{64}$/
@@ -94,6 +100,34 @@ export function parseClients (r: EnvReader): BrokerClientConfig[] {
         `client ${o.name}: "apis" must be a list of WeChat paths ("/wxa/...", "/cgi-bin/*")`
       )
     }
-    return { name: o.name, tokenHashes, apps: o.apps as string[], admin: o.admin === true, events, apis }
+    return {
+      name: o.name,
+      tokenHashes,
+      apps: o.apps as string[],
+      admin: o.admin === true,
+      events,
+      apis,
+      ...gatewayFields(o, o.name)
+    }
   })
+}
+
+/** `token_form`, `gateway_rate` and `gateway_concurrency` of one client. */
+function gatewayFields (
+  o: Record<string, unknown>,
+  name: string
+): Pick<BrokerClientConfig, 'tokenForm' | 'gatewayRate' | 'gatewayConcurrency'> {
+  const form = o.token_form ?? 'real'
+  if (form !== 'real' && form !== 'surrogate') {
+    throw new ConfigError('BROKER_CLIENTS', `client ${name}: "token_form" must be "real" or "surrogate"`)
+  }
+  const bound = (key: string): number | undefined => {
+    const v = o[key]
+    if (v === undefined) return undefined
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) {
+      throw new ConfigError('BROKER_CLIENTS', `client ${name}: "${key}" must be a whole number of at least 1`)
+    }
+    return v
+  }
+  return { tokenForm: form, gatewayRate: bound('gateway_rate'), gatewayConcurrency: bound('gateway_concurrency') }
 }

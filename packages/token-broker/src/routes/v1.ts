@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import type { WechatAppConfig } from '../config.js'
+import { errors } from '../errors.js'
 import {
   appidParams,
   callerDeadline,
@@ -12,6 +13,11 @@ import {
 
 export default async function v1Routes (app: FastifyInstance): Promise<void> {
   const security = [{ bearer: [] }]
+  /** A client handed surrogates never holds the real token, by any route. */
+  const realTokenAllowed = async (request: import('fastify').FastifyRequest): Promise<void> => {
+    const client = request.brokerClient
+    if (client?.tokenForm === 'surrogate') throw errors.surrogateOnly(client.name)
+  }
 
   app.get<AppParams>(
     '/apps/:appid/access-token',
@@ -22,7 +28,8 @@ export default async function v1Routes (app: FastifyInstance): Promise<void> {
         response: { 200: tokenBody, '4xx': errorBody, '5xx': errorBody },
         security
       },
-      onRequest: app.authorizeApp
+      onRequest: app.authorizeApp,
+      preHandler: realTokenAllowed
     },
     async (request, reply) => {
       const { appid } = request.params
@@ -47,7 +54,8 @@ export default async function v1Routes (app: FastifyInstance): Promise<void> {
         },
         response: { 200: tokenBody, '4xx': errorBody, '5xx': errorBody }
       },
-      onRequest: app.authorizeApp
+      onRequest: app.authorizeApp,
+      preHandler: realTokenAllowed
     },
     async (request, reply) => {
       const { appid } = request.params

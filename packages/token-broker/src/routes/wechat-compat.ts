@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { APPID, toServiceError } from '@wxlogin/service-kit'
 import type { ServedToken } from '../credentials/token-manager.js'
+import type { SurrogateTokens } from '../gateway/surrogates.js'
 
 /** WeChat's own error shape, answered with HTTP 200 as WeChat does; SDKs read nothing else. */
 interface WechatError {
@@ -69,7 +70,7 @@ interface Credentials {
  */
 export default async function wechatCompatRoutes (
   app: FastifyInstance,
-  { forceRefreshGraceMs }: { forceRefreshGraceMs: number }
+  { forceRefreshGraceMs, surrogates }: { forceRefreshGraceMs: number, surrogates: SurrogateTokens }
 ): Promise<void> {
   app.setErrorHandler(async (err, request, reply) => {
     const answer = asWechatError(err)
@@ -104,10 +105,15 @@ export default async function wechatCompatRoutes (
     return c.appid
   }
 
-  const answer = (reply: FastifyReply, served: ServedToken): object => {
+  const answer = (reply: FastifyReply, appid: string, served: ServedToken): object => {
     reply.header('cache-control', 'no-store')
+    const client = reply.request.brokerClient
     return {
-      access_token: served.record.token,
+      // "token_form": "surrogate": a token that works only at this broker, for the real one's life.
+      access_token:
+        client?.tokenForm === 'surrogate'
+          ? surrogates.issue(client, appid, served.record.expiresAt)
+          : served.record.token,
       expires_in: Math.max(0, Math.floor((served.record.expiresAt - Date.now()) / 1000))
     }
   }
@@ -124,7 +130,7 @@ export default async function wechatCompatRoutes (
     async (request, reply) => {
       const appid = authorize(request, request.query)
       if (typeof appid !== 'string') return appid
-      return answer(reply, await app.recheckServed(request, appid, await app.tokens.getToken(appid)))
+      return answer(reply, appid, await app.recheckServed(request, appid, await app.tokens.getToken(appid)))
     }
   )
 
@@ -144,7 +150,7 @@ export default async function wechatCompatRoutes (
       const appid = authorize(request, request.body)
       if (typeof appid !== 'string') return appid
       if (request.body.force_refresh !== true) {
-        return answer(reply, await app.recheckServed(request, appid, await app.tokens.getToken(appid)))
+        return answer(reply, appid, await app.recheckServed(request, appid, await app.tokens.getToken(appid)))
       }
       const served = await app.tokens.forceRefresh(
         appid,
@@ -156,7 +162,7 @@ export default async function wechatCompatRoutes (
         { appid, client: request.brokerClient?.name, source: served.source },
         'WeChat-shaped force_refresh'
       )
-      return answer(reply, served)
+      return answer(reply, appid, served)
     }
   )
 }

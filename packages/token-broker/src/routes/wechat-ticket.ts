@@ -1,22 +1,19 @@
 import type { FastifyInstance } from 'fastify'
-import { sha256Hex } from '@wxlogin/service-kit'
-import { timingSafeEqual } from 'node:crypto'
 import { TICKET_TYPES } from '../plugins/tokens.js'
 import type { TicketType } from '../wechat/wechat-client.js'
-
-const sameToken = (a: string, b: string): boolean =>
-  timingSafeEqual(Buffer.from(sha256Hex(a), 'hex'), Buffer.from(sha256Hex(b), 'hex'))
+import type { TokenCallers } from '../gateway/callers.js'
 
 /**
  * `GET /cgi-bin/ticket/getticket` as WeChat serves it, answered from the broker's ticket
  * manager, so JS-SDK libraries (wechat-jssdk's `ticketUrl`) share the broker's one ticket. The
  * access_token is the credential: whoever holds a token the broker serves could ask WeChat for
- * the same ticket with it. A token the broker does not serve, or no longer serves, is refused
- * with WeChat's own 40001 (the caller then asks the token URL again).
+ * the same ticket with it; a surrogate the broker issued works too. A token the broker does not
+ * serve, or no longer serves, is refused with WeChat's own 40001 (the caller then asks the token
+ * URL again); an expired surrogate with 42001.
  */
 export default async function wechatTicketRoutes (
   app: FastifyInstance,
-  { appids }: { appids: string[] }
+  { callers }: { callers: TokenCallers }
 ): Promise<void> {
   app.setErrorHandler(async (_err, request, reply) => {
     request.log.warn('WeChat-shaped ticket request failed')
@@ -24,24 +21,6 @@ export default async function wechatTicketRoutes (
       .code(200)
       .send({ errcode: -1, errmsg: 'system error: the broker cannot get a ticket now; retry' })
   })
-
-  /** The app whose current token this is; undefined when the broker serves it for none. */
-  async function appOf (token: string): Promise<string | undefined> {
-    let found: string | undefined
-    for (const appid of appids) {
-      const current = await app.tokens.peek(appid)
-      // Every app is compared, found or not: the time taken says nothing about which.
-      if (
-        current !== null &&
-        current.expiresAt > Date.now() &&
-        sameToken(current.token, token) &&
-        found === undefined
-      ) {
-        found = appid
-      }
-    }
-    return found
-  }
 
   app.get<{ Querystring: { access_token?: string, type?: string } }>(
     '/ticket/getticket',
@@ -70,11 +49,13 @@ export default async function wechatTicketRoutes (
     async (request, reply) => {
       const { access_token: token, type } = request.query
       if (token === undefined || token === '') return { errcode: 41001, errmsg: 'access_token missing' }
-      const appid = await appOf(token)
-      if (appid === undefined) {
+      const caller = await callers.of(token)
+      if (caller === 'expired') return { errcode: 42001, errmsg: 'access_token expired' }
+      if (caller === null) {
         app.authFailures.record('/cgi-bin/ticket/getticket', 40001, { ip: request.ip })
         return { errcode: 40001, errmsg: 'invalid credential, access_token is invalid or not latest' }
       }
+      const appid = caller.appid
       if (!TICKET_TYPES.includes(type as TicketType)) {
         return { errcode: 40097, errmsg: 'invalid args: type must be jsapi or wx_card' }
       }
