@@ -28,7 +28,7 @@ type Listener = (message: string) => void
  * node-redis 6.3.1 was tried (December 2026): the Sentinel failover test passed, but a Cluster
  * whose master was SIGKILLed did not serve its slots again within 60 s, neither with the
  * rediscovery here nor with 6.x's own `topologyRefreshOnReconnectionAttemptStrategy` (RESP2 or
- * RESP3), so `redis` stays pinned at 5.12.1 (test/redis-topologies.test.ts decides the next try).
+ * RESP3), so `redis` stays pinned at 5.12.1 (test/faults/redis-topologies.test.ts decides the next try).
  */
 export class RedisHandle {
   readonly mode: RedisMode

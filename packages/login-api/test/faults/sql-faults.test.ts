@@ -1,9 +1,9 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { waitFor } from '@wxlogin/testing'
-import { login, retryKey } from './helper.js'
-import { stack } from './stack.js'
-import { databaseConfig, DIALECTS } from './sql.js'
+import { login, retryKey } from '../helper.js'
+import { stack } from '../stack.js'
+import { databaseConfig, DIALECTS } from '../sql.js'
 
 const BOUND_MS = 1000
 

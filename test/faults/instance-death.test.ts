@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap'
 import { randomBytes } from 'node:crypto'
 import { freePort, startRedisServer, startServiceProcess, TEST_PII_KEYS, waitFor, type RedisServer, type ServiceProcess } from '@wxlogin/testing'
-import { root } from './helpers.js'
+import { root } from '../helpers.js'
 
 // A retry survives the death of the instance that asked. Real processes: the simulator, one
 // broker, two login-apis, one Redis; an instance SIGKILLed while WeChat holds its code, and a

@@ -3,7 +3,7 @@
 // that holds them is SIGKILLed.
 import t, { type Test } from 'tap'
 import { freePort, startCluster, startSentinelTopology, TEST_PII_KEYS, waitFor } from '@wxlogin/testing'
-import { run } from './helpers.js'
+import { run } from '../helpers.js'
 
 const APPID = 'wxtopology00000001'
 const SECRET = 'topology-test-secret'
