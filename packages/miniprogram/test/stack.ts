@@ -2,7 +2,7 @@ import type { Test } from 'tap'
 import { randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import { createSimulator, CONTROL_PREFIX, type Simulator } from '@wxlogin/wechat-sim'
-import { freePort, startRedisServer, startServiceProcess, TEST_PII_KEYS, waitFor } from '@wxlogin/testing'
+import { freePort, startRedisServer, startServiceProcess, TEST_PII_KEYS, waitServiceReady } from '@wxlogin/testing'
 import type { RequestAnswer, WxApi } from '../src/index.js'
 
 // The real stack the mini-program talks to: the simulator (in this process, so its counts can
@@ -16,12 +16,20 @@ const dist = (pkg: string): string => fileURLToPath(new URL(`../../${pkg}/dist/s
 export interface MiniStack { sim: Simulator, simUrl: string, loginUrl: string }
 
 async function started (t: Test, script: string, env: Record<string, string>): Promise<string> {
-  const port = await freePort()
-  const proc = startServiceProcess(script, { env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: String(port), METRICS_PORT: String(await freePort()), LOG_LEVEL: 'warn', ...env } })
-  t.teardown(async () => { await proc.stop() })
-  const url = `http://127.0.0.1:${port}`
-  await waitFor(async () => (await fetch(`${url}/readyz`).catch(() => null))?.status === 200, { timeoutMs: 20_000, what: `${script} ready` })
-  return url
+  // A port found free can be taken by another test's server before the service binds it (the
+  // packages' tests run side by side): the service then exits, and starts again on other ports.
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort()
+    const proc = startServiceProcess(script, { env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: String(port), METRICS_PORT: String(await freePort()), LOG_LEVEL: 'warn', ...env } })
+    t.teardown(async () => { await proc.stop() })
+    const url = `http://127.0.0.1:${port}`
+    try {
+      await waitServiceReady(proc, async () => (await fetch(`${url}/readyz`)).status === 200, { what: `${script} ready`, timeoutMs: 30_000 })
+      return url
+    } catch (err) {
+      if (attempt === 3 || !proc.output().includes('EADDRINUSE')) throw err
+    }
+  }
 }
 
 export async function miniStack (t: Test, loginEnv: Record<string, string> = {}): Promise<MiniStack> {

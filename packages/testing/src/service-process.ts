@@ -49,3 +49,24 @@ export function startServiceProcess (script: string, opts: ServiceProcessOptions
     }
   }
 }
+
+/**
+ * Waits until `ready()` holds for a started service, failing at once (with the end of its output)
+ * when the process exits first, and with the same output when the time runs out: a service that
+ * could not bind its port or read its configuration says why instead of timing out silently.
+ */
+export async function waitServiceReady (
+  proc: ServiceProcess,
+  ready: () => Promise<boolean>,
+  { what, timeoutMs = 20_000 }: { what: string, timeoutMs?: number }
+): Promise<void> {
+  let exited = false
+  proc.exited.then(() => { exited = true }, () => { exited = true })
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    if (exited) throw new Error(`${what} exited before it was ready: ${proc.output().slice(-2000)}`)
+    if (await ready().catch(() => false)) return
+    await new Promise(resolve => setTimeout(resolve, 25))
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}: ${proc.output().slice(-2000)}`)
+}

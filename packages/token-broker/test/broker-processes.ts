@@ -1,7 +1,7 @@
 import type { Test } from 'tap'
 import { fileURLToPath } from 'node:url'
 import { createSimulator, type Simulator } from '@wxlogin/wechat-sim'
-import { freePort, startServiceProcess, waitFor } from '@wxlogin/testing'
+import { freePort, startServiceProcess, waitServiceReady } from '@wxlogin/testing'
 import { APPID, CLIENT_TOKEN, OTHER_CLIENT_TOKEN, SECRET } from './helper.js'
 
 // Broker processes (dist/server.js) and the simulator on real ports, for the black-box tests.
@@ -41,6 +41,6 @@ export async function startBroker (t: Test, env: Record<string, string>): Promis
   // The tests read the whole output (both streams) for secrets.
   t.teardown(async () => { await proc.stop() })
   const url = `http://127.0.0.1:${port}`
-  await waitFor(async () => (await (await fetch(`${url}/readyz`)).json() as { status: string }).status === 'ready', { what: 'broker ready' })
+  await waitServiceReady(proc, async () => (await (await fetch(`${url}/readyz`)).json() as { status: string }).status === 'ready', { what: 'broker' })
   return { url, metrics: async () => await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text(), stderr: proc.output }
 }
