@@ -7,7 +7,8 @@ import {
   createServiceApp,
   createUpstreamGot,
   registerHealthRoutes,
-  type ReadyCheck
+  type ReadyCheck,
+  type Tracing
 } from '@wxlogin/service-kit'
 import type { LoginConfig } from './config.js'
 import loginContext from './plugins/login-context.js'
@@ -25,6 +26,8 @@ export interface BuildOptions {
   /** Used for the broker and WeChat; the default never retries (getuserphonenumber must not be). */
   got?: Got
   logger?: FastifyServerOptions['logger']
+  /** OpenTelemetry, when server.ts started it (startTracing); absent: no tracing. */
+  tracing?: Tracing | null
 }
 
 export async function buildApp (config: LoginConfig, opts: BuildOptions = {}): Promise<FastifyInstance> {
@@ -34,7 +37,8 @@ export async function buildApp (config: LoginConfig, opts: BuildOptions = {}): P
     logger: opts.logger,
     trustProxy: config.trustProxy,
     accessLog: config.accessLog,
-    http: config.http
+    http: config.http,
+    tracing: opts.tracing
   })
   const got = opts.got ?? createUpstreamGot()
 

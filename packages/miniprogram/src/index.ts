@@ -11,6 +11,7 @@
  */
 
 // Types only (erased from the built file, which requires nothing): see types.ts.
+import { newTraceId, traceparent } from './trace-context.js'
 import type { ClientOptions, LoginClient, PhoneCodeResult, PhoneEvent, RequestAnswer, RequestOptions } from './types.js'
 import type { StoredSession, WxApi } from './types.js'
 export type {
@@ -30,12 +31,15 @@ export class LoginError extends Error {
   readonly code: string
   readonly statusCode: number | undefined
   readonly wechatErrcode: number | undefined
-  constructor (code: string, message: string, statusCode?: number, wechatErrcode?: number) {
+  /** The trace id the failed operation's requests carried (traceparent): what to quote in a report. */
+  readonly traceId: string | undefined
+  constructor (code: string, message: string, statusCode?: number, wechatErrcode?: number, traceId?: string) {
     super(message)
     this.name = 'LoginError'
     this.code = code
     this.statusCode = statusCode
     this.wechatErrcode = wechatErrcode
+    this.traceId = traceId
   }
 }
 
@@ -79,18 +83,22 @@ export function createLoginClient (options: ClientOptions): LoginClient {
   const timeoutMs = options.timeoutMs ?? 10000
   const retry = { attempts: 5, baseDelayMs: 500, maxRetryAfterMs: 10000, ...options.retry }
 
-  function call (url: string, method: string, data: unknown, header: Record<string, string>): Promise<RequestAnswer> {
+  /** One HTTP request, within the trace `traceId` (a new one when none is given). */
+  function call (
+    url: string, method: string, data: unknown, header: Record<string, string>, traceId = newTraceId()
+  ): Promise<RequestAnswer> {
     return new Promise((resolve, reject) => {
       api.request({
         url: url.charAt(0) === '/' ? base + url : url,
         method,
         data,
-        header,
+        header: { ...header, traceparent: traceparent(traceId) },
         timeout: timeoutMs,
         success: res => { resolve({ statusCode: res.statusCode, data: res.data, header: res.header ?? {} }) },
         fail: err => {
           const timeout = /timeout/i.test(err?.errMsg ?? '')
-          reject(new LoginError(timeout ? 'timeout' : 'network_error', err?.errMsg ?? 'request failed'))
+          const message = err?.errMsg ?? 'request failed'
+          reject(new LoginError(timeout ? 'timeout' : 'network_error', message, undefined, undefined, traceId))
         }
       })
     })
@@ -143,29 +151,30 @@ export function createLoginClient (options: ClientOptions): LoginClient {
     api.setStorageSync(storageKey, s)
   }
 
-  const refused = (res: RequestAnswer): LoginError => {
+  const refused = (res: RequestAnswer, traceId?: string): LoginError => {
     const d = res.data ?? {}
     const code = typeof d.error === 'string' ? d.error : `http_${res.statusCode}`
     const message = typeof d.message === 'string' ? d.message : `HTTP ${res.statusCode}`
-    return new LoginError(code, message, res.statusCode, d.wechat_errcode)
+    return new LoginError(code, message, res.statusCode, d.wechat_errcode, traceId)
   }
 
   /** One attempt: its codes and retry_key are sent again, unchanged, on every retry. */
   async function attempt (extra: Record<string, unknown>, freshAfterInvalid: boolean): Promise<any> {
     const body: Record<string, unknown> = { ...extra, code: await wxLogin(), retry_key: await retryKey() }
     if (options.appid !== undefined) body.appid = options.appid
-    let lastError: LoginError = new LoginError('network_error', 'no attempt made')
+    const traceId = newTraceId()
+    let lastError: LoginError = new LoginError('network_error', 'no attempt made', undefined, undefined, traceId)
     for (let i = 0; i < retry.attempts; i++) {
       if (i > 0) await sleep(retry.baseDelayMs * Math.pow(2, i - 1))
       let res: RequestAnswer
       try {
-        res = await call('/api/user/thirdLogin', 'POST', body, jsonBody())
+        res = await call('/api/user/thirdLogin', 'POST', body, jsonBody(), traceId)
       } catch (err) {
         lastError = err as LoginError
         continue
       }
       if (res.statusCode === 200) { keep(res.data); return res.data }
-      const err = refused(res)
+      const err = refused(res, traceId)
       if (res.statusCode >= 500) { lastError = err; continue }
       if (res.statusCode === 429) {
         const after = Number(res.header['Retry-After'] ?? res.header['retry-after'] ?? 0) * 1000
@@ -238,9 +247,10 @@ export function createLoginClient (options: ClientOptions): LoginClient {
   }
 
   async function request (opts: RequestOptions): Promise<RequestAnswer> {
+    const traceId = newTraceId()
     const send = (token: string | undefined): Promise<RequestAnswer> => {
       const auth: Record<string, string> = token === undefined ? {} : { authorization: `Bearer ${token}` }
-      return call(opts.url, opts.method ?? 'GET', opts.data, { ...opts.header, ...auth })
+      return call(opts.url, opts.method ?? 'GET', opts.data, { ...opts.header, ...auth }, traceId)
     }
     const used = await liveToken()
     const res = await send(used)
@@ -253,7 +263,7 @@ export function createLoginClient (options: ClientOptions): LoginClient {
       if (!(await refresh())) await login()
     }
     const again = await send(session()?.token)
-    if (again.statusCode === 401) throw refused(again)
+    if (again.statusCode === 401) throw refused(again, traceId)
     return again
   }
 

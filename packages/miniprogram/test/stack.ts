@@ -48,6 +48,8 @@ export interface FakeWx extends WxApi {
   storage: Map<string, unknown>
   /** Each wx.request's path, in order. */
   requests: string[]
+  /** Each wx.request's headers, in the same order. */
+  headers: Array<Record<string, string>>
   logins: number
   /** The next requests to a path matching this reach the server, but their answer is lost. */
   dropAnswers: (path: RegExp, count: number) => void
@@ -65,6 +67,7 @@ export function fakeWx (stack: MiniStack, openid: string): FakeWx {
   const wx: FakeWx = {
     storage,
     requests: [],
+    headers: [],
     logins: 0,
     nextCodes: [],
     dropAnswers: (path, count) => { drops.push({ path, left: count }) },
@@ -79,6 +82,7 @@ export function fakeWx (stack: MiniStack, openid: string): FakeWx {
     request: (opts) => {
       const path = new URL(opts.url).pathname
       wx.requests.push(path)
+      wx.headers.push({ ...opts.header })
       const drop = drops.find(d => d.left > 0 && d.path.test(path))
       if (drop !== undefined) drop.left--
       const body = opts.data === undefined ? undefined : typeof opts.data === 'string' ? opts.data : JSON.stringify(opts.data)

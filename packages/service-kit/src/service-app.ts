@@ -12,6 +12,8 @@ import { createRegistry, httpMetrics } from './metrics.js'
 import { trustFn, type TrustProxy } from './trust-proxy.js'
 import { installAccessLog, type AccessLogOptions } from './access-log.js'
 import { boundedServerOptions, clientErrorHandler, frameworkErrors, type HttpLimits } from './http-limits.js'
+import type { Tracing } from './tracing/start-tracing.js'
+import { activeTraceId } from './tracing/spans.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -30,6 +32,8 @@ export interface ServiceAppOptions {
   accessLog?: AccessLogOptions | undefined
   /** REQUEST_TIMEOUT_SECONDS; default 10 s to send headers and body. */
   http?: HttpLimits | undefined
+  /** OpenTelemetry, when the service started it (startTracing): routes traced, log lines carry trace_id. */
+  tracing?: Tracing | null | undefined
 }
 
 export const BODY_LIMIT = 16 * 1024
@@ -41,8 +45,14 @@ export const BODY_LIMIT = 16 * 1024
  */
 export async function createServiceApp (opts: ServiceAppOptions): Promise<FastifyInstance> {
   const limits = opts.http ?? { requestTimeoutMs: 10_000 }
+  const tracing = opts.tracing ?? null
+  const logger = opts.logger ?? loggerOptions(opts.logLevel, opts.name)
+  if (tracing !== null && typeof logger === 'object') {
+    // A log line (a slow request, an error) leads to its trace: its trace_id is the trace's.
+    Object.assign(logger, { mixin: () => ({ trace_id: activeTraceId() }) })
+  }
   const app = Fastify({
-    logger: opts.logger ?? loggerOptions(opts.logLevel, opts.name),
+    logger,
     http: boundedServerOptions(limits),
     clientErrorHandler,
     frameworkErrors,
@@ -59,6 +69,8 @@ export async function createServiceApp (opts: ServiceAppOptions): Promise<Fastif
     // A number where a token or code belongs is a client bug to report, not to coerce.
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false } }
   } satisfies FastifyHttpOptions<Server>)
+  // Before any route: @fastify/otel wraps the routes defined after it.
+  if (tracing !== null) await app.register(tracing.fastifyPlugin)
   const registry = createRegistry()
   app.decorate('registry', registry)
   installAccessLog(app, opts.accessLog ?? { sampleRate: 0, slowMs: 1000 })

@@ -1,6 +1,7 @@
 import { Counter, Histogram, type Registry } from 'prom-client'
 import type { Got } from 'got'
 import { LATENCY_BUCKETS } from './metrics.js'
+import { inSpan, SpanKind } from './tracing/spans.js'
 
 export type WechatApi =
   | 'token'
@@ -59,12 +60,28 @@ export interface WechatRequest {
 /** Errors where the request cannot have reached WeChat: safe to retry even for single-use codes. */
 const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH'])
 
+/**
+ * One call to WeChat: timed, counted by api and result, and traced as a client span named by the
+ * api (`wechat jscode2session`) with WeChat's errcode as an attribute (the http span under it
+ * carries the scrubbed URL). Never throws: the outcome says what happened.
+ */
 export async function callWechat (got: Got, metrics: WechatApiMetrics, req: WechatRequest): Promise<WechatOutcome> {
-  const stop = metrics.duration.startTimer({ api: req.api })
-  const outcome = await attempt(got, req)
-  stop()
-  metrics.requests.inc({ api: req.api, result: resultLabel(outcome) })
-  return outcome
+  return await inSpan(
+    `wechat ${req.api}`,
+    { 'wechat.api': req.api },
+    async span => {
+      const stop = metrics.duration.startTimer({ api: req.api })
+      const outcome = await attempt(got, req)
+      stop()
+      const result = resultLabel(outcome)
+      metrics.requests.inc({ api: req.api, result })
+      span.setAttribute('wechat.result', result)
+      if (outcome.kind === 'errcode') span.setAttribute('wechat.errcode', outcome.errcode)
+      if (outcome.kind === 'ok') span.setAttribute('wechat.errcode', 0)
+      return outcome
+    },
+    SpanKind.CLIENT
+  )
 }
 
 async function attempt (got: Got, req: WechatRequest): Promise<WechatOutcome> {

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import swagger from '@fastify/swagger'
 import type { Got } from 'got'
-import { createServiceApp, createUpstreamGot, registerHealthRoutes } from '@wxlogin/service-kit'
+import { createServiceApp, createUpstreamGot, registerHealthRoutes, type Tracing } from '@wxlogin/service-kit'
 import type { BrokerConfig } from './config.js'
 import { createBrokerMetrics } from './metrics.js'
 import tokenStore from './plugins/token-store.js'
@@ -50,6 +50,8 @@ export interface BuildOptions {
   /** Tests pass their own got (retries off, say); production gets one without got's retries (ours apply). */
   got?: Got
   logger?: FastifyServerOptions['logger']
+  /** OpenTelemetry, when server.ts started it (startTracing); absent: no tracing. */
+  tracing?: Tracing | null
   /** First retry pause against WeChat; tests make it tiny. */
   backoffBaseMs?: number
 }
@@ -60,7 +62,8 @@ export async function buildApp (config: BrokerConfig, opts: BuildOptions = {}): 
     logLevel: config.logLevel,
     logger: opts.logger,
     accessLog: config.accessLog,
-    http: config.http
+    http: config.http,
+    tracing: opts.tracing
   })
   const metrics = createBrokerMetrics(app.registry)
   app.decorate('pushMetrics', metrics.pushMessages)

@@ -3,6 +3,7 @@ import type { DoneExchange, Exchange } from '../exchanges/exchange-store.js'
 import type { LoginEvent } from './events.js'
 import { newSessionToken } from '../sessions/session-tokens.js'
 import { storeCall } from '../store-call.js'
+import { inSpan } from '@wxlogin/service-kit'
 import type { Identity, PendingLogin, UserPatch, UserRecord } from '../users/user-store.js'
 
 /** code2session's answer (the login code's): who the user is in this app. */
@@ -54,14 +55,20 @@ const markedNew = (login: CommitInput['login']): Exchange<CodeAnswer> => ({
  */
 export async function commitLogin (app: FastifyInstance, input: CommitInput): Promise<Committed> {
   const { identity, login } = input
-  const done = await storeCall(
-    input.pending.commit({
-      patch: input.patch,
-      events: d => loginEvents(d.user, identity, d.isNew, d.phoneChanged),
-      kept: { key: login.key, record: markedNew(login) },
-      beside: async userId => await issueSession(app, userId, identity)
-    })
-  )
+  const session = async (userId: string): Promise<Awaited<ReturnType<typeof issueSession>>> =>
+    await inSpan('login session', {}, async () => await issueSession(app, userId, identity))
+  const done = await inSpan('login commit', {}, async span => {
+    const committed = await storeCall(
+      input.pending.commit({
+        patch: input.patch,
+        events: d => loginEvents(d.user, identity, d.isNew, d.phoneChanged),
+        kept: { key: login.key, record: markedNew(login) },
+        beside: session
+      })
+    )
+    span.setAttribute('login.new_user', committed.isNew)
+    return committed
+  })
   return { user: done.user, isNew: done.isNew, events: done.events, session: done.beside.answer }
 }
 

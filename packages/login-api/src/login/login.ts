@@ -3,6 +3,7 @@ import type { FromSchema } from 'json-schema-to-ts'
 import { BrokerError } from '@wxlogin/broker-client'
 import {
   clientAddress,
+  inSpan,
   limitAddress,
   sha256Hex,
   toServiceError,
@@ -92,42 +93,52 @@ async function exchangeLoginCode (
   // Asked together with the code's claim (one round trip); consulted only for a new exchange.
   const shed = app.codeFailures.shed(appid, ip)
   shed.catch(() => {})
-  const result = await exchangeOnce<CodeAnswer>(
-    app.exchanges,
-    key,
-    async () => {
-      try {
-        // The broker keeps the answer too: a retry on another instance, after this one died mid-call, still gets it.
-        return await app.broker.code2session(appid, code, retryKey === undefined ? undefined : sha256Hex(retryKey))
-      } catch (err) {
-        const se = fromBroker(err)
-        if (se.code === 'invalid_code') {
-          app.loginMetrics.codeFailures.inc({ appid })
-          await app.codeFailures.record(appid, ip).catch(() => {})
-        }
-        throw se
-      }
-    },
-    {
-      waitMs,
-      final: se => se.code === 'invalid_code' || se.code === 'high_risk_user',
-      beforeWork: async () => {
-        // Before WeChat is asked: an address over its limit never spends a code.
-        await request.ipLimit
-        // A store that cannot answer does not shed: the spray guard never locks users out.
-        if (await shed.catch(() => false)) {
-          app.loginMetrics.codeFailuresShed.inc({ appid })
-          throw errors.codeSpray(app.loginConfig.codeFailures.windowSeconds)
+  // The claim's span holds code2session's when this attempt made the exchange; a retry's, none.
+  const result = await inSpan('login claim', {}, async span => {
+    const claimed = await exchangeOnce<CodeAnswer>(
+      app.exchanges,
+      key,
+      async () => {
+        try {
+          // The broker keeps the answer too: a retry on another instance, after this one died mid-call, still gets it.
+          return await inSpan(
+            'login code2session',
+            {},
+            async () =>
+              await app.broker.code2session(appid, code, retryKey === undefined ? undefined : sha256Hex(retryKey))
+          )
+        } catch (err) {
+          const se = fromBroker(err)
+          if (se.code === 'invalid_code') {
+            app.loginMetrics.codeFailures.inc({ appid })
+            await app.codeFailures.record(appid, ip).catch(() => {})
+          }
+          throw se
         }
       },
-      identity: answer => ({ appid, openid: answer.openid }),
-      owner: {
-        hash: retryKey === undefined ? undefined : sha256Hex(retryKey),
-        allowNone: app.loginConfig.retryWithoutKey,
-        replayed: () => replayed(app)
+      {
+        waitMs,
+        final: se => se.code === 'invalid_code' || se.code === 'high_risk_user',
+        beforeWork: async () => {
+          // Before WeChat is asked: an address over its limit never spends a code.
+          await request.ipLimit
+          // A store that cannot answer does not shed: the spray guard never locks users out.
+          if (await shed.catch(() => false)) {
+            app.loginMetrics.codeFailuresShed.inc({ appid })
+            throw errors.codeSpray(app.loginConfig.codeFailures.windowSeconds)
+          }
+        },
+        identity: answer => ({ appid, openid: answer.openid }),
+        owner: {
+          hash: retryKey === undefined ? undefined : sha256Hex(retryKey),
+          allowNone: app.loginConfig.retryWithoutKey,
+          replayed: () => replayed(app)
+        }
       }
-    }
-  )
+    )
+    span.setAttribute('login.reused', claimed.reused)
+    return claimed
+  })
   if (result.reused) app.loginMetrics.codeReuses.inc({ kind: 'login' })
   return {
     key,
@@ -153,7 +164,11 @@ async function loginPhone (
 ): Promise<{ error: ErrorBody | null, settled: Promise<void> }> {
   if (phoneCode === undefined || phoneCode === '') return { error: null, settled: SETTLED }
   try {
-    const { phone, settled } = await app.exchangePhone(request, reply, identity.appid, identity.openid, phoneCode)
+    const { phone, settled } = await inSpan(
+      'login phone_exchange',
+      {},
+      async () => await app.exchangePhone(request, reply, identity.appid, identity.openid, phoneCode)
+    )
     patch.phone = phone
     return { error: null, settled }
   } catch (err) {

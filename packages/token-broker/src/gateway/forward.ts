@@ -7,6 +7,7 @@ import { errors } from '../errors.js'
 import type { BrokerMetrics } from '../metrics.js'
 import { TOKEN_REJECTED } from '../wechat/wechat-client.js'
 import type { GatewayLimits } from './limits.js'
+import { inSpan, SpanKind } from '@wxlogin/service-kit'
 
 /** A request body (a media upload) and an answer (a QR-code image) the gateway carries at most. */
 export const BODY_LIMIT = 10 * 1024 * 1024
@@ -145,7 +146,22 @@ export class Gateway {
     }
   }
 
+  /** One sending, traced as a client span named by the path, with WeChat's errcode. */
   private async send (c: GatewayCall, token: string): Promise<GatewayAnswer & { errcode?: number }> {
+    return await inSpan(
+      'wechat gateway',
+      { 'wechat.api': c.path, 'wechat.client': c.client.name },
+      async span => {
+        const answer = await this.sendOnce(c, token)
+        span.setAttribute('http.response.status_code', answer.status)
+        if (answer.errcode !== undefined) span.setAttribute('wechat.errcode', answer.errcode)
+        return answer
+      },
+      SpanKind.CLIENT
+    )
+  }
+
+  private async sendOnce (c: GatewayCall, token: string): Promise<GatewayAnswer & { errcode?: number }> {
     const search = new URLSearchParams(c.query)
     search.set('access_token', token)
     const stream = this.opts.got.stream(`${this.opts.wechatBaseUrl}${c.path}`, {
