@@ -11,20 +11,10 @@
  */
 
 // Types only (erased from the built file, which requires nothing): see types.ts.
-import { newTraceId, traceparent } from './trace-context.js'
 import type { ClientOptions, LoginClient, PhoneCodeResult, PhoneEvent, RequestAnswer, RequestOptions } from './types.js'
 import type { StoredSession, WxApi } from './types.js'
-export type {
-  ClientOptions,
-  LoginClient,
-  PhoneCodeResult,
-  PhoneEvent,
-  RequestAnswer,
-  RequestOptions,
-  RetryOptions,
-  StoredSession,
-  WxApi
-} from './types.js'
+export type { ClientOptions, LoginClient, PhoneCodeResult, PhoneEvent, RequestAnswer, RequestOptions } from './types.js'
+export type { RetryOptions, StoredSession, WxApi } from './types.js'
 
 /** A login or request the server refused, or that could not reach it. `code` is the server's `error`. */
 export class LoginError extends Error {
@@ -70,6 +60,21 @@ function hex (bytes: ArrayLike<number>): string {
   return out
 }
 
+/** Bytes from Math.random: for ids that need to be unique, not secret. */
+function weakBytes (length: number): number[] {
+  const b: number[] = []
+  for (let i = 0; i < length; i++) b.push(Math.floor(Math.random() * 256))
+  return b
+}
+
+/**
+ * W3C trace context (the `traceparent` header): one trace id an operation (a login with its
+ * retries, a request with its replay), a new parent span id each attempt, sampled. The servers
+ * continue the trace, so a `LoginError`'s traceId finds it. The last byte is odd: never all zeros.
+ */
+const newTraceId = (): string => hex(weakBytes(15)) + hex([Math.floor(Math.random() * 128) * 2 + 1])
+const traceparent = (traceId: string): string => `00-${traceId}-${hex(weakBytes(7))}01-01`
+
 /** The runtime's own `wx` (looked up with typeof: elsewhere it is simply not there). */
 function runtimeWx (): WxApi {
   if (typeof wx === 'undefined') throw new Error('createLoginClient: no wx API here; pass `api`')
@@ -114,11 +119,7 @@ export function createLoginClient (options: ClientOptions): LoginClient {
 
   /** 128 random bits for one login attempt's retry_key (the server keeps only its hash). */
   const retryKey = (): Promise<string> => new Promise(resolve => {
-    const weak = (): void => {
-      const b: number[] = []
-      for (let i = 0; i < 16; i++) b.push(Math.floor(Math.random() * 256))
-      resolve(hex(b))
-    }
+    const weak = (): void => { resolve(hex(weakBytes(16))) }
     if (api.getRandomValues === undefined) { weak(); return }
     api.getRandomValues({ length: 16, success: res => { resolve(hex(new Uint8Array(res.randomValues))) }, fail: weak })
   })
