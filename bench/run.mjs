@@ -12,6 +12,7 @@ import { login } from './scenarios/login.mjs'
 import { stampede } from './scenarios/stampede.mjs'
 import { waitCost } from './scenarios/wait-cost.mjs'
 import { roundTrips } from './scenarios/round-trips.mjs'
+import { tracing } from './scenarios/tracing.mjs'
 
 function print () {
   const cols = ['scenario', 'metric', 'measured', 'target', 'status']
@@ -32,6 +33,7 @@ try {
   if (only === undefined || only === 'login') await login()
   if (only === undefined || only === 'wait') await waitCost()
   if (only === undefined || only === 'round-trips') await roundTrips()
+  if (only === undefined || only === 'tracing') await tracing()
 } finally {
   await stopAll()
 }
