@@ -33,6 +33,8 @@ export interface KeptAnswersOptions<T> {
   parse: (v: unknown) => T | null
   /** What a caller that is not the answer's owner meets: WeChat's own word for a used code. */
   used: () => ServiceError
+  /** How long a note is tried again while the store is away (KEEP_PATIENCE_MS; tests set it short). */
+  keepPatienceMs?: number
 }
 
 /** Who asks: the client, its retry key's SHA-256, and the openid the answer is bound to, if any. */
@@ -53,6 +55,13 @@ export interface Asker {
  * waits for the first's answer.
  */
 export class KeptAnswers<T> {
+  /**
+   * Answers WeChat gave whose note is not written yet (the store froze or failed over meanwhile),
+   * by app and note name: a retry reaching this process gets them, rather than spending the code
+   * again (a phone number billed and lost). Dropped once written, or at the code's end of life.
+   */
+  private readonly unwritten = new Map<string, { owner: string, answer: T, until: number }>()
+
   constructor (private readonly opts: KeptAnswersOptions<T>) {}
 
   /**
@@ -68,12 +77,17 @@ export class KeptAnswers<T> {
   ): Promise<{ answer: T, kept: boolean, unkept?: boolean }> {
     const { store, pendingMs } = this.opts
     const { appid } = asker
-    // A shared store that cannot be reached: served as a request without a retry key would be,
-    // rather than failing a login for want of a second copy (the login-api keeps its own).
-    if (!store.available()) return { answer: await call(), kept: false, unkept: true }
     const name = this.opts.name(code)
     const retryKey = asker.retryKeySha256.toLowerCase()
     const owner = sha256Hex(`${asker.client}\0${retryKey}${asker.openid === undefined ? '' : `\0${asker.openid}`}`)
+    const local = this.unwritten.get(`${appid}\0${name}`)
+    if (local !== undefined && local.until > Date.now()) {
+      if (!sameOwner(local.owner, owner)) throw this.opts.used()
+      return { answer: local.answer, kept: true }
+    }
+    // A shared store that cannot be reached: served as a request without a retry key would be,
+    // rather than failing a login for want of a second copy (the login-api keeps its own).
+    if (!store.available()) return { answer: await call(), kept: false, unkept: true }
     const seal = this.opts.sealed ? sealKey(code, retryKey, asker.client) : undefined
     let outcome
     try {
@@ -111,13 +125,25 @@ export class KeptAnswers<T> {
       throw err
     }
     const body = seal === undefined ? answer : { sealed: sealed(seal, answer) }
+    const key = `${appid}\0${name}`
+    this.remember(key, { owner, answer, until: Date.now() + CODE_LIFE_MS })
     const noted = await this.keep(appid, name, JSON.stringify({ owner, ...body }))
+    if (noted) this.unwritten.delete(key)
     return noted ? { answer, kept: false } : { answer, kept: false, unkept: true }
+  }
+
+  /** Held until written; the expired dropped first, so the map stays as small as the outage. */
+  private remember (key: string, entry: { owner: string, answer: T, until: number }): void {
+    if (this.unwritten.size >= 1000) {
+      const now = Date.now()
+      for (const [k, v] of this.unwritten) if (v.until <= now) this.unwritten.delete(k)
+    }
+    this.unwritten.set(key, entry)
   }
 
   /** The note written, tried again while the store is away, for KEEP_PATIENCE_MS; whether it was. */
   private async keep (appid: string, name: string, value: string): Promise<boolean> {
-    const deadline = Date.now() + KEEP_PATIENCE_MS
+    const deadline = Date.now() + (this.opts.keepPatienceMs ?? KEEP_PATIENCE_MS)
     for (;;) {
       try {
         await this.opts.store.note(appid, name, value, CODE_LIFE_MS)
