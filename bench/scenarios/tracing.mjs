@@ -2,7 +2,7 @@ import { createServer } from 'node:http'
 import { startRedisServer } from '../../packages/testing/dist/redis-server.js'
 import { PACED_RATE, broker, cpuMs, details, loginApi, mintLogins, pacedLoad, quick, redisServers, row, sim, stopAll } from '../lib/harness.mjs'
 
-// 7. What tracing costs a login: the same paced load on the same stack with tracing off (no
+// 8. What tracing costs a login: the same paced load on the same stack with tracing off (no
 // OTEL_ variables: nothing of the SDK loaded) and on (every span exported over OTLP/HTTP to a
 // sink in this process that answers 200), in one run. CPU per login and added p50, side by side.
 export async function tracing () {
@@ -41,8 +41,8 @@ export async function tracing () {
   }
   details.tracing = { ...measured, exportRequests: spans, rate: PACED_RATE, seconds }
   const { off, on } = measured
-  row('7 tracing', 'CPU per login, off / on: broker', `${off.cpuPerLoginMs['token-broker']} / ${on.cpuPerLoginMs['token-broker']} ms`, '')
-  row('7 tracing', 'CPU per login, off / on: login-api', `${off.cpuPerLoginMs['login-api']} / ${on.cpuPerLoginMs['login-api']} ms`, '')
-  row('7 tracing', `paced at ${PACED_RATE}/s: added p50, off / on`, `${off.addedP50} / ${on.addedP50} ms`, '')
-  row('7 tracing', 'errors off / on; OTLP requests received', `${off.errors} / ${on.errors}; ${spans}`, '0 / 0; > 0', off.errors === 0 && on.errors === 0 && spans > 0)
+  row('8 tracing', 'CPU per login, off / on: broker', `${off.cpuPerLoginMs['token-broker']} / ${on.cpuPerLoginMs['token-broker']} ms`, '')
+  row('8 tracing', 'CPU per login, off / on: login-api', `${off.cpuPerLoginMs['login-api']} / ${on.cpuPerLoginMs['login-api']} ms`, '')
+  row('8 tracing', `paced at ${PACED_RATE}/s: added p50, off / on`, `${off.addedP50} / ${on.addedP50} ms`, '')
+  row('8 tracing', 'errors off / on; OTLP requests received', `${off.errors} / ${on.errors}; ${spans}`, '0 / 0; > 0', off.errors === 0 && on.errors === 0 && spans > 0)
 }
