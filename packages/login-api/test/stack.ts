@@ -78,7 +78,7 @@ export async function stack (t: Test, instances: number, opts: StackOptions = {}
   t.teardown(() => broker.close())
   let pushUrl: string | undefined
   if (opts.push === true) {
-    const listener = buildPushListener(broker, brokerConfig) as FastifyInstance
+    const listener = await buildPushListener(broker, brokerConfig) as FastifyInstance
     await listener.listen({ port: 0, host: '127.0.0.1' })
     t.teardown(() => listener.close())
     pushUrl = `http://127.0.0.1:${(listener.server.address() as { port: number }).port}/wechat/push`

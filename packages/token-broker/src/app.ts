@@ -20,7 +20,6 @@ import { Gateway } from './gateway/forward.js'
 import { GatewayLimits } from './gateway/limits.js'
 import { SurrogateTokens } from './gateway/surrogates.js'
 import { TokenCallers } from './gateway/callers.js'
-import { buildPushServer } from './push/push-server.js'
 import { throughEgressProxy } from './wechat/egress.js'
 import v1Routes from './routes/v1.js'
 import ticketRoutes from './routes/tickets.js'
@@ -119,8 +118,11 @@ export async function buildApp (config: BrokerConfig, opts: BuildOptions = {}): 
  * The listener WeChat pushes to (PUSH_PORT), built on `app`'s store and metrics; null when no
  * PUSH_PORT is set. It serves nothing but /wechat/push/{appid}: server.ts listens on it.
  */
-export function buildPushListener (app: FastifyInstance, config: BrokerConfig): FastifyInstance | null {
+export async function buildPushListener (app: FastifyInstance, config: BrokerConfig): Promise<FastifyInstance | null> {
   if (config.push?.port === undefined) return null
+  // Loaded only with a PUSH_PORT: the XML parser and the push crypto are memory a broker
+  // without pushes does not pay.
+  const { buildPushServer } = await import('./push/push-server.js')
   return buildPushServer({
     push: config.push,
     store: app.wechatEvents,

@@ -15,7 +15,7 @@ const service = await startService(app, config, {
   store: config.redis === undefined ? 'memory' : 'redis'
 })
 // WeChat's pushes on a listener of their own (PUSH_PORT): the one port that faces the internet.
-const push = buildPushListener(app, config)
+const push = await buildPushListener(app, config)
 if (push !== null) {
   await push.listen({ host: config.host, port: config.push?.port })
   app.log.info({ pushPort: config.push?.port, apps: [...(config.push?.apps.keys() ?? [])] }, 'push listener ready')

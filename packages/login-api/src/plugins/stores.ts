@@ -8,7 +8,6 @@ import { PiiCipher } from '../users/pii.js'
 import type { UserStore } from '../users/user-store.js'
 import { RedisUserStore } from '../users/redis/redis-user-store.js'
 import { MemoryUserStore } from '../users/memory-user-store.js'
-import { SqlUserStore } from '../users/sql/sql-user-store.js'
 import { SessionJwts } from '../sessions/jwt/session-jwts.js'
 import { MemoryRefreshStore, RedisRefreshStore } from '../sessions/jwt/refresh-store.js'
 import { SignedSessions } from '../sessions/jwt/signed-sessions.js'
@@ -56,9 +55,10 @@ export default fp(
       redis === null ? new MemoryExchangeStore(keys) : new RedisExchangeStore(redis, keys)
     const sides = { events, exchanges }
     // Users in Redis carry a login's events and kept answer in their own write (one script).
+    // The SQL store's module is loaded only with a database (see plugins/database.ts).
     const users: UserStore =
       app.database !== null
-        ? new SqlUserStore(app.database, pii, sides)
+        ? new (await import('../users/sql/sql-user-store.js')).SqlUserStore(app.database, pii, sides)
         : events instanceof RedisStreamEvents && redis !== null
           ? new RedisUserStore(redis, keys, pii, events)
           : new MemoryUserStore(sides)
