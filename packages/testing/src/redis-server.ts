@@ -1,7 +1,8 @@
-import { spawn, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { createConnection } from 'node:net'
 import { freePort } from './ports.js'
 import { stopProcess } from './stop-process.js'
+import { spawnServer } from './server-spawn.js'
 
 export interface RedisServer {
   readonly port: number
@@ -35,7 +36,7 @@ export async function startRedisServer (t?: Teardownable, opts: RedisServerOptio
 
   const start = async (): Promise<void> => {
     if (child !== undefined) return
-    const proc = spawn(
+    const proc = spawnServer(
       'redis-server',
       [
         '--port',

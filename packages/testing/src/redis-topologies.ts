@@ -1,10 +1,11 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { spawnSync, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createConnection } from 'node:net'
 import { freePort } from './ports.js'
 import { waitFor } from './wait.js'
+import { spawnServer } from './server-spawn.js'
 
 interface Teardownable {
   teardown: (fn: () => unknown) => void
@@ -47,7 +48,7 @@ export async function redisCommand (port: number, args: string[]): Promise<strin
 
 async function spawnRedis (t: Teardownable, args: string[], dir: string): Promise<RedisProcess> {
   const port = Number(args[args.indexOf('--port') + 1])
-  const child = spawn('redis-server', args, { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'] })
+  const child = spawnServer('redis-server', args, { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'] })
   const exited = new Promise<void>(resolve => child.once('exit', () => resolve()))
   const kill = async (): Promise<void> => {
     if (child.exitCode !== null || child.signalCode !== null) return

@@ -1,4 +1,4 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { spawnSync, type ChildProcess } from 'node:child_process'
 import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { createConnection } from 'node:net'
 import { tmpdir, userInfo } from 'node:os'
@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import { freePort } from './ports.js'
 import { signalTree } from './process-tree.js'
 import { stopProcess } from './stop-process.js'
+import { spawnServer } from './server-spawn.js'
 
 export interface SqlServer {
   readonly dialect: 'postgres' | 'mysql'
@@ -148,7 +149,7 @@ export async function startPostgresServer (t?: Teardownable): Promise<SqlServer>
     'postgres',
     port,
     () =>
-      spawn(
+      spawnServer(
         join(bin, 'postgres'),
         [
           '-D',
@@ -217,7 +218,7 @@ export async function startMariadbServer (t?: Teardownable): Promise<SqlServer> 
     'mariadbd',
     port,
     () =>
-      spawn(
+      spawnServer(
         'mariadbd',
         [
           '--no-defaults',
