@@ -1,12 +1,27 @@
-import type { FastifyInstance, FastifyReply } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { BrokerClientConfig } from '../config.js'
 import { errors } from '../errors.js'
 import type { BrokerMetrics } from '../metrics.js'
-import { acceptRawBodies, allowedBy, type Gateway, type GatewayAnswer } from '../gateway/forward.js'
+import { acceptRawBodies, allowedBy, type Gateway, type GatewayCall } from '../gateway/forward.js'
 import { appidParams, errorBody, type AppParams } from './common.js'
 
-/** WeChat's answer to the caller: its status, type and disposition, never cached on the way. */
-export async function sendAnswer (reply: FastifyReply, answer: GatewayAnswer): Promise<FastifyReply> {
+/**
+ * The request sent on through the gateway (its method, body and type as they came), and WeChat's
+ * answer to the caller: its status, type and disposition, never cached on the way.
+ */
+export async function forward (
+  gateway: Gateway,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  to: Pick<GatewayCall, 'appid' | 'client' | 'api' | 'path' | 'query'>
+): Promise<FastifyReply> {
+  const answer = await gateway.call({
+    ...to,
+    method: request.method,
+    body: Buffer.isBuffer(request.body) ? request.body : undefined,
+    type: request.headers['content-type'],
+    log: request.log
+  })
   reply.code(answer.status)
   for (const [name, value] of Object.entries(answer.headers)) reply.header(name, value)
   reply.header('cache-control', 'no-store')
@@ -45,18 +60,7 @@ export default async function gatewayRoutes (
       }
       const query = new URLSearchParams(request.url.split('?')[1] ?? '')
       query.delete('access_token')
-      const answer = await opts.gateway.call({
-        appid: request.params.appid,
-        client,
-        api,
-        method: request.method,
-        path,
-        query,
-        body: Buffer.isBuffer(request.body) ? request.body : undefined,
-        type: request.headers['content-type'],
-        log: request.log
-      })
-      return await sendAnswer(reply, answer)
+      return await forward(opts.gateway, request, reply, { appid: request.params.appid, client, api, path, query })
     }
   })
 }

@@ -4,7 +4,7 @@ import type { BrokerClientConfig } from '../config.js'
 import type { BrokerMetrics } from '../metrics.js'
 import { TokenCallers } from '../gateway/callers.js'
 import { acceptRawBodies, allowedBy, type Gateway } from '../gateway/forward.js'
-import { sendAnswer } from './gateway.js'
+import { forward } from './gateway.js'
 
 /** The WeChat path prefixes the broker carries for SDKs whose base URL points at it. */
 export const WECHAT_PREFIXES = [
@@ -72,18 +72,7 @@ export default async function wechatGatewayRoutes (app: FastifyInstance, opts: O
           opts.metrics.gatewayRequests.inc({ client: client?.name ?? 'real_token', api: 'none', result: 'forbidden' })
           return refuse(route, request.ip, 40125, `api unauthorized: ${path.slice(0, 200)} is not in the client's apis`)
         }
-        const answer = await opts.gateway.call({
-          appid: caller.appid,
-          client,
-          api,
-          method: request.method,
-          path,
-          query,
-          body: Buffer.isBuffer(request.body) ? request.body : undefined,
-          type: request.headers['content-type'],
-          log: request.log
-        })
-        return await sendAnswer(reply, answer)
+        return await forward(opts.gateway, request, reply, { appid: caller.appid, client, api, path, query })
       }
     })
   }
