@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { withTimeout } from '../timeout.js'
 
 interface ScriptArgs {
@@ -73,9 +74,46 @@ const UNBOUNDED = new Set<PropertyKey>([
   'off'
 ])
 
+type Target = Record<PropertyKey, (...a: unknown[]) => unknown>
+
+/** Script bodies' SHA-1 digests, Redis' names for them in its script cache (not a security use). */
+const digests = new Map<string, string>()
+let resent = 0
+
+/**
+ * How many scripts went out whole after a NOSCRIPT, in this process so far. The body goes out
+ * a round trip after the EVALSHA, so after a WAIT sent with it: a durable write waits again
+ * when this moved (RedisHandle.durable).
+ */
+export function scriptsResent (): number {
+  return resent
+}
+
+/**
+ * EVAL as EVALSHA: the script's digest rather than its body on every call (a login sends six
+ * scripts of up to 2 KB), and the body once, where the server has not cached it (NOSCRIPT: a
+ * restarted server, a promoted replica, another Cluster node). A script never runs twice:
+ * NOSCRIPT means it did not run.
+ */
+async function evalCached (target: Target, script: string, opts: ScriptArgs): Promise<unknown> {
+  let sha = digests.get(script)
+  if (sha === undefined) {
+    sha = createHash('sha1').update(script).digest('hex')
+    digests.set(script, sha)
+  }
+  try {
+    return await (target.evalSha as (sha: string, opts: ScriptArgs) => Promise<unknown>).call(target, sha, opts)
+  } catch (err) {
+    if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err
+    resent++
+    return await (target.eval as (script: string, opts: ScriptArgs) => Promise<unknown>).call(target, script, opts)
+  }
+}
+
 /**
  * Every call that returns a promise fails after `ms`; a late reply still arrives in order and
  * is dropped. Calls go to whatever `current()` returns at the time, so a client can be replaced.
+ * `eval` sends the script's digest (see evalCached).
  */
 export function bounded (current: () => object, ms: number): object {
   const wrapped = new Map<PropertyKey, unknown>()
@@ -87,8 +125,10 @@ export function bounded (current: () => object, ms: number): object {
         if (fn === undefined) {
           fn = (...args: unknown[]) => {
             // Called on the client itself, never on a proxy: node-redis uses private fields.
-            const target = current() as Record<PropertyKey, (...a: unknown[]) => unknown>
-            const r = (target[prop] as (...a: unknown[]) => unknown).apply(target, args)
+            const target = current() as Target
+            const r = prop === 'eval'
+              ? evalCached(target, args[0] as string, args[1] as ScriptArgs)
+              : (target[prop] as (...a: unknown[]) => unknown).apply(target, args)
             return r instanceof Promise && !UNBOUNDED.has(prop)
               ? withTimeout(r, ms, () => new RedisTimeoutError(ms))
               : r

@@ -1,7 +1,7 @@
 import { createClient, createCluster, createSentinel } from 'redis'
 import type { FastifyBaseLogger } from 'fastify'
 import { withTimeout } from '../timeout.js'
-import { bounded, RedisTimeoutError, type RedisCommands } from './commands.js'
+import { bounded, RedisTimeoutError, scriptsResent, type RedisCommands } from './commands.js'
 import { ReplicaWaiter, WAIT_TIMEOUT_MS } from './replication.js'
 import { clientOptions, PROBE_INTERVAL_MS, type ClientOptions } from './client-options.js'
 import { redisMode, type RedisConnection, type RedisMode } from './connection.js'
@@ -252,14 +252,13 @@ export class RedisHandle {
 
   /** The write, and its WAIT in the same round trip; the write's answer. */
   async durable<T> (key: string, write: Promise<T>): Promise<T> {
+    const resentBefore = scriptsResent()
     const [answer] = await Promise.all([write, this.waiter.wait(key)])
+    // A script the server lacked was written after that WAIT (see scriptsResent): wait for it.
+    if (scriptsResent() !== resentBefore) await this.waiter.wait(key)
     return answer
   }
 
-  /**
-   * Closes gracefully when connected (pending replies arrive), at once otherwise: QUIT on a
-   * client that is reconnecting would wait for a server that may never come back.
-   */
   /**
    * A raw command sender for each master (the one master, or each master of a Cluster), for
    * tools that walk every key (SCAN); requests never need it.
@@ -278,6 +277,7 @@ export class RedisHandle {
     return [async (args: string[]) => await c.sendCommand(args)]
   }
 
+  /** Closes gracefully when connected, at once otherwise (QUIT on a reconnecting client could wait forever). */
   async close (graceMs = 2000): Promise<void> {
     this.closed = true
     clearInterval(this.timer)
