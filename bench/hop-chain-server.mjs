@@ -1,5 +1,5 @@
-// The floor under an idle login: the same four hops (client -> login-api -> broker -> WeChat,
-// then login-api -> WeChat) between framework-less node:http servers that do no work but
+// The floor under an idle login: the same hops (client -> login-api -> broker -> WeChat, twice:
+// code2session and the phone number) between framework-less node:http servers that do no work but
 // read, forward and answer, on kept-alive connections. What the machine's loopback and process
 // wake-ups cost before any service code runs. NEXT: comma-separated URLs called in order;
 // DELAY_MS: a leaf's simulated upstream time (a timer, as in the WeChat simulator).

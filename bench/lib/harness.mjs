@@ -38,6 +38,12 @@ export function row (scenario, metric, measured, target, ok) {
   rows.push({ scenario, metric, measured, target: target ?? '', status: ok === undefined ? '' : ok ? 'met' : 'MISSED' })
 }
 
+let servicesCgroup
+/** Where the broker and login-api started from now on go (see spawnNode); undefined: nowhere. */
+export function placeServicesIn (dir) {
+  servicesCgroup = dir
+}
+
 export function spawnNode (script, env) {
   // BENCH_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=prof") go to every process the bench
   // starts, to dig into a finding; BENCH_SERVICE_NODE_ARGS (e.g. "--max-old-space-size=96") to
@@ -50,7 +56,7 @@ export function spawnNode (script, env) {
   // BENCH_SERVICE_CGROUP: a cgroup directory with a `token-broker` and a `login-api` group in it
   // (each with its memory limit set): each service starts inside its own, as in a pod with a
   // memory limit, where Node sizes its heap from the limit rather than the machine's memory.
-  const cgroup = service ? process.env.BENCH_SERVICE_CGROUP : undefined
+  const cgroup = service ? servicesCgroup ?? process.env.BENCH_SERVICE_CGROUP : undefined
   const proc = cgroup === undefined
     ? startServiceProcess(`${root}${script}`, { nodeArgs, env: childEnv, stderr: 'inherit' })
     : inCgroup(`${cgroup}/${/token-broker/.test(script) ? 'token-broker' : 'login-api'}`, [...nodeArgs, `${root}${script}`], childEnv)
@@ -78,8 +84,13 @@ export async function ready (url) {
 }
 
 export async function stopAll () {
-  await Promise.all([...children].map(async c => { await c.stop() }))
+  await stopProcesses()
   await Promise.all(redisServers.splice(0).map(r => r.stop()))
+}
+
+/** Stops the Node processes the bench started, keeping its Redis servers. */
+export async function stopProcesses () {
+  await Promise.all([...children].map(async c => { await c.stop() }))
 }
 
 /** A process's CPU time so far (user + system), in ms. */
@@ -254,13 +265,16 @@ export async function sequential (url, path, bodies, warmup, headers) {
   return { ...percentiles(times), failed, count: times.length }
 }
 
-/** The four hops of a login between framework-less servers (see hop-chain-server.mjs); its entry URL last. */
+/**
+ * The hops of a login between framework-less servers (see hop-chain-server.mjs): the login-api
+ * calls the broker twice (code2session, the phone number), the broker WeChat. Its entry URL last.
+ */
 export async function hopChain (delayMs) {
   const chain = []
   for (const role of ['wechat', 'broker', 'login-api']) {
     const port = await freePort()
     const url = `http://127.0.0.1:${port}`
-    const next = role === 'wechat' ? '' : role === 'broker' ? chain[0] : `${chain[1]},${chain[0]}`
+    const next = role === 'wechat' ? '' : role === 'broker' ? chain[0] : `${chain[1]},${chain[1]}`
     spawnNode('bench/hop-chain-server.mjs', { PORT: String(port), NEXT: next, DELAY_MS: role === 'wechat' ? String(delayMs) : '0' })
     await waitFor(async () => { try { await fetch(url, { method: 'POST', body: '{}' }); return true } catch { return false } }, { what: `chain ${role}` })
     chain.push(url)

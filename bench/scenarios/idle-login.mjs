@@ -2,7 +2,7 @@ import { APPID, CLIENT_TOKEN, broker, details, hopChain, loginApi, mintLogins, p
 
 // 0. One login at a time on an idle stack: the simulator answers at once and the stores are
 // in memory, so what is measured is the services' own latency. Against the floor: the same
-// four hops between framework-less servers that only forward.
+// hops between framework-less servers that only forward.
 export async function idleLogin () {
   const n = quick ? 1000 : 3000
   const warmup = 300
@@ -33,7 +33,7 @@ export async function idleLogin () {
   const title = '0 idle thirdLogin (sim 0 ms, memory stores)'
   const ms = x => `${Math.round(x * 100) / 100} ms`
   row(title, `thirdLogin p50 / p90 / p99, ${ours.login.count} logins one at a time`, `${ours.login.p50} / ${ours.login.p90} / ${ours.login.p99} ms`, '<= 2.5 ms (p50)', ours.login.p50 <= 2.5)
-  row(title, 'floor: the same 4 hops between node:http servers that only forward: p50', ms(floor.login.p50), '(this machine)')
+  row(title, 'floor: the same hops between node:http servers that only forward: p50', ms(floor.login.p50), '(this machine)')
   row(title, 'hop p50, simulator alone (getuserphonenumber) / its floor (1 hop)', `${ms(ours.wechat.p50)} / ${ms(floor.wechat.p50)}`, '')
   row(title, 'hop p50, broker code2session (broker + simulator) / its floor (2 hops)', `${ms(ours.broker.p50)} / ${ms(floor.broker.p50)}`, '')
   row(title, 'p50 above the floor: simulator / broker (its own) / login-api (its own)', [

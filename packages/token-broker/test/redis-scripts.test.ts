@@ -1,6 +1,9 @@
 // Scripts go to Redis by digest (EVALSHA), their body only where the server lacks it: a login
 // sends six scripts of up to 2 KB, which EVAL would send whole each time.
 import t from 'tap'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { createClient } from 'redis'
 import { RedisHandle } from '@wxlogin/service-kit'
 import { startRedisServer, waitFor } from '@wxlogin/testing'
@@ -37,8 +40,11 @@ t.test('EVALSHA each time; the body once, and again after the server lost its sc
 })
 
 t.test('a durable write whose script went out whole after its WAIT waits again (REDIS_WAIT_REPLICAS)', async t => {
-  const master = await startRedisServer(t)
-  await startRedisServer(t, { args: ['--replicaof', '127.0.0.1', String(master.port)] })
+  // A full sync writes an RDB file: into a directory of the test's, not its working directory.
+  const dir = mkdtempSync(join(tmpdir(), 'redis-scripts-'))
+  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+  const master = await startRedisServer(t, { args: ['--dir', dir, '--dbfilename', 'master.rdb'] })
+  await startRedisServer(t, { args: ['--dir', dir, '--replicaof', '127.0.0.1', String(master.port)] })
   const client = createClient({ url: master.url })
   client.on('error', () => {})
   await client.connect()
