@@ -116,10 +116,13 @@ t.test('a login with a traceparent: one trace, spans of both services parented c
 
   const fresh = await post(`${login}/api/user/thirdLogin`, await loginBody(sim, 'o-untraced'))
   t.equal(fresh.status, 200)
-  await waitFor(() => otlp.spans.some(s => s.span.traceId !== traceId && s.service === 'token-broker' && s.span.name === 'wechat jscode2session'), { what: 'the second login\'s spans' })
-  const second = otlp.spans.find(s => s.span.traceId !== traceId && s.service === 'login-api' && s.span.name === 'login commit')
-  t.ok(second !== undefined, 'without a traceparent, a fresh trace')
-  t.ok(otlp.spans.some(s => s.span.traceId === second?.span.traceId && s.service === 'token-broker'), 'which the broker joins')
+  // Each service exports in its own batches: wait for each side's spans, not one for the other.
+  const isSecond = (s: { span: { traceId: string, name: string }, service: string }): boolean =>
+    s.span.traceId !== traceId && s.service === 'login-api' && s.span.name === 'login commit'
+  const second = await waitFor(() => otlp.spans.find(isSecond), { timeoutMs: 20_000, what: 'the second login\'s commit span' })
+  t.pass('without a traceparent, a fresh trace')
+  const joined = (): boolean => otlp.spans.some(s => s.span.traceId === second.span.traceId && s.service === 'token-broker')
+  t.ok(await waitFor(joined, { timeoutMs: 20_000, what: 'the broker\'s spans in the second trace' }), 'which the broker joins')
 })
 
 t.test('services without an OTLP endpoint export nothing, not even to the SDK\'s default (localhost:4318)', async t => {
