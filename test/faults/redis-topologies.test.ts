@@ -38,7 +38,13 @@ async function services (t: Test, redisEnv: Record<string, string>): Promise<Sta
   for (let i = 0; i < 2; i++) {
     brokers.push({ url: await service('packages/token-broker/dist/server.js', { WECHAT_SECRET: SECRET, BROKER_CLIENTS: JSON.stringify([{ name: 'login-api', token: BROKER_TOKEN, apps: [APPID] }]) }) })
   }
-  for (const b of brokers) await waitFor(async () => (await fetch(`${b.url}/readyz`).then(r => r.json(), () => ({}))).status === 'ready', { timeoutMs: 20_000, what: 'a broker ready' })
+  // Not ready yet throws with the broker's reason, so a timeout says what it was waiting on.
+  const brokerReady = (url: string) => async (): Promise<boolean> => {
+    const body = await fetch(`${url}/readyz`).then(async r => await r.json(), (err: Error) => ({ error: err.message }))
+    if (body.status !== 'ready') throw new Error(`/readyz answered ${JSON.stringify(body)}`)
+    return true
+  }
+  for (const b of brokers) await waitFor(brokerReady(b.url), { timeoutMs: 40_000, intervalMs: 200, what: 'a broker ready' })
   const logins = []
   for (let i = 0; i < 2; i++) {
     logins.push(await service('packages/login-api/dist/server.js', { BROKER_URL: (brokers[i] as { url: string }).url, BROKER_TOKEN, IP_RATE_LIMIT_MAX: '100000', PII_ENCRYPTION_KEY: TEST_PII_KEYS }))
