@@ -158,7 +158,9 @@ t.test('the compose stack in containers', async t => {
   })
 })
 
-const MASTER_ADDR = ['redis-cli', '-p', '26379', 'sentinel', 'get-master-addr-by-name', 'mymaster']
+/** The sentinels' port inside the compose network (docker-compose.sentinel.yml), asked through `podman exec`. */
+const SENTINEL_PORT = /'port (\d+)'/.exec(readFileSync(join(root, 'docker-compose.sentinel.yml'), 'utf8'))?.[1] ?? ''
+const MASTER_ADDR = ['redis-cli', '-p', SENTINEL_PORT, 'sentinel', 'get-master-addr-by-name', 'mymaster']
 
 /** What the sentinels think and what each service logged last, for a failover that never completed. */
 function sentinelDiagnosis (): string {

@@ -5,12 +5,11 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createClient } from 'redis'
-import { RedisHandle } from '@wxlogin/service-kit'
 import { startRedisServer, waitFor } from '@wxlogin/testing'
 import { RedisTokenStore } from '../src/store/token-store.js'
 import { BrokerKeys } from '../src/keys.js'
 import { APPID } from './helper.js'
-import { silentLog } from './replica-helpers.js'
+import { handleAndClient } from './replica-helpers.js'
 
 async function calls (client: ReturnType<typeof createClient>): Promise<Record<string, number>> {
   const text = await client.info('commandstats')
@@ -19,12 +18,7 @@ async function calls (client: ReturnType<typeof createClient>): Promise<Record<s
 
 t.test('EVALSHA each time; the body once, and again after the server lost its scripts (NOSCRIPT)', async t => {
   const redis = await startRedisServer(t)
-  const client = createClient({ url: redis.url })
-  client.on('error', () => {})
-  await client.connect()
-  const handle = new RedisHandle(redis.connection, silentLog, 'test').start()
-  await waitFor(() => handle.ok(), { what: 'connected' })
-  t.teardown(async () => { await client.quit(); await handle.close() })
+  const { handle, client } = await handleAndClient(t, redis.connection)
   const store = new RedisTokenStore(handle, new BrokerKeys('test:'), [APPID])
 
   const [a, b, c] = [await store.nextSeq(APPID), await store.nextSeq(APPID), await store.nextSeq(APPID)]
@@ -45,14 +39,9 @@ t.test('a durable write whose script went out whole after its WAIT waits again (
   t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
   const master = await startRedisServer(t, { args: ['--dir', dir, '--dbfilename', 'master.rdb'] })
   await startRedisServer(t, { args: ['--dir', dir, '--replicaof', '127.0.0.1', String(master.port)] })
-  const client = createClient({ url: master.url })
-  client.on('error', () => {})
-  await client.connect()
+  const { handle, client } = await handleAndClient(t, { ...master.connection, waitReplicas: 1 })
   const inSync = async (): Promise<boolean> => /slave0:.*state=online/.test(await client.info('replication'))
   await waitFor(inSync, { what: 'the replica in sync' })
-  const handle = new RedisHandle({ ...master.connection, waitReplicas: 1 }, silentLog, 'test').start()
-  await waitFor(() => handle.ok(), { what: 'connected' })
-  t.teardown(async () => { await client.quit(); await handle.close() })
   const waits = async (): Promise<number> =>
     Number(/^cmdstat_wait:calls=(\d+)/m.exec(await client.info('commandstats'))?.[1] ?? 0)
   const script = "return redis.call('SET', KEYS[1], ARGV[1])"

@@ -2,6 +2,8 @@
 import type { Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import Fastify from 'fastify'
+import { createClient } from 'redis'
+import { RedisHandle, type RedisConnection } from '@wxlogin/service-kit'
 import { createSimulator, type Simulator } from '@wxlogin/wechat-sim'
 import { waitFor } from '@wxlogin/testing'
 import type { BrokerConfig } from '../src/config.js'
@@ -15,6 +17,23 @@ export async function startSim (t: Test, opts: Parameters<typeof createSimulator
   await sim.app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(() => sim.app.close())
   return { ...sim, url: `http://127.0.0.1:${(sim.app.server.address() as { port: number }).port}` }
+}
+
+/**
+ * A connected RedisHandle on `connection` (what the broker's stores run on) and a plain client on
+ * the same server to look behind it; both closed when the test ends.
+ */
+export async function handleAndClient (
+  t: Test,
+  connection: RedisConnection
+): Promise<{ handle: RedisHandle, client: ReturnType<typeof createClient> }> {
+  const client = createClient({ url: connection.url })
+  client.on('error', () => {})
+  await client.connect()
+  const handle = new RedisHandle(connection, silentLog, 'test').start()
+  await waitFor(() => handle.ok(), { what: 'connected' })
+  t.teardown(async () => { await client.quit(); await handle.close() })
+  return { handle, client }
 }
 
 /** Broker replicas sharing Redis, each ready (connected) before the test starts. */

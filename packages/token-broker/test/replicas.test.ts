@@ -1,12 +1,11 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { createClient } from 'redis'
-import { RedisHandle } from '@wxlogin/service-kit'
 import { RedisTokenStore } from '../src/store/token-store.js'
 import { BrokerKeys } from '../src/keys.js'
 import { startRedisServer, waitFor } from '@wxlogin/testing'
 import { APPID, CLIENT_TOKEN, OTHER_CLIENT_TOKEN, SECRET, auth, metricValue } from './helper.js'
-import { silentLog, TOKEN_URL, startSim, replicas, getToken, invalidate } from './replica-helpers.js'
+import { handleAndClient, TOKEN_URL, startSim, replicas, getToken, invalidate } from './replica-helpers.js'
 
 t.test('500 concurrent cold requests over 3 replicas: exactly one upstream call', async t => {
   const redis = await startRedisServer(t)
@@ -62,12 +61,7 @@ t.test('forced refreshes are spaced out cluster-wide', async t => {
 
 t.test('the token store never lets an older refresh overwrite a newer token', async t => {
   const redis = await startRedisServer(t)
-  const client = createClient({ url: redis.url })
-  client.on('error', () => {})
-  await client.connect()
-  const handle = new RedisHandle(redis.connection, silentLog, 'test').start()
-  await waitFor(() => handle.ok(), { what: 'connected' })
-  t.teardown(async () => { await client.quit(); await handle.close() })
+  const { handle, client } = await handleAndClient(t, redis.connection)
   const store = new RedisTokenStore(handle, new BrokerKeys('test:'), [APPID])
   const older = await store.nextSeq(APPID)
   const newer = await store.nextSeq(APPID)

@@ -78,16 +78,6 @@ type Target = Record<PropertyKey, (...a: unknown[]) => unknown>
 
 /** Script bodies' SHA-1 digests, Redis' names for them in its script cache (not a security use). */
 const digests = new Map<string, string>()
-let resent = 0
-
-/**
- * How many scripts went out whole after a NOSCRIPT, in this process so far. The body goes out
- * a round trip after the EVALSHA, so after a WAIT sent with it: a durable write waits again
- * when this moved (RedisHandle.durable).
- */
-export function scriptsResent (): number {
-  return resent
-}
 
 /**
  * EVAL as EVALSHA: the script's digest rather than its body on every call (a login sends six
@@ -95,7 +85,7 @@ export function scriptsResent (): number {
  * restarted server, a promoted replica, another Cluster node). A script never runs twice:
  * NOSCRIPT means it did not run.
  */
-async function evalCached (target: Target, script: string, opts: ScriptArgs): Promise<unknown> {
+async function evalCached (target: Target, script: string, opts: ScriptArgs, onResent: () => void): Promise<unknown> {
   let sha = digests.get(script)
   if (sha === undefined) {
     sha = createHash('sha1').update(script).digest('hex')
@@ -105,7 +95,7 @@ async function evalCached (target: Target, script: string, opts: ScriptArgs): Pr
     return await (target.evalSha as (sha: string, opts: ScriptArgs) => Promise<unknown>).call(target, sha, opts)
   } catch (err) {
     if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err
-    resent++
+    onResent()
     return await (target.eval as (script: string, opts: ScriptArgs) => Promise<unknown>).call(target, script, opts)
   }
 }
@@ -113,9 +103,10 @@ async function evalCached (target: Target, script: string, opts: ScriptArgs): Pr
 /**
  * Every call that returns a promise fails after `ms`; a late reply still arrives in order and
  * is dropped. Calls go to whatever `current()` returns at the time, so a client can be replaced.
- * `eval` sends the script's digest (see evalCached).
+ * `eval` sends the script's digest (see evalCached); `onScriptResent` hears of each script that
+ * went out whole after a NOSCRIPT: a round trip after its EVALSHA, so after a WAIT sent with it.
  */
-export function bounded (current: () => object, ms: number): object {
+export function bounded (current: () => object, ms: number, onScriptResent: () => void = () => {}): object {
   const wrapped = new Map<PropertyKey, unknown>()
   return new Proxy(
     {},
@@ -127,7 +118,7 @@ export function bounded (current: () => object, ms: number): object {
             // Called on the client itself, never on a proxy: node-redis uses private fields.
             const target = current() as Target
             const r = prop === 'eval'
-              ? evalCached(target, args[0] as string, args[1] as ScriptArgs)
+              ? evalCached(target, args[0] as string, args[1] as ScriptArgs, onScriptResent)
               : (target[prop] as (...a: unknown[]) => unknown).apply(target, args)
             return r instanceof Promise && !UNBOUNDED.has(prop)
               ? withTimeout(r, ms, () => new RedisTimeoutError(ms))

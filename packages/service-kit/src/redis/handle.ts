@@ -1,7 +1,7 @@
 import { createClient, createCluster, createSentinel } from 'redis'
 import type { FastifyBaseLogger } from 'fastify'
 import { withTimeout } from '../timeout.js'
-import { bounded, RedisTimeoutError, scriptsResent, type RedisCommands } from './commands.js'
+import { bounded, RedisTimeoutError, type RedisCommands } from './commands.js'
 import { ReplicaWaiter, WAIT_TIMEOUT_MS } from './replication.js'
 import { clientOptions, PROBE_INTERVAL_MS, type ClientOptions } from './client-options.js'
 import { redisMode, type RedisConnection, type RedisMode } from './connection.js'
@@ -44,6 +44,9 @@ export class RedisHandle {
   private timer: NodeJS.Timeout | undefined
   private closed = false
   private down = false
+  private scriptsResent = 0 // sent whole after a NOSCRIPT (see durable)
+  private readonly options: ClientOptions
+  private readonly waiter: ReplicaWaiter
 
   constructor (
     private readonly conn: RedisConnection,
@@ -67,13 +70,11 @@ export class RedisHandle {
       this.client.on('ready', () => { this.onReady() })
       target = this.client
     }
-    this.cmd = bounded(() => this.sentinel ?? this.cluster ?? target, conn.commandTimeoutMs) as unknown as RedisCommands
+    const current = (): object => this.sentinel ?? this.cluster ?? target
+    this.cmd = bounded(current, conn.commandTimeoutMs, () => { this.scriptsResent++ }) as unknown as RedisCommands
     const send = async (key: string, args: string[]): Promise<unknown> => await this.send(key, args)
     this.waiter = new ReplicaWaiter(conn.waitReplicas ?? 0, this.mode === 'cluster', send)
   }
-
-  private readonly options: ClientOptions
-  private readonly waiter: ReplicaWaiter
 
   private newSentinel (): Sentinel {
     const sentinel = createSentinel(this.options.sentinel)
@@ -250,12 +251,11 @@ export class RedisHandle {
     await this.waiter.wait(key)
   }
 
-  /** The write, and its WAIT in the same round trip; the write's answer. */
+  /** The write and its WAIT in one round trip (a script resent after it, another: see bounded); the answer. */
   async durable<T> (key: string, write: Promise<T>): Promise<T> {
-    const resentBefore = scriptsResent()
+    const resentBefore = this.scriptsResent
     const [answer] = await Promise.all([write, this.waiter.wait(key)])
-    // A script the server lacked was written after that WAIT (see scriptsResent): wait for it.
-    if (scriptsResent() !== resentBefore) await this.waiter.wait(key)
+    if (this.scriptsResent !== resentBefore) await this.waiter.wait(key)
     return answer
   }
 
