@@ -13,7 +13,7 @@ export class BrokerError extends Error {
 }
 
 export class BrokerUnavailableError extends BrokerError {
-  /** `cause`: got's error, kept for a log that scrubs it (it holds the bearer token in its options). */
+  /** `cause`: the HTTP client's error (an UpstreamError: a code, no URL or header) or the JSON parser's. */
   constructor (detail: string, cause?: unknown) {
     super(
       'upstream_unavailable',

@@ -1,6 +1,5 @@
-import type { Got } from 'got'
 import { SingleFlight } from '@wxlogin/service-kit/single-flight'
-import { createUpstreamGot } from '@wxlogin/service-kit/upstream-got'
+import { createUpstream, UpstreamError, type Upstream } from '@wxlogin/service-kit/upstream-http'
 import { BrokerError, BrokerUnavailableError } from './errors.js'
 
 export { BrokerError, BrokerUnavailableError }
@@ -10,8 +9,6 @@ export interface BrokerClientOptions {
   baseUrl: string
   /** This service's client token at the broker. */
   token: string
-  /** A got instance; the default never retries (the broker retries WeChat itself). */
-  got?: Got
   /** Per-request timeout. */
   timeoutMs?: number
   /** A cached token is used until this long before it expires. */
@@ -56,7 +53,7 @@ export interface PhoneNumber {
  * login code exchanged after the caller timed out would be spent for nothing.
  */
 // The same name as service-kit's DEADLINE_HEADER, which the broker reads. This package takes
-// only service-kit's self-contained subpaths (single-flight, upstream-got), never its index,
+// only service-kit's self-contained subpaths (single-flight, upstream-http), never its index,
 // which would bring Fastify and Redis into every caller.
 export const DEADLINE_HEADER = 'x-deadline-ms'
 /** Time left for the broker's answer to travel back. */
@@ -93,26 +90,28 @@ interface TokenBody {
 
 type Request = <T>(method: 'GET' | 'POST', path: string, json?: object) => Promise<T>
 
-/** One request to the broker; errors are BrokerErrors whose messages hold no token. */
-function requester (http: Got, base: string, token: string, timeoutMs: number): Request {
+/**
+ * One request to the broker, never retried here (the broker retries WeChat itself, and a code
+ * may be single use); errors are BrokerErrors whose messages hold no token.
+ */
+function requester (upstream: Upstream, base: string, token: string, timeoutMs: number): Request {
   return async <T>(method: 'GET' | 'POST', path: string, json?: object): Promise<T> => {
     let res
     try {
-      res = await http(`${base}${path}`, {
+      res = await upstream({
         method,
+        url: `${base}${path}`,
         headers: {
           authorization: `Bearer ${token}`,
           [DEADLINE_HEADER]: String(Math.max(100, timeoutMs - DEADLINE_MARGIN_MS))
         },
         ...(json !== undefined ? { json } : {}),
-        timeout: { request: timeoutMs },
-        throwHttpErrors: false,
-        responseType: 'text'
+        timeoutMs
       })
     } catch (err) {
-      // got's error carries our bearer token in its options: the message says only what failed.
-      const e = err as { name?: string, code?: string }
-      throw new BrokerUnavailableError(e.name === 'TimeoutError' ? 'timed out' : (e.code ?? 'network error'), err)
+      // UpstreamError's message names no URL or header: the bearer token stays out of it.
+      const e = err instanceof UpstreamError ? err : new UpstreamError('ERR_NETWORK')
+      throw new BrokerUnavailableError(e.timeout ? 'timed out' : e.code, err)
     }
     // An acknowledgement answers 204, with no body.
     if (res.statusCode === 204) return undefined as T
@@ -162,8 +161,9 @@ class TokenCache {
 export function createBrokerClient (opts: BrokerClientOptions): BrokerClient {
   const base = opts.baseUrl.replace(/\/+$/, '')
   const timeoutMs = opts.timeoutMs ?? 5000
-  const http = opts.got ?? createUpstreamGot()
-  const request = requester(http, base, opts.token, timeoutMs)
+  // Node's own HTTP client: got cost a login-api a fifth of its CPU per login (docs/benchmarks.md).
+  const upstream = createUpstream()
+  const request = requester(upstream, base, opts.token, timeoutMs)
   const cache = new TokenCache(opts.refreshMarginMs ?? 60_000)
   // One request per app at a time, whatever the number of callers.
   const fetches = new SingleFlight<string, string>()
@@ -235,7 +235,7 @@ export function createBrokerClient (opts: BrokerClientOptions): BrokerClient {
     async receiveEvents (o = {}) {
       const waitSeconds = o.waitSeconds ?? 0
       // The long poll's own bound, past the broker's wait.
-      const poll = requester(http, base, opts.token, timeoutMs + waitSeconds * 1000)
+      const poll = requester(upstream, base, opts.token, timeoutMs + waitSeconds * 1000)
       const body = await poll<{ messages?: unknown }>('POST', '/v1/wechat-events/receive', {
         max: o.max ?? 10,
         wait_seconds: waitSeconds
@@ -251,10 +251,7 @@ export function createBrokerClient (opts: BrokerClientOptions): BrokerClient {
 
     async ping () {
       try {
-        const res = await http(`${base}/healthz`, {
-          timeout: { request: Math.min(timeoutMs, 2000) },
-          throwHttpErrors: false
-        })
+        const res = await upstream({ method: 'GET', url: `${base}/healthz`, timeoutMs: Math.min(timeoutMs, 2000) })
         return res.statusCode === 200
       } catch {
         return false

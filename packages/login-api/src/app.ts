@@ -1,11 +1,9 @@
 import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import formbody from '@fastify/formbody'
 import swagger from '@fastify/swagger'
-import type { Got } from 'got'
 import {
   BODY_LIMIT,
   createServiceApp,
-  createUpstreamGot,
   registerHealthRoutes,
   type ReadyCheck,
   type Tracing
@@ -23,8 +21,6 @@ export { loadConfig, worstCaseLoginMs } from './config.js'
 export type { LoginConfig } from './config.js'
 
 export interface BuildOptions {
-  /** Used for the broker and WeChat; the default never retries (getuserphonenumber must not be). */
-  got?: Got
   logger?: FastifyServerOptions['logger']
   /** OpenTelemetry, when server.ts started it (startTracing); absent: no tracing. */
   tracing?: Tracing | null
@@ -40,7 +36,6 @@ export async function buildApp (config: LoginConfig, opts: BuildOptions = {}): P
     http: config.http,
     tracing: opts.tracing
   })
-  const got = opts.got ?? createUpstreamGot()
 
   // Describes the routes for docs/openapi (scripts/openapi.mjs); never served on the public port.
   await app.register(swagger, {
@@ -60,7 +55,7 @@ export async function buildApp (config: LoginConfig, opts: BuildOptions = {}): P
   await app.register(loginContext, { config })
   await app.register(database)
   await app.register(stores)
-  await app.register(upstreams, { got })
+  await app.register(upstreams)
   await app.register(wechatEvents)
   await app.register(apiRoutes, { prefix: '/api' })
   const signed = app.signedSessions

@@ -1,7 +1,6 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto'
 import type { Test } from 'tap'
 import nock from 'nock'
-import got from 'got'
 import type { FastifyInstance } from 'fastify'
 import { loggerOptions } from '@wxlogin/service-kit'
 import { LogCapture, TEST_PII_KEYS, TEST_SERVICE_DEFAULTS } from '@wxlogin/testing'
@@ -48,7 +47,7 @@ export function testConfig (overrides: Partial<LoginConfig> = {}): LoginConfig {
 
 export async function build (t: Test, config: LoginConfig = testConfig()): Promise<{ app: FastifyInstance, logs: LogCapture }> {
   const logs = new LogCapture()
-  const app = await buildApp(config, { got: got.extend({ retry: { limit: 0 } }), logger: loggerOptions('trace', 'login-api', logs) })
+  const app = await buildApp(config, { logger: loggerOptions('trace', 'login-api', logs) })
   t.teardown(() => app.close())
   return { app, logs }
 }

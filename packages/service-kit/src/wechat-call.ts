@@ -1,7 +1,7 @@
 import { Counter, Histogram, type Registry } from 'prom-client'
-import type { Got } from 'got'
 import { LATENCY_BUCKETS } from './metrics.js'
 import { inSpan, SpanKind } from './tracing/spans.js'
+import { UpstreamError, type Upstream } from './upstream-http.js'
 
 export type WechatApi =
   | 'token'
@@ -39,7 +39,7 @@ export function createWechatApiMetrics (registry: Registry): WechatApiMetrics {
   }
 }
 
-/** The outcome of one call. Never an exception: got's errors carry the URL, and with it secrets. */
+/** The outcome of one call. Never an exception, so no caller passes one on with a URL or a secret in it. */
 export type WechatOutcome =
   | { kind: 'ok', body: Record<string, unknown> }
   | { kind: 'errcode', errcode: number, errmsg: string }
@@ -65,13 +65,17 @@ const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREAC
  * api (`wechat jscode2session`) with WeChat's errcode as an attribute (the http span under it
  * carries the scrubbed URL). Never throws: the outcome says what happened.
  */
-export async function callWechat (got: Got, metrics: WechatApiMetrics, req: WechatRequest): Promise<WechatOutcome> {
+export async function callWechat (
+  upstream: Upstream,
+  metrics: WechatApiMetrics,
+  req: WechatRequest
+): Promise<WechatOutcome> {
   return await inSpan(
     `wechat ${req.api}`,
     { 'wechat.api': req.api },
     async span => {
       const stop = metrics.duration.startTimer({ api: req.api })
-      const outcome = await attempt(got, req)
+      const outcome = await attempt(upstream, req)
       stop()
       const result = resultLabel(outcome)
       metrics.requests.inc({ api: req.api, result })
@@ -84,25 +88,17 @@ export async function callWechat (got: Got, metrics: WechatApiMetrics, req: Wech
   )
 }
 
-async function attempt (got: Got, req: WechatRequest): Promise<WechatOutcome> {
+async function attempt (upstream: Upstream, req: WechatRequest): Promise<WechatOutcome> {
   let status: number
   let text: string
   try {
-    const res = await got(req.url, {
-      method: req.method,
-      ...(req.searchParams !== undefined ? { searchParams: req.searchParams } : {}),
-      ...(req.json !== undefined ? { json: req.json } : {}),
-      timeout: { request: req.timeoutMs },
-      throwHttpErrors: false,
-      followRedirect: false,
-      responseType: 'text'
-    })
+    // No redirect is followed: WeChat's APIs answer where they are asked.
+    const res = await upstream(req)
     status = res.statusCode
     text = res.body
   } catch (err) {
-    const e = err as { name?: string, code?: string }
-    if (e.name === 'TimeoutError' || e.code === 'ETIMEDOUT') return { kind: 'timeout' }
-    const code = typeof e.code === 'string' ? e.code : 'ERR_NETWORK'
+    if (err instanceof UpstreamError && err.timeout) return { kind: 'timeout' }
+    const code = err instanceof UpstreamError ? err.code : 'ERR_NETWORK'
     return { kind: 'network', code, sent: !NOT_SENT.has(code) }
   }
   if (status >= 300) return { kind: 'http', status }

@@ -3,7 +3,7 @@ import http from 'node:http'
 import { createUpstreamGot } from '../src/upstream-got.js'
 
 // No nock in this file: its interceptor would sit in this process's HTTP client and open a new
-// connection per request (see upstream-got-https.test.ts).
+// connection per request (see upstream-https.test.ts).
 
 t.test('createUpstreamGot: lean requests carry query, headers and body, keep the connection, and never retry', async t => {
   const seen: Array<{ method?: string, url?: string, type?: string, body: string }> = []

@@ -46,7 +46,10 @@ const OPENAPI = {
 }
 
 export interface BuildOptions {
-  /** Tests pass their own got (retries off, say); production gets one without got's retries (ours apply). */
+  /**
+   * The gateway's got (it streams WeChat's answers): tests pass their own (retries off, say);
+   * production gets one without got's retries (ours apply). JSON calls go on Node's client.
+   */
   got?: Got
   logger?: FastifyServerOptions['logger']
   /** OpenTelemetry, when server.ts started it (startTracing); absent: no tracing. */
@@ -76,7 +79,7 @@ export async function buildApp (config: BrokerConfig, opts: BuildOptions = {}): 
 
   await app.register(swagger, { openapi: OPENAPI })
   await app.register(tokenStore, { config })
-  await app.register(tokens, { config, got, metrics, backoffBaseMs: opts.backoffBaseMs })
+  await app.register(tokens, { config, upstream: egress.upstream, metrics, backoffBaseMs: opts.backoffBaseMs })
   await app.register(tokenChecks, { config, metrics })
   await app.register(keptAnswers, { config })
   await app.register(wechatEvents, { config })

@@ -1,7 +1,6 @@
 import t, { type Test } from 'tap'
-import got from 'got'
 import { Registry } from 'prom-client'
-import { createWechatApiMetrics, ServiceError } from '@wxlogin/service-kit'
+import { createUpstream, createWechatApiMetrics, ServiceError } from '@wxlogin/service-kit'
 import { WechatClient } from '../src/wechat/wechat-client.js'
 import type { WechatAppConfig } from '../src/config.js'
 import { APPID, SECRET, WX, tokenReply, useNock } from './helper.js'
@@ -15,7 +14,7 @@ const classicApp: WechatAppConfig = { appid: APPID, secret: SECRET, tokenMode: '
 function client (over: Partial<ConstructorParameters<typeof WechatClient>[0]> = {}): { wc: WechatClient, registry: Registry } {
   const registry = new Registry()
   const wc = new WechatClient({
-    got: got.extend({ retry: { limit: 0 } }),
+    upstream: createUpstream(),
     metrics: createWechatApiMetrics(registry),
     baseUrl: WX,
     timeoutMs: 300,

@@ -1,5 +1,4 @@
 import fp from 'fastify-plugin'
-import type { Got } from 'got'
 import { createBrokerClient, type BrokerClient } from '@wxlogin/broker-client'
 import { PhoneService } from '../login/phone-service.js'
 
@@ -16,8 +15,8 @@ function loopback (host: string): boolean {
   return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h)
 }
 
-export default fp<{ got: Got }>(
-  async (app, { got }) => {
+export default fp(
+  async app => {
     const config = app.loginConfig
     const url = new URL(config.brokerUrl)
     // The link carries this service's client token and every access_token it is given.
@@ -31,7 +30,6 @@ export default fp<{ got: Got }>(
     const broker = createBrokerClient({
       baseUrl: config.brokerUrl,
       token: config.brokerToken,
-      got,
       timeoutMs: config.brokerTimeoutMs
     })
     app.decorate('broker', broker)

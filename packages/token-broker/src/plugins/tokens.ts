@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin'
-import type { Got } from 'got'
+import type { Upstream } from '@wxlogin/service-kit'
 import type { BrokerConfig, WechatAppConfig } from '../config.js'
 import { ticketMetrics, tokenMetrics, type BrokerMetrics } from '../metrics.js'
 import { TokenManager, type Credential, type ServedToken } from '../credentials/token-manager.js'
@@ -24,7 +24,7 @@ declare module 'fastify' {
 
 export interface TokensPluginOptions {
   config: BrokerConfig
-  got: Got
+  upstream: Upstream
   metrics: BrokerMetrics
   backoffBaseMs?: number | undefined
 }
@@ -32,9 +32,9 @@ export interface TokensPluginOptions {
 export const TICKET_TYPES: readonly TicketType[] = ['jsapi', 'wx_card']
 
 export default fp<TokensPluginOptions>(
-  async (app, { config, got, metrics, backoffBaseMs }) => {
+  async (app, { config, upstream, metrics, backoffBaseMs }) => {
     const wechat = new WechatClient({
-      got,
+      upstream,
       metrics: metrics.wechat,
       baseUrl: config.wechatBaseUrl,
       timeoutMs: config.upstreamTimeoutMs,

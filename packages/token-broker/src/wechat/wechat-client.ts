@@ -1,7 +1,7 @@
-import type { Got } from 'got'
 import {
   callWechat,
   type ServiceError,
+  type Upstream,
   type WechatApiMetrics,
   type WechatOutcome,
   type WechatRequest
@@ -15,7 +15,8 @@ export interface FetchedToken {
 }
 
 export interface WechatClientOptions {
-  got: Got
+  /** How calls reach WeChat (through the egress proxy when one is set). */
+  upstream: Upstream
   metrics: WechatApiMetrics
   baseUrl: string
   timeoutMs: number
@@ -77,7 +78,7 @@ export class WechatClient {
       const left = callerDeadline - Date.now()
       if (left < MIN_ATTEMPT_MS) throw errors.upstreamUnavailable("the caller's deadline leaves no time for WeChat")
       onAttempt?.()
-      const outcome = await callWechat(this.opts.got, this.opts.metrics, {
+      const outcome = await callWechat(this.opts.upstream, this.opts.metrics, {
         ...req,
         timeoutMs: Math.min(req.timeoutMs, left)
       })
