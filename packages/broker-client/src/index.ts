@@ -110,8 +110,8 @@ function requester (upstream: Upstream, base: string, token: string, timeoutMs: 
       })
     } catch (err) {
       // UpstreamError's message names no URL or header: the bearer token stays out of it.
-      const e = err instanceof UpstreamError ? err : new UpstreamError('ERR_NETWORK')
-      throw new BrokerUnavailableError(e.timeout ? 'timed out' : e.code, err)
+      const detail = !(err instanceof UpstreamError) ? 'ERR_NETWORK' : err.timeout ? 'timed out' : err.code
+      throw new BrokerUnavailableError(detail, err)
     }
     // An acknowledgement answers 204, with no body.
     if (res.statusCode === 204) return undefined as T

@@ -18,9 +18,9 @@ export const leanRequest: RequestFunction = (url, options) => {
 }
 
 /**
- * got for the calls to WeChat and to the broker: it never retries on its own (each caller
- * decides, since a code may be single use) and sends lean requests. Connections are kept alive
- * by Node's global agent.
+ * got for the broker's gateway, which streams WeChat's answers through (the JSON calls go on
+ * upstream-http): it never retries on its own (the gateway decides) and sends lean requests.
+ * Connections are kept alive by Node's global agent.
  */
 export function createUpstreamGot (): Got {
   return gotDefault.extend({ retry: { limit: 0 }, request: leanRequest })

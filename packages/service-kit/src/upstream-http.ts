@@ -79,8 +79,8 @@ async function send (req: UpstreamRequest, agents: UpstreamAgents, maxBytes: num
         request.destroy()
       }
     }
-    // Looked up at each call, not imported by name: tracing's instrumentation replaces it.
     const options = { method: req.method, headers, ...(agent !== undefined && { agent }) }
+    // Looked up at each call, not imported by name: tracing's instrumentation replaces it.
     const request = (secure ? https : http).request(url, options, res => {
       const chunks: Buffer[] = []
       let size = 0
